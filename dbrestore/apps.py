@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DbRestoreConfig(AppConfig):
+    name = "dbrestore"
+    verbose_name = _("Database restore")
+    default_auto_field = "django.db.models.BigAutoField"

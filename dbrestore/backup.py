@@ -1,0 +1,134 @@
+"""Writing backups in dbrestore's directory format.
+
+``DIR/manifest.json`` lists every table (model label, db_table, file, row count, sha256 of the
+uncompressed data, columns); each table is a JSON Lines file of row objects keyed by column
+(``.jsonl``, or ``.jsonl.gz`` when compressed). Bytes are deterministic for the same rows: keys
+in column order, gzip without timestamp or name, so the sha256 identifies the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import gzip
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import django
+import orjson
+from django.utils import timezone
+
+from .sources.directory import FORMAT_ID, MANIFEST_NAME
+
+_WRITE_BUFFER = 1024 * 1024
+
+
+def encode_value(value: Any) -> Any:
+    """orjson's fallback for the types it does not write natively."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime.timedelta):
+        return value // datetime.timedelta(microseconds=1)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps_row(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, default=encode_value, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+
+
+class TableWriter:
+    """Writes one table's rows to a JSON Lines file (or a JSON array), counting rows and hashing
+    the uncompressed bytes."""
+
+    def __init__(self, path: Path, *, compress: bool, json_array: bool = False):
+        self.path = path
+        self.json_array = json_array
+        self.rows = 0
+        self._sha256 = hashlib.sha256()
+        self._raw = open(path, "wb")
+        self._stream: IO[bytes] = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6) if compress else self._raw
+        )
+        self._buffer: list[bytes] = [b"["] if json_array else []
+        self._buffered = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        line = dumps_row(row)
+        if self.json_array:
+            line = (b",\n" if self.rows else b"\n") + line[:-1]
+        self._buffer.append(line)
+        self._buffered += len(line)
+        self.rows += 1
+        if self._buffered >= _WRITE_BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunk = b"".join(self._buffer)
+        self._sha256.update(chunk)
+        self._stream.write(chunk)
+        self._buffer, self._buffered = [], 0
+
+    def close(self) -> str:
+        """Finish the file and return the sha256 of its uncompressed bytes."""
+        if self.json_array:
+            self._buffer.append(b"\n]\n")
+        self._flush()
+        if self._stream is not self._raw:
+            self._stream.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        return self._sha256.hexdigest()
+
+
+class BackupWriter:
+    """Builds a backup directory table by table, then writes its manifest last.
+
+    The manifest is written last, so a directory without one is an incomplete backup.
+    """
+
+    def __init__(
+        self, directory: Path, *, compress: bool = True, json_array: bool = False, metadata: dict[str, Any] | None = None
+    ):
+        self.directory = Path(directory)
+        self.compress = compress
+        self.json_array = json_array
+        self.metadata = metadata or {}
+        self.tables: list[dict[str, Any]] = []
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def write_table(self, *, model: str, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Write every row of one table and record it for the manifest."""
+        name = table + (".json" if self.json_array else ".jsonl") + (".gz" if self.compress else "")
+        writer = TableWriter(self.directory / name, compress=self.compress, json_array=self.json_array)
+        try:
+            for row in rows:
+                writer.write(row)
+        finally:
+            sha256 = writer.close()
+        entry = {"model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns}
+        self.tables.append(entry)
+        return entry
+
+    def finish(self) -> Path:
+        manifest = {
+            "format": FORMAT_ID,
+            "created_at": timezone.now().isoformat(),
+            "django_version": django.get_version(),
+            **self.metadata,
+            "tables": self.tables,
+        }
+        path = self.directory / MANIFEST_NAME
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,48 @@
+"""dbrestore's settings: ``settings.DBRESTORE`` over documented defaults, read lazily."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    "BACKUP_DIR": "backups",  # where create_backup writes and restore_backup --list looks
+    "BATCH_SIZE": 1000,  # rows per INSERT batch
+    "QUEUE": "dbrestore",  # django-rq queue name for background restores
+    "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
+    "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
+    "SAFETY_BACKUP": True,  # back up the tables a restore replaces, before emptying them
+    "RUN_DATABASE": "default",  # database alias that stores RestoreRun history
+    "EXCLUDE": [  # never restored nor emptied (model labels)
+        "dbrestore.RestoreRun",
+        "sessions.Session",
+        "admin.LogEntry",
+    ],
+    "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
+    "HEARTBEAT_TIMEOUT": 120,  # seconds without heartbeat before a running restore counts as dead
+    "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
+    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
+    "MAX_MESSAGES": 200,  # warnings/errors kept on a RestoreRun
+}
+
+
+@functools.cache
+def get_config() -> dict[str, Any]:
+    """The effective configuration: defaults updated with ``settings.DBRESTORE``."""
+    config = dict(DEFAULTS)
+    config.update(getattr(settings, "DBRESTORE", {}))
+    return config
+
+
+def get(key: str) -> Any:
+    return get_config()[key]
+
+
+@receiver(setting_changed)
+def _reset_config(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DBRESTORE":
+        get_config.cache_clear()

@@ -1,0 +1,283 @@
+"""Backup values -> values the model fields accept.
+
+A :class:`RowConverter` is built once per table: it resolves, once per distinct key layout, which
+field each backup key feeds and which converter that field needs, so the per-row work is a
+loop over precompiled functions. Rows may be keyed by attname (``customer_id``), column name or
+field name (``customer``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import decimal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
+
+Converter = Callable[[Any], Any]
+
+
+class ConversionError(ValueError):
+    """A backup value that the field cannot take; the row is rejected with this reason."""
+
+    def __init__(self, column: str, value: Any, reason: str):
+        self.column = column
+        self.value = value
+        super().__init__(f"column {column!r}: {reason} (value {value!r:.80})")
+
+
+def _to_datetime(value: Any) -> datetime.datetime:
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = parse_datetime(value.replace(" ", "T", 1) if "T" not in value else value)
+        if parsed is None:
+            day = parse_date(value)
+            if day is None:
+                raise ValueError("not an ISO 8601 datetime")
+            parsed = datetime.datetime.combine(day, datetime.time())
+    elif isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        return datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
+    else:
+        raise ValueError("not an ISO 8601 datetime")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def _to_date(value: Any) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        parsed = parse_date(value[:10]) if len(value) >= 10 else None
+        if parsed is not None and (len(value) == 10 or value[10] in "T "):
+            return parsed
+    raise ValueError("not an ISO 8601 date")
+
+
+def _to_time(value: Any) -> datetime.time:
+    if isinstance(value, datetime.time):
+        return value
+    parsed = parse_time(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValueError("not an ISO 8601 time")
+    return parsed
+
+
+def _to_duration(value: Any) -> datetime.timedelta:
+    if isinstance(value, datetime.timedelta):
+        return value
+    if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        return datetime.timedelta(microseconds=int(value))
+    parsed = parse_duration(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValueError("not a duration")
+    return parsed
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        if value != int(value):
+            raise ValueError("not an integer")
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError("not an integer")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("t", "true", "1", "yes", "y", "on"):
+            return True
+        if lowered in ("f", "false", "0", "no", "n", "off"):
+            return False
+    raise ValueError("not a boolean")
+
+
+def _to_binary(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        if value.startswith("\\x"):
+            return bytes.fromhex(value[2:])
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("not base64") from exc
+    if isinstance(value, list):
+        return bytes(value)
+    raise ValueError("not base64 binary")
+
+
+def _to_uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return uuid.UUID(int=value)
+    return uuid.UUID(str(value))
+
+
+def _decimal_converter(field: models.DecimalField) -> Converter:
+    def convert(value: Any) -> decimal.Decimal:
+        if isinstance(value, bool):
+            raise ValueError("not a decimal")
+        if isinstance(value, float):
+            value = repr(value)
+        try:
+            number = decimal.Decimal(value) if not isinstance(value, decimal.Decimal) else value
+        except (decimal.InvalidOperation, TypeError) as exc:
+            raise ValueError("not a decimal") from exc
+        if not number.is_finite():
+            raise ValueError("not a finite decimal")
+        return number
+
+    return convert
+
+
+def _json_value(value: Any) -> Any:
+    """JSON as read; ijson's exact Decimals become floats, since json.dumps cannot write them."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        raise ValueError("not text")
+    return str(value)
+
+
+def _field_to_python(field: models.Field) -> Converter:
+    def convert(value: Any) -> Any:
+        try:
+            return field.to_python(value)
+        except ValidationError as exc:
+            raise ValueError("; ".join(exc.messages)) from exc
+
+    return convert
+
+
+_BY_INTERNAL_TYPE: dict[str, Converter] = {
+    "DateTimeField": _to_datetime,
+    "DateField": _to_date,
+    "TimeField": _to_time,
+    "DurationField": _to_duration,
+    "BooleanField": _to_bool,
+    "NullBooleanField": _to_bool,
+    "BinaryField": _to_binary,
+    "UUIDField": _to_uuid,
+    "JSONField": _json_value,
+    "FloatField": _float,
+    "CharField": _to_str,
+    "TextField": _to_str,
+    "EmailField": _to_str,
+    "SlugField": _to_str,
+    "URLField": _to_str,
+}
+for _name in (
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+):
+    _BY_INTERNAL_TYPE[_name] = _to_int
+
+
+def converter_for(field: models.Field) -> Converter:
+    """The function that turns a backup value into this field's Python value (None passes)."""
+    target = field.target_field if field.is_relation else field
+    internal = target.get_internal_type()
+    if internal == "DecimalField":
+        base = _decimal_converter(target)
+    else:
+        base = _BY_INTERNAL_TYPE.get(internal) or _field_to_python(target)
+    return base
+
+
+class RowConverter:
+    """Turns backup rows of one model into tuples in ``concrete_fields`` order."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self._field_index: dict[str, int] = {}
+        for position, f in enumerate(self.fields):
+            for key in (f.name, f.column, f.attname):
+                self._field_index.setdefault(key, position)
+        self._converters = [converter_for(f) for f in self.fields]
+        self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
+        self.unknown_columns: set[str] = set()
+        self.missing_columns: set[str] = set()
+
+    def _layout(self, keys: tuple[str, ...]):
+        layout = self._layouts.get(keys)
+        if layout is None:
+            steps, seen, unknown = [], set(), []
+            for key in keys:
+                position = self._field_index.get(key)
+                if position is None or position in seen:
+                    unknown.append(key)
+                    continue
+                seen.add(position)
+                steps.append((key, position, self._converters[position]))
+            missing = [position for position in range(len(self.fields)) if position not in seen]
+            self.unknown_columns.update(unknown)
+            self.missing_columns.update(self.fields[p].column for p in missing)
+            layout = self._layouts[keys] = (steps, missing, unknown)
+        return layout
+
+    def convert(self, row: dict[str, Any]) -> list[Any]:
+        """Values for every concrete field; a field missing from the row gets its default."""
+        steps, missing, _ = self._layout(tuple(row))
+        values: list[Any] = [None] * len(self.fields)
+        for key, position, convert in steps:
+            value = row[key]
+            if value is not None:
+                try:
+                    value = convert(value)
+                except (ValueError, TypeError, ArithmeticError, OverflowError) as exc:
+                    raise ConversionError(self.fields[position].column, value, str(exc) or type(exc).__name__) from exc
+            values[position] = value
+        for position in missing:
+            f = self.fields[position]
+            values[position] = f.get_default() if f.has_default() or not f.null else None
+        return values
+
+    def instance(self, row: dict[str, Any]) -> models.Model:
+        return self.model(*self.convert(row))

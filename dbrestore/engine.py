@@ -1,0 +1,255 @@
+"""The restore service: one call used by the command, the admin and the RQ job.
+
+Data flows one way: source (``sources``) -> plan (``plan``) -> convert (``convert``) ->
+load (``loader``) -> report (``report``), with progress events along the way (``progress``)
+and the run's history in a RestoreRun row (``runs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.management.color import no_style
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.utils import DatabaseError
+
+from . import conf, signals
+from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
+from .loader import TableLoader
+from .models import RestoreRun
+from .plan import Plan, build_plan
+from .progress import BaseListener, Broadcast, ProgressListener
+from .rejects import RejectsFile
+from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
+from .runs import RunRecorder, create_run, finish_run
+from .sources import Backup, open_backup
+
+logger = logging.getLogger(__name__)
+
+MODES = ("replace", "merge", "append")
+
+
+@dataclass
+class RestoreOptions:
+    """Everything that shapes a restore besides its source. Stored on RestoreRun.options."""
+
+    database: str = DEFAULT_DB_ALIAS
+    mode: str = "replace"
+    batch_size: int | None = None
+    only: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    atomic: bool = True
+    ignore_unknown: bool = False
+    rejects_file: str | None = None
+
+    def validate(self) -> None:
+        if self.database not in connections:
+            known = ", ".join(connections)
+            raise RestoreConfigError(f"unknown database alias {self.database!r} (configured: {known})")
+        if self.mode not in MODES:
+            raise RestoreConfigError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if self.batch_size is None:
+            self.batch_size = int(conf.get("BATCH_SIZE"))
+        if self.batch_size < 1:
+            raise RestoreConfigError(f"batch size must be at least 1 (got {self.batch_size})")
+        self.only, self.exclude = list(self.only or []), list(self.exclude or [])
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def restore(
+    source: str | Path,
+    *,
+    requested_by: str = "",
+    listeners: Iterable[ProgressListener] = (),
+    **options: Any,
+) -> RestoreResult:
+    """Restore ``source`` into the database; record and return the outcome.
+
+    Raises a :class:`~dbrestore.exceptions.DbRestoreError` for bad input or options (the run,
+    when one was created, is marked failed with that message first).
+    """
+    opts = RestoreOptions(**options)
+    opts.validate()
+    run = create_run(
+        source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(), requested_by=requested_by
+    )
+    return execute(run, listeners=listeners)
+
+
+def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> RestoreResult:
+    """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end."""
+    opts = RestoreOptions(**run.options)
+    opts.validate()
+    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run)
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run)
+    progress = Broadcast([recorder, *listeners])
+    rejects = RejectsFile(Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run))
+    started = time.monotonic()
+    _mark_running(run)
+    try:
+        backup = open_backup(run.source)
+        run.source_format = backup.format
+        plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+        _note_plan(plan, result)
+        progress.restore_started(result, _expected_rows(plan))
+        signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
+        if opts.mode == "replace":
+            check_outside_references(plan, opts.database)
+        try:
+            with _restore_transaction(opts):
+                _load(plan, opts, result, rejects, progress, started)
+        except DatabaseError as exc:
+            raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
+        result.status = PARTIAL if result.rejected else SUCCEEDED
+    except RestoreCancelled as exc:
+        result.status = CANCELLED
+        result.errors.append(str(exc))
+    except DbRestoreError as exc:
+        result.status = FAILED
+        result.errors.append(str(exc))
+        raise
+    except Exception as exc:
+        result.status = FAILED
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        rejects.close()
+        recorder.close()
+        result.seconds = time.monotonic() - started
+        result.rejects_file = str(rejects.path) if rejects.used else None
+        finish_run(run, result)
+        progress.restore_finished(result)
+    signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
+    return result
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def check_outside_references(plan: Plan, using: str) -> None:
+    """Refuse to empty tables that rows of tables outside the restore still point to."""
+    blocking = []
+    for model, fk in plan.outside_references:
+        if model._default_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).exists():
+            blocking.append(f"{model._meta.label}.{fk.name} -> {fk.related_model._meta.label}")
+    if blocking:
+        raise OutsideReferenceError(
+            "replace mode would empty tables that rows outside the backup point to: "
+            + "; ".join(blocking)
+            + " (include those tables in the restore, or use --mode append)"
+        )
+
+
+def default_rejects_path(run: RestoreRun) -> Path:
+    return Path(conf.get("BACKUP_DIR")) / "rejects" / f"restore-{run.pk}-rejects.jsonl"
+
+
+def _mark_running(run: RestoreRun) -> None:
+    from django.utils import timezone
+
+    run.status = RestoreRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["status", "started_at"])
+
+
+def _note_plan(plan: Plan, result: RestoreResult) -> None:
+    for data in plan.unknown:
+        result.warnings.append(f"{data.origin}: table {data.key!r} matches no model; skipped")
+    for cycle in plan.cycles:
+        result.warnings.append(f"FK cycle between {', '.join(cycle)}; loaded with deferred constraint checks")
+    for table in plan.tables:
+        result.table(table.label, table.db_table, expected=table.data.expected_rows)
+
+
+def _expected_rows(plan: Plan) -> int | None:
+    counts = [table.data.expected_rows for table in plan.tables]
+    return None if any(count is None for count in counts) else sum(counts)
+
+
+@contextlib.contextmanager
+def _restore_transaction(opts: RestoreOptions) -> Iterator[None]:
+    if opts.atomic and not opts.dry_run:
+        with transaction.atomic(using=opts.database):
+            yield
+    else:
+        yield
+
+
+def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
+          progress: BaseListener, started: float) -> None:
+    connection = connections[opts.database]
+    if opts.mode == "replace" and not opts.dry_run:
+        empty_tables(plan, opts.database)
+    for table in plan.tables:
+        table_result = result.table(table.label, table.db_table)
+        progress.table_started(table_result)
+        table_started = time.monotonic()
+
+        def on_batch(current, _t0=table_started):
+            current.seconds = time.monotonic() - _t0
+            progress.batch_done(current)
+
+        loader = TableLoader(
+            table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
+            rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch,
+        )
+        loader.load(table.data.rows())
+        if loader.converter.unknown_columns:
+            result.warnings.append(
+                f"{table.data.origin}: columns {', '.join(sorted(loader.converter.unknown_columns))} "
+                f"are not fields of {table.label}; their values were dropped"
+            )
+        table_result.seconds = time.monotonic() - table_started
+        progress.table_finished(table_result)
+    if not opts.dry_run:
+        _check_constraints(plan, connection)
+        reset_sequences(plan, opts.database)
+
+
+def empty_tables(plan: Plan, using: str) -> None:
+    """Delete every row of the tables the restore replaces, children first.
+
+    PostgreSQL gets one TRUNCATE of them all, unless a table outside the restore has an FK
+    into one of them (TRUNCATE refuses that even when no row points in): then DELETE.
+    """
+    connection = connections[using]
+    tables = [model._meta.db_table for model in plan.models_to_empty]
+    if not tables:
+        return
+    if connection.vendor == "postgresql" and not plan.outside_references:
+        statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=False, allow_cascade=False)
+    else:
+        statements = [f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables]
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+    logger.info("Emptied %d tables: %s", len(tables), ", ".join(tables))
+
+
+def _check_constraints(plan: Plan, connection) -> None:
+    """Fail with the constraint's name before COMMIT rather than at it."""
+    try:
+        connection.check_constraints(table_names=[model._meta.db_table for model in plan.models])
+    except DatabaseError as exc:
+        raise RestoreAbortedError(f"foreign key check failed after the load: {_first_line(exc)}") from exc
+
+
+def reset_sequences(plan: Plan, using: str) -> None:
+    """Move PostgreSQL sequences past the restored ids so the next INSERT does not collide."""
+    connection = connections[using]
+    statements = connection.ops.sequence_reset_sql(no_style(), plan.models)
+    if statements:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)

@@ -1,0 +1,116 @@
+"""``manage.py restore_backup``: the command-line face of :func:`dbrestore.engine.restore`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from dbrestore import conf
+from dbrestore.engine import MODES, restore
+from dbrestore.exceptions import DbRestoreError
+from dbrestore.progress import ConsoleProgress
+from dbrestore.report import PARTIAL, SUCCEEDED
+
+EXIT_PARTIAL = 3
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore a backup into the database: a dbrestore backup directory (manifest.json + data "
+        "files), a plain directory of <table>.json files, or a single JSON / JSON Lines file. "
+        "Tables are emptied (children first) and reloaded (parents first) in one transaction by "
+        "default; every row ends inserted, skipped as a duplicate, or rejected into the rejects file."
+    )
+    missing_args_message = "Give the backup to restore: a directory or a file (see --help)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("source", help="Backup directory or file to restore.")
+        parser.add_argument(
+            "--batch-size", type=int, default=None,
+            help=f"Rows per INSERT batch (default settings.DBRESTORE['BATCH_SIZE'], now {conf.get('BATCH_SIZE')}).",
+        )
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS,
+            help='Database alias to restore into (default "default").',
+        )
+        parser.add_argument(
+            "--noinput", "--no-input", "--force", action="store_false", dest="interactive",
+            help="Do not ask for confirmation before emptying tables.",
+        )
+        parser.add_argument("-n", "--dry-run", action="store_true", help="Read, map, convert and count every row; write nothing.")
+        parser.add_argument("--only", action="append", default=[], metavar="TABLE",
+                            help="Restore only this model label or table (repeatable, or comma-separated).")
+        parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
+                            help="Skip this model label or table (repeatable, or comma-separated).")
+        parser.add_argument("--mode", choices=MODES, default="replace",
+                            help="replace (default): empty the restored tables, then load.")
+        parser.add_argument("--no-atomic", action="store_false", dest="atomic",
+                            help="Commit batch by batch instead of one transaction for the whole restore.")
+        parser.add_argument("--ignore-unknown", action="store_true",
+                            help="Skip (with a warning) tables that match no installed model instead of failing.")
+        parser.add_argument("--rejects-file", default=None, metavar="PATH",
+                            help="Where rejected rows go (JSON Lines; default BACKUP_DIR/rejects/restore-<run>-rejects.jsonl).")
+        parser.add_argument("--report-json", default=None, metavar="PATH", help="Also write the report as JSON to PATH.")
+
+    def handle(self, *args, **options):
+        verbosity = options["verbosity"]
+        if options["database"] not in connections:
+            raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
+        source = Path(options["source"])
+        if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
+            self._confirm(source, options["database"])
+        progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
+        try:
+            result = restore(
+                source,
+                listeners=[progress],
+                database=options["database"],
+                mode=options["mode"],
+                batch_size=options["batch_size"],
+                only=_split(options["only"]),
+                exclude=_split(options["exclude"]),
+                dry_run=options["dry_run"],
+                atomic=options["atomic"],
+                ignore_unknown=options["ignore_unknown"],
+                rejects_file=options["rejects_file"],
+            )
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["report_json"]:
+            Path(options["report_json"]).write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
+        self._print_report(result, verbosity)
+        if result.status != SUCCEEDED:
+            where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
+            raise CommandError(
+                f"restore #{result.run_id} ended {result.status}: {result.rejected} rows rejected{where}",
+                returncode=EXIT_PARTIAL if result.status == PARTIAL else 1,
+            )
+
+    def _confirm(self, source: Path, database: str) -> None:
+        answer = input(
+            f"This replaces the contents of the tables in {source} on database {database!r}.\n"
+            "Type 'yes' to continue, or 'no' to cancel: "
+        )
+        if answer.strip().lower() != "yes":
+            raise CommandError("Restore cancelled.")
+
+    def _print_report(self, result, verbosity: int) -> None:
+        if verbosity < 1:
+            return
+        for warning in result.warnings:
+            self.stdout.write(self.style.WARNING(f"warning: {warning}"))
+        for line in result.render_lines():
+            self.stdout.write(line)
+        style = self.style.SUCCESS if result.status == SUCCEEDED else self.style.WARNING
+        verb = "Checked (dry run)" if result.dry_run else "Restored"
+        self.stdout.write(style(
+            f"{verb} {result.inserted} rows ({result.skipped} skipped, {result.rejected} rejected) "
+            f"in {result.seconds:.2f}s, {result.rows_per_s:.0f} rows/s: run #{result.run_id} {result.status}"
+        ))
+
+
+def _split(values: list[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]

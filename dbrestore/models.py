@@ -1,0 +1,89 @@
+"""RestoreRun: one row per restore, its live progress and its history."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RestoreRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        PARTIAL = "partial", _("Partial")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(_("source"), max_length=1024, help_text=_("Path of the backup restored."))
+    source_format = models.CharField(_("format"), max_length=32, blank=True)
+    database = models.CharField(_("database"), max_length=100, default="default")
+    mode = models.CharField(_("mode"), max_length=16, default="replace")
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    requested_by = models.CharField(_("requested by"), max_length=150, blank=True)
+    job_id = models.CharField(_("RQ job id"), max_length=64, blank=True)
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
+    cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+
+    current_table = models.CharField(_("current table"), max_length=255, blank=True)
+    tables = models.JSONField(
+        _("tables"),
+        default=dict,
+        blank=True,
+        help_text=_("Per-table progress: {label: {total, processed, inserted, skipped, rejected, seconds}}."),
+    )
+    rows_total = models.BigIntegerField(_("rows total"), default=0)
+    rows_processed = models.BigIntegerField(_("rows processed"), default=0)
+    rows_inserted = models.BigIntegerField(_("rows inserted"), default=0)
+    rows_skipped = models.BigIntegerField(_("rows skipped"), default=0)
+    rows_rejected = models.BigIntegerField(_("rows rejected"), default=0)
+
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    verification = models.JSONField(_("verification"), default=dict, blank=True)
+    safety_backup = models.CharField(_("safety backup"), max_length=1024, blank=True)
+    rejects_file = models.CharField(_("rejects file"), max_length=1024, blank=True)
+
+    class Meta:
+        verbose_name = _("restore run")
+        verbose_name_plural = _("restore runs")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "database"], name="dbrestore_status_db_idx")]
+        permissions = [("run_restore", _("Can run a restore"))]
+
+    def __str__(self) -> str:
+        return f"Restore #{self.pk} ({self.get_status_display()}) of {self.source}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return (end - self.started_at).total_seconds()
+
+    @property
+    def rows_per_s(self) -> float | None:
+        duration = self.duration_s
+        if not duration:
+            return None
+        return self.rows_processed / duration
+
+    @property
+    def percent(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 100.0
+        if not self.rows_total:
+            return 0.0
+        return min(100.0, 100.0 * self.rows_processed / self.rows_total)

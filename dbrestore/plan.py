@@ -1,0 +1,218 @@
+"""Which models a backup restores, in which order, and which tables a replace empties.
+
+Tables are matched to models through the apps registry by model label, ``db_table`` or model
+name (case-insensitive; snake_case, camelCase and a plural ``s`` tolerated). Models are ordered
+parents first from the FK graph; cycles and self references are allowed (the load runs with
+deferred constraint checks) and reported in ``Plan.cycles``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import models
+
+from . import conf
+from .exceptions import RestoreConfigError, UnknownTableError
+from .sources import Backup, TableData
+
+ModelType = type[models.Model]
+
+
+@dataclass
+class PlannedTable:
+    model: ModelType
+    data: TableData
+
+    @property
+    def label(self) -> str:
+        return self.model._meta.label
+
+    @property
+    def db_table(self) -> str:
+        return self.model._meta.db_table
+
+
+@dataclass
+class Plan:
+    tables: list[PlannedTable]  # in load order: parents first
+    models_to_empty: list[ModelType]  # in delete order: children first
+    unknown: list[TableData] = field(default_factory=list)  # tables skipped by ignore_unknown
+    cycles: list[list[str]] = field(default_factory=list)
+    #: FKs from models outside the restore into a model it empties: (referencing model, field).
+    outside_references: list[tuple[ModelType, models.Field]] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[ModelType]:
+        return [table.model for table in self.tables]
+
+
+def normalize(name: str) -> str:
+    """``shop.OrderItem``, ``shop_order_item``, ``order-items`` -> comparable keys."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+class ModelIndex:
+    """Every installed model (auto-created M2M through models included), by the names a backup may use."""
+
+    def __init__(self, candidates: Iterable[ModelType] | None = None):
+        self.models = list(candidates if candidates is not None else apps.get_models(include_auto_created=True))
+        self._exact: dict[str, set[ModelType]] = defaultdict(set)
+        self._loose: dict[str, set[ModelType]] = defaultdict(set)
+        for model in self.models:
+            opts = model._meta
+            for name in (opts.label_lower, opts.db_table.lower()):
+                self._exact[name].add(model)
+            for name in (opts.label, opts.db_table, opts.model_name, opts.object_name):
+                self._loose[normalize(name)].add(model)
+
+    def lookup(self, name: str) -> ModelType | None:
+        """The model for a backup table name; ``UnknownTableError`` when ambiguous."""
+        for index, key in ((self._exact, name.lower()), (self._loose, normalize(name))):
+            found = index.get(key)
+            if found:
+                return self._one(name, found)
+        loose = normalize(name)
+        for suffix in ("es", "s"):
+            if loose.endswith(suffix) and self._loose.get(loose[: -len(suffix)]):
+                return self._one(name, self._loose[loose[: -len(suffix)]])
+        return None
+
+    @staticmethod
+    def _one(name: str, found: set[ModelType]) -> ModelType:
+        if len(found) > 1:
+            labels = ", ".join(sorted(model._meta.label for model in found))
+            raise UnknownTableError(f"table {name!r} is ambiguous: it matches {labels}; name it by model label")
+        return next(iter(found))
+
+
+def resolve_model(data: TableData, index: ModelIndex) -> ModelType | None:
+    if data.model_label:
+        try:
+            return apps.get_model(data.model_label)
+        except (LookupError, ValueError):
+            pass
+    return index.lookup(data.key)
+
+
+def matches_any(model: ModelType, names: Iterable[str]) -> bool:
+    opts = model._meta
+    keys = {opts.label_lower, opts.db_table.lower(), normalize(opts.label), normalize(opts.db_table)}
+    return any(name.lower() in keys or normalize(name) in keys for name in names)
+
+
+def fk_parents(model: ModelType) -> set[ModelType]:
+    """Concrete models this model's FK / one-to-one columns point to."""
+    parents = set()
+    for f in model._meta.concrete_fields:
+        if f.is_relation and f.remote_field and f.remote_field.model:
+            parents.add(f.remote_field.model._meta.concrete_model)
+    return parents
+
+
+def order_parents_first(selected: list[ModelType]) -> tuple[list[ModelType], list[list[str]]]:
+    """Topological order of ``selected`` by FK (parents first), stable in input order.
+
+    Self references are ignored for ordering. When a cycle remains, the model of the cycle with
+    the fewest unresolved parents goes first and the cycle is reported; the load defers
+    constraint checks, so the rows still restore.
+    """
+    remaining = list(selected)
+    chosen = set(selected)
+    deps = {m: (fk_parents(m) & chosen) - {m} for m in selected}
+    ordered: list[ModelType] = []
+    cycles: list[list[str]] = []
+    while remaining:
+        placed = set(ordered)
+        ready = [m for m in remaining if deps[m] <= placed]
+        if not ready:
+            breaker = min(remaining, key=lambda m: len(deps[m] - placed))
+            cycles.append(sorted(m._meta.label for m in remaining if deps[m] - placed))
+            ready = [breaker]
+        for model in ready:
+            ordered.append(model)
+            remaining.remove(model)
+    return ordered, cycles
+
+
+def referencing_fields(model: ModelType) -> list[tuple[ModelType, models.Field]]:
+    """Concrete FK / one-to-one fields of other models that point at ``model``."""
+    return [
+        (rel.related_model._meta.concrete_model, rel.field)
+        for rel in model._meta.get_fields(include_hidden=True)
+        if rel.auto_created and not rel.concrete and rel.field.concrete and not rel.many_to_many
+    ]
+
+
+def tables_to_empty(load_order: list[ModelType], exclude: list[str]) -> tuple[list[ModelType], list]:
+    """The restored models plus the auto-created M2M tables that point at them (their rows
+    would dangle), and the other outside FKs that point into them."""
+    to_empty = list(load_order)
+    outside = []
+    for model in load_order:
+        for referencing, fk in referencing_fields(model):
+            if referencing in to_empty:
+                continue
+            if referencing._meta.auto_created and not matches_any(referencing, exclude):
+                to_empty.append(referencing)
+            else:
+                outside.append((referencing, fk))
+    outside = [(model, fk) for model, fk in outside if model not in to_empty]
+    return to_empty, outside
+
+
+def build_plan(
+    backup: Backup,
+    *,
+    only: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    ignore_unknown: bool = False,
+    index: ModelIndex | None = None,
+) -> Plan:
+    """Map the backup's tables to models, apply only/exclude, and order load and delete."""
+    index = index or ModelIndex()
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    planned: dict[ModelType, PlannedTable] = {}
+    unknown: list[TableData] = []
+    for data in backup.tables:
+        model = resolve_model(data, index)
+        if model is None:
+            if only and not any(normalize(data.key) == normalize(name) for name in only):
+                continue
+            if any(normalize(data.key) == normalize(name) for name in exclude) or ignore_unknown:
+                unknown.append(data)
+                continue
+            raise UnknownTableError(
+                f"{data.origin}: table {data.key!r} matches no installed model "
+                "(exclude it with --exclude, or use --ignore-unknown)"
+            )
+        model = model._meta.concrete_model
+        if only and not matches_any(model, only):
+            continue
+        if matches_any(model, exclude):
+            continue
+        if model in planned:
+            raise UnknownTableError(
+                f"{data.origin}: table {data.key!r} maps to {model._meta.label}, "
+                f"which {planned[model].data.origin} already provides"
+            )
+        planned[model] = PlannedTable(model=model, data=data)
+    if only and not planned:
+        raise RestoreConfigError(f"--only {', '.join(only)} matches no table in {backup.path}")
+
+    load_order, cycles = order_parents_first(list(planned))
+    tables = [planned[model] for model in load_order]
+
+    to_empty, outside = tables_to_empty(load_order, exclude)
+    delete_order, _ = order_parents_first(to_empty)
+    return Plan(
+        tables=tables,
+        models_to_empty=list(reversed(delete_order)),
+        unknown=unknown,
+        cycles=cycles,
+        outside_references=outside,
+    )

@@ -1,0 +1,52 @@
+"""The rejects file: one JSON line per row that could not be restored, with the reason.
+
+Opened lazily: a run without rejects leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (datetime.timedelta,)):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError
+
+
+class RejectsFile:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.count = 0
+        self._stream: IO[bytes] | None = None
+
+    def write(
+        self, *, model: str, table: str, position: int | None, row: dict[str, Any], reason: str, kind: str = "rejected"
+    ) -> None:
+        if self._stream is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = open(self.path, "ab")
+        record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
+        self._stream.write(orjson.dumps(record, default=_default) + b"\n")
+        self.count += 1
+
+    @property
+    def used(self) -> bool:
+        return self._stream is not None
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()

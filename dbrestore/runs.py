@@ -1,0 +1,153 @@
+"""RestoreRun bookkeeping: creating runs, recording progress, finishing them.
+
+Progress must be visible to other processes (the admin's progress page, ``restore_status``)
+while an atomic restore holds its transaction open. When the history lives on the same
+PostgreSQL database as the restore, :class:`RunRecorder` therefore writes through a second
+connection of its own, outside the restore's transaction. On SQLite, which allows one writer
+at a time, it writes through the restore's own connection (seen by others at the end).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models.sql import UpdateQuery
+from django.db.models.sql.constants import NO_RESULTS, SINGLE
+from django.utils import timezone
+
+from . import conf
+from .exceptions import RestoreCancelled
+from .models import RestoreRun
+from .progress import BaseListener
+from .report import RestoreResult, TableResult
+
+logger = logging.getLogger(__name__)
+
+
+def run_database() -> str:
+    return conf.get("RUN_DATABASE")
+
+
+def _bounded(messages: list[str]) -> list[str]:
+    limit = conf.get("MAX_MESSAGES")
+    return messages[:limit] if len(messages) > limit else list(messages)
+
+
+def table_progress(table: TableResult) -> dict[str, Any]:
+    return table.as_dict()
+
+
+class RunRecorder(BaseListener):
+    """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds."""
+
+    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool):
+        self.run = run
+        self.interval = conf.get("PROGRESS_INTERVAL")
+        self._last_flush = 0.0
+        self._result: RestoreResult | None = None
+        self._side = None
+        history_db = run._state.db or run_database()
+        if atomic and history_db == restore_database and connections[history_db].vendor == "postgresql":
+            main = connections[history_db]
+            self._side = type(main)(dict(main.settings_dict), history_db)
+
+    def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
+            self._side = None
+
+    # The listener events -------------------------------------------------------------
+    def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
+        self._result = result
+        self.write(rows_total=rows_expected or 0, tables=self._tables(), force=True)
+
+    def table_started(self, table: TableResult) -> None:
+        self.write(current_table=table.label, tables=self._tables(), force=True)
+
+    def batch_done(self, table: TableResult) -> None:
+        self.write(current_table=table.label, tables=self._tables())
+
+    def table_finished(self, table: TableResult) -> None:
+        self.write(tables=self._tables(), force=True)
+
+    # ---------------------------------------------------------------------------------
+    def _tables(self) -> dict[str, Any]:
+        assert self._result is not None
+        return {label: table_progress(table) for label, table in self._result.tables.items()}
+
+    def write(self, *, force: bool = False, **values: Any) -> None:
+        """Save progress values (throttled unless ``force``) and check for a cancel request."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.interval:
+            return
+        self._last_flush = now
+        if self._result is not None:
+            values.update(
+                rows_processed=self._result.total,
+                rows_inserted=self._result.inserted,
+                rows_skipped=self._result.skipped,
+                rows_rejected=self._result.rejected,
+                warnings=_bounded(self._result.warnings),
+                errors=_bounded(self._result.errors),
+            )
+        values["heartbeat_at"] = timezone.now()
+        for name, value in values.items():
+            setattr(self.run, name, value)
+        cancel = self._update(values)
+        if cancel:
+            raise RestoreCancelled(f"restore #{self.run.pk} was cancelled")
+
+    def _update(self, values: dict[str, Any]) -> bool:
+        """UPDATE the run row and return its ``cancel_requested`` flag."""
+        if self._side is None:
+            using = self.run._state.db or run_database()
+            RestoreRun.objects.using(using).filter(pk=self.run.pk).update(**values)
+            return RestoreRun.objects.using(using).filter(pk=self.run.pk, cancel_requested=True).exists()
+        query = RestoreRun.objects.filter(pk=self.run.pk).query.chain(UpdateQuery)
+        query.add_update_values(values)
+        query.get_compiler(connection=self._side).execute_sql(NO_RESULTS)
+        flag = RestoreRun.objects.filter(pk=self.run.pk).values_list("cancel_requested", flat=True).query
+        row = flag.get_compiler(connection=self._side).execute_sql(SINGLE)
+        return bool(row and row[0])
+
+
+def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",
+               status: str = RestoreRun.Status.RUNNING) -> RestoreRun:
+    """A new RestoreRun row, committed at once so that other processes can see it."""
+    using = run_database()
+    with transaction.atomic(using=using):
+        return RestoreRun.objects.using(using).create(
+            source=source,
+            database=database,
+            mode=mode,
+            options=options,
+            requested_by=requested_by,
+            status=status,
+            started_at=timezone.now() if status == RestoreRun.Status.RUNNING else None,
+            heartbeat_at=timezone.now(),
+        )
+
+
+def finish_run(run: RestoreRun, result: RestoreResult) -> None:
+    """Store the final counts and status of a run."""
+    run.status = result.status
+    run.finished_at = timezone.now()
+    run.heartbeat_at = run.finished_at
+    run.current_table = ""
+    run.tables = {label: table_progress(table) for label, table in result.tables.items()}
+    run.rows_processed = result.total
+    run.rows_inserted = result.inserted
+    run.rows_skipped = result.skipped
+    run.rows_rejected = result.rejected
+    if not run.rows_total:
+        run.rows_total = result.total
+    run.warnings = _bounded(result.warnings)
+    run.errors = _bounded(result.errors)
+    run.verification = result.verification
+    run.rejects_file = result.rejects_file or ""
+    run.safety_backup = result.safety_backup or ""
+    run.source_format = run.source_format or ""
+    run.save(using=run._state.db or run_database())

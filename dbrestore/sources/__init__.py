@@ -1,0 +1,49 @@
+"""Backup readers. ``open_backup(path)`` detects the format and returns a :class:`Backup`.
+
+Each format is a module with an ``open_*`` function; detection looks at the content, not only
+the name. New formats register in :data:`FILE_FORMATS` (single files) or are recognised as
+directories in :func:`open_backup`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from ..exceptions import BackupFormatError, BackupNotFoundError
+from .base import Backup, PositionedRow, Row, TableData
+from .directory import MANIFEST_NAME, open_directory, table_key
+from .readers import data_suffix, first_significant_byte, iter_rows
+
+__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "MANIFEST_NAME"]
+
+
+def open_single_table_file(path: Path) -> Backup:
+    """A lone ``<table>.json`` array or ``<table>.jsonl`` file: one table named after the file."""
+    table = TableData(key=table_key(path), origin=path, open_rows=functools.partial(iter_rows, path))
+    return Backup(path=path, format="json-table", tables=[table])
+
+
+#: Detectors for single files, tried in order: ``(matches(path, first_byte), opener)``.
+FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]]] = [
+    (lambda path, first: first == b"[" or data_suffix(path) in (".jsonl", ".ndjson"), open_single_table_file),
+]
+
+
+def open_backup(source: str | Path) -> Backup:
+    """Open a backup directory or file, detecting its format; raise a one-line error if unusable."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise BackupNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return open_directory(path)
+    if path.stat().st_size == 0:
+        raise BackupFormatError("the file is empty", path=path)
+    first = first_significant_byte(path)
+    if not first:
+        raise BackupFormatError("the file is empty", path=path)
+    for matches, opener in FILE_FORMATS:
+        if matches(path, first):
+            return opener(path)
+    raise BackupFormatError("not a recognised backup format (expected a JSON array, JSON Lines or a directory)", path=path)

@@ -1,0 +1,42 @@
+"""What every backup reader produces: a Backup made of TableData streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+#: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
+PositionedRow = tuple[int, Row]
+
+
+@dataclass
+class TableData:
+    """One table's rows in a backup, readable as a stream as many times as needed."""
+
+    key: str  # the table's name in the backup: a db_table, a model label, a file stem
+    origin: Path  # the file the rows come from, for messages
+    open_rows: Callable[[], Iterator[PositionedRow]]
+    model_label: str | None = None  # when the backup says which model it is
+    expected_rows: int | None = None  # from the manifest
+    expected_sha256: str | None = None  # of the uncompressed data file, from the manifest
+    columns: list[str] | None = None
+
+    def rows(self) -> Iterator[PositionedRow]:
+        return self.open_rows()
+
+
+@dataclass
+class Backup:
+    """A readable backup: its tables and what it says about itself."""
+
+    path: Path
+    format: str
+    tables: list[TableData]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name

@@ -1,0 +1,118 @@
+"""Streaming row readers for JSON arrays and JSON Lines, compressed or not.
+
+Both read in constant memory: JSON arrays through ijson's C backend, one item at a time;
+JSON Lines line by line through orjson. Errors name the file and the line or row.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import ijson
+import orjson
+
+from ..exceptions import BackupFormatError
+from .base import PositionedRow
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_READ_BUFFER = 1024 * 1024
+
+
+def compression_suffix(path: Path) -> str | None:
+    return path.suffix if path.suffix in _OPENERS else None
+
+
+def data_suffix(path: Path) -> str:
+    """``.json`` or ``.jsonl`` (or another) ignoring a compression suffix."""
+    stem = path.with_suffix("") if compression_suffix(path) else path
+    return stem.suffix.lower()
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a data file for reading, decompressing ``.gz``, ``.bz2`` and ``.xz`` transparently."""
+    opener = _OPENERS.get(path.suffix)
+    try:
+        if opener is None:
+            return open(path, "rb", buffering=_READ_BUFFER)
+        return io.BufferedReader(opener(path, "rb"), buffer_size=_READ_BUFFER)
+    except OSError as exc:
+        raise BackupFormatError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+
+
+def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
+    with open_binary(path) as stream:
+        line_number = 0
+        try:
+            for line_number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
+                if not isinstance(row, dict):
+                    raise BackupFormatError(
+                        f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
+                    )
+                yield line_number, row
+        except (OSError, EOFError) as exc:
+            raise BackupFormatError(
+                f"cannot read (corrupt or truncated): {exc}", path=path, position=f"line {line_number + 1}"
+            ) from exc
+
+
+def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+    """Yield ``(row_number, object)`` for each item of a JSON array (or of the array at ``prefix``)."""
+    with open_binary(path) as stream:
+        yield from iter_json_array_stream(stream, path, prefix)
+
+
+def iter_json_array_stream(stream: IO[bytes], path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+    position = 0
+    try:
+        for position, row in enumerate(ijson.items(stream, prefix, use_float=False), start=1):
+            if not isinstance(row, dict):
+                raise BackupFormatError(
+                    f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
+                )
+            yield position, row
+    except ijson.JSONError as exc:
+        raise BackupFormatError(
+            f"invalid or truncated JSON: {_first_line(exc)}", path=path, position=f"after row {position}"
+        ) from exc
+    except (OSError, EOFError) as exc:
+        raise BackupFormatError(
+            f"cannot read (corrupt or truncated): {exc}", path=path, position=f"after row {position}"
+        ) from exc
+
+
+def iter_rows(path: Path) -> Iterator[PositionedRow]:
+    """Rows of a ``.jsonl`` or ``.json`` data file (either optionally compressed)."""
+    if data_suffix(path) in (".jsonl", ".ndjson"):
+        return iter_json_lines(path)
+    return iter_json_array(path)
+
+
+def first_significant_byte(path: Path) -> bytes:
+    """The first non-whitespace byte of a (possibly compressed) file, ``b""`` when empty."""
+    with open_binary(path) as stream:
+        try:
+            while chunk := stream.read(4096):
+                stripped = chunk.lstrip()
+                if stripped:
+                    return stripped[:1]
+        except (OSError, EOFError) as exc:
+            raise BackupFormatError(f"cannot read (corrupt or truncated): {exc}", path=path) from exc
+    return b""
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

@@ -1,0 +1,105 @@
+"""Settings of the demo project.
+
+Configured from the environment, twelve-factor style:
+
+* ``DATABASE_URL``: default a SQLite file in the project (``db.sqlite3``);
+  ``postgres://postgres@127.0.0.1:5432/NAME`` switches to PostgreSQL.
+* ``REDIS_URL``: default ``redis://127.0.0.1:6379/0``.
+* ``DBRESTORE_BACKUP_DIR``: where backups are listed and written (default ``backups/``).
+* ``DBRESTORE_SYNC_JOBS``: run restore jobs in the web process instead of RQ (default: on
+  for SQLite, where no worker can see a running restore anyway).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dbrestore-demo-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "dbrestore",
+    "restoreproject.shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "restoreproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "restoreproject.wsgi.application"
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so that subprocesses (workers, killed restores) see the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+MEDIA_ROOT = BASE_DIR / "media"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
+    "dbrestore": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600},
+}
+
+DBRESTORE = {
+    "BACKUP_DIR": os.environ.get("DBRESTORE_BACKUP_DIR", str(BASE_DIR / "backups")),
+    "QUEUE": "dbrestore",
+    "SYNC_JOBS": os.environ.get("DBRESTORE_SYNC_JOBS", "1" if _IS_SQLITE else "0") == "1",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "dbrestore": {"handlers": ["console"], "level": os.environ.get("DBRESTORE_LOG_LEVEL", "WARNING")},
+    },
+}

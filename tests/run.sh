@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole suite, on SQLite and then on PostgreSQL. Starts the local PostgreSQL and Redis when
+# they are stopped; fails (never skips) when they cannot be reached.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/dbrestore}
+
+bash tests/services.sh || exit 1
+
+status=0
+echo "=== test suite on SQLite ==="
+env -u DATABASE_URL "$PY" -m pytest "$@" || status=1
+echo "=== test suite on PostgreSQL ($PG_URL) ==="
+DATABASE_URL="$PG_URL" "$PY" -m pytest "$@" || status=1
+exit $status
