@@ -77,9 +77,11 @@ class ModelIndex:
             if found:
                 return self._one(name, found)
         loose = normalize(name)
-        for suffix in ("es", "s"):
-            if loose.endswith(suffix) and self._loose.get(loose[: -len(suffix)]):
-                return self._one(name, self._loose[loose[: -len(suffix)]])
+        for plural, singular in (("ies", "y"), ("es", ""), ("s", "")):
+            if loose.endswith(plural):
+                found = self._loose.get(loose[: -len(plural)] + singular)
+                if found:
+                    return self._one(name, found)
         return None
 
     @staticmethod
