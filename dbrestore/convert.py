@@ -244,6 +244,7 @@ class RowConverter:
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self.unknown_columns: set[str] = set()
         self.missing_columns: set[str] = set()
+        self.dropped_values = 0
 
     def _layout(self, keys: tuple[str, ...]):
         layout = self._layouts.get(keys)
@@ -263,8 +264,12 @@ class RowConverter:
         return layout
 
     def convert(self, row: dict[str, Any]) -> list[Any]:
-        """Values for every concrete field; a field missing from the row gets its default."""
-        steps, missing, _ = self._layout(tuple(row))
+        """Values for every concrete field.
+
+        A field the row lacks gets its default, NULL when nullable, or the row is rejected.
+        Keys that are no field are dropped and counted in ``dropped_values``.
+        """
+        steps, missing, unknown = self._layout(tuple(row))
         values: list[Any] = [None] * len(self.fields)
         for key, position, convert in steps:
             value = row[key]
@@ -276,7 +281,12 @@ class RowConverter:
             values[position] = value
         for position in missing:
             f = self.fields[position]
-            values[position] = f.get_default() if f.has_default() or not f.null else None
+            if f.has_default():
+                values[position] = f.get_default()
+            elif not f.null and not f.primary_key:
+                raise ConversionError(f.column, None, "missing from the backup, and the field has no default")
+        if unknown:
+            self.dropped_values += len(unknown)
         return values
 
     def instance(self, row: dict[str, Any]) -> models.Model:

@@ -21,6 +21,7 @@ from django.db.utils import DatabaseError
 
 from . import conf, signals
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
+from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
 from .loader import TableLoader
 from .models import RestoreRun
 from .plan import Plan, build_plan
@@ -48,6 +49,9 @@ class RestoreOptions:
     atomic: bool = True
     ignore_unknown: bool = False
     rejects_file: str | None = None
+    cascade: bool = False  # replace: also empty outside tables whose rows point into restored ones
+    log_skipped: bool = False  # write rows skipped as duplicates to the rejects file too
+    max_rejects: int | None = None  # stop (and roll back when atomic) after this many rejects
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -59,6 +63,8 @@ class RestoreOptions:
             self.batch_size = int(conf.get("BATCH_SIZE"))
         if self.batch_size < 1:
             raise RestoreConfigError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.max_rejects is not None and self.max_rejects < 0:
+            raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
 
     def as_json(self) -> dict[str, Any]:
@@ -92,8 +98,11 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run)
     recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run)
     progress = Broadcast([recorder, *listeners])
-    rejects = RejectsFile(Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run))
+    rejects = RejectsFile(
+        Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
+    )
     started = time.monotonic()
+    plan: Plan | None = None
     _mark_running(run)
     try:
         backup = open_backup(run.source)
@@ -102,8 +111,8 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
         _note_plan(plan, result)
         progress.restore_started(result, _expected_rows(plan))
         signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
-        if opts.mode == "replace":
-            check_outside_references(plan, opts.database)
+        if opts.mode == "replace" and not opts.dry_run:
+            prepare_outside_references(plan, opts, result)
         try:
             with _restore_transaction(opts):
                 _load(plan, opts, result, rejects, progress, started)
@@ -116,10 +125,12 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     except DbRestoreError as exc:
         result.status = FAILED
         result.errors.append(str(exc))
+        _note_table_states(plan, opts, result)
         raise
     except Exception as exc:
         result.status = FAILED
         result.errors.append(f"{type(exc).__name__}: {exc}")
+        _note_table_states(plan, opts, result)
         raise
     finally:
         rejects.close()
@@ -137,18 +148,43 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def check_outside_references(plan: Plan, using: str) -> None:
-    """Refuse to empty tables that rows of tables outside the restore still point to."""
-    blocking = []
+def prepare_outside_references(plan: Plan, opts: RestoreOptions, result: RestoreResult) -> None:
+    """Refuse to empty tables that rows of tables outside the restore point to, unless
+    ``cascade``: then those tables are emptied too (and named in a warning)."""
+    blocking: dict[type, list[str]] = {}
     for model, fk in plan.outside_references:
-        if model._default_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).exists():
-            blocking.append(f"{model._meta.label}.{fk.name} -> {fk.related_model._meta.label}")
-    if blocking:
+        if model._base_manager.using(opts.database).filter(**{f"{fk.attname}__isnull": False}).exists():
+            blocking.setdefault(model, []).append(f"{model._meta.label}.{fk.name} -> {fk.related_model._meta.label}")
+    if not blocking:
+        return
+    described = "; ".join(ref for refs in blocking.values() for ref in refs)
+    if not opts.cascade:
         raise OutsideReferenceError(
-            "replace mode would empty tables that rows outside the backup point to: "
-            + "; ".join(blocking)
-            + " (include those tables in the restore, or use --mode append)"
+            f"replace mode would empty tables that rows outside the backup point to: {described} "
+            "(include those tables, use --cascade to empty them too, or --mode append/merge)"
         )
+    for model in blocking:
+        if model not in plan.models_to_empty:
+            plan.models_to_empty.insert(0, model)
+    result.warnings.append(
+        "--cascade: also emptied " + ", ".join(model._meta.label for model in blocking) + f" ({described})"
+    )
+
+
+def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult) -> None:
+    """After a failure, say what each table was left holding."""
+    if plan is None or opts.dry_run:
+        return
+    if opts.atomic:
+        result.errors.append("rolled back: the database is as it was before the restore")
+        return
+    for table in plan.tables:
+        done = result.tables.get(table.label)
+        if done is None or done.total == 0:
+            state = "emptied, nothing loaded" if opts.mode == "replace" else "not touched"
+        else:
+            state = f"partly loaded: {done.inserted} rows committed of {done.total} read"
+        result.errors.append(f"{table.label}: {state}")
 
 
 def default_rejects_path(run: RestoreRun) -> Path:
@@ -191,7 +227,9 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         empty_tables(plan, opts.database)
+    foreign_keys = classify_foreign_keys(plan)
     for table in plan.tables:
+        settled, deferred = foreign_keys[table.model]
         table_result = result.table(table.label, table.db_table)
         progress.table_started(table_result)
         table_started = time.monotonic()
@@ -202,19 +240,35 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
 
         loader = TableLoader(
             table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
-            rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch,
+            rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
+            fk_checks=settled, nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
+            log_skipped=opts.log_skipped,
         )
         loader.load(table.data.rows())
-        if loader.converter.unknown_columns:
-            result.warnings.append(
-                f"{table.data.origin}: columns {', '.join(sorted(loader.converter.unknown_columns))} "
-                f"are not fields of {table.label}; their values were dropped"
-            )
+        _note_drift(table, loader, result)
         table_result.seconds = time.monotonic() - table_started
         progress.table_finished(table_result)
     if not opts.dry_run:
+        if opts.atomic:
+            sweep_orphans(plan, opts.database, result, rejects)
+        else:
+            apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         _check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
+
+
+def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
+    converter = loader.converter
+    if converter.unknown_columns:
+        result.warnings.append(
+            f"{table.data.origin}: columns {', '.join(sorted(converter.unknown_columns))} are not fields of "
+            f"{table.label}; {converter.dropped_values} values dropped"
+        )
+    if converter.missing_columns:
+        result.warnings.append(
+            f"{table.data.origin}: {table.label} fields missing from the backup: "
+            f"{', '.join(sorted(converter.missing_columns))} (default or NULL used; rows rejected where neither)"
+        )
 
 
 def empty_tables(plan: Plan, using: str) -> None:

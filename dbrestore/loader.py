@@ -4,8 +4,11 @@ Every input row ends as exactly one of *inserted*, *skipped* (its primary key or
 is already there) or *rejected* (written to the rejects file with the database's or the
 converter's reason). Per batch:
 
+0. rows whose FK points to a parent that is not there are rejected first (one query per FK
+   column per batch; see :mod:`dbrestore.integrity`);
 1. one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (bulk_create's ``ignore_conflicts``
-   query, executed through its compiler so that the row count tells inserted from skipped);
+   query, executed through its compiler so that the row count tells inserted from skipped;
+   ``ON CONFLICT (pk) DO UPDATE`` in merge mode);
 2. if the batch fails, it is split in halves, each retried under a savepoint, down to single
    rows: one bad row in 1,000 costs about 2*log2(1000) = 20 small statements, not 1,000;
 3. a single row that still fails through the ORM is tried once more as a raw cursor
@@ -16,9 +19,10 @@ converter's reason). Per batch:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models.constants import OnConflict
@@ -28,8 +32,14 @@ from .convert import ConversionError, RowConverter
 from .rejects import RejectsFile
 from .report import TableResult
 from .sources import PositionedRow
+from .sources.base import batched
+
+if TYPE_CHECKING:
+    from .integrity import ForeignKeyEdge
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Inserter", "TableLoader", "batched"]
 
 
 @dataclass
@@ -40,25 +50,68 @@ class PendingRow:
 
 
 class Inserter:
-    """INSERTs of model instances that ignore conflicts and report how many rows went in."""
+    """Multi-row INSERTs of model instances that report which rows went in.
 
-    def __init__(self, model: type[models.Model], using: str):
+    ``merge=True`` turns a primary-key conflict into an update of the existing row.
+    """
+
+    def __init__(self, model: type[models.Model], using: str, *, merge: bool = False):
         self.model = model
         self.using = using
         self.connection = connections[using]
         self.fields = list(model._meta.concrete_fields)
+        self.pk = model._meta.pk
+        self.merge = merge
+        self.update_fields = [f for f in self.fields if not f.primary_key]
 
-    def insert(self, objs: list[models.Model]) -> int:
-        """Insert ``objs`` as bulk_create(ignore_conflicts=True) would; return rows inserted."""
-        query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
+    def _query(self, objs: Sequence[models.Model]) -> InsertQuery:
+        if self.merge and self.update_fields:
+            query = InsertQuery(
+                self.model, on_conflict=OnConflict.UPDATE, update_fields=self.update_fields, unique_fields=[self.pk]
+            )
+        elif self.connection.vendor == "sqlite":
+            query = InsertQuery(self.model)  # see _statements(): no "INSERT OR IGNORE"
+        else:
+            query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
         query.insert_values(self.fields, objs, raw=True)
-        compiler = query.get_compiler(using=self.using)
-        inserted = 0
+        return query
+
+    def _statements(self, compiler) -> list[tuple[str, Any]]:
+        """The compiled INSERTs. On SQLite, Django's ignore_conflicts writes ``INSERT OR IGNORE``,
+        which also swallows NOT NULL and CHECK violations (rows lost as "skipped"); the upsert
+        clause ``ON CONFLICT DO NOTHING`` ignores only uniqueness conflicts, as on PostgreSQL."""
+        statements = compiler.as_sql()
+        if self.connection.vendor != "sqlite" or (self.merge and self.update_fields):
+            return statements
+        patched = []
+        for sql, params in statements:
+            head, returning, tail = sql.rpartition(" RETURNING ")
+            patched.append(
+                (f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING", params)
+            )
+        return patched
+
+    def insert(self, objs: Sequence[models.Model], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
+        """Insert ``objs`` as bulk_create(ignore_conflicts=True) would.
+
+        Returns the number of rows inserted (or updated, in merge mode) and, when asked and the
+        database can say (PostgreSQL, SQLite), the primary keys of those rows.
+        """
+        compiler = self._query(objs).get_compiler(using=self.using)
+        can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
+        if can_return:
+            compiler.returning_fields = [self.pk]
+        inserted, pks = 0, [] if can_return else None
         with self.connection.cursor() as cursor:
-            for sql, params in compiler.as_sql():
+            for sql, params in self._statements(compiler):
                 cursor.execute(sql, params)
-                inserted += max(cursor.rowcount, 0)
-        return inserted
+                if can_return:
+                    rows = cursor.fetchall()
+                    pks.extend(self.pk.to_python(row[0]) for row in rows)
+                    inserted += len(rows)
+                else:
+                    inserted += max(cursor.rowcount, 0)
+        return inserted, pks
 
     def insert_raw(self, obj: models.Model) -> int:
         """The last resort for one row: a hand-written INSERT with values prepared per field."""
@@ -67,9 +120,7 @@ class Inserter:
         placeholders = ", ".join(["%s"] * len(self.fields))
         params = [f.get_db_prep_save(getattr(obj, f.attname), connection=self.connection) for f in self.fields]
         table = qn(self.model._meta.db_table)
-        if self.connection.vendor == "sqlite":
-            sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})"
-        elif self.connection.vendor == "postgresql":
+        if self.connection.vendor in ("sqlite", "postgresql"):
             sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
         else:
             sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
@@ -78,19 +129,13 @@ class Inserter:
             return max(cursor.rowcount, 0)
 
 
-def batched(rows: Iterable[PositionedRow], size: int) -> Iterator[list[PositionedRow]]:
-    batch: list[PositionedRow] = []
-    for item in rows:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 class TableLoader:
-    """Loads one table's rows in batches through the fallback chain, counting every row."""
+    """Loads one table's rows in batches through the fallback chain, counting every row.
+
+    ``fk_checks``: FKs whose parents are already complete, checked per batch.
+    ``nulled_fields``: FK fields loaded as NULL and filled in later (``--no-atomic`` only).
+    ``log_skipped``: write rows skipped as duplicates to the rejects file too.
+    """
 
     def __init__(
         self,
@@ -102,6 +147,10 @@ class TableLoader:
         rejects: RejectsFile,
         dry_run: bool = False,
         on_batch: Callable[[TableResult], None] | None = None,
+        mode: str = "replace",
+        fk_checks: Iterable[ForeignKeyEdge] = (),
+        nulled_fields: Iterable[models.Field] = (),
+        log_skipped: bool = False,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -113,15 +162,20 @@ class TableLoader:
         self.dry_run = dry_run
         self.on_batch = on_batch or (lambda result: None)
         self.converter = RowConverter(model)
-        self.inserter = Inserter(model, using)
+        self.inserter = Inserter(model, using, merge=mode == "merge")
+        self.fk_checks = list(fk_checks)
+        self.nulled_attnames = [f.attname for f in nulled_fields]
+        self.log_skipped = log_skipped and mode != "merge"
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
         for batch in batched(rows, self.batch_size):
             pending = self._convert(batch)
-            if pending and not self.dry_run:
-                self._write(pending)
-            elif self.dry_run:
+            if self.dry_run:
                 self.result.inserted += len(pending)
+            else:
+                pending = self._reject_missing_parents(pending)
+                if pending:
+                    self._write(pending)
             self._forget_queries()
             self.on_batch(self.result)
         return self.result
@@ -137,15 +191,40 @@ class TableLoader:
         for position, row in batch:
             self.result.total += 1
             try:
-                pending.append(PendingRow(position, row, self.converter.instance(row)))
+                obj = self.converter.instance(row)
             except ConversionError as exc:
                 self.reject(position, row, str(exc))
+                continue
+            for attname in self.nulled_attnames:
+                setattr(obj, attname, None)
+            pending.append(PendingRow(position, row, obj))
+        return pending
+
+    def _reject_missing_parents(self, pending: list[PendingRow]) -> list[PendingRow]:
+        from .integrity import existing_values
+
+        for edge in self.fk_checks:
+            attname = edge.field.attname
+            values = {getattr(p.obj, attname) for p in pending} - {None}
+            if not values:
+                continue
+            missing = values - existing_values(edge, values, self.using)
+            if not missing:
+                continue
+            kept = []
+            for p in pending:
+                value = getattr(p.obj, attname)
+                if value is not None and value in missing:
+                    self.reject(p.position, p.row, edge.describe(value))
+                else:
+                    kept.append(p)
+            pending = kept
         return pending
 
     def _write(self, pending: list[PendingRow]) -> None:
         try:
             with transaction.atomic(using=self.using):
-                inserted = self.inserter.insert([p.obj for p in pending])
+                inserted, pks = self.inserter.insert([p.obj for p in pending], returning_pks=self.log_skipped)
         except DatabaseError as exc:
             if len(pending) == 1:
                 self._write_one_raw(pending[0], exc)
@@ -155,7 +234,7 @@ class TableLoader:
             self._write(pending[:middle])
             self._write(pending[middle:])
             return
-        self._count(len(pending), inserted)
+        self._count(pending, inserted, pks)
 
     def _write_one_raw(self, item: PendingRow, orm_error: DatabaseError) -> None:
         try:
@@ -164,12 +243,32 @@ class TableLoader:
         except DatabaseError as exc:
             self.reject(item.position, item.row, _database_message(exc))
             return
-        logger.info("%s row %d: the ORM insert failed (%s), the raw insert worked", self.model._meta.label, item.position, orm_error)
-        self._count(1, inserted)
+        logger.info("%s row %d: the ORM insert failed (%s), the raw insert worked",
+                    self.model._meta.label, item.position, orm_error)
+        self._count([item], inserted, None)
 
-    def _count(self, attempted: int, inserted: int) -> None:
+    def _count(self, pending: list[PendingRow], inserted: int, pks: list[Any] | None) -> None:
         self.result.inserted += inserted
-        self.result.skipped += attempted - inserted
+        self.result.skipped += len(pending) - inserted
+        if self.log_skipped and inserted < len(pending):
+            for p in self._skipped_rows(pending, inserted, pks):
+                self.rejects.write(
+                    model=self.model._meta.label, table=self.model._meta.db_table, position=p.position, row=p.row,
+                    reason="a row with this primary key or unique value is already there", kind="skipped",
+                )
+
+    @staticmethod
+    def _skipped_rows(pending: list[PendingRow], inserted: int, pks: list[Any] | None) -> list[PendingRow]:
+        if pks is None:  # the database did not say which rows went in; a lone row it can
+            return pending if inserted == 0 and len(pending) == 1 else []
+        went_in = Counter(pks)
+        skipped = []
+        for p in pending:
+            if went_in[p.obj.pk] > 0:
+                went_in[p.obj.pk] -= 1
+            else:
+                skipped.append(p)
+        return skipped
 
     def reject(self, position: int, row: dict[str, Any], reason: str) -> None:
         self.result.rejected += 1

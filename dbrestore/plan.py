@@ -116,6 +116,31 @@ def fk_parents(model: ModelType) -> set[ModelType]:
     return parents
 
 
+def _reachable(start: ModelType, edges: dict[ModelType, set[ModelType]], within: set[ModelType]) -> set[ModelType]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in edges[todo.pop()] & within:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _cycle_through(model: ModelType, deps: dict[ModelType, set[ModelType]], within: set[ModelType]) -> set[ModelType]:
+    """The models on an FK cycle through ``model``: reachable from it and reaching it."""
+    children = {m: {c for c in within if m in deps[c]} for m in within}
+    return (_reachable(model, deps, within) & _reachable(model, children, within)) | {model}
+
+
+def required_parents(model: ModelType) -> set[ModelType]:
+    """Parents reached through NOT NULL FK columns."""
+    return {
+        f.remote_field.model._meta.concrete_model
+        for f in model._meta.concrete_fields
+        if f.is_relation and f.remote_field and not f.null
+    }
+
+
 def order_parents_first(selected: list[ModelType]) -> tuple[list[ModelType], list[list[str]]]:
     """Topological order of ``selected`` by FK (parents first), stable in input order.
 
@@ -132,8 +157,10 @@ def order_parents_first(selected: list[ModelType]) -> tuple[list[ModelType], lis
         placed = set(ordered)
         ready = [m for m in remaining if deps[m] <= placed]
         if not ready:
-            breaker = min(remaining, key=lambda m: len(deps[m] - placed))
-            cycles.append(sorted(m._meta.label for m in remaining if deps[m] - placed))
+            # Break the cycle at a model whose pending parents are reached through nullable FKs:
+            # those columns can wait (they are deferred, or loaded as NULL and filled in later).
+            breaker = min(remaining, key=lambda m: (len(required_parents(m) & (deps[m] - placed)), len(deps[m] - placed)))
+            cycles.append(sorted(m._meta.label for m in _cycle_through(breaker, deps, set(remaining))))
             ready = [breaker]
         for model in ready:
             ordered.append(model)

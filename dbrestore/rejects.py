@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import orjson
 
+from .exceptions import TooManyRejectsError
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
@@ -28,9 +30,14 @@ def _default(value: Any) -> Any:
 
 
 class RejectsFile:
-    def __init__(self, path: Path):
+    """Rejected (and, with ``--log-skipped``, skipped) rows. More than ``max_rejects`` rejected
+    rows raise :class:`TooManyRejectsError` (``None``: no limit)."""
+
+    def __init__(self, path: Path, *, max_rejects: int | None = None):
         self.path = Path(path)
         self.count = 0
+        self.rejected = 0
+        self.max_rejects = max_rejects
         self._stream: IO[bytes] | None = None
 
     def write(
@@ -42,6 +49,14 @@ class RejectsFile:
         record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
         self._stream.write(orjson.dumps(record, default=_default) + b"\n")
         self.count += 1
+        if kind == "rejected":
+            self.rejected += 1
+            if self.max_rejects is not None and self.rejected > self.max_rejects:
+                self._stream.flush()
+                raise TooManyRejectsError(
+                    f"more than {self.max_rejects} rows rejected (--max-rejects); stopped at {table} row {position}: "
+                    f"{reason}"
+                )
 
     @property
     def used(self) -> bool:

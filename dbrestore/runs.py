@@ -9,6 +9,7 @@ at a time, it writes through the restore's own connection (seen by others at the
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
 from . import conf
-from .exceptions import RestoreCancelled
+from .exceptions import RestoreCancelled, RestoreLockedError
 from .models import RestoreRun
 from .progress import BaseListener
 from .report import RestoreResult, TableResult
@@ -114,11 +115,50 @@ class RunRecorder(BaseListener):
         return bool(row and row[0])
 
 
+def fail_dead_runs(database: str | None = None) -> list[RestoreRun]:
+    """Mark failed the running restores whose heartbeat stopped (a killed process or worker)."""
+    timeout = conf.get("HEARTBEAT_TIMEOUT")
+    cutoff = timezone.now() - datetime.timedelta(seconds=timeout)
+    runs = RestoreRun.objects.using(run_database()).filter(status=RestoreRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    if database is not None:
+        runs = runs.filter(database=database)
+    dead = list(runs)
+    for run in dead:
+        run.status = RestoreRun.Status.FAILED
+        run.finished_at = timezone.now()
+        run.errors = [*run.errors, f"no heartbeat for more than {timeout}s: the restoring process died"][-conf.get("MAX_MESSAGES"):]
+        run.save(update_fields=["status", "finished_at", "errors"])
+        logger.warning("Restore #%s had no heartbeat since %s; marked failed", run.pk, run.heartbeat_at)
+    return dead
+
+
+def active_run(database: str) -> RestoreRun | None:
+    """The queued or running restore against ``database``, if any (dead ones are failed first)."""
+    fail_dead_runs(database)
+    return (
+        RestoreRun.objects.using(run_database())
+        .filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
+
+
 def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",
                status: str = RestoreRun.Status.RUNNING) -> RestoreRun:
-    """A new RestoreRun row, committed at once so that other processes can see it."""
+    """A new RestoreRun row, committed at once so that other processes can see it.
+
+    Refused with :class:`RestoreLockedError` while another restore of the same database is
+    queued or running.
+    """
     using = run_database()
     with transaction.atomic(using=using):
+        _lock_runs(using)
+        other = active_run(database)
+        if other is not None:
+            raise RestoreLockedError(
+                f"restore #{other.pk} ({other.status}, {other.source}) is already {other.status} "
+                f"against database {database!r}; wait for it or cancel it"
+            )
         return RestoreRun.objects.using(using).create(
             source=source,
             database=database,
@@ -129,6 +169,15 @@ def create_run(*, source: str, database: str, mode: str, options: dict[str, Any]
             started_at=timezone.now() if status == RestoreRun.Status.RUNNING else None,
             heartbeat_at=timezone.now(),
         )
+
+
+def _lock_runs(using: str) -> None:
+    """Serialise run creation (PostgreSQL: a transaction-level advisory lock) so that two
+    restores started at the same moment cannot both pass the one-at-a-time check."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6462_7273])
 
 
 def finish_run(run: RestoreRun, result: RestoreResult) -> None:

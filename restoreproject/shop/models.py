@@ -35,6 +35,8 @@ class Customer(models.Model):
     notes = models.TextField(blank=True)
     referred_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals")
     avatar = models.BinaryField(null=True, blank=True)
+    # With Order.customer this makes an FK cycle between two tables, as real schemas have.
+    last_order = models.ForeignKey("Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     def __str__(self) -> str:
         return self.email

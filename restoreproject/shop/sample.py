@@ -66,7 +66,7 @@ def tags(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
         yield {"id": i, "name": f"{WORDS[i % len(WORDS)]}-{i}"}
 
 
-def customers(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+def customers(n: int, n_orders: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     for i in range(1, n + 1):
         joined = BASE_TIME + datetime.timedelta(seconds=rng.randint(0, 3 * 365 * 86400), microseconds=rng.randint(0, 999999))
         birth = datetime.date(1950, 1, 1) + datetime.timedelta(days=rng.randint(0, 20000)) if i % 4 else None
@@ -85,6 +85,7 @@ def customers(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
             "notes": "" if i % 2 else f"Likes {WORDS[(i * 7) % len(WORDS)]} ☕\nline two",
             "referred_by_id": referred,
             "avatar": avatar,
+            "last_order_id": rng.randint(1, n_orders) if i % 2 == 0 else None,
         }
 
 
@@ -144,7 +145,7 @@ def sample_tables(rows: int, seed: int = 42) -> Iterator[tuple[type[models.Model
 
     yield Category, categories(sizes.categories, rng("category"))
     yield Tag, tags(sizes.tags, rng("tag"))
-    yield Customer, customers(sizes.customers, rng("customer"))
+    yield Customer, customers(sizes.customers, sizes.orders, rng("customer"))
     yield Product, products(sizes.products, sizes.categories, rng("product"))
     yield Product.tags.through, product_tags(sizes.products, sizes.tags, rng("product_tags"))
     yield Order, orders(sizes.orders, sizes.customers, rng("order"))

@@ -46,7 +46,17 @@ class Command(BaseCommand):
         parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
                             help="Skip this model label or table (repeatable, or comma-separated).")
         parser.add_argument("--mode", choices=MODES, default="replace",
-                            help="replace (default): empty the restored tables, then load.")
+                            help="replace (default): empty the restored tables, then load; merge: insert new rows and "
+                                 "update existing ones by primary key; append: insert, keep existing rows, count "
+                                 "conflicts as skipped.")
+        parser.add_argument("--cascade", action="store_true",
+                            help="replace: also empty tables outside the backup whose rows point into restored tables.")
+        parser.add_argument("--log-skipped", action="store_true",
+                            help='Write rows skipped as duplicates to the rejects file too ("kind": "skipped").')
+        parser.add_argument("--max-rejects", type=int, default=None, metavar="N",
+                            help="Stop (rolled back when atomic) when more than N rows are rejected.")
+        parser.add_argument("--strict", action="store_const", const=0, dest="max_rejects",
+                            help="Stop at the first rejected row (same as --max-rejects 0).")
         parser.add_argument("--no-atomic", action="store_false", dest="atomic",
                             help="Commit batch by batch instead of one transaction for the whole restore.")
         parser.add_argument("--ignore-unknown", action="store_true",
@@ -76,6 +86,9 @@ class Command(BaseCommand):
                 atomic=options["atomic"],
                 ignore_unknown=options["ignore_unknown"],
                 rejects_file=options["rejects_file"],
+                cascade=options["cascade"],
+                log_skipped=options["log_skipped"],
+                max_rejects=options["max_rejects"],
             )
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,0 +1,218 @@
+"""Foreign keys: orphans become rejects instead of a failed COMMIT.
+
+A restored table's FK columns fall in two kinds (see :func:`classify_foreign_keys`):
+
+* *settled*: the parent table is loaded before this one, or is not part of the restore. Each
+  batch asks the parent once per FK column which of its values exist
+  (:func:`reject_missing_parents` in the loader), and rejects the rows that point nowhere.
+* *deferred*: a self reference, or a parent loaded later (an FK cycle). The rows go in as they
+  are (constraint checks are deferred to COMMIT on PostgreSQL and SQLite); after the load,
+  :func:`sweep_orphans` finds the rows whose parent never came with one anti-join per FK,
+  deletes them, and rejects them with their original row, found by re-reading the input (only
+  when there are orphans, so memory stays flat). Deleting a row can orphan its children, so the
+  sweep repeats over the FKs into tables that lost rows until nothing changes.
+
+With ``--no-atomic`` every batch commits on its own, so a deferred FK cannot wait for COMMIT:
+its (nullable) columns are loaded as NULL and filled in afterwards by
+:func:`apply_deferred_foreign_keys`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef
+
+from .convert import ConversionError, RowConverter
+from .plan import Plan, PlannedTable
+from .rejects import RejectsFile
+from .report import RestoreResult
+from .sources.base import batched
+
+logger = logging.getLogger(__name__)
+
+ModelType = type[models.Model]
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ForeignKeyEdge:
+    model: ModelType
+    field: models.ForeignKey
+    parent: ModelType
+
+    @property
+    def target_attname(self) -> str:
+        return self.field.target_field.attname
+
+    def describe(self, value: Any) -> str:
+        return (
+            f"foreign key {self.model._meta.db_table}.{self.field.column}={value!r} "
+            f"points to no row of {self.parent._meta.db_table}"
+        )
+
+
+def classify_foreign_keys(plan: Plan) -> dict[ModelType, tuple[list[ForeignKeyEdge], list[ForeignKeyEdge]]]:
+    """For each restored model: (settled FKs, deferred FKs)."""
+    position = {table.model: index for index, table in enumerate(plan.tables)}
+    kinds = {}
+    for table in plan.tables:
+        settled, deferred = [], []
+        for f in table.model._meta.concrete_fields:
+            if not f.is_relation or not getattr(f, "db_constraint", False):
+                continue
+            parent = f.remote_field.model._meta.concrete_model
+            edge = ForeignKeyEdge(table.model, f, parent)
+            parent_position = position.get(parent)
+            if parent_position is None or parent_position < position[table.model]:
+                settled.append(edge)
+            else:
+                deferred.append(edge)
+        kinds[table.model] = (settled, deferred)
+    return kinds
+
+
+def existing_values(edge: ForeignKeyEdge, values: set[Any], using: str) -> set[Any]:
+    manager = edge.parent._base_manager.using(using)
+    lookup = f"{edge.target_attname}__in"
+    return set(manager.filter(**{lookup: list(values)}).values_list(edge.target_attname, flat=True))
+
+
+def orphan_pks(edge: ForeignKeyEdge, using: str) -> list[Any]:
+    """Primary keys of ``edge.model`` rows whose FK value has no parent row (one anti-join)."""
+    parents = edge.parent._base_manager.using(using).filter(**{edge.target_attname: OuterRef(edge.field.attname)})
+    rows = (
+        edge.model._base_manager.using(using)
+        .filter(**{f"{edge.field.attname}__isnull": False})
+        .filter(~Exists(parents))
+        .values_list("pk", flat=True)
+    )
+    return list(rows)
+
+
+def sweep_orphans(plan: Plan, using: str, result: RestoreResult, rejects: RejectsFile,
+                  parents_changed: Iterable[ModelType] | None = None) -> int:
+    """Delete and reject restored rows whose FK points nowhere; return how many.
+
+    Checks the deferred FKs, or, given ``parents_changed``, the FKs into those models.
+    """
+    kinds = classify_foreign_keys(plan)
+    tables = {table.model: table for table in plan.tables}
+    all_edges = [edge for settled, deferred in kinds.values() for edge in settled + deferred]
+    if parents_changed is None:
+        edges = [edge for _, deferred in kinds.values() for edge in deferred]
+    else:
+        changed = set(parents_changed)
+        edges = [edge for edge in all_edges if edge.parent in changed]
+    removed_total = 0
+    while edges:
+        orphans: dict[ModelType, dict[Any, ForeignKeyEdge]] = defaultdict(dict)
+        for edge in edges:
+            for pk in orphan_pks(edge, using):
+                orphans[edge.model].setdefault(pk, edge)
+        if not orphans:
+            break
+        for model, found in orphans.items():
+            _delete(model, list(found), using)
+            removed_total += len(found)
+            _reject_from_input(tables[model], found, using, result, rejects)
+        edges = [edge for edge in all_edges if edge.parent in orphans]
+    return removed_total
+
+
+def _delete(model: ModelType, pks: list[Any], using: str) -> None:
+    for start in range(0, len(pks), _CHUNK):
+        model._base_manager.using(using).filter(pk__in=pks[start : start + _CHUNK])._raw_delete(using)
+
+
+def _reject_from_input(
+    table: PlannedTable, found: dict[Any, ForeignKeyEdge], using: str, result: RestoreResult, rejects: RejectsFile
+) -> None:
+    """Re-read the table's input to write each deleted orphan to the rejects file as it was."""
+    converter = RowConverter(table.model)
+    pk_index = converter.fields.index(table.model._meta.pk)
+    pending = dict(found)
+    table_result = result.table(table.label, table.db_table)
+    for position, row in table.data.rows():
+        if not pending:
+            break
+        try:
+            values = converter.convert(row)
+        except ConversionError:
+            continue
+        edge = pending.pop(values[pk_index], None)
+        if edge is None:
+            continue
+        value = values[converter.fields.index(edge.field)]
+        table_result.inserted -= 1
+        table_result.rejected += 1
+        rejects.write(model=table.label, table=table.db_table, position=position, row=row, reason=edge.describe(value))
+    for pk, edge in pending.items():  # rows whose parent was deleted by this sweep: same reason
+        table_result.inserted -= 1
+        table_result.rejected += 1
+        rejects.write(model=table.label, table=table.db_table, position=None, row={"pk": pk}, reason=edge.describe(pk))
+
+
+def nullable_deferred_fields(deferred: Iterable[ForeignKeyEdge]) -> list[models.Field]:
+    return [edge.field for edge in deferred if edge.field.null]
+
+
+def apply_deferred_foreign_keys(plan: Plan, using: str, batch_size: int, result: RestoreResult, rejects: RejectsFile) -> None:
+    """``--no-atomic``: fill in the deferred FK columns loaded as NULL, a batch per transaction.
+
+    Only rows still NULL there are updated, so rows that existed before an append keep theirs.
+    A row whose parent does not exist is deleted and rejected.
+    """
+    kinds = classify_foreign_keys(plan)
+    for table in plan.tables:
+        edges = [edge for edge in kinds[table.model][1] if edge.field.null]
+        if edges:
+            _apply_table(table, edges, using, batch_size, result, rejects, plan)
+
+
+def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, batch_size: int,
+                 result: RestoreResult, rejects: RejectsFile, plan: Plan) -> None:
+    converter = RowConverter(table.model)
+    index = {f: i for i, f in enumerate(converter.fields)}
+    pk_index = index[table.model._meta.pk]
+    manager = table.model._base_manager.using(using)
+    table_result = result.table(table.label, table.db_table)
+
+    def wanted(item):
+        position, row = item
+        try:
+            values = converter.convert(row)
+        except ConversionError:
+            return None
+        links = {edge: values[index[edge.field]] for edge in edges if values[index[edge.field]] is not None}
+        return (position, row, values[pk_index], links) if links else None
+
+    orphans = []
+    for batch in batched(filter(None, map(wanted, table.data.rows())), batch_size):
+        with transaction.atomic(using=using):
+            missing = {}
+            for edge in edges:
+                values = {links[edge] for *_, links in batch if edge in links}
+                missing[edge] = values - existing_values(edge, values, using) if values else set()
+            for position, row, pk, links in batch:
+                still_null = manager.filter(pk=pk, **{f"{edge.field.attname}__isnull": True for edge in links})
+                broken = next((edge for edge, value in links.items() if value in missing[edge]), None)
+                if broken is None:
+                    still_null.update(**{edge.field.attname: value for edge, value in links.items()})
+                elif still_null.exists():
+                    orphans.append((position, row, pk, broken, links[broken]))
+    if orphans:
+        # Children may already point at these rows: delete them and their orphaned children at once.
+        with transaction.atomic(using=using):
+            _delete(table.model, [pk for _, _, pk, _, _ in orphans], using)
+            for position, row, _, edge, value in orphans:
+                table_result.inserted -= 1
+                table_result.rejected += 1
+                rejects.write(model=table.label, table=table.db_table, position=position, row=row,
+                              reason=edge.describe(value))
+            sweep_orphans(plan, using, result, rejects, parents_changed=[table.model])

@@ -1,0 +1,190 @@
+"""Every row ends inserted, skipped or rejected with a reason; the counts add up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management.base import CommandError
+from django.db import connection
+
+from dbrestore.models import RestoreRun
+from restoreproject.shop.models import Customer, Order, OrderItem, Product, Tag
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def customer(pk: int, **overrides) -> dict:
+    row = {
+        "id": pk, "email": f"c{pk}@example.com", "name": f"C {pk}", "external_id": f"00000000-0000-4000-8000-{pk:012d}",
+        "joined_at": "2024-03-01T12:00:00+00:00", "birth_date": None, "is_active": True, "notes": "",
+        "referred_by_id": None, "avatar": None, "last_order_id": None,
+    }
+    return {**row, **overrides}
+
+
+def order(pk: int, customer_id: int, **overrides) -> dict:
+    row = {"id": pk, "number": f"10000000-0000-4000-8000-{pk:012d}", "customer_id": customer_id,
+           "placed_at": "2024-03-02T00:00:00Z", "status": "new", "total": "10.00", "gift_for_id": None}
+    return {**row, **overrides}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture
+def bad_backup(tmp_path) -> Path:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    write_jsonl(folder / "shop_customer.jsonl", [
+        customer(1),
+        customer(2, referred_by_id=1, last_order_id=1),
+        customer(3, joined_at="yesterday"),              # unparseable date
+        customer(4, name=None),                          # NULL in NOT NULL
+        customer(5, name="x" * 300),                     # too long for varchar(200)
+        customer(1, email="dup@example.com"),            # duplicate pk inside the backup
+        customer(7, email="c2@example.com"),             # unique violation
+        customer(8, referred_by_id=999),                 # FK to a missing parent (self reference)
+        customer(9, external_id="not-a-uuid"),           # wrong type for a UUID column
+        customer(10, referred_by_id=13),                 # forward self reference: fine
+        customer(11, last_order_id=77),                  # FK cycle to a missing order
+        customer(12, is_active="perhaps"),               # wrong type for a boolean
+        customer(13),
+        customer(14, referred_by_id=11),                 # its parent is rejected: so is it
+    ])
+    write_jsonl(folder / "shop_order.jsonl", [
+        order(1, 1),
+        order(2, 999),                                   # FK to a missing parent
+        order(3, 1, total="abc"),                        # wrong type for a decimal
+        order(4, 8),                                     # its customer is rejected: so is it
+    ])
+    write_jsonl(folder / "shop_category.jsonl", [{"id": 1, "name": "root", "parent_id": None}])
+    write_jsonl(folder / "shop_product.jsonl", [
+        {"id": 1, "sku": "A", "name": "a", "price": "1.00", "category_id": 1, "attributes": {"k": [1, 2]}, "released_on": None},
+        {"id": 2, "sku": "B", "name": "b", "price": "1.00", "category_id": 1, "attributes": None, "released_on": None},
+        {"id": 3, "sku": "C", "name": "c", "price": "1.00", "category_id": 1, "attributes": {}, "released_on": "2024-13-45"},
+    ])
+    write_jsonl(folder / "shop_orderitem.jsonl", [
+        {"id": 1, "order_id": 1, "product_id": 1, "quantity": 2, "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
+        {"id": 2, "order_id": 1, "product_id": 1, "quantity": "many", "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
+        {"id": 3, "order_id": 1, "product_id": 2, "quantity": 1, "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
+    ])
+    return folder
+
+
+def read_rejects(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "no-atomic"])
+def test_every_row_is_accounted_for(bad_backup, run_command, tmp_path, atomic):
+    report_path = tmp_path / "report.json"
+    args = [bad_backup, "--noinput", "--batch-size", 4, "--report-json", report_path]
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", *args, *([] if atomic else ["--no-atomic"]))
+    assert info.value.returncode == 3
+    report = json.loads(report_path.read_text())
+    assert report["status"] == "partial"
+    for label, table in report["tables"].items():
+        assert table["inserted"] + table["skipped"] + table["rejected"] == table["total"], label
+
+    too_long_rejected = connection.vendor == "postgresql"  # SQLite does not enforce varchar lengths
+    customers = report["tables"]["shop.Customer"]
+    assert customers["total"] == 14
+    assert customers["skipped"] == 2  # the duplicate pk and the duplicate email
+    assert customers["rejected"] == 7 + too_long_rejected
+    assert sorted(Customer.objects.values_list("pk", flat=True)) == sorted([1, 2, 10, 13] + ([] if too_long_rejected else [5]))
+    assert Customer.objects.get(pk=10).referred_by_id == 13
+    assert Customer.objects.get(pk=2).last_order_id == 1
+
+    assert report["tables"]["shop.Order"] == {**report["tables"]["shop.Order"], "total": 4, "inserted": 1, "rejected": 3}
+    assert list(Order.objects.values_list("pk", flat=True)) == [1]
+    assert report["tables"]["shop.Product"]["rejected"] == 2
+    assert list(Product.objects.values_list("pk", flat=True)) == [1]
+    assert report["tables"]["shop.OrderItem"]["rejected"] == 2  # bad quantity, and the rejected product
+    assert list(OrderItem.objects.values_list("pk", flat=True)) == [1]
+
+    rejects = read_rejects(report["rejects_file"])
+    assert len(rejects) == report["totals"]["rejected"]
+    by_position = {(r["table"], r["position"]): r for r in rejects}
+    assert "joined_at" in by_position[("shop_customer", 3)]["reason"]
+    assert by_position[("shop_customer", 3)]["row"]["joined_at"] == "yesterday"
+    assert "referred_by_id=999" in by_position[("shop_customer", 8)]["reason"]
+    assert "last_order_id=77" in by_position[("shop_customer", 11)]["reason"]
+    assert "external_id" in by_position[("shop_customer", 9)]["reason"]
+    assert "referred_by_id=11" in by_position[("shop_customer", 14)]["reason"]
+    assert "customer_id=999" in by_position[("shop_order", 2)]["reason"]
+    assert "shop_customer" in by_position[("shop_order", 4)]["reason"]
+    assert "quantity" in by_position[("shop_orderitem", 2)]["reason"]
+    assert all(set(r) >= {"model", "table", "position", "row", "reason"} for r in rejects)
+
+    run = RestoreRun.objects.get(pk=report["run_id"])
+    assert run.status == "partial" and run.rejects_file == report["rejects_file"]
+    assert run.rows_rejected == report["totals"]["rejected"]
+
+
+def test_log_skipped(bad_backup, run_command, tmp_path):
+    rejects_path = tmp_path / "rejects.jsonl"
+    with pytest.raises(CommandError):
+        run_command("restore_backup", bad_backup, "--noinput", "--log-skipped", "--rejects-file", rejects_path)
+    skipped = [r for r in read_rejects(rejects_path) if r["kind"] == "skipped"]
+    assert sorted((r["table"], r["position"]) for r in skipped) == [("shop_customer", 6), ("shop_customer", 7)]
+
+
+def test_strict_stops_and_rolls_back(bad_backup, run_command):
+    Tag.objects.create(name="before")
+    Customer.objects.create(**{k: v for k, v in customer(50).items() if not k.endswith("_id") and k != "id"})
+    with pytest.raises(CommandError, match="more than 0 rows rejected"):
+        run_command("restore_backup", bad_backup, "--noinput", "--strict")
+    assert list(Customer.objects.values_list("email", flat=True)) == ["c50@example.com"]
+    assert RestoreRun.objects.get().status == "failed"
+
+
+def test_max_rejects_allows_up_to_n(bad_backup, run_command):
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", bad_backup, "--noinput", "--max-rejects", 100)
+    assert info.value.returncode == 3
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "no-atomic"])
+def test_self_references_and_cycles_in_any_order(sample_backup, run_command, atomic):
+    from tests.backup_data import assert_table_matches, manifest
+
+    backup = sample_backup(rows=600)
+    run_command("restore_backup", backup, "--noinput", "--batch-size", 25, *([] if atomic else ["--no-atomic"]))
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+
+
+def test_schema_drift(tmp_path, run_command):
+    folder = tmp_path / "drift"
+    folder.mkdir()
+    write_jsonl(folder / "shop_tag.jsonl", [{"id": 1, "name": "a", "colour": "red", "legacy": 1}, {"id": 2, "name": "b", "colour": None}])
+    row = customer(1)
+    del row["notes"], row["is_active"]  # notes: NOT NULL without default; is_active has a default
+    write_jsonl(folder / "shop_customer.jsonl", [row])
+    with pytest.raises(CommandError) as info:
+        out, _ = run_command("restore_backup", folder, "--noinput")
+    assert info.value.returncode == 3
+    assert Tag.objects.count() == 2
+    run = RestoreRun.objects.get()
+    assert any("colour, legacy" in w and "3 values dropped" in w for w in run.warnings)
+    assert any("notes" in w and "is_active" in w for w in run.warnings)
+    assert run.tables["shop.Customer"]["rejected"] == 1
+    reason = read_rejects(run.rejects_file)[0]["reason"]
+    assert "notes" in reason and "no default" in reason
+
+
+def test_unknown_table_can_be_ignored(tmp_path, run_command):
+    folder = tmp_path / "unknown"
+    folder.mkdir()
+    write_jsonl(folder / "shop_tag.jsonl", [{"id": 1, "name": "a"}])
+    write_jsonl(folder / "legacy_stuff.jsonl", [{"id": 1}])
+    with pytest.raises(CommandError, match="legacy_stuff"):
+        run_command("restore_backup", folder, "--noinput")
+    run_command("restore_backup", folder, "--noinput", "--ignore-unknown")
+    assert Tag.objects.count() == 1
+    assert any("legacy_stuff" in w for w in RestoreRun.objects.filter(status="succeeded").get().warnings)
+    run_command("restore_backup", folder, "--noinput", "--exclude", "legacy_stuff")
