@@ -24,7 +24,7 @@ from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedErr
 from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
 from .loader import TableLoader
 from .models import RestoreRun
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, order_parents_first, referencing_fields
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
@@ -163,12 +163,24 @@ def prepare_outside_references(plan: Plan, opts: RestoreOptions, result: Restore
             f"replace mode would empty tables that rows outside the backup point to: {described} "
             "(include those tables, use --cascade to empty them too, or --mode append/merge)"
         )
-    for model in blocking:
-        if model not in plan.models_to_empty:
-            plan.models_to_empty.insert(0, model)
+    extra = cascade_closure(list(blocking), set(plan.models_to_empty))
+    delete_order, _ = order_parents_first(extra)
+    plan.models_to_empty[:0] = list(reversed(delete_order))
     result.warnings.append(
-        "--cascade: also emptied " + ", ".join(model._meta.label for model in blocking) + f" ({described})"
+        "--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"
     )
+
+
+def cascade_closure(models: list, already: set) -> list:
+    """``models`` and, transitively, every model with an FK into them, not in ``already``."""
+    found, todo = [], list(models)
+    while todo:
+        model = todo.pop(0)
+        if model in already or model in found:
+            continue
+        found.append(model)
+        todo.extend(referencing for referencing, _ in referencing_fields(model))
+    return found
 
 
 def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult) -> None:

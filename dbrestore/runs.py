@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
@@ -198,5 +198,11 @@ def finish_run(run: RestoreRun, result: RestoreResult) -> None:
     run.verification = result.verification
     run.rejects_file = result.rejects_file or ""
     run.safety_backup = result.safety_backup or ""
-    run.source_format = run.source_format or ""
-    run.save(using=run._state.db or run_database())
+    using = run._state.db or run_database()
+    try:
+        run.save(using=using)
+    except DatabaseError:
+        # The restore's connection may be the one that died (killed backend, network): the
+        # run's outcome still has to be recorded, so try once more on a fresh connection.
+        connections[using].close()
+        run.save(using=using)

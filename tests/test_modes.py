@@ -1,0 +1,88 @@
+"""replace, merge and append; replace's refusal to orphan rows outside the backup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management.base import CommandError
+
+from dbrestore.models import RestoreRun
+from restoreproject.shop.models import Category, Customer, Order, OrderItem, Tag
+from tests.backup_data import assert_table_matches, manifest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def report(run_command, tmp_path, *args) -> dict:
+    path = tmp_path / "report.json"
+    run_command("restore_backup", *args, "--noinput", "--report-json", path)
+    return json.loads(path.read_text())
+
+
+def test_merge_twice_gives_the_same_database(sample_backup, run_command, tmp_path):
+    backup = sample_backup(rows=400)
+    first = report(run_command, tmp_path, backup, "--mode", "merge")
+    Tag.objects.filter(pk=1).update(name="renamed-locally")
+    Tag.objects.create(id=999, name="only-here")
+    second = report(run_command, tmp_path, backup, "--mode", "merge")
+    assert first["status"] == second["status"] == "succeeded"
+    for entry in manifest(backup)["tables"]:
+        if entry["model"] != "shop.Tag":
+            assert_table_matches(backup, entry)
+    assert Tag.objects.get(pk=1).name != "renamed-locally"  # updated from the backup
+    assert Tag.objects.filter(pk=999).exists()  # merge keeps rows the backup does not have
+    assert second["totals"]["rejected"] == 0
+
+
+def test_append_keeps_existing_rows_and_counts_conflicts(sample_backup, run_command, tmp_path):
+    backup = sample_backup(rows=300)
+    report(run_command, tmp_path, backup)
+    Tag.objects.filter(pk=1).update(name="kept")
+    again = report(run_command, tmp_path, backup, "--mode", "append")
+    assert again["status"] == "succeeded"
+    assert again["totals"]["inserted"] == 0 and again["totals"]["skipped"] == again["totals"]["total"]
+    assert Tag.objects.get(pk=1).name == "kept"
+
+
+def test_replace_refuses_to_orphan_outside_rows_unless_cascade(sample_backup, run_command, tmp_path):
+    backup = sample_backup(rows=300)
+    run_command("restore_backup", backup, "--noinput")
+    orders = Order.objects.count()
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer")
+    message = str(info.value)
+    assert "shop.Order.customer -> shop.Customer" in message and "--cascade" in message
+    assert Order.objects.count() == orders  # untouched
+
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer", "--cascade")
+    assert info.value.returncode == 3  # customers whose last order was emptied are rejected
+    run = RestoreRun.objects.latest("pk")
+    assert Order.objects.count() == 0 and OrderItem.objects.count() == 0
+    assert Customer.objects.count() == run.rows_inserted
+    assert run.rows_rejected == with_last_order(backup) + referred_by_rejected(run)
+    assert any("--cascade: also emptied" in w and "shop.OrderItem" in w for w in run.warnings)
+
+
+def with_last_order(backup) -> int:
+    from tests.backup_data import read_rows
+
+    rows = read_rows(backup / "shop_customer.jsonl")
+    return sum(1 for row in rows if row["last_order_id"] is not None)
+
+
+def test_replace_of_a_parent_alone_when_no_child_rows(tmp_path, run_command):
+    folder = tmp_path / "categories"
+    folder.mkdir()
+    (folder / "shop_category.json").write_text(json.dumps([{"id": 1, "name": "a", "parent_id": None}]))
+    run_command("restore_backup", folder, "--noinput")
+    assert list(Category.objects.values_list("name", flat=True)) == ["a"]
+    assert RestoreRun.objects.get().status == "succeeded"
+
+
+def referred_by_rejected(run) -> int:
+    """Customers referred by a rejected customer are rejected too."""
+    from tests.test_row_accounting import read_rejects
+
+    return sum(1 for r in read_rejects(run.rejects_file) if "referred_by_id" in r["reason"])
