@@ -153,7 +153,15 @@ def _decimal_converter(field: models.DecimalField) -> Converter:
 
 
 def _json_value(value: Any) -> Any:
-    """JSON as read; ijson's exact Decimals become floats, since json.dumps cannot write them."""
+    """JSON as read; ijson's exact Decimals become floats, since json.dumps cannot write them.
+
+    A string holding a NUL character is refused on every database, since PostgreSQL's jsonb
+    cannot store ``\\u0000``: the same backup gives the same result on SQLite and PostgreSQL.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("JSON text with a NUL character (\\u0000), which PostgreSQL cannot store")
+        return value
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):
@@ -177,6 +185,22 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
+def _text_converter(field: models.Field) -> Converter:
+    """Text with the column's length enforced here, so SQLite (which ignores varchar lengths)
+    rejects a too-long value exactly as PostgreSQL does."""
+    max_length = field.max_length
+
+    def convert(value: Any) -> str:
+        text = _to_str(value)
+        if max_length is not None and len(text) > max_length:
+            raise ValueError(f"{len(text)} characters, longer than max_length {max_length}")
+        if "\x00" in text:
+            raise ValueError("text with a NUL character, which PostgreSQL cannot store")
+        return text
+
+    return convert
+
+
 def _field_to_python(field: models.Field) -> Converter:
     def convert(value: Any) -> Any:
         try:
@@ -187,6 +211,8 @@ def _field_to_python(field: models.Field) -> Converter:
     return convert
 
 
+_TEXT_TYPES = {"CharField", "TextField", "EmailField", "SlugField", "URLField", "FilePathField", "FileField",
+               "ImageField", "GenericIPAddressField"}
 _BY_INTERNAL_TYPE: dict[str, Converter] = {
     "DateTimeField": _to_datetime,
     "DateField": _to_date,
@@ -198,11 +224,6 @@ _BY_INTERNAL_TYPE: dict[str, Converter] = {
     "UUIDField": _to_uuid,
     "JSONField": _json_value,
     "FloatField": _float,
-    "CharField": _to_str,
-    "TextField": _to_str,
-    "EmailField": _to_str,
-    "SlugField": _to_str,
-    "URLField": _to_str,
 }
 for _name in (
     "AutoField",
@@ -224,6 +245,8 @@ def converter_for(field: models.Field) -> Converter:
     internal = target.get_internal_type()
     if internal == "DecimalField":
         base = _decimal_converter(target)
+    elif internal in _TEXT_TYPES:
+        base = _text_converter(target)
     else:
         base = _BY_INTERNAL_TYPE.get(internal) or _field_to_python(target)
     return base
@@ -281,8 +304,8 @@ class RowConverter:
             values[position] = value
         for position in missing:
             f = self.fields[position]
-            if f.has_default():
-                values[position] = f.get_default()
+            if f.has_default() or (f.blank and f.empty_strings_allowed and not f.null):
+                values[position] = f.get_default()  # the declared default, or "" for blank text
             elif not f.null and not f.primary_key:
                 raise ConversionError(f.column, None, "missing from the backup, and the field has no default")
         if unknown:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, connections, models, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, models, transaction
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
@@ -97,21 +97,33 @@ class Inserter:
         Returns the number of rows inserted (or updated, in merge mode) and, when asked and the
         database can say (PostgreSQL, SQLite), the primary keys of those rows.
         """
-        compiler = self._query(objs).get_compiler(using=self.using)
         can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
-        if can_return:
-            compiler.returning_fields = [self.pk]
         inserted, pks = 0, [] if can_return else None
         with self.connection.cursor() as cursor:
-            for sql, params in self._statements(compiler):
-                cursor.execute(sql, params)
+            for chunk in batched(objs, self.rows_per_statement()):
+                compiler = self._query(chunk).get_compiler(using=self.using)
                 if can_return:
-                    rows = cursor.fetchall()
-                    pks.extend(self.pk.to_python(row[0]) for row in rows)
-                    inserted += len(rows)
-                else:
-                    inserted += max(cursor.rowcount, 0)
+                    compiler.returning_fields = [self.pk]
+                for sql, params in self._statements(compiler):
+                    cursor.execute(sql, params)
+                    if can_return:
+                        rows = cursor.fetchall()
+                        pks.extend(self.pk.to_python(row[0]) for row in rows)
+                        inserted += len(rows)
+                    else:
+                        inserted += max(cursor.rowcount, 0)
         return inserted, pks
+
+    def rows_per_statement(self) -> int:
+        """Rows that fit one INSERT under the database's limit on bound parameters."""
+        if self.connection.vendor == "sqlite":
+            import sqlite3
+
+            self.connection.ensure_connection()
+            limit = self.connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        else:
+            limit = 65535  # PostgreSQL's wire protocol
+        return max(1, limit // max(1, len(self.fields)))
 
     def insert_raw(self, obj: models.Model) -> int:
         """The last resort for one row: a hand-written INSERT with values prepared per field."""
@@ -226,6 +238,8 @@ class TableLoader:
             with transaction.atomic(using=self.using):
                 inserted, pks = self.inserter.insert([p.obj for p in pending], returning_pks=self.log_skipped)
         except DatabaseError as exc:
+            if is_fatal(exc, self.inserter.connection):
+                raise
             if len(pending) == 1:
                 self._write_one_raw(pending[0], exc)
                 return
@@ -241,6 +255,8 @@ class TableLoader:
             with transaction.atomic(using=self.using):
                 inserted = self.inserter.insert_raw(item.obj)
         except DatabaseError as exc:
+            if is_fatal(exc, self.inserter.connection):
+                raise
             self.reject(item.position, item.row, _database_message(exc))
             return
         logger.info("%s row %d: the ORM insert failed (%s), the raw insert worked",
@@ -275,6 +291,24 @@ class TableLoader:
         self.rejects.write(
             model=self.model._meta.label, table=self.model._meta.db_table, position=position, row=row, reason=reason
         )
+
+
+def is_fatal(exc: DatabaseError, connection) -> bool:
+    """An error no row caused: a lost or killed connection, an operator's cancel, a full disk.
+
+    Splitting the batch would only turn it into a rejected row per input row; it stops the
+    restore instead. On PostgreSQL every OperationalError is of that kind (SQLSTATE classes 08,
+    53, 57, 58); SQLite raises OperationalError for row-level trouble too, so only a lock or
+    I/O error counts there.
+    """
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if connection.vendor != "sqlite":
+        return True
+    message = str(exc).lower()
+    return "locked" in message or "disk" in message or "readonly" in message
 
 
 def _database_message(exc: Exception) -> str:
