@@ -187,3 +187,20 @@ def test_unknown_table_can_be_ignored(tmp_path, run_command):
     assert Tag.objects.count() == 1
     assert any("legacy_stuff" in w for w in RestoreRun.objects.filter(status="succeeded").get().warnings)
     run_command("restore_backup", folder, "--noinput", "--exclude", "legacy_stuff")
+
+
+def test_fixed_rejects_file_restores_with_append(bad_backup, run_command, tmp_path):
+    rejects_path = tmp_path / "rejects.jsonl"
+    with pytest.raises(CommandError):
+        run_command("restore_backup", bad_backup, "--noinput", "--rejects-file", rejects_path)
+    before = Customer.objects.count()
+    fixed = []
+    for record in read_rejects(rejects_path):
+        if record["table"] == "shop_customer" and record["position"] == 3:  # the unparseable date
+            record["row"]["joined_at"] = "2024-03-01T09:30:00Z"
+            fixed.append(record)
+    fixed_path = tmp_path / "fixed.jsonl"
+    fixed_path.write_text("".join(json.dumps(record) + "\n" for record in fixed))
+    run_command("restore_backup", fixed_path, "--noinput", "--mode", "append")
+    assert Customer.objects.count() == before + 1
+    assert Customer.objects.get(pk=3).joined_at.hour == 9

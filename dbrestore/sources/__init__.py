@@ -15,6 +15,7 @@ from ..exceptions import BackupFormatError, BackupNotFoundError
 from .base import Backup, PositionedRow, Row, TableData
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .readers import data_suffix, first_significant_byte, iter_rows
+from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "MANIFEST_NAME"]
 
@@ -27,6 +28,7 @@ def open_single_table_file(path: Path) -> Backup:
 
 #: Detectors for single files, tried in order: ``(matches(path, first_byte), opener)``.
 FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]]] = [
+    (is_rejects_file, open_rejects_file),
     (lambda path, first: first == b"[" or data_suffix(path) in (".jsonl", ".ndjson"), open_single_table_file),
 ]
 
