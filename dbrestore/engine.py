@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management.color import no_style
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.utils import DatabaseError
+from django.utils import timezone
 
 from . import conf, signals
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
@@ -204,8 +205,6 @@ def default_rejects_path(run: RestoreRun) -> Path:
 
 
 def _mark_running(run: RestoreRun) -> None:
-    from django.utils import timezone
-
     run.status = RestoreRun.Status.RUNNING
     run.started_at = run.started_at or timezone.now()
     run.save(update_fields=["status", "started_at"])
