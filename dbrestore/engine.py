@@ -123,6 +123,7 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     except RestoreCancelled as exc:
         result.status = CANCELLED
         result.errors.append(str(exc))
+        _note_table_states(plan, opts, result)
     except DbRestoreError as exc:
         result.status = FAILED
         result.errors.append(str(exc))
@@ -318,3 +319,35 @@ def reset_sequences(plan: Plan, using: str) -> None:
         with connection.cursor() as cursor:
             for sql in statements:
                 cursor.execute(sql)
+
+
+def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any) -> RestoreRun:
+    """Create a queued RestoreRun and hand it to the RQ worker (``--async``, the admin)."""
+    from . import jobs
+
+    opts = RestoreOptions(**options)
+    opts.validate()
+    run = create_run(
+        source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+        requested_by=requested_by, status=RestoreRun.Status.QUEUED,
+    )
+    jobs.enqueue(run)
+    return run
+
+
+def cancel_restore(run: RestoreRun) -> str:
+    """Cancel a queued run now, or ask a running one to stop at its next batch boundary."""
+    from . import jobs
+
+    run.refresh_from_db()
+    if run.status == RestoreRun.Status.QUEUED:
+        jobs.cancel_job(run)
+        run.status = RestoreRun.Status.CANCELLED
+        run.finished_at = timezone.now()
+        run.errors = [*run.errors, "cancelled before it started"]
+        run.save(update_fields=["status", "finished_at", "errors"])
+        return "cancelled"
+    if run.status == RestoreRun.Status.RUNNING:
+        RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+        return "stopping"
+    return run.status

@@ -156,7 +156,7 @@ def create_run(*, source: str, database: str, mode: str, options: dict[str, Any]
         other = active_run(database)
         if other is not None:
             raise RestoreLockedError(
-                f"restore #{other.pk} ({other.status}, {other.source}) is already {other.status} "
+                f"restore #{other.pk} of {other.source} is already {other.status} "
                 f"against database {database!r}; wait for it or cancel it"
             )
         return RestoreRun.objects.using(using).create(

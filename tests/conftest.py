@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,10 +25,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def backup_dir(settings, tmp_path):
-    """Every test gets its own BACKUP_DIR (rejects files and safety backups land there)."""
+    """Every test gets its own BACKUP_DIR (rejects files and safety backups land there), and
+    background restores run in-process unless a test asks for the real queue (``redis_queue``)."""
     directory = tmp_path / "backups"
     directory.mkdir()
-    settings.DBRESTORE = {**settings.DBRESTORE, "BACKUP_DIR": str(directory), "PROGRESS_INTERVAL": 0.0}
+    settings.DBRESTORE = {
+        **settings.DBRESTORE, "BACKUP_DIR": str(directory), "PROGRESS_INTERVAL": 0.0, "SYNC_JOBS": True,
+    }
     return directory
 
 
@@ -60,3 +67,48 @@ def sample_backup(tmp_path, run_command):
 @pytest.fixture
 def vendor():
     return connection.vendor
+
+
+@pytest.fixture
+def subprocess_env(tmp_path):
+    """Environment for a manage.py subprocess that uses this test database."""
+    settings_dict = connection.settings_dict
+
+    def make(**extra) -> dict:
+        if connection.vendor == "sqlite":
+            url = f"sqlite:///{settings_dict['NAME']}"
+        else:
+            url = f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+        return {**os.environ, "DATABASE_URL": url, "DBRESTORE_BACKUP_DIR": str(tmp_path / "backups"), **extra}
+
+    return make
+
+
+@pytest.fixture
+def redis_queue(settings):
+    """The real RQ queue of dbrestore on the local Redis, emptied; background jobs go through it.
+
+    Fails (never skips) when Redis cannot be reached and CI is set.
+    """
+    import redis
+
+    settings.DBRESTORE = {**settings.DBRESTORE, "SYNC_JOBS": False}
+    from dbrestore.jobs import get_queue
+
+    queue = get_queue()
+    try:
+        queue.connection.ping()
+    except redis.exceptions.ConnectionError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {os.environ.get('REDIS_URL')}: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+    queue.empty()
+    return queue
+
+
+def run_worker(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A real ``rqworker --burst`` process: runs what is queued, then exits."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "rqworker", "dbrestore", "--burst"],
+        cwd=ROOT, env={**env, "DBRESTORE_SYNC_JOBS": "0"}, capture_output=True, text=True, timeout=timeout,
+    )

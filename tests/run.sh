@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/dbrestore}
+export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
 bash tests/services.sh || exit 1
 

@@ -99,8 +99,21 @@ def test_a_second_restore_is_refused_while_one_runs(big_backup, tmp_path, run_co
     process = start_restore(big_backup, tmp_path)
     run = wait_for_progress(process)
     try:
-        with pytest.raises(CommandError, match=f"restore #{run.pk} .* already running"):
+        with pytest.raises(CommandError, match=f"restore #{run.pk} of .* is already running"):
             run_command("restore_backup", big_backup, "--noinput")
     finally:
         process.communicate(timeout=120)
     assert process.returncode == 0
+
+
+def test_cancel_a_running_restore_rolls_it_back(big_backup, tmp_path, before):
+    from dbrestore.engine import cancel_restore
+
+    process = start_restore(big_backup, tmp_path)
+    run = wait_for_progress(process)
+    assert cancel_restore(run) == "stopping"
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "ended cancelled" in err
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert list(Tag.objects.values_list("name", flat=True)) == before and not Customer.objects.exists()

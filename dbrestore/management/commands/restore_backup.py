@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
-from dbrestore.engine import MODES, restore
+from dbrestore.engine import MODES, queue_restore, restore
 from dbrestore.exceptions import DbRestoreError
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
@@ -64,6 +64,9 @@ class Command(BaseCommand):
         parser.add_argument("--rejects-file", default=None, metavar="PATH",
                             help="Where rejected rows go (JSON Lines; default BACKUP_DIR/rejects/restore-<run>-rejects.jsonl).")
         parser.add_argument("--report-json", default=None, metavar="PATH", help="Also write the report as JSON to PATH.")
+        parser.add_argument("--async", action="store_true", dest="run_async",
+                            help="Queue the restore for the RQ worker (manage.py rqworker dbrestore) and print the "
+                                 "run id on the last line; follow it with restore_status RUN_ID.")
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
@@ -72,24 +75,32 @@ class Command(BaseCommand):
         source = Path(options["source"])
         if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
             self._confirm(source, options["database"])
-        progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
+        restore_options = dict(
+            database=options["database"],
+            mode=options["mode"],
+            batch_size=options["batch_size"],
+            only=_split(options["only"]),
+            exclude=_split(options["exclude"]),
+            dry_run=options["dry_run"],
+            atomic=options["atomic"],
+            ignore_unknown=options["ignore_unknown"],
+            rejects_file=options["rejects_file"],
+            cascade=options["cascade"],
+            log_skipped=options["log_skipped"],
+            max_rejects=options["max_rejects"],
+        )
         try:
-            result = restore(
-                source,
-                listeners=[progress],
-                database=options["database"],
-                mode=options["mode"],
-                batch_size=options["batch_size"],
-                only=_split(options["only"]),
-                exclude=_split(options["exclude"]),
-                dry_run=options["dry_run"],
-                atomic=options["atomic"],
-                ignore_unknown=options["ignore_unknown"],
-                rejects_file=options["rejects_file"],
-                cascade=options["cascade"],
-                log_skipped=options["log_skipped"],
-                max_rejects=options["max_rejects"],
-            )
+            if options["run_async"]:
+                run = queue_restore(source, requested_by=_who(), **restore_options)
+                run.refresh_from_db()  # with SYNC_JOBS it has already run
+                if verbosity >= 1:
+                    self.stdout.write(f"Restore #{run.pk}: {run.status}; follow it with: "
+                                      f"python manage.py restore_status {run.pk}")
+                self.stdout.write(str(run.pk))
+                return
+            # tqdm needs the raw stream: Django's OutputWrapper adds a newline to every write.
+            progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
+            result = restore(source, listeners=[progress], requested_by=_who(), **restore_options)
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
         if options["report_json"]:
@@ -123,6 +134,15 @@ class Command(BaseCommand):
             f"{verb} {result.inserted} rows ({result.skipped} skipped, {result.rejected} rejected) "
             f"in {result.seconds:.2f}s, {result.rows_per_s:.0f} rows/s: run #{result.run_id} {result.status}"
         ))
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (command line)"
+    except (KeyError, OSError):
+        return "command line"
 
 
 def _split(values: list[str]) -> list[str]:

@@ -1,0 +1,180 @@
+"""The admin's custom views: Restore (choose), confirm (a dry run's findings, then start),
+live progress (a page and its JSON) and cancel. Each checks its permission itself; the ones
+that change state take POST only. The work is done by the service layer (engine, preview)."""
+
+from __future__ import annotations
+
+import shutil
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from . import conf
+from .engine import cancel_restore, queue_restore
+from .exceptions import DbRestoreError
+from .forms import ConfirmForm, RestoreForm
+from .models import RestoreRun
+from .preview import preview_restore
+from .runs import fail_dead_runs
+
+
+def _context(model_admin, request: HttpRequest, **extra):
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "app_label": model_admin.opts.app_label,
+        **extra,
+    }
+
+
+def _require_restore(model_admin, request: HttpRequest) -> None:
+    if not model_admin.has_restore_permission(request):
+        raise PermissionDenied
+
+
+def _require_view(model_admin, request: HttpRequest) -> None:
+    if not (model_admin.has_view_permission(request) or model_admin.has_restore_permission(request)):
+        raise PermissionDenied
+
+
+def rq_job_url(run: RestoreRun) -> str | None:
+    """The job's page in the RQ dashboard, when it went through RQ."""
+    if not run.job_id or conf.get("SYNC_JOBS"):
+        return None
+    from django_rq.settings import get_queues_list
+
+    names = [queue["name"] for queue in get_queues_list()]
+    if conf.get("QUEUE") not in names:
+        return None
+    try:
+        return reverse("django_rq:job_detail", args=[names.index(conf.get("QUEUE")), run.job_id])
+    except NoReverseMatch:
+        return None
+
+
+def restore_view(model_admin):
+    def view(request: HttpRequest) -> HttpResponse:
+        _require_restore(model_admin, request)
+        form = RestoreForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            source = None
+            try:
+                source = form.source_path()
+                options = form.restore_options()
+                preview = preview_restore(source, **options)
+            except DbRestoreError as exc:
+                form.add_error(None, str(exc))
+                if source is not None and form.cleaned_data.get("upload"):
+                    shutil.rmtree(source, ignore_errors=True)  # an unusable upload is not kept
+            else:
+                confirm = ConfirmForm(initial={
+                    **options, "backup": source.name, "only": ",".join(options["only"]),
+                    "exclude": ",".join(options["exclude"]),
+                })
+                return TemplateResponse(request, "admin/dbrestore/confirm.html", _context(
+                    model_admin, request, title="Confirm the restore", preview=preview, form=confirm,
+                    options=options,
+                ))
+        return TemplateResponse(request, "admin/dbrestore/restore.html", _context(
+            model_admin, request, title="Restore a backup", form=form,
+            backup_dir=str(conf.get("BACKUP_DIR")), max_upload=conf.get("MAX_UPLOAD_SIZE"),
+        ))
+
+    return view
+
+
+def confirm_view(model_admin):
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        _require_restore(model_admin, request)
+        form = ConfirmForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "The restore could not start: " + "; ".join(
+                message for errors in form.errors.values() for message in errors
+            ))
+            return redirect("admin:dbrestore_restorerun_restore")
+        try:
+            run = queue_restore(form.path, requested_by=request.user.get_username(), **form.restore_options())
+        except DbRestoreError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:dbrestore_restorerun_restore")
+        model_admin.log_addition(request, run, f"Started restore #{run.pk} of {run.source} ({run.mode})")
+        messages.success(request, f"Restore #{run.pk} of {form.cleaned_data['backup']} started.")
+        return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+
+    return view
+
+
+def progress_page(model_admin):
+    @never_cache
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        _require_view(model_admin, request)
+        run = get_object_or_404(RestoreRun, pk=pk)
+        return TemplateResponse(request, "admin/dbrestore/progress.html", _context(
+            model_admin, request, title=f"Restore #{run.pk}", run=run,
+            progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
+            cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
+            can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run),
+        ))
+
+    return view
+
+
+def progress_data(run: RestoreRun) -> dict:
+    """The progress endpoint's document."""
+    if run.is_active:
+        fail_dead_runs(run.database)
+        run.refresh_from_db()
+    speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
+    remaining = max(run.rows_total - run.rows_processed, 0)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "final": run.status in RestoreRun.FINAL_STATUSES,
+        "percent": round(run.percent, 1),
+        "rows_total": run.rows_total,
+        "rows_done": run.rows_processed,
+        "rows_inserted": run.rows_inserted,
+        "rows_skipped": run.rows_skipped,
+        "rows_rejected": run.rows_rejected,
+        "rows_per_s": round(run.rows_per_s or 0, 1),
+        "eta_s": round(remaining / speed, 1) if speed else None,
+        "current_table": run.current_table,
+        "tables": run.tables,
+        "errors": run.errors,
+        "warnings": run.warnings,
+        "cancel_requested": run.cancel_requested,
+    }
+
+
+def progress_json(model_admin):
+    @never_cache
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        _require_view(model_admin, request)
+        return JsonResponse(progress_data(get_object_or_404(RestoreRun, pk=pk)))
+
+    return view
+
+
+def cancel_view(model_admin):
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        _require_restore(model_admin, request)
+        run = get_object_or_404(RestoreRun, pk=pk)
+        outcome = cancel_restore(run)
+        if outcome == "cancelled":
+            messages.success(request, f"Restore #{run.pk} was cancelled before it started.")
+        elif outcome == "stopping":
+            messages.warning(request, f"Restore #{run.pk} will stop at its next batch (rolled back when atomic).")
+        else:
+            messages.info(request, f"Restore #{run.pk} had already ended ({outcome}).")
+        model_admin.log_change(request, run, f"Cancel requested: {outcome}")
+        return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+
+    return view

@@ -1,0 +1,111 @@
+"""The admin's Restore form: a backup from BACKUP_DIR or an upload, and the options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django import forms
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+from .discovery import human_size, list_backups, resolve_backup_name, upload_path
+from .engine import MODES
+from .exceptions import BackupNotFoundError
+
+
+def _backup_choices():
+    choices = [("", _("— choose a backup —"))]
+    for info in list_backups():
+        details = [info.created.strftime("%Y-%m-%d %H:%M UTC"), human_size(info.size)]
+        if info.tables is not None:
+            details.append(f"{info.tables} tables")
+        if info.rows is not None:
+            details.append(f"{info.rows} rows")
+        choices.append((info.name, f"{info.name} ({', '.join(details)})"))
+    return choices
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+
+
+class RestoreForm(forms.Form):
+    backup = forms.ChoiceField(label=_("Backup"), required=False, choices=_backup_choices)
+    upload = forms.FileField(label=_("…or upload one"), required=False)
+    mode = forms.ChoiceField(label=_("Mode"), choices=[(m, m) for m in MODES], initial="replace")
+    batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
+    atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)
+    only = forms.CharField(label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated."))
+    exclude = forms.CharField(label=_("Exclude these tables"), required=False)
+
+    def clean_upload(self):
+        upload = self.cleaned_data.get("upload")
+        if upload is None:
+            return None
+        limit = conf.get("MAX_UPLOAD_SIZE")
+        if upload.size > limit:
+            raise forms.ValidationError(
+                _("The file is %(size)s; uploads are limited to %(limit)s.")
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)}
+            )
+        if upload.size == 0:
+            raise forms.ValidationError(_("The file is empty."))
+        allowed = {suffix.lower() for suffix in conf.get("UPLOAD_EXTENSIONS")}
+        if Path(upload.name).suffix.lower() not in allowed:
+            raise forms.ValidationError(
+                _("Not an accepted backup file: use one of %(allowed)s.") % {"allowed": ", ".join(sorted(allowed))}
+            )
+        return upload
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("backup") and not data.get("upload"):
+            raise forms.ValidationError(_("Choose a backup or upload one."))
+        if data.get("backup") and data.get("upload"):
+            raise forms.ValidationError(_("Choose a backup or upload one, not both."))
+        return data
+
+    def source_path(self) -> Path:
+        """The backup to restore: the chosen name resolved inside BACKUP_DIR, or the upload saved there."""
+        upload = self.cleaned_data.get("upload")
+        if upload is None:
+            return resolve_backup_name(self.cleaned_data["backup"])
+        path = upload_path(upload.name)
+        with open(path, "wb") as stream:
+            for chunk in upload.chunks():
+                stream.write(chunk)
+        return path.parent
+
+    def restore_options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "mode": data["mode"],
+            "batch_size": data.get("batch_size") or None,
+            "atomic": bool(data.get("atomic")),
+            "only": _split(data.get("only") or ""),
+            "exclude": _split(data.get("exclude") or ""),
+        }
+
+
+class ConfirmForm(forms.Form):
+    """The confirmation step: which backup (by name, checked again) and the options, hidden."""
+
+    backup = forms.CharField(widget=forms.HiddenInput)
+    mode = forms.ChoiceField(choices=[(m, m) for m in MODES], widget=forms.HiddenInput)
+    batch_size = forms.IntegerField(min_value=1, max_value=100_000, required=False, widget=forms.HiddenInput)
+    atomic = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    only = forms.CharField(required=False, widget=forms.HiddenInput)
+    exclude = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_backup(self):
+        try:
+            self.path = resolve_backup_name(self.cleaned_data["backup"])
+        except BackupNotFoundError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return self.cleaned_data["backup"]
+
+    restore_options = RestoreForm.restore_options
+
+
+__all__ = ["RestoreForm", "ConfirmForm", "BackupNotFoundError"]

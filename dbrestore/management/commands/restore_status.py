@@ -1,0 +1,40 @@
+"""``manage.py restore_status RUN_ID``: where a restore is, for people (default) or machines (--json)."""
+
+from __future__ import annotations
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+
+from dbrestore.admin_views import progress_data
+from dbrestore.models import RestoreRun
+
+
+class Command(BaseCommand):
+    help = "Show the status and progress of a restore run (see restore_backup --async)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_id", type=int, help="The RestoreRun id printed by restore_backup.")
+        parser.add_argument("--json", action="store_true", help="Print the progress document as JSON.")
+
+    def handle(self, *args, run_id: int, **options):
+        try:
+            run = RestoreRun.objects.get(pk=run_id)
+        except RestoreRun.DoesNotExist:
+            raise CommandError(f"no restore run #{run_id}") from None
+        data = progress_data(run)
+        if options["json"]:
+            self.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+            return
+        self.stdout.write(
+            f"Restore #{run.pk} of {run.source}: {data['status']}, {data['rows_done']}/{data['rows_total'] or '?'} rows "
+            f"({data['percent']}%), {data['rows_inserted']} inserted, {data['rows_skipped']} skipped, "
+            f"{data['rows_rejected']} rejected"
+            + (f", loading {data['current_table']}" if data["current_table"] else "")
+        )
+        for label, table in data["tables"].items():
+            self.stdout.write(
+                f"  {label}: {table['total']} read, {table['inserted']} inserted, {table['skipped']} skipped, "
+                f"{table['rejected']} rejected"
+            )
+        for message in data["errors"]:
+            self.stdout.write(self.style.ERROR(f"  error: {message}"))
