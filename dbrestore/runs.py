@@ -37,8 +37,10 @@ def _bounded(messages: list[str]) -> list[str]:
     return messages[:limit] if len(messages) > limit else list(messages)
 
 
-def table_progress(table: TableResult) -> dict[str, Any]:
-    return table.as_dict()
+def tables_progress(result: RestoreResult) -> dict[str, Any]:
+    """Per-table progress for RestoreRun.tables; ``position`` keeps the load order, which a
+    PostgreSQL jsonb object does not."""
+    return {label: {**table.as_dict(), "position": index} for index, (label, table) in enumerate(result.tables.items())}
 
 
 class RunRecorder(BaseListener):
@@ -77,7 +79,7 @@ class RunRecorder(BaseListener):
     # ---------------------------------------------------------------------------------
     def _tables(self) -> dict[str, Any]:
         assert self._result is not None
-        return {label: table_progress(table) for label, table in self._result.tables.items()}
+        return tables_progress(self._result)
 
     def write(self, *, force: bool = False, **values: Any) -> None:
         """Save progress values (throttled unless ``force``) and check for a cancel request."""
@@ -186,7 +188,7 @@ def finish_run(run: RestoreRun, result: RestoreResult) -> None:
     run.finished_at = timezone.now()
     run.heartbeat_at = run.finished_at
     run.current_table = ""
-    run.tables = {label: table_progress(table) for label, table in result.tables.items()}
+    run.tables = tables_progress(result)
     run.rows_processed = result.total
     run.rows_inserted = result.inserted
     run.rows_skipped = result.skipped

@@ -23,4 +23,14 @@ if ! redis_up; then
   echo "Redis is down; starting it"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
 fi
-wait_for pg_up PostgreSQL && wait_for redis_up Redis
+wait_for pg_up PostgreSQL && wait_for redis_up Redis || exit 1
+
+# Debian's Chromium drives the admin in the browser tests (Playwright uses it; it downloads none).
+if ! [ -x /usr/bin/chromium ]; then
+  echo "Chromium is missing; installing Debian's chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || {
+    echo "ERROR: could not install chromium (needed by tests/test_browser.py)" >&2
+    exit 1
+  }
+fi
