@@ -15,13 +15,16 @@ import gzip
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import django
 import orjson
+from django.db import connections, models, transaction
 from django.utils import timezone
+
+from .exceptions import BackupWriteError
 
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
 
@@ -42,7 +45,9 @@ def encode_value(value: Any) -> Any:
 
 
 def dumps_row(row: dict[str, Any]) -> bytes:
-    return orjson.dumps(row, default=encode_value, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(
+        row, default=encode_value, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    )
 
 
 class TableWriter:
@@ -132,3 +137,86 @@ class BackupWriter:
         tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         os.replace(tmp, path)
         return path
+
+
+def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
+    """The models a backup holds: every concrete, managed model (M2M tables included), parents
+    first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""
+    from django.apps import apps
+
+    from . import conf
+    from .plan import matches_any, order_parents_first
+
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    chosen = [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed and not model._meta.proxy
+        and (not only or matches_any(model, only)) and not matches_any(model, exclude)
+    ]
+    ordered, _ = order_parents_first(chosen)
+    return ordered
+
+
+def applied_migrations(using: str) -> dict[str, list[str]]:
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied: dict[str, list[str]] = {}
+    for app, name in sorted(MigrationRecorder(connections[using]).applied_migrations()):
+        applied.setdefault(app, []).append(name)
+    return applied
+
+
+def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) -> Iterator[dict[str, Any]]:
+    """Rows of one table keyed by column, ordered by primary key, streamed (a server-side cursor
+    on PostgreSQL)."""
+    fields = model._meta.concrete_fields
+    columns = [f.column for f in fields]
+    rows = model._base_manager.using(using).order_by("pk").values_list(*[f.attname for f in fields])
+    for values in rows.iterator(chunk_size=chunk_size):
+        yield dict(zip(columns, values))
+
+
+def create_backup(
+    directory: Path,
+    *,
+    using: str = "default",
+    models_to_save: Iterable[type[models.Model]] | None = None,
+    only: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    compress: bool = True,
+) -> Path:
+    """Write the database's tables to ``directory`` in dbrestore's format; return the directory.
+
+    Runs in one REPEATABLE READ transaction on PostgreSQL, so every table is read from the same
+    snapshot.
+    """
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise BackupWriteError(f"{directory}: directory is not empty")
+    chosen = list(models_to_save) if models_to_save is not None else backup_models(only, exclude)
+    connection = connections[using]
+    try:
+        with transaction.atomic(using=using):
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            writer = BackupWriter(directory, compress=compress, metadata={
+                "vendor": connection.vendor,
+                "database": using,
+                "migrations": applied_migrations(using),
+            })
+            for model in chosen:
+                writer.write_table(
+                    model=model._meta.label, table=model._meta.db_table,
+                    columns=[f.column for f in model._meta.concrete_fields], rows=table_rows(model, using),
+                )
+            writer.finish()
+    except OSError as exc:
+        raise BackupWriteError(f"cannot write the backup to {directory}: {exc.strerror or exc}") from exc
+    return directory
+
+
+def timestamped_directory(base: Path, prefix: str = "") -> Path:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
+    return Path(base) / f"{prefix}{stamp}"

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from . import conf, signals
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
+from .backup import create_backup, timestamped_directory
 from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
 from .loader import TableLoader
 from .models import RestoreRun
@@ -31,6 +32,7 @@ from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, finish_run
 from .sources import Backup, open_backup
+from .verify import migration_drift, verify_checksums, verify_counts
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class RestoreOptions:
     cascade: bool = False  # replace: also empty outside tables whose rows point into restored ones
     log_skipped: bool = False  # write rows skipped as duplicates to the rejects file too
     max_rejects: int | None = None  # stop (and roll back when atomic) after this many rejects
+    skip_checksum: bool = False  # do not check data files against the manifest's sha256 and counts
+    safety_backup: bool = True  # back up the tables a replace empties, first (and SAFETY_BACKUP)
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -112,14 +116,23 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
         _note_plan(plan, result)
         progress.restore_started(result, _expected_rows(plan))
         signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
+        if not opts.skip_checksum:
+            verify_checksums(plan)
+        for warning in migration_drift(backup, opts.database):
+            logger.warning("%s: %s", run.source, warning)
+            result.warnings.append(warning)
         if opts.mode == "replace" and not opts.dry_run:
             prepare_outside_references(plan, opts, result)
+            if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+                result.safety_backup = str(write_safety_backup(run, plan, opts.database))
+                RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
         try:
             with _restore_transaction(opts):
                 _load(plan, opts, result, rejects, progress, started)
         except DatabaseError as exc:
             raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
-        result.status = PARTIAL if result.rejected else SUCCEEDED
+        result.errors.extend(result.verification.get("mismatches", []))
+        result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     except RestoreCancelled as exc:
         result.status = CANCELLED
         result.errors.append(str(exc))
@@ -201,6 +214,14 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
         result.errors.append(f"{table.label}: {state}")
 
 
+def write_safety_backup(run: RestoreRun, plan: Plan, using: str) -> Path:
+    """Back up the tables the restore is about to empty; a failure stops it before it empties any."""
+    directory = timestamped_directory(Path(conf.get("BACKUP_DIR")), prefix=f"safety-run{run.pk}-")
+    create_backup(directory, using=using, models_to_save=plan.models_to_empty)
+    logger.info("Safety backup of %d tables in %s", len(plan.models_to_empty), directory)
+    return directory
+
+
 def default_rejects_path(run: RestoreRun) -> Path:
     return Path(conf.get("BACKUP_DIR")) / "rejects" / f"restore-{run.pk}-rejects.jsonl"
 
@@ -267,6 +288,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         _check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
+    result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
 
 
 def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
@@ -351,3 +373,16 @@ def cancel_restore(run: RestoreRun) -> str:
         RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
         return "stopping"
     return run.status
+
+
+def rollback_source(run_id: int) -> Path:
+    """The safety backup restore run ``run_id`` took, to restore it (``--rollback``)."""
+    run = RestoreRun.objects.using(conf.get("RUN_DATABASE")).filter(pk=run_id).first()
+    if run is None:
+        raise RestoreConfigError(f"no restore run #{run_id}")
+    if not run.safety_backup:
+        raise RestoreConfigError(f"restore run #{run_id} took no safety backup; there is nothing to roll back to")
+    path = Path(run.safety_backup)
+    if not path.exists():
+        raise RestoreConfigError(f"the safety backup of run #{run_id} is gone: {path}")
+    return path

@@ -56,3 +56,7 @@ class OutsideReferenceError(RestoreConfigError):
 
 class RestoreAbortedError(DbRestoreError):
     """The database refused a statement that the restore cannot do without (rolled back when atomic)."""
+
+
+class BackupWriteError(DbRestoreError):
+    """A backup (or the safety backup before a restore) could not be written."""

@@ -14,5 +14,7 @@ status=0
 echo "=== test suite on SQLite ==="
 env -u DATABASE_URL "$PY" -m pytest "$@" || status=1
 echo "=== test suite on PostgreSQL ($PG_URL) ==="
+# A test database left behind by an interrupted run would stop pytest-django from creating it.
+psql "${PG_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS test_${PG_URL##*/} WITH (FORCE)" >/dev/null 2>&1 || true
 DATABASE_URL="$PG_URL" "$PY" -m pytest "$@" || status=1
 exit $status

@@ -57,7 +57,7 @@ def test_restore_from_the_admin_in_a_browser(browser, live_server, redis_queue, 
 
     page.select_option("#id_backup", "nightly")
     page.click("input[name=check]")
-    assert page.is_visible("text=Yes, start the restore")
+    page.wait_for_selector("text=Yes, start the restore")
     assert "shop.OrderItem" in page.inner_text("#preview-tables")
     page.click("input[name=start]")
 

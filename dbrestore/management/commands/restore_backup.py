@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import orjson
@@ -9,8 +10,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
-from dbrestore.engine import MODES, queue_restore, restore
-from dbrestore.exceptions import DbRestoreError
+from dbrestore.discovery import backup_dir, human_size, list_backups, resolve_backup_name
+from dbrestore.engine import MODES, queue_restore, restore, rollback_source
+from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
+from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
 
@@ -27,7 +30,17 @@ class Command(BaseCommand):
     missing_args_message = "Give the backup to restore: a directory or a file (see --help)."
 
     def add_arguments(self, parser):
-        parser.add_argument("source", help="Backup directory or file to restore.")
+        parser.add_argument("source", nargs="?", help="Backup directory or file, or the name of a backup in "
+                            "BACKUP_DIR. Without it: --latest, --list, or (on a terminal) a menu.")
+        parser.add_argument("--list", action="store_true", dest="list_backups",
+                            help="List the backups in BACKUP_DIR, newest first, and exit.")
+        parser.add_argument("--latest", action="store_true", help="Restore the newest backup in BACKUP_DIR.")
+        parser.add_argument("--rollback", type=int, metavar="RUN_ID", default=None,
+                            help="Restore the safety backup that restore run RUN_ID took before it emptied tables.")
+        parser.add_argument("--skip-checksum", action="store_true",
+                            help="Do not check the data files against the manifest's sha256 and row counts.")
+        parser.add_argument("--no-safety-backup", action="store_false", dest="safety_backup",
+                            help="Do not back up the tables about to be replaced first (on by default).")
         parser.add_argument(
             "--batch-size", type=int, default=None,
             help=f"Rows per INSERT batch (default settings.DBRESTORE['BATCH_SIZE'], now {conf.get('BATCH_SIZE')}).",
@@ -72,9 +85,10 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
-        source = Path(options["source"])
-        if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
-            self._confirm(source, options["database"])
+        if options["list_backups"]:
+            self._print_backups()
+            return
+        source = self._source(options)
         restore_options = dict(
             database=options["database"],
             mode=options["mode"],
@@ -90,6 +104,8 @@ class Command(BaseCommand):
             max_rejects=options["max_rejects"],
         )
         try:
+            if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
+                self._confirm(source, restore_options)
             if options["run_async"]:
                 run = queue_restore(source, requested_by=_who(), **restore_options)
                 run.refresh_from_db()  # with SYNC_JOBS it has already run
@@ -113,11 +129,63 @@ class Command(BaseCommand):
                 returncode=EXIT_PARTIAL if result.status == PARTIAL else 1,
             )
 
-    def _confirm(self, source: Path, database: str) -> None:
-        answer = input(
-            f"This replaces the contents of the tables in {source} on database {database!r}.\n"
-            "Type 'yes' to continue, or 'no' to cancel: "
-        )
+    def _source(self, options) -> Path:
+        """The backup to restore: a path, a name in BACKUP_DIR, --latest, --rollback, or a menu."""
+        try:
+            if options["rollback"] is not None:
+                return rollback_source(options["rollback"])
+            if options["source"]:
+                return self._path_or_name(options["source"])
+            backups = list_backups()
+            if options["latest"]:
+                if not backups:
+                    raise BackupNotFoundError(f"no backups in {backup_dir()}")
+                return backups[0].path
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["interactive"] and sys.stdin.isatty() and backups:
+            return self._menu(backups)
+        raise CommandError(self.missing_args_message)
+
+    @staticmethod
+    def _path_or_name(source: str) -> Path:
+        path = Path(source)
+        if path.exists() or "/" in source:
+            return path
+        try:
+            return resolve_backup_name(source)
+        except BackupNotFoundError:
+            return path  # the restore reports the missing path
+
+    def _menu(self, backups) -> Path:
+        self._print_backups(backups, numbered=True)
+        answer = input(f"Restore which backup? [1-{len(backups)}, Enter to cancel]: ").strip()
+        if not answer.isdigit() or not 1 <= int(answer) <= len(backups):
+            raise CommandError("Restore cancelled.")
+        return backups[int(answer) - 1].path
+
+    def _print_backups(self, backups=None, numbered: bool = False) -> None:
+        backups = list_backups() if backups is None else backups
+        if not backups:
+            self.stdout.write(f"No backups in {backup_dir()}")
+            return
+        self.stdout.write(f"{'#  ' if numbered else ''}{'name':<40} {'created (UTC)':<20} {'size':>9} {'tables':>6} {'rows':>10}")
+        for index, info in enumerate(backups, start=1):
+            self.stdout.write(
+                f"{f'{index:<3}' if numbered else ''}{info.name:<40} {info.created:%Y-%m-%d %H:%M:%S} "
+                f"{human_size(info.size):>9} {info.tables if info.tables is not None else '?':>6} "
+                f"{info.rows if info.rows is not None else '?':>10}"
+            )
+
+    def _confirm(self, source: Path, restore_options: dict) -> None:
+        preview = preview_restore(source, **restore_options)
+        emptied = [*[t for t in preview.tables if t.emptied], *preview.also_emptied]
+        self.stdout.write(f"Restoring {source} into database {restore_options['database']!r} empties these tables first:")
+        for table in emptied:
+            self.stdout.write(f"  {table.db_table} ({table.rows_now} rows now)")
+        for warning in preview.warnings:
+            self.stdout.write(self.style.WARNING(f"warning: {warning}"))
+        answer = input("Type 'yes' to continue, or 'no' to cancel: ")
         if answer.strip().lower() != "yes":
             raise CommandError("Restore cancelled.")
 
@@ -128,6 +196,14 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"warning: {warning}"))
         for line in result.render_lines():
             self.stdout.write(line)
+        if result.safety_backup:
+            self.stdout.write(f"Safety backup of the replaced tables: {result.safety_backup} "
+                              f"(undo with: restore_backup --rollback {result.run_id})")
+        verification = result.verification
+        if verification.get("tables") and verification.get("ok"):
+            self.stdout.write(self.style.SUCCESS(f"Verified: row counts of {len(verification['tables'])} tables match."))
+        for mismatch in verification.get("mismatches", []):
+            self.stdout.write(self.style.ERROR(f"verification: {mismatch}"))
         style = self.style.SUCCESS if result.status == SUCCEEDED else self.style.WARNING
         verb = "Checked (dry run)" if result.dry_run else "Restored"
         self.stdout.write(style(
