@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer
@@ -42,14 +46,41 @@ def browser():
             yield browser
         finally:
             browser.close()
+            # Connections the ORM opened while Playwright's loop ran belong to that context.
+            connections.close_all()
 
 
-def test_restore_from_the_admin_in_a_browser(browser, live_server, redis_queue, sample_backup, backup_dir, subprocess_env):
+@pytest.fixture
+def web_server(subprocess_env, backup_dir):
+    """``manage.py runserver`` in a process of its own, on this test database."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**subprocess_env(), "DBRESTORE_SYNC_JOBS": "0", "DBRESTORE_BACKUP_DIR": str(backup_dir), "DJANGO_DEBUG": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/admin/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_restore_from_the_admin_in_a_browser(browser, web_server, redis_queue, sample_backup, backup_dir, subprocess_env):
     shutil.copytree(sample_backup(rows=2000), backup_dir / "nightly")
     User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/dbrestore/restorerun/")
+    page.goto(f"{web_server}/admin/login/?next=/admin/dbrestore/restorerun/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "secret-pw")
     page.click("input[type=submit]")

@@ -102,6 +102,8 @@ class Command(BaseCommand):
             cascade=options["cascade"],
             log_skipped=options["log_skipped"],
             max_rejects=options["max_rejects"],
+            skip_checksum=options["skip_checksum"],
+            safety_backup=options["safety_backup"],
         )
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
