@@ -252,10 +252,44 @@ def converter_for(field: models.Field) -> Converter:
     return base
 
 
-class RowConverter:
-    """Turns backup rows of one model into tuples in ``concrete_fields`` order."""
+_NATURAL_KEY_CACHE = 100_000
 
-    def __init__(self, model: type[models.Model]):
+
+def natural_key_converter(field: models.Field, base: Converter, using: str) -> Converter:
+    """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
+    writes) and finds the parent's key in the database; plain values go through ``base``."""
+    parent = field.remote_field.model
+    manager = parent._default_manager.db_manager(using)
+    target = field.target_field.attname
+    cache: dict[tuple, Any] = {}
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, list):
+            return base(value)
+        key = tuple(value)
+        if key not in cache:
+            if len(cache) >= _NATURAL_KEY_CACHE:
+                cache.clear()
+            try:
+                cache[key] = getattr(manager.get_by_natural_key(*value), target)
+            except parent.DoesNotExist as exc:
+                raise ValueError(f"no {parent._meta.label} with natural key {value!r}") from exc
+        return cache[key]
+
+    return convert
+
+
+def _has_natural_keys(model: type[models.Model]) -> bool:
+    return hasattr(model._default_manager, "get_by_natural_key")
+
+
+class RowConverter:
+    """Turns backup rows of one model into tuples in ``concrete_fields`` order.
+
+    With ``using``, FK values may also be natural keys, looked up in that database.
+    """
+
+    def __init__(self, model: type[models.Model], using: str | None = None):
         self.model = model
         self.fields = list(model._meta.concrete_fields)
         self.attnames = [f.attname for f in self.fields]
@@ -264,6 +298,10 @@ class RowConverter:
             for key in (f.name, f.column, f.attname):
                 self._field_index.setdefault(key, position)
         self._converters = [converter_for(f) for f in self.fields]
+        if using is not None:
+            for position, f in enumerate(self.fields):
+                if f.is_relation and _has_natural_keys(f.remote_field.model):
+                    self._converters[position] = natural_key_converter(f, self._converters[position], using)
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self.unknown_columns: set[str] = set()
         self.missing_columns: set[str] = set()

@@ -134,7 +134,7 @@ def _reject_from_input(
     table: PlannedTable, found: dict[Any, ForeignKeyEdge], using: str, result: RestoreResult, rejects: RejectsFile
 ) -> None:
     """Re-read the table's input to write each deleted orphan to the rejects file as it was."""
-    converter = RowConverter(table.model)
+    converter = RowConverter(table.model, using=using)
     pk_index = converter.fields.index(table.model._meta.pk)
     pending = dict(found)
     table_result = result.table(table.label, table.db_table)
@@ -177,7 +177,7 @@ def apply_deferred_foreign_keys(plan: Plan, using: str, batch_size: int, result:
 
 def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, batch_size: int,
                  result: RestoreResult, rejects: RejectsFile, plan: Plan) -> None:
-    converter = RowConverter(table.model)
+    converter = RowConverter(table.model, using=using)
     index = {f: i for i, f in enumerate(converter.fields)}
     pk_index = index[table.model._meta.pk]
     manager = table.model._base_manager.using(using)

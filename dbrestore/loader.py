@@ -64,7 +64,7 @@ class Inserter:
         self.merge = merge
         self.update_fields = [f for f in self.fields if not f.primary_key]
 
-    def _query(self, objs: Sequence[models.Model]) -> InsertQuery:
+    def _query(self, objs: Sequence[models.Model], fields: list[models.Field]) -> InsertQuery:
         if self.merge and self.update_fields:
             query = InsertQuery(
                 self.model, on_conflict=OnConflict.UPDATE, update_fields=self.update_fields, unique_fields=[self.pk]
@@ -73,7 +73,7 @@ class Inserter:
             query = InsertQuery(self.model)  # see _statements(): no "INSERT OR IGNORE"
         else:
             query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
-        query.insert_values(self.fields, objs, raw=True)
+        query.insert_values(fields, objs, raw=True)
         return query
 
     def _statements(self, compiler) -> list[tuple[str, Any]]:
@@ -99,9 +99,13 @@ class Inserter:
         """
         can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
         inserted, pks = 0, [] if can_return else None
+        with_pk = [obj for obj in objs if obj.pk is not None]
+        groups = [(with_pk, self.fields)]
+        if len(with_pk) < len(objs):  # rows without a key (natural primary keys): the database numbers them
+            groups.append(([obj for obj in objs if obj.pk is None], [f for f in self.fields if f is not self.pk]))
         with self.connection.cursor() as cursor:
-            for chunk in batched(objs, self.rows_per_statement()):
-                compiler = self._query(chunk).get_compiler(using=self.using)
+            for chunk, fields in ((chunk, fields) for group, fields in groups for chunk in batched(group, self.rows_per_statement())):
+                compiler = self._query(chunk, fields).get_compiler(using=self.using)
                 if can_return:
                     compiler.returning_fields = [self.pk]
                 for sql, params in self._statements(compiler):
@@ -173,7 +177,7 @@ class TableLoader:
         self.rejects = rejects
         self.dry_run = dry_run
         self.on_batch = on_batch or (lambda result: None)
-        self.converter = RowConverter(model)
+        self.converter = RowConverter(model, using=using)
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
         self.nulled_attnames = [f.attname for f in nulled_fields]

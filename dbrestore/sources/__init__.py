@@ -15,6 +15,8 @@ from ..exceptions import BackupFormatError, BackupNotFoundError
 from .base import Backup, PositionedRow, Row, TableData
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .readers import data_suffix, first_significant_byte, iter_rows
+from .dumpdata import is_dumpdata, open_dumpdata
+from .keyed import is_keyed_object, open_keyed_object
 from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "MANIFEST_NAME"]
@@ -29,6 +31,8 @@ def open_single_table_file(path: Path) -> Backup:
 #: Detectors for single files, tried in order: ``(matches(path, first_byte), opener)``.
 FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]]] = [
     (is_rejects_file, open_rejects_file),
+    (is_dumpdata, open_dumpdata),
+    (is_keyed_object, open_keyed_object),
     (lambda path, first: first == b"[" or data_suffix(path) in (".jsonl", ".ndjson"), open_single_table_file),
 ]
 
@@ -48,4 +52,7 @@ def open_backup(source: str | Path) -> Backup:
     for matches, opener in FILE_FORMATS:
         if matches(path, first):
             return opener(path)
-    raise BackupFormatError("not a recognised backup format (expected a JSON array, JSON Lines or a directory)", path=path)
+    raise BackupFormatError(
+        "not a recognised backup format (expected a JSON array or object, JSON Lines, dumpdata or a directory)",
+        path=path,
+    )

@@ -1,0 +1,59 @@
+"""One JSON object keyed by table: ``{"metadata": {...}, "shop_order": [...], ...}``.
+
+Keys may come in any order. The file is never loaded whole: one pass of parser events lists the
+tables (and reads ``metadata``), then each table's array is streamed on its own with ijson.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import ijson
+
+from ..exceptions import BackupFormatError
+from .base import Backup, TableData
+from .readers import data_suffix, iter_json_array, open_binary
+
+METADATA_KEY = "metadata"
+
+
+def is_keyed_object(path: Path, first: bytes) -> bool:
+    return first == b"{" and data_suffix(path) not in (".jsonl", ".ndjson")
+
+
+def _scan(path: Path) -> tuple[list[str], dict]:
+    """The top-level keys whose values are arrays, and the metadata object."""
+    tables: list[str] = []
+    metadata: dict = {}
+    with open_binary(path) as stream:
+        try:
+            events = ijson.parse(stream)
+            key = None
+            for prefix, event, value in events:
+                if prefix == "" and event == "map_key":
+                    key = value
+                elif key is not None and prefix == key and event == "start_array" and key != METADATA_KEY:
+                    tables.append(key)
+        except ijson.JSONError as exc:
+            raise BackupFormatError(f"invalid or truncated JSON: {str(exc).splitlines()[0]}", path=path) from exc
+    with open_binary(path) as stream:
+        found = next(ijson.items(stream, METADATA_KEY, use_float=True), None)
+        if isinstance(found, dict):
+            metadata = found
+    return tables, metadata
+
+
+def open_keyed_object(path: Path) -> Backup:
+    tables, metadata = _scan(path)
+    if not tables:
+        raise BackupFormatError("a JSON object with no table arrays in it", path=path)
+    return Backup(
+        path=path,
+        format="json-object",
+        tables=[
+            TableData(key=key, origin=path, open_rows=functools.partial(iter_json_array, path, f"{key}.item"))
+            for key in tables
+        ],
+        metadata=metadata,
+    )
