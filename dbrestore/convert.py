@@ -293,6 +293,7 @@ class RowConverter:
         self.model = model
         self.fields = list(model._meta.concrete_fields)
         self.attnames = [f.attname for f in self.fields]
+        self.pk_index = self.fields.index(model._meta.pk)
         self._field_index: dict[str, int] = {}
         for position, f in enumerate(self.fields):
             for key in (f.name, f.column, f.attname):

@@ -24,6 +24,7 @@ from . import conf, signals
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
 from .backup import create_backup, timestamped_directory
 from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
+from .copyload import CopyTableLoader
 from .loader import TableLoader
 from .models import RestoreRun
 from .plan import Plan, build_plan, order_parents_first, referencing_fields
@@ -37,6 +38,7 @@ from .verify import migration_drift, verify_checksums, verify_counts
 logger = logging.getLogger(__name__)
 
 MODES = ("replace", "merge", "append")
+METHODS = ("auto", "orm", "copy")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RestoreOptions:
     max_rejects: int | None = None  # stop (and roll back when atomic) after this many rejects
     skip_checksum: bool = False  # do not check data files against the manifest's sha256 and counts
     safety_backup: bool = True  # back up the tables a replace empties, first (and SAFETY_BACKUP)
+    method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -68,12 +71,25 @@ class RestoreOptions:
             self.batch_size = int(conf.get("BATCH_SIZE"))
         if self.batch_size < 1:
             raise RestoreConfigError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.method not in METHODS:
+            raise RestoreConfigError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+        if self.method == "copy" and connections[self.database].vendor != "postgresql":
+            raise RestoreConfigError("--method copy needs PostgreSQL")
+        if self.method == "copy" and self.mode != "replace":
+            raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def loader_class(self) -> type[TableLoader]:
+        """COPY on PostgreSQL in replace mode (unless --method orm), the ORM path otherwise."""
+        use_copy = self.method == "copy" or (
+            self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
+        )
+        return CopyTableLoader if use_copy and not self.dry_run else TableLoader
 
 
 def restore(
@@ -100,7 +116,8 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end."""
     opts = RestoreOptions(**run.options)
     opts.validate()
-    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run)
+    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
+                           method="copy" if opts.loader_class() is CopyTableLoader else "orm")
     recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
@@ -271,7 +288,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             current.seconds = time.monotonic() - _t0
             progress.batch_done(current)
 
-        loader = TableLoader(
+        loader = opts.loader_class()(
             table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
             rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
             fk_checks=settled, nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),

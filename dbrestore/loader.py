@@ -44,9 +44,20 @@ __all__ = ["Inserter", "TableLoader", "batched"]
 
 @dataclass
 class PendingRow:
+    """A converted row on its way in: field values in ``concrete_fields`` order, and the model
+    instance the ORM path needs (built only when it is used)."""
+
     position: int
     row: dict[str, Any]
-    obj: models.Model
+    values: list[Any]
+    model: type[models.Model]
+    _obj: models.Model | None = None
+
+    @property
+    def obj(self) -> models.Model:
+        if self._obj is None:
+            self._obj = self.model(*self.values)
+        return self._obj
 
 
 class Inserter:
@@ -180,7 +191,7 @@ class TableLoader:
         self.converter = RowConverter(model, using=using)
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
-        self.nulled_attnames = [f.attname for f in nulled_fields]
+        self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
@@ -207,21 +218,21 @@ class TableLoader:
         for position, row in batch:
             self.result.total += 1
             try:
-                obj = self.converter.instance(row)
+                values = self.converter.convert(row)
             except ConversionError as exc:
                 self.reject(position, row, str(exc))
                 continue
-            for attname in self.nulled_attnames:
-                setattr(obj, attname, None)
-            pending.append(PendingRow(position, row, obj))
+            for index in self.nulled_indexes:
+                values[index] = None
+            pending.append(PendingRow(position, row, values, self.model))
         return pending
 
     def _reject_missing_parents(self, pending: list[PendingRow]) -> list[PendingRow]:
         from .integrity import existing_values
 
         for edge in self.fk_checks:
-            attname = edge.field.attname
-            values = {getattr(p.obj, attname) for p in pending} - {None}
+            index = self.converter.fields.index(edge.field)
+            values = {p.values[index] for p in pending} - {None}
             if not values:
                 continue
             missing = values - existing_values(edge, values, self.using)
@@ -229,7 +240,7 @@ class TableLoader:
                 continue
             kept = []
             for p in pending:
-                value = getattr(p.obj, attname)
+                value = p.values[index]
                 if value is not None and value in missing:
                     self.reject(p.position, p.row, edge.describe(value))
                 else:

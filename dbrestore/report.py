@@ -48,6 +48,7 @@ class RestoreResult:
     database: str
     status: str = SUCCEEDED
     dry_run: bool = False
+    method: str = "orm"  # how rows went in: "copy" or "orm"
     tables: dict[str, TableResult] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -93,6 +94,7 @@ class RestoreResult:
             "source": self.source,
             "database": self.database,
             "dry_run": self.dry_run,
+            "method": self.method,
             "duration_s": round(self.seconds, 3),
             "rows_per_s": round(self.rows_per_s, 1),
             "totals": {

@@ -129,3 +129,21 @@ def test_restore_on_postgres_is_one_transaction(sample_backup, run_command):
     with connection.cursor() as cursor:
         cursor.execute("SELECT last_value FROM shop_orderitem_id_seq")
         assert cursor.fetchone()[0] == OrderItem.objects.order_by("-pk").first().pk
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("method", ["copy", "orm"])
+def test_both_methods_restore_the_same_rows(sample_backup, run_command, tmp_path, method):
+    backup = sample_backup(rows=600)
+    report = tmp_path / "report.json"
+    run_command("restore_backup", backup, "--noinput", "--method", method, "--report-json", report, "--batch-size", 50)
+    assert json.loads(report.read_text())["method"] == method
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+
+
+def test_copy_needs_postgres_and_replace(sample_backup, run_command, vendor):
+    backup = sample_backup(rows=50)
+    expected = "replace mode" if vendor == "postgresql" else "--method copy needs PostgreSQL"
+    with pytest.raises(CommandError, match=expected):
+        run_command("restore_backup", backup, "--noinput", "--method", "copy", "--mode", "append")

@@ -77,15 +77,17 @@ def read_rejects(path: str) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+@pytest.mark.parametrize("method", ["auto", "orm"])
 @pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "no-atomic"])
-def test_every_row_is_accounted_for(bad_backup, run_command, tmp_path, atomic):
+def test_every_row_is_accounted_for(bad_backup, run_command, tmp_path, atomic, method, vendor):
     report_path = tmp_path / "report.json"
-    args = [bad_backup, "--noinput", "--batch-size", 4, "--report-json", report_path]
+    args = [bad_backup, "--noinput", "--batch-size", 4, "--report-json", report_path, "--method", method]
     with pytest.raises(CommandError) as info:
         run_command("restore_backup", *args, *([] if atomic else ["--no-atomic"]))
     assert info.value.returncode == 3
     report = json.loads(report_path.read_text())
     assert report["status"] == "partial"
+    assert report["method"] == ("copy" if method == "auto" and vendor == "postgresql" else "orm")
     for label, table in report["tables"].items():
         assert table["inserted"] + table["skipped"] + table["rejected"] == table["total"], label
 

@@ -11,7 +11,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
 from dbrestore.discovery import backup_dir, human_size, list_backups, resolve_backup_name
-from dbrestore.engine import MODES, queue_restore, restore, rollback_source
+from dbrestore.engine import METHODS, MODES, queue_restore, restore, rollback_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
@@ -62,6 +62,9 @@ class Command(BaseCommand):
                             help="replace (default): empty the restored tables, then load; merge: insert new rows and "
                                  "update existing ones by primary key; append: insert, keep existing rows, count "
                                  "conflicts as skipped.")
+        parser.add_argument("--method", choices=METHODS, default="auto",
+                            help="How rows go in: copy (PostgreSQL COPY, replace mode), orm (batched INSERTs), "
+                                 "auto (default: copy on PostgreSQL in replace mode, orm otherwise).")
         parser.add_argument("--cascade", action="store_true",
                             help="replace: also empty tables outside the backup whose rows point into restored tables.")
         parser.add_argument("--log-skipped", action="store_true",
@@ -103,6 +106,7 @@ class Command(BaseCommand):
             log_skipped=options["log_skipped"],
             max_rejects=options["max_rejects"],
             skip_checksum=options["skip_checksum"],
+            method=options["method"],
             safety_backup=options["safety_backup"],
         )
         try:
