@@ -291,7 +291,10 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         loader = opts.loader_class()(
             table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
             rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
-            fk_checks=settled, nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
+            # One transaction: every FK is checked after the load by one anti-join each (sweep_orphans);
+            # batch by batch commits must check settled parents first, a query per FK per batch.
+            fk_checks=[] if opts.atomic else settled,
+            nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
         )
         loader.load(table.data.rows())
@@ -300,7 +303,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         progress.table_finished(table_result)
     if not opts.dry_run:
         if opts.atomic:
-            sweep_orphans(plan, opts.database, result, rejects)
+            sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True)
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         _check_constraints(plan, connection)

@@ -96,15 +96,19 @@ def orphan_pks(edge: ForeignKeyEdge, using: str) -> list[Any]:
 
 
 def sweep_orphans(plan: Plan, using: str, result: RestoreResult, rejects: RejectsFile,
-                  parents_changed: Iterable[ModelType] | None = None) -> int:
+                  parents_changed: Iterable[ModelType] | None = None, every_foreign_key: bool = False) -> int:
     """Delete and reject restored rows whose FK points nowhere; return how many.
 
-    Checks the deferred FKs, or, given ``parents_changed``, the FKs into those models.
+    Checks the deferred FKs (all of them with ``every_foreign_key``: an atomic restore checks
+    parents this way instead of batch by batch), or, given ``parents_changed``, the FKs into
+    those models.
     """
     kinds = classify_foreign_keys(plan)
     tables = {table.model: table for table in plan.tables}
     all_edges = [edge for settled, deferred in kinds.values() for edge in settled + deferred]
-    if parents_changed is None:
+    if every_foreign_key:
+        edges = all_edges
+    elif parents_changed is None:
         edges = [edge for _, deferred in kinds.values() for edge in deferred]
     else:
         changed = set(parents_changed)
