@@ -1,0 +1,143 @@
+"""restore_benchmark: the same OrderItem rows restored by each method, each in its own process.
+
+The rows (7 columns, two FKs, a decimal, a datetime) are generated once into a dbrestore backup,
+a dumpdata fixture and a CSV file; parents (orders, products) are loaded once. Each method then
+loads into the emptied table in a child process, whose peak RSS comes from ``os.wait4``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import connection
+
+from dbrestore.backup import BackupWriter
+from restoreproject.shop.models import OrderItem
+from restoreproject.shop.sample import order_items
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PARENT_ROWS = 20_000  # sample rows restored first: the orders and products the items point to
+METHODS = ("loaddata", "naive", "orm", "copy", "psql")
+SLOW = ("loaddata", "naive")
+
+
+@dataclass
+class Measurement:
+    method: str
+    rows: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def _columns() -> list[str]:
+    return [f.column for f in OrderItem._meta.concrete_fields]
+
+
+def prepare(workdir: Path, rows: int, slow_rows: int, parents: tuple[int, int]) -> dict[str, Path]:
+    """Write the rows once: a backup directory, a dumpdata fixture (``slow_rows``) and a CSV."""
+    n_orders, n_products = parents
+    backup = workdir / "backup"
+    writer = BackupWriter(backup, compress=False)
+    writer.write_table(model="shop.OrderItem", table=OrderItem._meta.db_table, columns=_columns(),
+                       rows=order_items(rows, n_orders, n_products, random.Random(7)))
+    writer.finish()
+    fixture, csv_path = workdir / "fixture.json", workdir / "rows.csv"
+    with open(fixture, "w") as fx, open(csv_path, "w", newline="") as cf:
+        out = csv.writer(cf)
+        fx.write("[\n")
+        for index, row in enumerate(order_items(rows, n_orders, n_products, random.Random(7))):
+            values = [_csv_value(row[c]) for c in _columns()]
+            out.writerow(values)
+            if index < slow_rows:
+                fields = {k: _csv_value(v) if not isinstance(v, bool) else v for k, v in row.items() if k != "id"}
+                fields = {k.removesuffix("_id") if k in ("order_id", "product_id") else k: v for k, v in fields.items()}
+                fx.write(("," if index else "") + json.dumps({"model": "shop.orderitem", "pk": row["id"], "fields": fields}) + "\n")
+        fx.write("]\n")
+    return {"backup": backup, "fixture": fixture, "csv": csv_path}
+
+
+def _csv_value(value):
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def empty_table() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {connection.ops.quote_name(OrderItem._meta.db_table)}")
+
+
+def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    if method == "loaddata":
+        return [*manage, "loaddata", str(files["fixture"]), "-v", "0"]
+    if method == "naive":
+        return [*manage, "restore_benchmark", "--naive-load", str(files["fixture"])]
+    if method in ("orm", "copy"):
+        return [*manage, "restore_backup", str(files["backup"]), "--noinput", "--no-safety-backup", "-v", "0",
+                "--method", method, "--only", "shop.OrderItem"]
+    if method == "psql":
+        cols = ", ".join(_columns())
+        return ["psql", env_url, "-v", "ON_ERROR_STOP=1", "-qc",
+                f"\\copy {OrderItem._meta.db_table} ({cols}) FROM '{files['csv']}' WITH (FORMAT csv)"]
+    raise ValueError(method)
+
+
+def database_url() -> str:
+    """The URL of the database this process uses (the test database under pytest, too)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def run_child(argv: list[str]) -> tuple[float, float]:
+    """Run one method in a child process: (seconds, peak RSS in MB, sampled every 20 ms).
+
+    Sampled rather than read from ``wait4``: a forked child counts its parent's pages until it
+    execs, which would give every method the parent's size.
+    """
+    import psutil
+
+    started = time.perf_counter()
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])}... failed: {process.stderr.read().decode()[-500:]}")
+    return seconds, peak / 1024 / 1024
+
+
+def naive_load(fixture: Path) -> None:
+    """Per-row save(): the baseline every batch loader is measured against."""
+    from django.core import serializers
+
+    with open(fixture) as stream:
+        for obj in serializers.deserialize("json", stream):
+            OrderItem(**{f.attname: getattr(obj.object, f.attname) for f in OrderItem._meta.concrete_fields}).save()

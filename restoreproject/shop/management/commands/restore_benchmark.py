@@ -1,0 +1,74 @@
+"""``manage.py restore_benchmark``: rows/s, seconds and peak RSS of each way to load the same rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from restoreproject.shop import benchmark
+from restoreproject.shop.models import Order, Product
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
+        "its own process (loaddata, naive per-row save(), dbrestore's orm and copy, psql \\copy) and "
+        "print rows/s, seconds and peak RSS. Uses the configured database (PostgreSQL for copy and psql)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--rows", type=int, default=100_000, help="Rows to load (default 100000).")
+        parser.add_argument("--slow-rows", type=int, default=None,
+                            help="Rows for loaddata and naive (default min(rows, 100000)).")
+        parser.add_argument("--methods", default=",".join(benchmark.METHODS),
+                            help=f"Comma-separated, from {', '.join(benchmark.METHODS)}.")
+        parser.add_argument("--json", default=None, metavar="PATH", help="Also write the results as JSON.")
+        parser.add_argument("--naive-load", default=None, help="(internal) run the naive method on this fixture.")
+
+    def handle(self, *args, **options):
+        if options["naive_load"]:
+            benchmark.naive_load(Path(options["naive_load"]))
+            return
+        methods = [m.strip() for m in options["methods"].split(",") if m.strip()]
+        unknown = set(methods) - set(benchmark.METHODS)
+        if unknown:
+            raise CommandError(f"unknown methods: {', '.join(sorted(unknown))}")
+        if connection.vendor != "postgresql" and {"copy", "psql"} & set(methods):
+            raise CommandError("copy and psql need PostgreSQL (set DATABASE_URL)")
+        rows = options["rows"]
+        slow_rows = min(rows, options["slow_rows"] or 100_000)
+        with tempfile.TemporaryDirectory(prefix="dbrestore-bench-") as tmp:
+            workdir = Path(tmp)
+            benchmark.empty_table()
+            call_command("make_sample_backup", rows=benchmark.PARENT_ROWS, output=str(workdir / "parents"), stdout=open(os.devnull, "w"))
+            call_command("restore_backup", str(workdir / "parents"), interactive=False, safety_backup=False,
+                         exclude=["shop.OrderItem"], verbosity=0)
+            files = benchmark.prepare(workdir, rows, slow_rows, (Order.objects.count(), Product.objects.count()))
+            results = []
+            for method in methods:
+                benchmark.empty_table()
+                n = slow_rows if method in benchmark.SLOW else rows
+                seconds, rss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
+                results.append(benchmark.Measurement(method, n, seconds, rss))
+                self.stdout.write(f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB")
+            benchmark.empty_table()
+        self._print(results)
+        if options["json"]:
+            Path(options["json"]).write_text(json.dumps({
+                "rows": rows, "slow_rows": slow_rows,
+                "methods": {m.method: {"rows": m.rows, "rows_per_s": round(m.rows_per_s, 1), "seconds": round(m.seconds, 3),
+                                       "peak_rss_mb": round(m.peak_rss_mb, 1)} for m in results},
+            }, indent=2))
+
+    def _print(self, results) -> None:
+        self.stdout.write(f"\n{'method':<10} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak RSS MB':>12}")
+        for m in results:
+            note = " (subset)" if m.method in benchmark.SLOW and m.rows < max(r.rows for r in results) else ""
+            self.stdout.write(f"{m.method:<10} {m.rows:>10} {m.seconds:>9.2f} {m.rows_per_s:>10.0f} {m.peak_rss_mb:>12.1f}{note}")
+

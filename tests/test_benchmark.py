@@ -1,0 +1,26 @@
+"""restore_benchmark runs every method on the same rows (a tiny size: speed is not tested)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from restoreproject.shop.models import OrderItem
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_benchmark_measures_every_method(run_command, tmp_path, monkeypatch):
+    from restoreproject.shop import benchmark
+
+    monkeypatch.setattr(benchmark, "PARENT_ROWS", 500)
+    report = tmp_path / "bench.json"
+    out, _ = run_command("restore_benchmark", "--rows", 400, "--slow-rows", 40, "--json", report)
+    data = json.loads(report.read_text())
+    assert data["rows"] == 400 and set(data["methods"]) == {"loaddata", "naive", "orm", "copy", "psql"}
+    for method, figures in data["methods"].items():
+        assert figures["rows"] == (40 if method in ("loaddata", "naive") else 400)
+        assert figures["rows_per_s"] > 0 and figures["peak_rss_mb"] > 0
+    assert "(subset)" in out
+    assert OrderItem.objects.count() == 0  # the table is left empty
