@@ -350,6 +350,3 @@ class RowConverter:
         if unknown:
             self.dropped_values += len(unknown)
         return values
-
-    def instance(self, row: dict[str, Any]) -> models.Model:
-        return self.model(*self.convert(row))

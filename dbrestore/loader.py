@@ -18,9 +18,10 @@ converter's reason). Per batch:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -110,12 +111,8 @@ class Inserter:
         """
         can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
         inserted, pks = 0, [] if can_return else None
-        with_pk = [obj for obj in objs if obj.pk is not None]
-        groups = [(with_pk, self.fields)]
-        if len(with_pk) < len(objs):  # rows without a key (natural primary keys): the database numbers them
-            groups.append(([obj for obj in objs if obj.pk is None], [f for f in self.fields if f is not self.pk]))
         with self.connection.cursor() as cursor:
-            for chunk, fields in ((chunk, fields) for group, fields in groups for chunk in batched(group, self.rows_per_statement())):
+            for chunk, fields in self._statement_groups(objs):
                 compiler = self._query(chunk, fields).get_compiler(using=self.using)
                 if can_return:
                     compiler.returning_fields = [self.pk]
@@ -128,6 +125,21 @@ class Inserter:
                     else:
                         inserted += max(cursor.rowcount, 0)
         return inserted, pks
+
+    def _statement_groups(self, objs: Sequence[models.Model]) -> Iterator[tuple[list[models.Model], list[models.Field]]]:
+        """Chunks that fit one statement, with the columns to write: rows without a primary key
+        (natural primary keys) leave it out, so that the database numbers them."""
+        size = self._rows_per_statement
+        with_pk = [obj for obj in objs if obj.pk is not None]
+        without_pk = [obj for obj in objs if obj.pk is None]
+        for chunk in batched(with_pk, size):
+            yield chunk, self.fields
+        for chunk in batched(without_pk, size):
+            yield chunk, [f for f in self.fields if f is not self.pk]
+
+    @functools.cached_property
+    def _rows_per_statement(self) -> int:
+        return self.rows_per_statement()
 
     def rows_per_statement(self) -> int:
         """Rows that fit one INSERT under the database's limit on bound parameters."""
