@@ -24,6 +24,7 @@ from . import conf, signals
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
 from .backup import create_backup, timestamped_directory
 from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
+from . import native
 from .copyload import CopyTableLoader
 from .loader import TableLoader
 from .models import RestoreRun
@@ -32,6 +33,7 @@ from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, finish_run
+from .native import NATIVE_FORMATS
 from .sources import Backup, open_backup
 from .verify import migration_drift, verify_checksums, verify_counts
 
@@ -60,6 +62,8 @@ class RestoreOptions:
     skip_checksum: bool = False  # do not check data files against the manifest's sha256 and counts
     safety_backup: bool = True  # back up the tables a replace empties, first (and SAFETY_BACKUP)
     method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
+    jobs: int = 1  # native dumps: pg_restore --jobs (1: one transaction)
+    terminate_connections: bool = False  # native dumps: end other sessions on the database first
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -77,6 +81,8 @@ class RestoreOptions:
             raise RestoreConfigError("--method copy needs PostgreSQL")
         if self.method == "copy" and self.mode != "replace":
             raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
+        if self.jobs < 1:
+            raise RestoreConfigError(f"--jobs must be at least 1 (got {self.jobs})")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
@@ -129,25 +135,11 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     try:
         backup = open_backup(run.source)
         run.source_format = backup.format
-        plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
-        _note_plan(plan, result)
-        progress.restore_started(result, _expected_rows(plan))
-        signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
-        if not opts.skip_checksum:
-            verify_checksums(plan)
-        for warning in migration_drift(backup, opts.database):
-            logger.warning("%s: %s", run.source, warning)
-            result.warnings.append(warning)
-        if opts.mode == "replace" and not opts.dry_run:
-            prepare_outside_references(plan, opts, result)
-            if opts.safety_backup and conf.get("SAFETY_BACKUP"):
-                result.safety_backup = str(write_safety_backup(run, plan, opts.database))
-                RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
-        try:
-            with _restore_transaction(opts):
-                _load(plan, opts, result, rejects, progress, started)
-        except DatabaseError as exc:
-            raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
+        if backup.format in NATIVE_FORMATS:
+            _restore_native(run, backup, opts, result, progress, recorder)
+        else:
+            plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+            _restore_rows(run, backup, plan, opts, result, rejects, progress, started)
         result.errors.extend(result.verification.get("mismatches", []))
         result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     except RestoreCancelled as exc:
@@ -393,6 +385,62 @@ def cancel_restore(run: RestoreRun) -> str:
         RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
         return "stopping"
     return run.status
+
+
+def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
+                  rejects: RejectsFile, progress: BaseListener, started: float) -> None:
+    """A JSON backup: check it, make the restore safe, then load the rows."""
+    _note_plan(plan, result)
+    progress.restore_started(result, _expected_rows(plan))
+    signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
+    if not opts.skip_checksum:
+        verify_checksums(plan)
+    for warning in migration_drift(backup, opts.database):
+        logger.warning("%s: %s", run.source, warning)
+        result.warnings.append(warning)
+    if opts.mode == "replace" and not opts.dry_run:
+        prepare_outside_references(plan, opts, result)
+        if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+            result.safety_backup = str(write_safety_backup(run, plan, opts.database))
+            RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
+    try:
+        with _restore_transaction(opts):
+            _load(plan, opts, result, rejects, progress, started)
+    except DatabaseError as exc:
+        raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
+
+
+def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,
+                    progress: BaseListener, recorder: RunRecorder) -> None:
+    """A pg_dump file through psql / pg_restore (see :mod:`dbrestore.native`)."""
+    native.require_postgresql(opts.database)
+    progress.restore_started(result, None)
+    if opts.dry_run:
+        result.warnings.append(f"dry run: {backup.path} is a {backup.format} dump; nothing was restored")
+        return
+    if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+        target = timestamped_directory(Path(conf.get("BACKUP_DIR")), prefix=f"safety-run{run.pk}-")
+        result.safety_backup = str(native.dump_database(target.with_suffix(".dump"), opts.database))
+        RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
+    if opts.terminate_connections:
+        ended = native.terminate_other_sessions(opts.database, keep=recorder.backend_pids())
+        result.warnings.append(f"--terminate-connections: ended {ended} other sessions")
+    signals.pre_restore.send(sender=RestoreRun, run=run, tables=[])
+
+    def on_table(name: str) -> None:
+        progress.table_started(result.table(name, name))
+
+    native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, result=result, on_table=on_table)
+    copied = result.verification.pop("copied_rows", {})
+    counts = native.table_counts(opts.database)
+    mismatches = [f"{table}: {copied[table]} rows in the dump, {counts.get(table)} in the table"
+                  for table in copied if counts.get(table) != copied[table]]
+    result.tables.clear()
+    for table, rows in counts.items():
+        done = result.table(table, table)
+        done.total = done.inserted = rows
+    result.verification = {"tables": {t: {"in_db": n, "in_dump": copied.get(t)} for t, n in counts.items()},
+                           "mismatches": mismatches, "ok": not mismatches}
 
 
 def rollback_source(run_id: int) -> Path:

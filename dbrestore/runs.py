@@ -57,6 +57,12 @@ class RunRecorder(BaseListener):
             main = connections[history_db]
             self._side = type(main)(dict(main.settings_dict), history_db)
 
+    def backend_pids(self) -> list[int]:
+        """PostgreSQL backend pids of this recorder's own connection (to spare it)."""
+        if self._side is None or self._side.connection is None:
+            return []
+        return [self._side.connection.info.backend_pid]
+
     def close(self) -> None:
         if self._side is not None:
             self._side.close()

@@ -37,15 +37,37 @@ FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]
 ]
 
 
+def _native(path: Path) -> Backup | None:
+    """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
+    the engine hands it to :mod:`dbrestore.native`."""
+    from ..native import detect_native_format
+
+    if path.is_dir() and (path / MANIFEST_NAME).is_file():
+        from .directory import read_manifest
+
+        native = read_manifest(path / MANIFEST_NAME).get("native")
+        if isinstance(native, dict) and native.get("file"):
+            path = path / Path(native["file"]).name
+            if not path.exists():
+                raise BackupFormatError(f"the dump {path.name} named in the manifest is missing", path=path.parent)
+        else:
+            return None
+    if path.is_file() and path.stat().st_size == 0:
+        raise BackupFormatError("the file is empty", path=path)
+    fmt = detect_native_format(path)
+    return Backup(path=path, format=fmt, tables=[]) if fmt else None
+
+
 def open_backup(source: str | Path) -> Backup:
     """Open a backup directory or file, detecting its format; raise a one-line error if unusable."""
     path = Path(source).expanduser()
     if not path.exists():
         raise BackupNotFoundError(f"{path}: no such file or directory")
+    native = _native(path)
+    if native is not None:
+        return native
     if path.is_dir():
         return open_directory(path)
-    if path.stat().st_size == 0:
-        raise BackupFormatError("the file is empty", path=path)
     first = first_significant_byte(path)
     if not first:
         raise BackupFormatError("the file is empty", path=path)

@@ -9,6 +9,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
 from dbrestore.backup import create_backup, timestamped_directory
+from dbrestore.native import create_native_backup
 from dbrestore.exceptions import DbRestoreError
 from dbrestore.sources.directory import read_manifest
 
@@ -28,12 +29,21 @@ class Command(BaseCommand):
         parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
                             help="Leave out this model label or table (repeatable, or comma-separated).")
         parser.add_argument("--no-compress", action="store_false", dest="compress", help="Write plain .jsonl files.")
+        parser.add_argument("--native", action="store_true",
+                            help="PostgreSQL: write pg_dump -Fc (database.dump) and a manifest instead of JSON.")
 
     def handle(self, *args, **options):
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
         output = Path(options["output"]) if options["output"] else timestamped_directory(Path(conf.get("BACKUP_DIR")))
         split = lambda values: [v.strip() for value in values for v in value.split(",") if v.strip()]  # noqa: E731
+        if options["native"]:
+            try:
+                path = create_native_backup(output, using=options["database"])
+            except DbRestoreError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(self.style.SUCCESS(f"Wrote a pg_dump custom-format backup to {path}"))
+            return
         try:
             directory = create_backup(
                 output, using=options["database"], only=split(options["only"]), exclude=split(options["exclude"]),

@@ -65,6 +65,10 @@ class Command(BaseCommand):
         parser.add_argument("--method", choices=METHODS, default="auto",
                             help="How rows go in: copy (PostgreSQL COPY, replace mode), orm (batched INSERTs), "
                                  "auto (default: copy on PostgreSQL in replace mode, orm otherwise).")
+        parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                            help="PostgreSQL dumps: pg_restore --jobs N (default 1: the whole restore in one transaction).")
+        parser.add_argument("--terminate-connections", action="store_true",
+                            help="PostgreSQL dumps: end the other sessions on the database before restoring.")
         parser.add_argument("--cascade", action="store_true",
                             help="replace: also empty tables outside the backup whose rows point into restored tables.")
         parser.add_argument("--log-skipped", action="store_true",
@@ -107,6 +111,8 @@ class Command(BaseCommand):
             max_rejects=options["max_rejects"],
             skip_checksum=options["skip_checksum"],
             method=options["method"],
+            jobs=options["jobs"],
+            terminate_connections=options["terminate_connections"],
             safety_backup=options["safety_backup"],
         )
         try:
