@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
     "SAFETY_BACKUP": True,  # back up the tables a restore replaces, before emptying them
     "RUN_DATABASE": "default",  # database alias that stores RestoreRun history
-    "EXCLUDE": [  # never restored nor emptied (model labels)
+    "EXCLUDE": [  # never backed up, restored nor emptied (model labels)
         "dbrestore.RestoreRun",
         "sessions.Session",
         "contenttypes.ContentType",  # made by migrate; ids differ between databases
@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
     "MAX_MESSAGES": 200,  # warnings/errors kept on a RestoreRun
+    "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
 }
 
 

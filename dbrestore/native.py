@@ -90,7 +90,7 @@ def detect_native_format(path: Path) -> str | None:
 
 def tool(name: str) -> str:
     """The path of a PostgreSQL client program (``DBRESTORE["PG_BIN_DIR"]`` first, then PATH)."""
-    bin_dir = conf.get_config().get("PG_BIN_DIR")
+    bin_dir = conf.get("PG_BIN_DIR")
     found = shutil.which(name, path=bin_dir) if bin_dir else shutil.which(name)
     if not found:
         where = f"in {bin_dir}" if bin_dir else "on PATH"
