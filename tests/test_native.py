@@ -119,3 +119,19 @@ def test_native_dump_needs_postgresql(tmp_path, run_command):
     target.write_bytes(b"PGDMP\x01\x0e\x00" + b"\x00" * 100)
     with pytest.raises(CommandError, match="restores only into PostgreSQL"):
         run_command("restore_backup", target, "--noinput")
+
+
+@postgres
+def test_terminate_connections_ends_other_sessions(dumped, run_command):
+    import psycopg
+
+    target = dumped["dir"] / "db.dump"
+    pg_dump(target, "-Fc")
+    settings = connection.settings_dict
+    other = psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"])
+    other.execute("SELECT 1")
+    run_command("restore_backup", target, "--noinput", "--terminate-connections", "--no-safety-backup")
+    with pytest.raises(psycopg.OperationalError):
+        other.execute("SELECT 1")
+    run = RestoreRun.objects.latest("pk")
+    assert run.status == "succeeded" and any("ended 1 other sessions" in w for w in run.warnings)
