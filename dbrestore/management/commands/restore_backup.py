@@ -27,7 +27,8 @@ class Command(BaseCommand):
         "Tables are emptied (children first) and reloaded (parents first) in one transaction by "
         "default; every row ends inserted, skipped as a duplicate, or rejected into the rejects file."
     )
-    missing_args_message = "Give the backup to restore: a directory or a file (see --help)."
+    # Not Django's missing_args_message: with no argument at all, a terminal gets a menu instead.
+    no_source_message = "Give the backup to restore: a directory, a file or a backup name (see --help, --list)."
 
     def add_arguments(self, parser):
         parser.add_argument("source", nargs="?", help="Backup directory or file, or the name of a backup in "
@@ -157,7 +158,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if options["interactive"] and sys.stdin.isatty() and backups:
             return self._menu(backups)
-        raise CommandError(self.missing_args_message)
+        raise CommandError(self.no_source_message)
 
     @staticmethod
     def _path_or_name(source: str) -> Path:
