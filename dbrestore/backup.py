@@ -25,7 +25,6 @@ from django.db import connections, models, transaction
 from django.utils import timezone
 
 from .exceptions import BackupWriteError
-
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
 
 _WRITE_BUFFER = 1024 * 1024

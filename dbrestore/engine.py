@@ -20,20 +20,19 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.utils import DatabaseError
 from django.utils import timezone
 
-from . import conf, signals
-from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
+from . import conf, native, signals
 from .backup import create_backup, timestamped_directory
-from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
-from . import native
 from .copyload import CopyTableLoader
+from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
+from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
 from .loader import TableLoader
 from .models import RestoreRun
+from .native import NATIVE_FORMATS
 from .plan import Plan, build_plan, order_parents_first, referencing_fields
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, finish_run
-from .native import NATIVE_FORMATS
 from .sources import Backup, open_backup
 from .verify import migration_drift, verify_checksums, verify_counts
 

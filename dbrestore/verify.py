@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-
 from .backup import applied_migrations
 from .exceptions import ChecksumMismatchError
 from .plan import Plan

@@ -14,9 +14,9 @@ from pathlib import Path
 from ..exceptions import BackupFormatError, BackupNotFoundError
 from .base import Backup, PositionedRow, Row, TableData
 from .directory import MANIFEST_NAME, open_directory, table_key
-from .readers import data_suffix, first_significant_byte, iter_rows
 from .dumpdata import is_dumpdata, open_dumpdata
 from .keyed import is_keyed_object, open_keyed_object
+from .readers import data_suffix, first_significant_byte, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "MANIFEST_NAME"]

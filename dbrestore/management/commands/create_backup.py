@@ -9,8 +9,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
 from dbrestore.backup import create_backup, timestamped_directory
-from dbrestore.native import create_native_backup
 from dbrestore.exceptions import DbRestoreError
+from dbrestore.native import create_native_backup
 from dbrestore.sources.directory import read_manifest
 
 
