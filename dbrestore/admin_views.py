@@ -21,7 +21,7 @@ from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
 from .models import RestoreRun
 from .preview import preview_restore
-from .runs import fail_dead_runs
+from .runs import progress_data
 
 
 def _context(model_admin, request: HttpRequest, **extra):
@@ -124,33 +124,6 @@ def progress_page(model_admin):
         ))
 
     return view
-
-
-def progress_data(run: RestoreRun) -> dict:
-    """The progress endpoint's document."""
-    if run.is_active:
-        fail_dead_runs(run.database)
-        run.refresh_from_db()
-    speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
-    remaining = max(run.rows_total - run.rows_processed, 0)
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "final": run.status in RestoreRun.FINAL_STATUSES,
-        "percent": round(run.percent, 1),
-        "rows_total": run.rows_total,
-        "rows_done": run.rows_processed,
-        "rows_inserted": run.rows_inserted,
-        "rows_skipped": run.rows_skipped,
-        "rows_rejected": run.rows_rejected,
-        "rows_per_s": round(run.rows_per_s or 0, 1),
-        "eta_s": round(remaining / speed, 1) if speed else None,
-        "current_table": run.current_table,
-        "tables": run.tables,
-        "errors": run.errors,
-        "warnings": run.warnings,
-        "cancel_requested": run.cancel_requested,
-    }
 
 
 def progress_json(model_admin):

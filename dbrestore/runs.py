@@ -151,6 +151,33 @@ def active_run(database: str) -> RestoreRun | None:
     )
 
 
+def progress_data(run: RestoreRun) -> dict[str, Any]:
+    """Where a run is: the admin's progress endpoint and ``restore_status --json``."""
+    if run.is_active:
+        fail_dead_runs(run.database)
+        run.refresh_from_db()
+    speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
+    remaining = max(run.rows_total - run.rows_processed, 0)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "final": run.status in RestoreRun.FINAL_STATUSES,
+        "percent": round(run.percent, 1),
+        "rows_total": run.rows_total,
+        "rows_done": run.rows_processed,
+        "rows_inserted": run.rows_inserted,
+        "rows_skipped": run.rows_skipped,
+        "rows_rejected": run.rows_rejected,
+        "rows_per_s": round(run.rows_per_s or 0, 1),
+        "eta_s": round(remaining / speed, 1) if speed else None,
+        "current_table": run.current_table,
+        "tables": run.tables,
+        "errors": run.errors,
+        "warnings": run.warnings,
+        "cancel_requested": run.cancel_requested,
+    }
+
+
 def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",
                status: str = RestoreRun.Status.RUNNING) -> RestoreRun:
     """A new RestoreRun row, committed at once so that other processes can see it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from dbrestore.admin_views import progress_data
+from dbrestore.runs import progress_data
 from dbrestore.models import RestoreRun
 
 
