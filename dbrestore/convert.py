@@ -18,7 +18,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 Converter = Callable[[Any], Any]
@@ -37,7 +36,10 @@ def _to_datetime(value: Any) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
         parsed = value
     elif isinstance(value, str):
-        parsed = parse_datetime(value.replace(" ", "T", 1) if "T" not in value else value)
+        try:
+            parsed = datetime.datetime.fromisoformat(value)  # C speed for what backups hold
+        except ValueError:
+            parsed = parse_datetime(value.replace(" ", "T", 1) if "T" not in value else value)
         if parsed is None:
             day = parse_date(value)
             if day is None:
@@ -47,7 +49,7 @@ def _to_datetime(value: Any) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
     else:
         raise ValueError("not an ISO 8601 datetime")
-    if timezone.is_naive(parsed):
+    if parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return parsed
 
@@ -283,6 +285,15 @@ def _has_natural_keys(model: type[models.Model]) -> bool:
     return hasattr(model._default_manager, "get_by_natural_key")
 
 
+# Modules whose callables make a default without touching the database (uuid4, now, dict...).
+_DEFAULTS_WITHOUT_QUERIES = {"uuid", "datetime", "django.utils.timezone", "builtins"}
+
+
+def _default_may_query(field: models.Field) -> bool:
+    default = field.default
+    return callable(default) and getattr(default, "__module__", None) not in _DEFAULTS_WITHOUT_QUERIES
+
+
 class RowConverter:
     """Turns backup rows of one model into tuples in ``concrete_fields`` order.
 
@@ -299,10 +310,14 @@ class RowConverter:
             for key in (f.name, f.column, f.attname):
                 self._field_index.setdefault(key, position)
         self._converters = [converter_for(f) for f in self.fields]
+        #: Converting may run a query (a natural key to look up, a default from project code):
+        #: then it must not happen while the connection is busy with a COPY.
+        self.may_query_database = any(_default_may_query(f) for f in self.fields)
         if using is not None:
             for position, f in enumerate(self.fields):
                 if f.is_relation and _has_natural_keys(f.remote_field.model):
                     self._converters[position] = natural_key_converter(f, self._converters[position], using)
+                    self.may_query_database = True
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self.unknown_columns: set[str] = set()
         self.missing_columns: set[str] = set()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from .loader import PendingRow, TableLoader, is_fatal
+from . import conf
+from .loader import PendingRow, TableLoader, batched, is_fatal
+from .report import TableResult
+from .sources import PositionedRow
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +39,20 @@ def _copy_adapter(field) -> Callable[[Any], Any] | None:
 
 
 class CopyTableLoader(TableLoader):
-    """TableLoader whose batches go in through COPY, falling back to the ORM chain per batch."""
+    """TableLoader whose batches go in through COPY, falling back to the ORM chain per batch.
+
+    Rows are converted while the COPY is open, so that the server checks and indexes the rows
+    already sent while this process converts the next ones: the two halves of the work overlap
+    instead of taking turns (unless converting may query the database, which the connection
+    cannot do in the middle of a COPY). A COPY covers ``COPY_BATCH_SIZE`` rows (at least ``--batch-size``);
+    one that fails is retried through the ORM chain in batches of ``--batch-size``.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        connection = self.inserter.connection
-        qn = connection.ops.quote_name
+        self.fallback_batch_size = self.batch_size
+        self.batch_size = max(self.batch_size, int(conf.get("COPY_BATCH_SIZE")))
+        qn = self.inserter.connection.ops.quote_name
         fields = self.converter.fields
         self.copy_sql = (
             f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
@@ -50,28 +61,55 @@ class CopyTableLoader(TableLoader):
         self.batches_copied = 0
         self.batches_fallen_back = 0
 
+    def load(self, rows: Iterable[PositionedRow]) -> TableResult:
+        if self.fk_checks or self.dry_run:  # parents are checked per batch before it is written
+            return super().load(rows)
+        for batch in batched(rows, self.batch_size):
+            converted = self._converted(batch)
+            if self.converter.may_query_database:  # not while the connection is in the COPY
+                converted = iter(list(converted))
+            self._copy_batch(converted)
+            self._forget_queries()
+            self.on_batch(self.result)
+        return self.result
+
     def _write(self, pending: list[PendingRow]) -> None:
-        if any(p.values[self.converter.pk_index] is None for p in pending):
-            super()._write(pending)  # rows the database must number: the ORM path knows how
-            return
+        self._copy_batch(iter(pending))
+
+    def _copy_batch(self, rows: Iterator[PendingRow]) -> None:
+        """COPY the rows (converted as they are sent); the ORM chain takes the rows the database
+        must number (no primary key), and the whole batch when the COPY fails."""
+        copied: list[PendingRow] = []
+        numbered: list[PendingRow] = []
         connection = self.inserter.connection
         try:
             with transaction.atomic(using=self.using):
                 connection.ensure_connection()
                 with connection.wrap_database_errors, connection.connection.cursor() as cursor:
                     with cursor.copy(self.copy_sql) as copy:
-                        for p in pending:
+                        for p in rows:
+                            if p.values[self.converter.pk_index] is None:
+                                numbered.append(p)
+                                continue
+                            copied.append(p)
                             copy.write_row(self._adapt(p.values))
         except DatabaseError as exc:
             if is_fatal(exc, connection):
                 raise
+            copied.extend(rows)  # the rest of the batch, when the COPY stopped midway
             self.batches_fallen_back += 1
             logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
-                         self.model._meta.label, len(pending), exc)
-            super()._write(pending)
-            return
-        self.batches_copied += 1
-        self._count(pending, len(pending), None)
+                         self.model._meta.label, len(copied), exc)
+            self._write_through_orm(copied)
+        else:
+            if copied:
+                self.batches_copied += 1
+                self._count(copied, len(copied), None)
+        self._write_through_orm(numbered)
+
+    def _write_through_orm(self, pending: list[PendingRow]) -> None:
+        for batch in batched(pending, self.fallback_batch_size):
+            self._insert_halving(batch)
 
     def _adapt(self, values: list[Any]) -> list[Any]:
         if not self.adapters:

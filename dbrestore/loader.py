@@ -226,7 +226,10 @@ class TableLoader:
             connection.queries_log.clear()
 
     def _convert(self, batch: list[PositionedRow]) -> list[PendingRow]:
-        pending = []
+        return list(self._converted(batch))
+
+    def _converted(self, batch: Iterable[PositionedRow]) -> Iterator[PendingRow]:
+        """The batch's rows converted; a row that cannot be is rejected here, with the reason."""
         for position, row in batch:
             self.result.total += 1
             try:
@@ -236,8 +239,7 @@ class TableLoader:
                 continue
             for index in self.nulled_indexes:
                 values[index] = None
-            pending.append(PendingRow(position, row, values, self.model))
-        return pending
+            yield PendingRow(position, row, values, self.model)
 
     def _reject_missing_parents(self, pending: list[PendingRow]) -> list[PendingRow]:
         from .integrity import existing_values
@@ -261,6 +263,10 @@ class TableLoader:
         return pending
 
     def _write(self, pending: list[PendingRow]) -> None:
+        self._insert_halving(pending)
+
+    def _insert_halving(self, pending: list[PendingRow]) -> None:
+        """Steps 1-4 of the fallback chain (see the module docstring)."""
         try:
             with transaction.atomic(using=self.using):
                 inserted, pks = self.inserter.insert([p.obj for p in pending], returning_pks=self.log_skipped)
@@ -272,8 +278,8 @@ class TableLoader:
                 return
             logger.debug("%s: batch of %d failed (%s); splitting", self.model._meta.label, len(pending), exc)
             middle = len(pending) // 2
-            self._write(pending[:middle])
-            self._write(pending[middle:])
+            self._insert_halving(pending[:middle])
+            self._insert_halving(pending[middle:])
             return
         self._count(pending, inserted, pks)
 
