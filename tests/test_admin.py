@@ -84,6 +84,13 @@ def test_changelist_has_the_restore_button_only_with_permission(operator, run):
     assert "succeeded" in page
 
 
+def test_the_demo_admin_links_the_rq_dashboard(staff, client):
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert "dbrestore demo" in page and reverse("django_rq:home") in page
+    client.logout()
+    assert reverse("django_rq:home") not in client.get(reverse("admin:login")).content.decode()
+
+
 def test_restore_flow_from_backup_dir(operator, sample_backup, backup_dir):
     import shutil
 
