@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.utils import DatabaseError
 from django.utils import timezone
 
-from . import conf, native, signals
+from . import conf, native, postload, signals
 from .backup import create_backup, timestamped_directory
 from .copyload import CopyTableLoader
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
@@ -28,7 +29,8 @@ from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nulla
 from .loader import TableLoader
 from .models import RestoreRun
 from .native import NATIVE_FORMATS
-from .plan import Plan, build_plan, order_parents_first, referencing_fields
+from .parallel import SerializedListener, load_levels, run_in_threads
+from .plan import Plan, PlannedTable, build_plan, order_parents_first, referencing_fields
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
@@ -61,8 +63,9 @@ class RestoreOptions:
     skip_checksum: bool = False  # do not check data files against the manifest's sha256 and counts
     safety_backup: bool = True  # back up the tables a replace empties, first (and SAFETY_BACKUP)
     method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
-    jobs: int = 1  # native dumps: pg_restore --jobs (1: one transaction)
+    jobs: int = 1  # tables loaded side by side: pg_restore --jobs; JSON backups with --no-atomic
     terminate_connections: bool = False  # native dumps: end other sessions on the database first
+    indexes_after_load: bool = False  # PostgreSQL replace: build secondary indexes and FKs after the load
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -82,6 +85,11 @@ class RestoreOptions:
             raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
         if self.jobs < 1:
             raise RestoreConfigError(f"--jobs must be at least 1 (got {self.jobs})")
+        if self.indexes_after_load:
+            if connections[self.database].vendor != "postgresql":
+                raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
+            if self.mode != "replace" or not self.atomic:
+                raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
@@ -268,16 +276,20 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         empty_tables(plan, opts.database)
+    aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
     foreign_keys = classify_foreign_keys(plan)
-    for table in plan.tables:
+
+    def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
         table_result = result.table(table.label, table.db_table)
-        progress.table_started(table_result)
+        listener.table_started(table_result)
         table_started = time.monotonic()
 
-        def on_batch(current, _t0=table_started):
-            current.seconds = time.monotonic() - _t0
-            progress.batch_done(current)
+        def on_batch(current):
+            current.seconds = time.monotonic() - table_started
+            if stop is not None and stop.is_set():
+                raise RestoreCancelled("stopped: the load of another table failed")
+            listener.batch_done(current)
 
         loader = opts.loader_class()(
             table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
@@ -291,15 +303,34 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         loader.load(table.data.rows())
         _note_drift(table, loader, result)
         table_result.seconds = time.monotonic() - table_started
-        progress.table_finished(table_result)
+        listener.table_finished(table_result)
+
+    if opts.jobs > 1 and not opts.dry_run:
+        _load_in_parallel(plan, foreign_keys, opts, progress, load_table)
+    else:
+        for table in plan.tables:
+            load_table(table, progress)
     if not opts.dry_run:
         if opts.atomic:
             sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True)
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
+        if aside is not None:
+            aside.rebuild()
         _check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
+
+
+def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: BaseListener, load_table) -> None:
+    """``--jobs N``: the tables of each FK level in N connections at once (see :mod:`.parallel`)."""
+    tables = {table.model: table for table in plan.tables}
+    parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
+    listener, stop = SerializedListener(progress), threading.Event()
+    for level in load_levels(plan.models, parents):
+        logger.info("Loading %s side by side", ", ".join(model._meta.label for model in level))
+        run_in_threads([tables[model] for model in level], lambda table: load_table(table, listener, stop),
+                       jobs=opts.jobs, using=opts.database, stop=stop)
 
 
 def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
@@ -389,6 +420,7 @@ def cancel_restore(run: RestoreRun) -> str:
 def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
                   rejects: RejectsFile, progress: BaseListener, started: float) -> None:
     """A JSON backup: check it, make the restore safe, then load the rows."""
+    _check_jobs(opts)
     _note_plan(plan, result)
     progress.restore_started(result, _expected_rows(plan))
     signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
@@ -407,6 +439,16 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
             _load(plan, opts, result, rejects, progress, started)
     except DatabaseError as exc:
         raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
+
+
+def _check_jobs(opts: RestoreOptions) -> None:
+    if opts.jobs == 1 or opts.dry_run:
+        return
+    if connections[opts.database].vendor != "postgresql":
+        raise RestoreConfigError("--jobs N loads tables in parallel connections: PostgreSQL only (SQLite has one writer)")
+    if opts.atomic:
+        raise RestoreConfigError("--jobs N loads tables in parallel connections, which cannot share one transaction: "
+                                 "add --no-atomic")
 
 
 def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from .report import RestoreResult, TableResult
 
@@ -81,22 +81,26 @@ class ConsoleProgress(BaseListener):
         self.verbosity = verbosity
         self.interval = interval
         self.tty = self.stream.isatty() if tty is None else tty
-        self._bar = None
+        self._bars: dict[str, Any] = {}  # one per table loading (several with --jobs)
+        self._shown: dict[str, int] = {}
         self._last_line = 0.0
-        self._shown = 0
 
     def table_started(self, table: TableResult) -> None:
-        self._shown = 0
+        self._shown[table.label] = 0
         if self.verbosity >= 1 and self.tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=table.expected, desc=table.label, unit="rows", unit_scale=True, file=self.stream, leave=self.verbosity >= 2)
+            self._bars[table.label] = tqdm(total=table.expected, desc=table.label, unit="rows", unit_scale=True,
+                                           file=self.stream, leave=self.verbosity >= 2)
         self._last_line = time.monotonic()
 
+    def _advance(self, table: TableResult) -> None:
+        self._bars[table.label].update(table.total - self._shown[table.label])
+        self._shown[table.label] = table.total
+
     def batch_done(self, table: TableResult) -> None:
-        if self._bar is not None:
-            self._bar.update(table.total - self._shown)
-            self._shown = table.total
+        if table.label in self._bars:
+            self._advance(table)
         elif self.verbosity >= 1 and time.monotonic() - self._last_line >= self.interval:
             self._last_line = time.monotonic()
             of = f"/{table.expected}" if table.expected is not None else ""
@@ -104,10 +108,9 @@ class ConsoleProgress(BaseListener):
             self.stream.flush()
 
     def table_finished(self, table: TableResult) -> None:
-        if self._bar is not None:
-            self._bar.update(table.total - self._shown)
-            self._bar.close()
-            self._bar = None
+        if table.label in self._bars:
+            self._advance(table)
+            self._bars.pop(table.label).close()
         if self.verbosity >= 2:
             self.stream.write(
                 f"{table.label}: {table.total} rows ({table.inserted} inserted, {table.skipped} skipped, "

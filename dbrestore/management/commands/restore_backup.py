@@ -67,7 +67,13 @@ class Command(BaseCommand):
                             help="How rows go in: copy (PostgreSQL COPY, replace mode), orm (batched INSERTs), "
                                  "auto (default: copy on PostgreSQL in replace mode, orm otherwise).")
         parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                            help="PostgreSQL dumps: pg_restore --jobs N (default 1: the whole restore in one transaction).")
+                            help="Load N tables at a time in parallel connections (PostgreSQL): pg_restore --jobs N for "
+                                 "dumps; for JSON backups, with --no-atomic, the tables of one FK level side by side. "
+                                 "Default 1: the whole restore in one transaction.")
+        parser.add_argument("--indexes-after-load", action="store_true",
+                            help="PostgreSQL, replace mode: drop the restored tables' non-unique indexes and FK "
+                                 "constraints, load, then build them again (one pass each, as pg_restore does). "
+                                 "Faster for big tables; locks the tables they point to until the restore commits.")
         parser.add_argument("--terminate-connections", action="store_true",
                             help="PostgreSQL dumps: end the other sessions on the database before restoring.")
         parser.add_argument("--cascade", action="store_true",
@@ -115,6 +121,7 @@ class Command(BaseCommand):
             jobs=options["jobs"],
             terminate_connections=options["terminate_connections"],
             safety_backup=options["safety_backup"],
+            indexes_after_load=options["indexes_after_load"],
         )
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":

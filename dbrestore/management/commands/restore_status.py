@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from dbrestore.runs import progress_data
 from dbrestore.models import RestoreRun
+from dbrestore.runs import progress_data
 
 
 class Command(BaseCommand):

@@ -18,8 +18,9 @@ from restoreproject.shop.models import Order, Product
 class Command(BaseCommand):
     help = (
         "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
-        "its own process (loaddata, naive per-row save(), dbrestore's orm and copy, psql \\copy) and "
-        "print rows/s, seconds and peak RSS. Uses the configured database (PostgreSQL for copy and psql)."
+        "its own process (loaddata, naive per-row save(), dbrestore's orm and copy, copy_late_indexes "
+        "(copy with --indexes-after-load), psql \\copy) and print rows/s, seconds and peak RSS. Uses the "
+        "configured database (PostgreSQL for copy and psql)."
     )
 
     def add_arguments(self, parser):

@@ -1,0 +1,80 @@
+"""``--indexes-after-load``: build secondary indexes and FK constraints once, after the load.
+
+Loading into an indexed table with FK constraints costs PostgreSQL an index insertion per row
+per index and an FK trigger per row per constraint (checked at COMMIT, or when the restore
+checks constraints). ``pg_restore`` avoids both by creating indexes and constraints after the
+data (its *post-data* section): one sort per index, one set-based query per constraint.
+
+Inside the restore's transaction (PostgreSQL, replace mode, atomic), :func:`set_aside` drops
+the restored tables' non-unique indexes and their FK constraints, remembering each one's exact
+definition from the catalog (``pg_get_indexdef`` / ``pg_get_constraintdef``), and
+:meth:`SetAside.rebuild` creates them again after the orphan sweep has rejected the rows that
+point nowhere. ``ALTER TABLE ADD CONSTRAINT`` validates every row with one query, so the
+guarantee is the database's own, as without the option. Primary keys and unique indexes stay:
+they are what tells a duplicate row. Everything happens in the one transaction, so a failure
+rolls the drops back with the rows.
+
+The price: dropping an FK constraint locks the table it points to (ACCESS EXCLUSIVE) until the
+restore commits, so a parent table outside the restore is unreadable meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import connections, models
+
+logger = logging.getLogger(__name__)
+
+_FOREIGN_KEYS = """
+    SELECT quote_ident(conname), pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname
+"""
+# Indexes that back no constraint and enforce no uniqueness: the ones only reads need.
+_SECONDARY_INDEXES = """
+    SELECT quote_ident(n.nspname) || '.' || quote_ident(i.relname), pg_get_indexdef(x.indexrelid)
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_namespace n ON n.oid = i.relnamespace
+    WHERE x.indrelid = %s::regclass AND NOT x.indisunique AND NOT x.indisprimary
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.contype <> 'f')
+    ORDER BY i.relname
+"""
+
+
+@dataclass
+class SetAside:
+    """The indexes and FK constraints dropped before the load, to create again after it."""
+
+    using: str
+    indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX ...)
+    foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # (table, name, definition)
+
+    def rebuild(self) -> None:
+        """Create the indexes, then add (and so validate) the FK constraints."""
+        with connections[self.using].cursor() as cursor:
+            for name, definition in self.indexes:
+                cursor.execute(definition)
+            for table, name, definition in self.foreign_keys:
+                cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        logger.info("Rebuilt %d indexes and %d foreign keys after the load", len(self.indexes), len(self.foreign_keys))
+
+
+def set_aside(models_to_load: list[type[models.Model]], using: str) -> SetAside:
+    """Drop the secondary indexes and FK constraints of these tables; return how to rebuild them."""
+    connection = connections[using]
+    aside = SetAside(using)
+    with connection.cursor() as cursor:
+        for model in models_to_load:
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(_FOREIGN_KEYS, [table])
+            aside.foreign_keys.extend((table, name, definition) for name, definition in cursor.fetchall())
+            cursor.execute(_SECONDARY_INDEXES, [table])
+            aside.indexes.extend(cursor.fetchall())
+        for table, name, _ in aside.foreign_keys:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for name, _ in aside.indexes:
+            cursor.execute(f"DROP INDEX {name}")
+    logger.info("Set aside %d indexes and %d foreign keys for the load", len(aside.indexes), len(aside.foreign_keys))
+    return aside
