@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import threading
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -39,17 +40,20 @@ class RejectsFile:
         self.rejected = 0
         self.max_rejects = max_rejects
         self._stream: IO[bytes] | None = None
+        self._lock = threading.Lock()  # tables loading side by side (--jobs) share the file
 
     def write(
         self, *, model: str, table: str, position: int | None, row: dict[str, Any], reason: str, kind: str = "rejected"
     ) -> None:
-        if self._stream is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = open(self.path, "ab")
-        record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
-        self._stream.write(orjson.dumps(record, default=_default) + b"\n")
-        self.count += 1
-        if kind == "rejected":
+        with self._lock:
+            if self._stream is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._stream = open(self.path, "ab")
+            record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
+            self._stream.write(orjson.dumps(record, default=_default) + b"\n")
+            self.count += 1
+            if kind != "rejected":
+                return
             self.rejected += 1
             if self.max_rejects is not None and self.rejected > self.max_rejects:
                 self._stream.flush()
