@@ -44,8 +44,8 @@ class CopyTableLoader(TableLoader):
     Rows are converted while the COPY is open, so that the server checks and indexes the rows
     already sent while this process converts the next ones: the two halves of the work overlap
     instead of taking turns (unless converting may query the database, which the connection
-    cannot do in the middle of a COPY). A COPY covers ``COPY_BATCH_SIZE`` rows (at least ``--batch-size``);
-    one that fails is retried through the ORM chain in batches of ``--batch-size``.
+    cannot do in the middle of a COPY). A COPY covers ``COPY_BATCH_SIZE`` rows (at least
+    ``--batch-size``); one that fails is retried through the ORM chain in ``--batch-size`` batches.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
