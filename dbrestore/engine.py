@@ -29,7 +29,7 @@ from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nulla
 from .loader import TableLoader
 from .models import RestoreRun
 from .native import NATIVE_FORMATS
-from .parallel import SerializedListener, load_levels, run_in_threads
+from .parallel import load_levels, run_in_threads
 from .plan import Plan, PlannedTable, build_plan, order_parents_first, referencing_fields
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
@@ -272,7 +272,7 @@ def _restore_transaction(opts: RestoreOptions) -> Iterator[None]:
 
 
 def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
-          progress: BaseListener, started: float) -> None:
+          progress: Broadcast, started: float) -> None:
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         empty_tables(plan, opts.database)
@@ -322,14 +322,14 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
 
 
-def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: BaseListener, load_table) -> None:
+def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: Broadcast, load_table) -> None:
     """``--jobs N``: the tables of each FK level in N connections at once (see :mod:`.parallel`)."""
     tables = {table.model: table for table in plan.tables}
     parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
-    listener, stop = SerializedListener(progress), threading.Event()
+    stop = threading.Event()
     for level in load_levels(plan.models, parents):
         logger.info("Loading %s side by side", ", ".join(model._meta.label for model in level))
-        run_in_threads([tables[model] for model in level], lambda table: load_table(table, listener, stop),
+        run_in_threads([tables[model] for model in level], lambda table: load_table(table, progress, stop),
                        jobs=opts.jobs, using=opts.database, stop=stop)
 
 
@@ -418,7 +418,7 @@ def cancel_restore(run: RestoreRun) -> str:
 
 
 def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                  rejects: RejectsFile, progress: BaseListener, started: float) -> None:
+                  rejects: RejectsFile, progress: Broadcast, started: float) -> None:
     """A JSON backup: check it, make the restore safe, then load the rows."""
     _check_jobs(opts)
     _note_plan(plan, result)

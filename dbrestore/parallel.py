@@ -19,9 +19,6 @@ from typing import TypeVar
 
 from django.db import connections
 
-from .progress import BaseListener, ProgressListener
-from .report import RestoreResult, TableResult
-
 Item = TypeVar("Item")
 
 
@@ -66,31 +63,3 @@ def run_in_threads(items: list[Item], work: Callable[[Item], None], *, jobs: int
         list(pool.map(in_own_connection, items))
     if first_error:
         raise first_error[0]
-
-
-class SerializedListener(BaseListener):
-    """Passes events on one at a time: listeners are written for one thread."""
-
-    def __init__(self, listener: ProgressListener):
-        self.listener = listener
-        self._lock = threading.Lock()
-
-    def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
-        with self._lock:
-            self.listener.restore_started(result, rows_expected)
-
-    def table_started(self, table: TableResult) -> None:
-        with self._lock:
-            self.listener.table_started(table)
-
-    def batch_done(self, table: TableResult) -> None:
-        with self._lock:
-            self.listener.batch_done(table)
-
-    def table_finished(self, table: TableResult) -> None:
-        with self._lock:
-            self.listener.table_finished(table)
-
-    def restore_finished(self, result: RestoreResult) -> None:
-        with self._lock:
-            self.listener.restore_finished(result)

@@ -6,6 +6,7 @@ The engine calls every listener at the same points; listeners never change the r
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO, Any, Protocol
 
@@ -44,30 +45,37 @@ class BaseListener:
 
 
 class Broadcast(BaseListener):
-    """Forwards every event to several listeners."""
+    """Forwards every event to several listeners, one event at a time: with ``--jobs`` tables
+    load in several threads, and listeners are written for one."""
 
     def __init__(self, listeners: list[ProgressListener]):
         self.listeners = listeners
+        self._lock = threading.Lock()
 
     def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
-        for listener in self.listeners:
-            listener.restore_started(result, rows_expected)
+        with self._lock:
+            for listener in self.listeners:
+                listener.restore_started(result, rows_expected)
 
     def table_started(self, table: TableResult) -> None:
-        for listener in self.listeners:
-            listener.table_started(table)
+        with self._lock:
+            for listener in self.listeners:
+                listener.table_started(table)
 
     def batch_done(self, table: TableResult) -> None:
-        for listener in self.listeners:
-            listener.batch_done(table)
+        with self._lock:
+            for listener in self.listeners:
+                listener.batch_done(table)
 
     def table_finished(self, table: TableResult) -> None:
-        for listener in self.listeners:
-            listener.table_finished(table)
+        with self._lock:
+            for listener in self.listeners:
+                listener.table_finished(table)
 
     def restore_finished(self, result: RestoreResult) -> None:
-        for listener in self.listeners:
-            listener.restore_finished(result)
+        with self._lock:
+            for listener in self.listeners:
+                listener.restore_finished(result)
 
 
 class ConsoleProgress(BaseListener):
