@@ -290,6 +290,8 @@ _DEFAULTS_WITHOUT_QUERIES = {"uuid", "datetime", "django.utils.timezone", "built
 
 
 def _default_may_query(field: models.Field) -> bool:
+    if not field.has_default():  # NOT_PROVIDED is a class, hence callable
+        return False
     default = field.default
     return callable(default) and getattr(default, "__module__", None) not in _DEFAULTS_WITHOUT_QUERIES
 

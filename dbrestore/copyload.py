@@ -6,13 +6,22 @@ rarely fails; when one does (a duplicate key, a NOT NULL or CHECK violation...),
 rolled back and that batch alone goes through the ORM path's fallback chain
 (:class:`~dbrestore.loader.TableLoader`), so rejects, skipped rows, counts and atomicity are the
 same as with ``--method orm``. Parent checks and the orphan sweep run exactly as on that path.
+
+In one transaction (the default), the load is a two-stage pipeline: this thread reads and
+converts the next batch while a second thread COPYs the previous one and waits for the server
+to index it and check its foreign keys. Those checks would otherwise all wait for the end of the
+transaction (Django's FKs are ``DEFERRABLE INITIALLY DEFERRED``) and run there while this process
+sits idle; the FKs whose parents are already loaded are made ``IMMEDIATE`` for the table's load,
+so the server checks each COPY as it ends, overlapped with the conversion of the next batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -46,6 +55,7 @@ class CopyTableLoader(TableLoader):
     instead of taking turns (unless converting may query the database, which the connection
     cannot do in the middle of a COPY). A COPY covers ``COPY_BATCH_SIZE`` rows (at least
     ``--batch-size``); one that fails is retried through the ORM chain in ``--batch-size`` batches.
+    In one transaction, batches go through the two-stage pipeline of the module docstring.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -64,6 +74,8 @@ class CopyTableLoader(TableLoader):
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
         if self.fk_checks or self.dry_run:  # parents are checked per batch before it is written
             return super().load(rows)
+        if self.inserter.connection.in_atomic_block and not self.converter.may_query_database:
+            return self._load_pipelined(rows)
         for batch in batched(rows, self.batch_size):
             converted = self._converted(batch)
             if self.converter.may_query_database:  # not while the connection is in the COPY
@@ -75,6 +87,80 @@ class CopyTableLoader(TableLoader):
 
     def _write(self, pending: list[PendingRow]) -> None:
         self._copy_batch(iter(pending))
+
+    def _load_pipelined(self, rows: Iterable[PositionedRow]) -> TableResult:
+        """Convert batch N+1 here while a second thread COPYs batch N (see the module docstring).
+
+        The connection belongs to the COPY thread while a batch is in flight; this thread
+        touches it again only once that batch is done (its fallback, its rows without a key).
+        """
+        in_flight: tuple[Future, list[PendingRow], list[PendingRow]] | None = None
+        with self._checked_as_copied(), ThreadPoolExecutor(1, thread_name_prefix="dbrestore-copy") as copier:
+            for batch in batched(rows, self.batch_size):
+                pending = self._convert(batch)
+                keyed = [p for p in pending if p.values[self.converter.pk_index] is not None]
+                numbered = [p for p in pending if p.values[self.converter.pk_index] is None] if len(keyed) < len(pending) else []
+                if in_flight is not None:
+                    self._finish(*in_flight)
+                in_flight = (copier.submit(self._copy_in_thread, keyed), keyed, numbered)
+            if in_flight is not None:
+                self._finish(*in_flight)
+        return self.result
+
+    def _copy_in_thread(self, pending: list[PendingRow]) -> DatabaseError | None:
+        """COPY the rows under a savepoint of their own; return the error that stopped it, if any.
+
+        Runs in the COPY thread, on the psycopg connection under Django's (Django's connection
+        objects belong to one thread; its savepoint helpers cannot be used from this one).
+        """
+        if not pending:
+            return None
+        connection = self.inserter.connection
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            cursor.execute("SAVEPOINT dbrestore_copy")
+            try:
+                with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
+                    for p in pending:
+                        copy.write_row(self._adapt(p.values))
+            except DatabaseError as exc:
+                if is_fatal(exc, connection):
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT dbrestore_copy")
+                return exc
+            cursor.execute("RELEASE SAVEPOINT dbrestore_copy")
+        return None
+
+    def _finish(self, copying: Future, copied: list[PendingRow], numbered: list[PendingRow]) -> None:
+        """Wait for a batch's COPY, count it, or send it through the ORM chain if it failed."""
+        error = copying.result()
+        if error is None:
+            if copied:
+                self.batches_copied += 1
+                self._count(copied, len(copied), None)
+        else:
+            self.batches_fallen_back += 1
+            logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
+                         self.model._meta.label, len(copied), error)
+            self._write_through_orm(self._reject_missing_parents(copied, self.settled_foreign_keys))
+        self._write_through_orm(numbered)
+        self._forget_queries()
+        self.on_batch(self.result)
+
+    @contextlib.contextmanager
+    def _checked_as_copied(self) -> Iterator[None]:
+        """Make the FKs to parents already loaded IMMEDIATE for this table's load (then DEFERRED
+        again: a later orphan sweep may delete parents whose children go with them)."""
+        names = _deferrable_constraints(self.inserter.connection, self.model, self.settled_foreign_keys)
+        if not names:
+            yield
+            return
+        qn = self.inserter.connection.ops.quote_name
+        listed = ", ".join(qn(name) for name in names)
+        with self.inserter.connection.cursor() as cursor:
+            cursor.execute(f"SET CONSTRAINTS {listed} IMMEDIATE")
+        yield  # on an error the transaction rolls back, and the setting with it
+        with self.inserter.connection.cursor() as cursor:
+            cursor.execute(f"SET CONSTRAINTS {listed} DEFERRED")
 
     def _copy_batch(self, rows: Iterator[PendingRow]) -> None:
         """COPY the rows (converted as they are sent); the ORM chain takes the rows the database
@@ -118,3 +204,19 @@ class CopyTableLoader(TableLoader):
         for index, adapter in self.adapters:
             values[index] = adapter(values[index])
         return values
+
+
+def _deferrable_constraints(connection, model, edges) -> list[str]:
+    """Names of the deferrable single-column FK constraints of ``model`` on the edges' columns."""
+    columns = {edge.field.column for edge in edges if edge.model is model}
+    if not columns:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT c.conname, a.attname FROM pg_constraint c
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+               WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND c.condeferrable
+                 AND cardinality(c.conkey) = 1""",
+            [connection.ops.quote_name(model._meta.db_table)],
+        )
+        return sorted(name for name, column in cursor.fetchall() if column in columns)

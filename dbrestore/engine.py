@@ -297,6 +297,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             # One transaction: every FK is checked after the load by one anti-join each (sweep_orphans);
             # batch by batch commits must check settled parents first, a query per FK per batch.
             fk_checks=[] if opts.atomic else settled,
+            settled_foreign_keys=settled,
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
         )

@@ -172,6 +172,8 @@ class TableLoader:
     """Loads one table's rows in batches through the fallback chain, counting every row.
 
     ``fk_checks``: FKs whose parents are already complete, checked per batch.
+    ``settled_foreign_keys``: FKs whose parents are already complete, left to the database
+    (the COPY path checks them as it goes, see :mod:`dbrestore.copyload`).
     ``nulled_fields``: FK fields loaded as NULL and filled in later (``--no-atomic`` only).
     ``log_skipped``: write rows skipped as duplicates to the rejects file too.
     """
@@ -188,6 +190,7 @@ class TableLoader:
         on_batch: Callable[[TableResult], None] | None = None,
         mode: str = "replace",
         fk_checks: Iterable[ForeignKeyEdge] = (),
+        settled_foreign_keys: Iterable[ForeignKeyEdge] = (),
         nulled_fields: Iterable[models.Field] = (),
         log_skipped: bool = False,
     ):
@@ -203,6 +206,7 @@ class TableLoader:
         self.converter = RowConverter(model, using=using)
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
+        self.settled_foreign_keys = list(settled_foreign_keys)
         self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
 
@@ -241,10 +245,13 @@ class TableLoader:
                 values[index] = None
             yield PendingRow(position, row, values, self.model)
 
-    def _reject_missing_parents(self, pending: list[PendingRow]) -> list[PendingRow]:
+    def _reject_missing_parents(self, pending: list[PendingRow],
+                                edges: Iterable[ForeignKeyEdge] | None = None) -> list[PendingRow]:
+        """The rows whose parents (of ``edges``, by default ``fk_checks``) are there; the others
+        are rejected."""
         from .integrity import existing_values
 
-        for edge in self.fk_checks:
+        for edge in self.fk_checks if edges is None else edges:
             index = self.converter.fields.index(edge.field)
             values = {p.values[index] for p in pending} - {None}
             if not values:

@@ -109,6 +109,17 @@ def test_natural_key_to_a_missing_parent_is_a_reject(tmp_path, run_command):
     assert User.objects.filter(username="carol").exists()
 
 
+def test_only_conversions_that_may_query_wait_for_the_copy():
+    """The COPY path converts rows while the COPY is open (the overlap that makes it fast), except
+    where converting may query the database, which a connection in the middle of a COPY cannot."""
+    from dbrestore.convert import RowConverter
+    from restoreproject.shop.models import OrderItem
+
+    assert not RowConverter(OrderItem, using="default").may_query_database  # fields without defaults
+    assert not RowConverter(Customer, using="default").may_query_database  # uuid4, dict defaults
+    assert RowConverter(Permission, using="default").may_query_database  # a natural-key parent
+
+
 def test_formats_are_told_by_content(tmp_path, run_command):
     """A dumpdata fixture, a keyed object and a table file, whatever their names."""
     (tmp_path / "shop_category.json").write_text(json.dumps([{"model": "shop.tag", "pk": 7, "fields": {"name": "x"}}]))
