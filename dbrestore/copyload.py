@@ -20,11 +20,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from psycopg._copy_base import TextFormatter
+from psycopg.adapt import Transformer
 
 from . import conf
 from .loader import PendingRow, TableLoader, batched, is_fatal
@@ -95,33 +98,51 @@ class CopyTableLoader(TableLoader):
         touches it again only once that batch is done (its fallback, its rows without a key).
         """
         in_flight: tuple[Future, list[PendingRow], list[PendingRow]] | None = None
-        with self._checked_as_copied(), ThreadPoolExecutor(1, thread_name_prefix="dbrestore-copy") as copier:
+        self.inserter.connection.ensure_connection()
+        formatter = TextFormatter(Transformer(self.inserter.connection.connection))
+        with (
+            self._checked_as_copied(),
+            _quick_thread_switches(),
+            ThreadPoolExecutor(1, thread_name_prefix="dbrestore-copy") as copier,
+        ):
             for batch in batched(rows, self.batch_size):
                 pending = self._convert(batch)
                 keyed = [p for p in pending if p.values[self.converter.pk_index] is not None]
                 numbered = [p for p in pending if p.values[self.converter.pk_index] is None] if len(keyed) < len(pending) else []
+                data = self._format(formatter, keyed)
                 if in_flight is not None:
                     self._finish(*in_flight)
-                in_flight = (copier.submit(self._copy_in_thread, keyed), keyed, numbered)
+                in_flight = (copier.submit(self._copy_in_thread, data), keyed, numbered)
             if in_flight is not None:
                 self._finish(*in_flight)
         return self.result
 
-    def _copy_in_thread(self, pending: list[PendingRow]) -> DatabaseError | None:
+    def _format(self, formatter: TextFormatter, pending: list[PendingRow]) -> bytes | DatabaseError:
+        """The rows as COPY text, formatted here so that the COPY thread only has to send them;
+        or the error that stopped it (a value psycopg cannot adapt: the batch takes the ORM path)."""
+        try:
+            with self.inserter.connection.wrap_database_errors:
+                chunks = [data for p in pending if (data := formatter.write_row(self._adapt(p.values)))]
+        except DatabaseError as exc:
+            formatter.end()
+            return exc
+        chunks.append(formatter.end())
+        return b"".join(chunks)
+
+    def _copy_in_thread(self, data: bytes | DatabaseError) -> DatabaseError | None:
         """COPY the rows under a savepoint of their own; return the error that stopped it, if any.
 
         Runs in the COPY thread, on the psycopg connection under Django's (Django's connection
         objects belong to one thread; its savepoint helpers cannot be used from this one).
         """
-        if not pending:
-            return None
+        if isinstance(data, DatabaseError) or not data:
+            return data or None
         connection = self.inserter.connection
         with connection.wrap_database_errors, connection.connection.cursor() as cursor:
             cursor.execute("SAVEPOINT dbrestore_copy")
             try:
                 with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
-                    for p in pending:
-                        copy.write_row(self._adapt(p.values))
+                    copy.write(data)
             except DatabaseError as exc:
                 if is_fatal(exc, connection):
                     raise
@@ -150,17 +171,19 @@ class CopyTableLoader(TableLoader):
     def _checked_as_copied(self) -> Iterator[None]:
         """Make the FKs to parents already loaded IMMEDIATE for this table's load (then DEFERRED
         again: a later orphan sweep may delete parents whose children go with them)."""
-        names = _deferrable_constraints(self.inserter.connection, self.model, self.settled_foreign_keys)
-        if not names:
-            yield
-            return
-        qn = self.inserter.connection.ops.quote_name
-        listed = ", ".join(qn(name) for name in names)
-        with self.inserter.connection.cursor() as cursor:
-            cursor.execute(f"SET CONSTRAINTS {listed} IMMEDIATE")
+        connection = self.inserter.connection
+        constraints = _foreign_key_constraints(connection, self.model)
+        edges = [edge for edge in self.settled_foreign_keys if edge.field.column in constraints]
+        deferrable = sorted({name for edge in edges for name, can_defer in constraints[edge.field.column] if can_defer})
+        listed = ", ".join(connection.ops.quote_name(name) for name in deferrable)
+        if listed:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET CONSTRAINTS {listed} IMMEDIATE")
         yield  # on an error the transaction rolls back, and the setting with it
-        with self.inserter.connection.cursor() as cursor:
-            cursor.execute(f"SET CONSTRAINTS {listed} DEFERRED")
+        if listed:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET CONSTRAINTS {listed} DEFERRED")
+        self.checked_foreign_keys = edges
 
     def _copy_batch(self, rows: Iterator[PendingRow]) -> None:
         """COPY the rows (converted as they are sent); the ORM chain takes the rows the database
@@ -206,17 +229,32 @@ class CopyTableLoader(TableLoader):
         return values
 
 
-def _deferrable_constraints(connection, model, edges) -> list[str]:
-    """Names of the deferrable single-column FK constraints of ``model`` on the edges' columns."""
-    columns = {edge.field.column for edge in edges if edge.model is model}
-    if not columns:
-        return []
+@contextlib.contextmanager
+def _quick_thread_switches(interval: float = 0.0002) -> Iterator[None]:
+    """Let the COPY thread have the GIL soon after each wait on the server.
+
+    A thread that wakes up (its round trip to the server done) waits for the thread holding the
+    GIL to let go, after 5 ms by default: several times per batch, with the server idle each time.
+    0.2 ms instead: 1M rows of the benchmark in 14.4 s instead of 15.6 s.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _foreign_key_constraints(connection, model) -> dict[str, list[tuple[str, bool]]]:
+    """The single-column FK constraints of ``model``'s table: column -> [(name, deferrable)]."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """SELECT c.conname, a.attname FROM pg_constraint c
+            """SELECT a.attname, c.conname, c.condeferrable FROM pg_constraint c
                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-               WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND c.condeferrable
-                 AND cardinality(c.conkey) = 1""",
+               WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND cardinality(c.conkey) = 1""",
             [connection.ops.quote_name(model._meta.db_table)],
         )
-        return sorted(name for name, column in cursor.fetchall() if column in columns)
+        constraints: dict[str, list[tuple[str, bool]]] = {}
+        for column, name, deferrable in cursor.fetchall():
+            constraints.setdefault(column, []).append((name, deferrable))
+        return constraints

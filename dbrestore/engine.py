@@ -278,6 +278,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         empty_tables(plan, opts.database)
     aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
     foreign_keys = classify_foreign_keys(plan)
+    checked_while_loading: set = set()
 
     def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
@@ -302,6 +303,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             log_skipped=opts.log_skipped,
         )
         loader.load(table.data.rows())
+        checked_while_loading.update(loader.checked_foreign_keys)
         _note_drift(table, loader, result)
         table_result.seconds = time.monotonic() - table_started
         listener.table_finished(table_result)
@@ -313,7 +315,8 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             load_table(table, progress)
     if not opts.dry_run:
         if opts.atomic:
-            sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True)
+            sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
+                          checked_while_loading=checked_while_loading)
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         if aside is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,18 +96,19 @@ def orphan_pks(edge: ForeignKeyEdge, using: str) -> list[Any]:
 
 
 def sweep_orphans(plan: Plan, using: str, result: RestoreResult, rejects: RejectsFile,
-                  parents_changed: Iterable[ModelType] | None = None, every_foreign_key: bool = False) -> int:
+                  parents_changed: Iterable[ModelType] | None = None, every_foreign_key: bool = False,
+                  checked_while_loading: Collection[ForeignKeyEdge] = ()) -> int:
     """Delete and reject restored rows whose FK points nowhere; return how many.
 
     Checks the deferred FKs (all of them with ``every_foreign_key``: an atomic restore checks
-    parents this way instead of batch by batch), or, given ``parents_changed``, the FKs into
-    those models.
+    parents this way instead of batch by batch, except those the database already checked row by
+    row as they went in), or, given ``parents_changed``, the FKs into those models.
     """
     kinds = classify_foreign_keys(plan)
     tables = {table.model: table for table in plan.tables}
     all_edges = [edge for settled, deferred in kinds.values() for edge in settled + deferred]
     if every_foreign_key:
-        edges = all_edges
+        edges = [edge for edge in all_edges if edge not in checked_while_loading]
     elif parents_changed is None:
         edges = [edge for _, deferred in kinds.values() for edge in deferred]
     else:

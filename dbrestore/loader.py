@@ -207,6 +207,8 @@ class TableLoader:
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
         self.settled_foreign_keys = list(settled_foreign_keys)
+        #: FKs the database checked for every row of this load (no orphan sweep needed for them).
+        self.checked_foreign_keys: list[ForeignKeyEdge] = []
         self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
 
