@@ -12,7 +12,7 @@ from django.dispatch import receiver
 DEFAULTS: dict[str, Any] = {
     "BACKUP_DIR": "backups",  # where create_backup writes and restore_backup --list looks
     "BATCH_SIZE": 1000,  # rows per INSERT batch
-    "COPY_BATCH_SIZE": 10_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE)
+    "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
