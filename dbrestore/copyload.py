@@ -7,14 +7,17 @@ rolled back and that batch alone goes through the ORM path's fallback chain
 (:class:`~dbrestore.loader.TableLoader`), so rejects, skipped rows, counts and atomicity are the
 same as with ``--method orm``. Parent checks and the orphan sweep run exactly as on that path.
 
-In one transaction (the default), the load is a two-stage pipeline: this thread reads, converts
-and formats (as COPY text) the next batch while a second thread sends the previous one and waits
-for the server to store, index and check it. The FK checks would otherwise all wait for the end
-of the transaction (Django's FKs are ``DEFERRABLE INITIALLY DEFERRED``: a trigger per row, about
-two thirds of the server's work for a table with two FKs) and run there while this process sits
-idle; the FKs whose parents are already loaded are made ``IMMEDIATE`` for the table's load, so
-the server checks each COPY as it ends, while the next batch is being prepared here. Those FKs
-need no orphan sweep afterwards either.
+The load is a two-stage pipeline: this thread reads, converts and formats (as COPY text) the
+next batch while a second thread sends the previous one and waits for the server to store,
+index and check it. In one transaction (the default) the FK checks would otherwise all wait for
+its end (Django's FKs are ``DEFERRABLE INITIALLY DEFERRED``: a trigger per row, about two thirds
+of the server's work for a table with two FKs) and run there while this process sits idle; the
+FKs whose parents are already loaded are made ``IMMEDIATE`` for the table's load, so the server
+checks each COPY as it ends, while the next batch is being prepared here. Those FKs need no
+orphan sweep afterwards either. With ``--no-atomic`` each COPY is a transaction of its own, so
+its FK checks run as it commits; a COPY that fails on an orphan finds it in the fallback, where
+the batch's parents are looked up. Converting stays before the COPY, outside the pipeline, only
+when it may query the database (natural keys), which a connection busy with a COPY cannot.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -55,12 +59,11 @@ def _copy_adapter(field) -> Callable[[Any], Any] | None:
 class CopyTableLoader(TableLoader):
     """TableLoader whose batches go in through COPY, falling back to the ORM chain per batch.
 
-    Rows are converted while the COPY is open, so that the server checks and indexes the rows
-    already sent while this process converts the next ones: the two halves of the work overlap
-    instead of taking turns (unless converting may query the database, which the connection
-    cannot do in the middle of a COPY). A COPY covers ``COPY_BATCH_SIZE`` rows (at least
-    ``--batch-size``); one that fails is retried through the ORM chain in ``--batch-size`` batches.
-    In one transaction, batches go through the two-stage pipeline of the module docstring.
+    Batches go through the two-stage pipeline of the module docstring, so that the server stores
+    and checks one batch while this process prepares the next. A COPY covers ``COPY_BATCH_SIZE``
+    rows (at least ``--batch-size``); one that fails is retried through the ORM chain in
+    ``--batch-size`` batches. When converting may query the database, each batch is converted
+    first, then copied, one after the other.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -77,21 +80,13 @@ class CopyTableLoader(TableLoader):
         self.batches_fallen_back = 0
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
-        if self.fk_checks or self.dry_run:  # parents are checked per batch before it is written
+        if self.dry_run or self.converter.may_query_database:
+            # Batch by batch: converted (queries included), parents checked, then copied by _write.
             return super().load(rows)
-        if self.inserter.connection.in_atomic_block and not self.converter.may_query_database:
-            return self._load_pipelined(rows)
-        for batch in batched(rows, self.batch_size):
-            converted = self._converted(batch)
-            if self.converter.may_query_database:  # not while the connection is in the COPY
-                converted = iter(list(converted))
-            self._copy_batch(converted)
-            self._forget_queries()
-            self.on_batch(self.result)
-        return self.result
+        return self._load_pipelined(rows)
 
     def _write(self, pending: list[PendingRow]) -> None:
-        self._copy_batch(iter(pending))
+        self._copy_batch(pending)
 
     def _load_pipelined(self, rows: Iterable[PositionedRow]) -> TableResult:
         """Convert batch N+1 here while a second thread COPYs batch N (see the module docstring).
@@ -100,8 +95,10 @@ class CopyTableLoader(TableLoader):
         touches it again only once that batch is done (its fallback, its rows without a key).
         """
         in_flight: tuple[Future, list[PendingRow], list[PendingRow]] | None = None
-        self.inserter.connection.ensure_connection()
-        formatter = TextFormatter(Transformer(self.inserter.connection.connection))
+        connection = self.inserter.connection
+        connection.ensure_connection()
+        formatter = TextFormatter(Transformer(connection.connection))
+        in_transaction = connection.in_atomic_block
         with (
             self._checked_as_copied(),
             _quick_thread_switches(),
@@ -112,7 +109,7 @@ class CopyTableLoader(TableLoader):
                 data = self._format(formatter, keyed)
                 if in_flight is not None:
                     self._finish(*in_flight)
-                in_flight = (copier.submit(self._copy_in_thread, data), keyed, numbered)
+                in_flight = (copier.submit(self._copy_in_thread, data, in_transaction), keyed, numbered)
             if in_flight is not None:
                 self._finish(*in_flight)
         return self.result
@@ -137,8 +134,9 @@ class CopyTableLoader(TableLoader):
         chunks.append(formatter.end())
         return b"".join(chunks)
 
-    def _copy_in_thread(self, data: bytes | DatabaseError) -> DatabaseError | None:
-        """COPY the rows under a savepoint of their own; return the error that stopped it, if any.
+    def _copy_in_thread(self, data: bytes | DatabaseError, in_transaction: bool) -> DatabaseError | None:
+        """COPY the rows, under a savepoint of their own in a transaction (a COPY of its own
+        commits by itself otherwise); return the error that stopped it, if any.
 
         Runs in the COPY thread, on the psycopg connection under Django's (Django's connection
         objects belong to one thread; its savepoint helpers cannot be used from this one).
@@ -147,21 +145,31 @@ class CopyTableLoader(TableLoader):
             return data or None
         connection = self.inserter.connection
         with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-            cursor.execute("SAVEPOINT dbrestore_copy")
+            if in_transaction:
+                cursor.execute("SAVEPOINT dbrestore_copy")
             try:
                 with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
                     copy.write(data)
             except DatabaseError as exc:
                 if is_fatal(exc, connection):
                     raise
-                cursor.execute("ROLLBACK TO SAVEPOINT dbrestore_copy")
+                if in_transaction:
+                    cursor.execute("ROLLBACK TO SAVEPOINT dbrestore_copy")
                 return exc
-            cursor.execute("RELEASE SAVEPOINT dbrestore_copy")
+            if in_transaction:
+                cursor.execute("RELEASE SAVEPOINT dbrestore_copy")
         return None
 
     def _finish(self, copying: Future, copied: list[PendingRow], numbered: list[PendingRow]) -> None:
-        """Wait for a batch's COPY, count it, or send it through the ORM chain if it failed."""
-        error = copying.result()
+        """Wait for a batch's COPY in the COPY thread, then settle the batch."""
+        self._settle(copied, numbered, copying.result())
+        self._forget_queries()
+        self.on_batch(self.result)
+
+    def _settle(self, copied: list[PendingRow], numbered: list[PendingRow], error: DatabaseError | None) -> None:
+        """Count a batch's copied rows, or send them through the ORM chain if the COPY failed
+        (after rejecting the rows whose parent is missing, the likely cause); the rows without a
+        primary key go through the ORM chain too, since the database numbers them."""
         if error is None:
             if copied:
                 self.batches_copied += 1
@@ -171,15 +179,20 @@ class CopyTableLoader(TableLoader):
             logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
                          self.model._meta.label, len(copied), error)
             self._write_through_orm(self._reject_missing_parents(copied, self.settled_foreign_keys))
-        self._write_through_orm(numbered)
-        self._forget_queries()
-        self.on_batch(self.result)
+        if numbered:
+            self._write_through_orm(self._reject_missing_parents(numbered, self.settled_foreign_keys))
 
     @contextlib.contextmanager
     def _checked_as_copied(self) -> Iterator[None]:
         """Make the FKs to parents already loaded IMMEDIATE for this table's load (then DEFERRED
-        again: a later orphan sweep may delete parents whose children go with them)."""
+        again: a later orphan sweep may delete parents whose children go with them).
+
+        Outside a transaction (``--no-atomic``) each COPY commits, FK checks included, by itself.
+        """
         connection = self.inserter.connection
+        if not connection.in_atomic_block:
+            yield
+            return
         constraints = _foreign_key_constraints(connection, self.model)
         edges = [edge for edge in self.settled_foreign_keys if edge.field.column in constraints]
         deferrable = sorted({name for edge in edges for name, can_defer in constraints[edge.field.column] if can_defer})
@@ -193,36 +206,25 @@ class CopyTableLoader(TableLoader):
                 cursor.execute(f"SET CONSTRAINTS {listed} DEFERRED")
         self.checked_foreign_keys = edges
 
-    def _copy_batch(self, rows: Iterator[PendingRow]) -> None:
-        """COPY the rows (converted as they are sent); the ORM chain takes the rows the database
-        must number (no primary key), and the whole batch when the COPY fails."""
-        copied: list[PendingRow] = []
-        numbered: list[PendingRow] = []
+    def _copy_batch(self, pending: list[PendingRow]) -> None:
+        """COPY an already converted batch here, under a savepoint (the path without the
+        pipeline), then settle it as the pipeline does."""
+        keyed, numbered = self._split_by_key(pending)
+        error = None
         connection = self.inserter.connection
-        try:
-            with transaction.atomic(using=self.using):
-                connection.ensure_connection()
-                with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-                    with cursor.copy(self.copy_sql) as copy:
-                        for p in rows:
-                            if p.values[self.converter.pk_index] is None:
-                                numbered.append(p)
-                                continue
-                            copied.append(p)
-                            copy.write_row(self._adapt(p.values))
-        except DatabaseError as exc:
-            if is_fatal(exc, connection):
-                raise
-            copied.extend(rows)  # the rest of the batch, when the COPY stopped midway
-            self.batches_fallen_back += 1
-            logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
-                         self.model._meta.label, len(copied), exc)
-            self._write_through_orm(copied)
-        else:
-            if copied:
-                self.batches_copied += 1
-                self._count(copied, len(copied), None)
-        self._write_through_orm(numbered)
+        if keyed:
+            try:
+                with transaction.atomic(using=self.using):
+                    connection.ensure_connection()
+                    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+                        with cursor.copy(self.copy_sql) as copy:
+                            for p in keyed:
+                                copy.write_row(self._adapt(p.values))
+            except DatabaseError as exc:
+                if is_fatal(exc, connection):
+                    raise
+                error = exc
+        self._settle(keyed, numbered, error)
 
     def _write_through_orm(self, pending: list[PendingRow]) -> None:
         for batch in batched(pending, self.fallback_batch_size):
@@ -237,6 +239,11 @@ class CopyTableLoader(TableLoader):
         return values
 
 
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_interval_before = 0.005
+
+
 @contextlib.contextmanager
 def _quick_thread_switches(interval: float = 0.0002) -> Iterator[None]:
     """Let the COPY thread have the GIL soon after each wait on the server.
@@ -245,12 +252,19 @@ def _quick_thread_switches(interval: float = 0.0002) -> Iterator[None]:
     GIL to let go, after 5 ms by default: several times per batch, with the server idle each time.
     0.2 ms instead: 1M rows of the benchmark in 14.4 s instead of 15.6 s.
     """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, interval))
+    global _switch_users, _switch_interval_before
+    with _switch_lock:  # --jobs: tables load side by side, each with its pipeline
+        if _switch_users == 0:
+            _switch_interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_interval_before, interval))
+        _switch_users += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_interval_before)
 
 
 def _foreign_key_constraints(connection, model) -> dict[str, list[tuple[str, bool]]]:

@@ -45,6 +45,22 @@ def test_append_keeps_existing_rows_and_counts_conflicts(sample_backup, run_comm
     assert Tag.objects.get(pk=1).name == "kept"
 
 
+def test_append_without_atomic_leaves_existing_rows_foreign_keys_alone(sample_backup, run_command, tmp_path):
+    """--no-atomic loads cycle FKs as NULL and fills them in afterwards, only where the row's
+    FK columns are all still NULL: a row that was already there keeps its own values."""
+    from tests.backup_data import read_rows
+
+    backup = sample_backup(rows=600)
+    report(run_command, tmp_path, backup)
+    linked = next(r for r in read_rows(backup / "shop_customer.jsonl") if r["last_order_id"] and r["referred_by_id"])
+    other = Customer.objects.exclude(pk__in=[linked["id"], linked["referred_by_id"]]).first()
+    Customer.objects.filter(pk=linked["id"]).update(last_order=None, referred_by=other)
+    again = report(run_command, tmp_path, backup, "--mode", "append", "--no-atomic")
+    assert again["status"] == "succeeded"
+    mine = Customer.objects.get(pk=linked["id"])
+    assert (mine.last_order_id, mine.referred_by_id) == (None, other.pk)
+
+
 def test_replace_refuses_to_orphan_outside_rows_unless_cascade(sample_backup, run_command, tmp_path):
     backup = sample_backup(rows=300)
     run_command("restore_backup", backup, "--noinput")
