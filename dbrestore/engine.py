@@ -25,7 +25,13 @@ from . import conf, native, postload, signals
 from .backup import create_backup, timestamped_directory
 from .copyload import CopyTableLoader
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
-from .integrity import apply_deferred_foreign_keys, classify_foreign_keys, nullable_deferred_fields, sweep_orphans
+from .integrity import (
+    ForeignKeyEdge,
+    apply_deferred_foreign_keys,
+    classify_foreign_keys,
+    nullable_deferred_fields,
+    sweep_orphans,
+)
 from .loader import TableLoader
 from .models import RestoreRun
 from .native import NATIVE_FORMATS
@@ -278,7 +284,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         empty_tables(plan, opts.database)
     aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
     foreign_keys = classify_foreign_keys(plan)
-    checked_while_loading: set = set()
+    checked_while_loading: set[ForeignKeyEdge] = set()
 
     def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
@@ -295,8 +301,10 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         loader = opts.loader_class()(
             table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
             rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
-            # One transaction: every FK is checked after the load by one anti-join each (sweep_orphans);
-            # batch by batch commits must check settled parents first, a query per FK per batch.
+            # One transaction: FKs are checked after the load by one anti-join each (sweep_orphans),
+            # except those the COPY path has the database check as it goes (checked_foreign_keys).
+            # Batch by batch commits must check settled parents first: COPY has the database do it
+            # as each COPY commits, the ORM path asks a query per FK per batch.
             fk_checks=[] if opts.atomic else settled,
             settled_foreign_keys=settled,
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
