@@ -61,15 +61,15 @@ class CopyTableLoader(TableLoader):
 
     Batches go through the two-stage pipeline of the module docstring, so that the server stores
     and checks one batch while this process prepares the next. A COPY covers ``COPY_BATCH_SIZE``
-    rows (at least ``--batch-size``); one that fails is retried through the ORM chain in
-    ``--batch-size`` batches. When converting may query the database, each batch is converted
-    first, then copied, one after the other.
+    rows (shared out between tables loading side by side; at least ``--batch-size``); one that
+    fails is retried through the ORM chain in ``--batch-size`` batches. When converting may query
+    the database, each batch is converted first, then copied, one after the other.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fallback_batch_size = self.batch_size
-        self.batch_size = max(self.batch_size, int(conf.get("COPY_BATCH_SIZE")))
+        self.batch_size = max(self.batch_size, int(conf.get("COPY_BATCH_SIZE")) // self.side_by_side)
         qn = self.inserter.connection.ops.quote_name
         fields = self.converter.fields
         self.copy_sql = (

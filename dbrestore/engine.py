@@ -309,6 +309,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
             settled_foreign_keys=settled,
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
+            side_by_side=opts.jobs if opts.jobs > 1 and not opts.dry_run else 1,
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)

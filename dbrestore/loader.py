@@ -176,6 +176,7 @@ class TableLoader:
     (the COPY path checks them as it goes, see :mod:`dbrestore.copyload`).
     ``nulled_fields``: FK fields loaded as NULL and filled in later (``--no-atomic`` only).
     ``log_skipped``: write rows skipped as duplicates to the rejects file too.
+    ``side_by_side``: tables loading at the same time (``--jobs``), which share the memory budget.
     """
 
     def __init__(
@@ -193,6 +194,7 @@ class TableLoader:
         settled_foreign_keys: Iterable[ForeignKeyEdge] = (),
         nulled_fields: Iterable[models.Field] = (),
         log_skipped: bool = False,
+        side_by_side: int = 1,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -211,6 +213,7 @@ class TableLoader:
         self.checked_foreign_keys: list[ForeignKeyEdge] = []
         self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
+        self.side_by_side = side_by_side
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
         for batch in batched(rows, self.batch_size):
