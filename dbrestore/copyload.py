@@ -5,7 +5,7 @@ savepoint: no model instances, no per-row SQL. Replace mode starts from empty ta
 rarely fails; when one does (a duplicate key, a NOT NULL or CHECK violation...), the savepoint is
 rolled back and that batch alone goes through the ORM path's fallback chain
 (:class:`~dbrestore.loader.TableLoader`), so rejects, skipped rows, counts and atomicity are the
-same as with ``--method orm``. Parent checks and the orphan sweep run exactly as on that path.
+same as with ``--method orm``, and an FK orphan is rejected with the same reason.
 
 The load is a two-stage pipeline: this thread reads, converts and formats (as COPY text) the
 next batch while a second thread sends the previous one and waits for the server to store,
@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from psycopg._copy_base import TextFormatter
+from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
 from psycopg.adapt import Transformer
 
 from . import conf
