@@ -364,7 +364,9 @@ def empty_tables(plan: Plan, using: str) -> None:
     """Delete every row of the tables the restore replaces, children first.
 
     PostgreSQL gets one TRUNCATE of them all, unless a table outside the restore has an FK
-    into one of them (TRUNCATE refuses that even when no row points in): then DELETE.
+    into one of them (TRUNCATE refuses that even when no row points in): then DELETE. The
+    statements run in one transaction even with ``--no-atomic``: tables in an FK cycle can only
+    be emptied together (the deferred checks pass at its end), and a failure empties nothing.
     """
     connection = connections[using]
     tables = [model._meta.db_table for model in plan.models_to_empty]
@@ -374,7 +376,7 @@ def empty_tables(plan: Plan, using: str) -> None:
         statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=False, allow_cascade=False)
     else:
         statements = [f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables]
-    with connection.cursor() as cursor:
+    with transaction.atomic(using=using), connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
     logger.info("Emptied %d tables: %s", len(tables), ", ".join(tables))

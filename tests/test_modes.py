@@ -79,6 +79,16 @@ def test_cycle_fk_fill_in_sets_only_columns_still_null(fill_in):
     assert Customer.objects.get(pk=third.pk).referred_by_id == first.pk  # was not NULL: kept
 
 
+def test_replace_without_atomic_twice_over_an_fk_cycle(sample_backup, run_command, tmp_path):
+    """Customer and Order point at each other: emptying them table by table, each DELETE its own
+    transaction, failed on SQLite after the first tables were already emptied."""
+    backup = sample_backup(rows=600)
+    for _ in range(2):
+        assert report(run_command, tmp_path, backup, "--no-atomic")["status"] == "succeeded"
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+
+
 def test_replace_refuses_to_orphan_outside_rows_unless_cascade(sample_backup, run_command, tmp_path):
     backup = sample_backup(rows=300)
     run_command("restore_backup", backup, "--noinput")
