@@ -23,6 +23,7 @@ when it may query the database (natural keys), which a connection busy with a CO
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
 from psycopg.adapt import Transformer
 
@@ -95,10 +96,7 @@ class CopyTableLoader(TableLoader):
         touches it again only once that batch is done (its fallback, its rows without a key).
         """
         in_flight: tuple[Future, list[PendingRow], list[PendingRow]] | None = None
-        connection = self.inserter.connection
-        connection.ensure_connection()
-        formatter = TextFormatter(Transformer(connection.connection))
-        in_transaction = connection.in_atomic_block
+        in_transaction = self.inserter.connection.in_atomic_block
         with (
             self._checked_as_copied(),
             _quick_thread_switches(),
@@ -106,10 +104,10 @@ class CopyTableLoader(TableLoader):
         ):
             for batch in batched(rows, self.batch_size):
                 keyed, numbered = self._split_by_key(self._convert(batch))
-                data = self._format(formatter, keyed)
+                data = self._format(keyed)
                 if in_flight is not None:
                     self._finish(*in_flight)
-                in_flight = (copier.submit(self._copy_in_thread, data, in_transaction), keyed, numbered)
+                in_flight = (copier.submit(self._copy_data, data, in_transaction), keyed, numbered)
             if in_flight is not None:
                 self._finish(*in_flight)
         return self.result
@@ -122,9 +120,17 @@ class CopyTableLoader(TableLoader):
             return keyed, []
         return keyed, [p for p in pending if p.values[index] is None]
 
-    def _format(self, formatter: TextFormatter, pending: list[PendingRow]) -> bytes | DatabaseError:
-        """The rows as COPY text, formatted here so that the COPY thread only has to send them;
-        or the error that stopped it (a value psycopg cannot adapt: the batch takes the ORM path)."""
+    @functools.cached_property
+    def _formatter(self) -> TextFormatter:
+        connection = self.inserter.connection
+        connection.ensure_connection()
+        return TextFormatter(Transformer(connection.connection))
+
+    def _format(self, pending: list[PendingRow]) -> bytes | DatabaseError:
+        """The rows as COPY text, formatted in this thread so that the COPY thread only has to
+        send them; or the error that stopped it (a value psycopg cannot adapt: the batch takes
+        the ORM path)."""
+        formatter = self._formatter
         try:
             with self.inserter.connection.wrap_database_errors:
                 chunks = [data for p in pending if (data := formatter.write_row(self._adapt(p.values)))]
@@ -134,12 +140,13 @@ class CopyTableLoader(TableLoader):
         chunks.append(formatter.end())
         return b"".join(chunks)
 
-    def _copy_in_thread(self, data: bytes | DatabaseError, in_transaction: bool) -> DatabaseError | None:
-        """COPY the rows, under a savepoint of their own in a transaction (a COPY of its own
-        commits by itself otherwise); return the error that stopped it, if any.
+    def _copy_data(self, data: bytes | DatabaseError, in_transaction: bool) -> DatabaseError | None:
+        """COPY the formatted rows, under a savepoint of their own in a transaction (a COPY of
+        its own commits by itself otherwise); return the error that stopped it, if any.
 
-        Runs in the COPY thread, on the psycopg connection under Django's (Django's connection
-        objects belong to one thread; its savepoint helpers cannot be used from this one).
+        Runs in the COPY thread (or in this one, without the pipeline), on the psycopg
+        connection under Django's: Django's connection objects belong to one thread, and its
+        savepoint helpers cannot be used from another.
         """
         if isinstance(data, DatabaseError) or not data:
             return data or None
@@ -207,23 +214,10 @@ class CopyTableLoader(TableLoader):
         self.checked_foreign_keys = edges
 
     def _copy_batch(self, pending: list[PendingRow]) -> None:
-        """COPY an already converted batch here, under a savepoint (the path without the
-        pipeline), then settle it as the pipeline does."""
+        """COPY an already converted batch in this thread (the path without the pipeline), then
+        settle it as the pipeline does."""
         keyed, numbered = self._split_by_key(pending)
-        error = None
-        connection = self.inserter.connection
-        if keyed:
-            try:
-                with transaction.atomic(using=self.using):
-                    connection.ensure_connection()
-                    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-                        with cursor.copy(self.copy_sql) as copy:
-                            for p in keyed:
-                                copy.write_row(self._adapt(p.values))
-            except DatabaseError as exc:
-                if is_fatal(exc, connection):
-                    raise
-                error = exc
+        error = self._copy_data(self._format(keyed), self.inserter.connection.in_atomic_block)
         self._settle(keyed, numbered, error)
 
     def _write_through_orm(self, pending: list[PendingRow]) -> None:

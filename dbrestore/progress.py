@@ -52,30 +52,25 @@ class Broadcast(BaseListener):
         self.listeners = listeners
         self._lock = threading.Lock()
 
-    def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
+    def _send(self, event: str, *args: Any) -> None:
         with self._lock:
             for listener in self.listeners:
-                listener.restore_started(result, rows_expected)
+                getattr(listener, event)(*args)
+
+    def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
+        self._send("restore_started", result, rows_expected)
 
     def table_started(self, table: TableResult) -> None:
-        with self._lock:
-            for listener in self.listeners:
-                listener.table_started(table)
+        self._send("table_started", table)
 
     def batch_done(self, table: TableResult) -> None:
-        with self._lock:
-            for listener in self.listeners:
-                listener.batch_done(table)
+        self._send("batch_done", table)
 
     def table_finished(self, table: TableResult) -> None:
-        with self._lock:
-            for listener in self.listeners:
-                listener.table_finished(table)
+        self._send("table_finished", table)
 
     def restore_finished(self, result: RestoreResult) -> None:
-        with self._lock:
-            for listener in self.listeners:
-                listener.restore_finished(result)
+        self._send("restore_finished", result)
 
 
 class ConsoleProgress(BaseListener):
