@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["restore", "execute"]
+__version__ = "0.9.0"
+
+__all__ = ["restore", "execute", "__version__"]
 
 
 def restore(source: Any, **options: Any) -> Any:

@@ -83,7 +83,7 @@ def restore_view(model_admin):
                 ))
         return TemplateResponse(request, "admin/dbrestore/restore.html", _context(
             model_admin, request, title="Restore a backup", form=form,
-            backup_dir=str(conf.get("BACKUP_DIR")), max_upload=conf.get("MAX_UPLOAD_SIZE"),
+            backup_dir=str(conf.backup_dir()), max_upload=conf.get("MAX_UPLOAD_SIZE"),
         ))
 
     return view

@@ -6,3 +6,6 @@ class DbRestoreConfig(AppConfig):
     name = "dbrestore"
     verbose_name = _("Database restore")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

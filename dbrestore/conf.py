@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -10,13 +11,14 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
-    "BACKUP_DIR": "backups",  # where create_backup writes and restore_backup --list looks
+    "BACKUP_DIR": None,  # folder of backups (path); None: BASE_DIR / "backups"; relative: under BASE_DIR
     "BATCH_SIZE": 1000,  # rows per INSERT batch
     "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
     "SAFETY_BACKUP": True,  # back up the tables a restore replaces, before emptying them
+    "SAFETY_BACKUP_KEEP": 10,  # safety backups kept in BACKUP_DIR/safety/ (the newest N; None keeps all)
     "RUN_DATABASE": "default",  # database alias that stores RestoreRun history
     "EXCLUDE": [  # never backed up, restored nor emptied (model labels)
         "dbrestore.RestoreRun",
@@ -28,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_TIMEOUT": 120,  # seconds without heartbeat before a running restore counts as dead
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
-    "MAX_MESSAGES": 200,  # warnings/errors kept on a RestoreRun
+    "MAX_MESSAGES": 200,  # warnings, and errors, kept on a RestoreRun (the first N of each; reports keep all)
     "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
 }
 
@@ -37,12 +39,24 @@ DEFAULTS: dict[str, Any] = {
 def get_config() -> dict[str, Any]:
     """The effective configuration: defaults updated with ``settings.DBRESTORE``."""
     config = dict(DEFAULTS)
-    config.update(getattr(settings, "DBRESTORE", {}))
+    user = getattr(settings, "DBRESTORE", {})
+    if isinstance(user, dict):  # anything else is reported by the check dbrestore.E001
+        config.update(user)
     return config
 
 
 def get(key: str) -> Any:
     return get_config()[key]
+
+
+def backup_dir() -> Path:
+    """``BACKUP_DIR`` as an absolute path that does not depend on the current directory: a
+    relative setting (or the default, ``backups``) is taken under ``settings.BASE_DIR``."""
+    path = Path(get("BACKUP_DIR") or "backups").expanduser()
+    if not path.is_absolute():
+        base = getattr(settings, "BASE_DIR", None)
+        path = (Path(base) if base else Path.cwd()) / path
+    return path.resolve()
 
 
 @receiver(setting_changed)

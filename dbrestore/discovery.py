@@ -30,7 +30,7 @@ class BackupInfo:
 
 
 def backup_dir() -> Path:
-    return Path(conf.get("BACKUP_DIR")).expanduser()
+    return conf.backup_dir()
 
 
 def _directory_info(path: Path) -> BackupInfo | None:

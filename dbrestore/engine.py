@@ -238,14 +238,14 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
 
 def write_safety_backup(run: RestoreRun, plan: Plan, using: str) -> Path:
     """Back up the tables the restore is about to empty; a failure stops it before it empties any."""
-    directory = timestamped_directory(Path(conf.get("BACKUP_DIR")), prefix=f"safety-run{run.pk}-")
+    directory = timestamped_directory(conf.backup_dir(), prefix=f"safety-run{run.pk}-")
     create_backup(directory, using=using, models_to_save=plan.models_to_empty)
     logger.info("Safety backup of %d tables in %s", len(plan.models_to_empty), directory)
     return directory
 
 
 def default_rejects_path(run: RestoreRun) -> Path:
-    return Path(conf.get("BACKUP_DIR")) / "rejects" / f"restore-{run.pk}-rejects.jsonl"
+    return conf.backup_dir() / "rejects" / f"restore-{run.pk}-rejects.jsonl"
 
 
 def _mark_running(run: RestoreRun) -> None:
@@ -475,7 +475,7 @@ def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, resul
         result.warnings.append(f"dry run: {backup.path} is a {backup.format} dump; nothing was restored")
         return
     if opts.safety_backup and conf.get("SAFETY_BACKUP"):
-        target = timestamped_directory(Path(conf.get("BACKUP_DIR")), prefix=f"safety-run{run.pk}-")
+        target = timestamped_directory(conf.backup_dir(), prefix=f"safety-run{run.pk}-")
         result.safety_backup = str(native.dump_database(target.with_suffix(".dump"), opts.database))
         RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
     if opts.terminate_connections:

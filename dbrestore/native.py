@@ -245,7 +245,7 @@ def _restore_list(path: Path, env: dict) -> Path:
     if listing.returncode != 0:
         raise BackupFormatError(f"pg_restore cannot read it: {_first_error(listing.stderr)}", path=path)
     kept = [line for line in listing.stdout.splitlines() if HISTORY_TABLE not in line]
-    target = Path(conf.get("BACKUP_DIR")) / f".pg_restore-{os.getpid()}-{int(time.time())}.list"
+    target = conf.backup_dir() / f".pg_restore-{os.getpid()}-{int(time.time())}.list"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(kept) + "\n")
     return target

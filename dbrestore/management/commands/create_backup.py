@@ -35,7 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
-        output = Path(options["output"]) if options["output"] else timestamped_directory(Path(conf.get("BACKUP_DIR")))
+        output = Path(options["output"]) if options["output"] else timestamped_directory(conf.backup_dir())
         split = lambda values: [v.strip() for value in values for v in value.split(",") if v.strip()]  # noqa: E731
         if options["native"]:
             try:
