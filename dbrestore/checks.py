@@ -30,6 +30,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
     return [
         *_unknown_keys(user),
         *_positive_integers(config),
+        *_safety_keep(config),
         *_queue(config),
         *_run_database(config),
         *_backup_dir(config),
@@ -58,6 +59,17 @@ def _positive_integers(config: dict) -> list:
                 id="dbrestore.E002",
             ))
     return found
+
+
+def _safety_keep(config: dict) -> list:
+    value = config["SAFETY_BACKUP_KEEP"]
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return []
+    return [Error(
+        f"DBRESTORE['SAFETY_BACKUP_KEEP'] must be a positive integer (safety backups kept) or None, not {value!r}.",
+        hint=f"None keeps them all; the default keeps the newest {conf.DEFAULTS['SAFETY_BACKUP_KEEP']}.",
+        id="dbrestore.E006",
+    )]
 
 
 def _queue(config: dict) -> list:

@@ -1,11 +1,18 @@
 """The backups in BACKUP_DIR: listing them (``--list``, the admin's Restore page) and
-resolving a name the user picked back to a path inside that directory, and nowhere else."""
+resolving a name the user picked back to a path inside that directory, and nowhere else.
+
+Safety backups (taken before a restore empties tables) live in ``BACKUP_DIR/safety/``: they are
+not restore candidates (``--latest``, the menu, the admin's list), only listed when asked for
+(``--list --all``), found by ``--rollback`` through their run, and pruned to the newest
+``SAFETY_BACKUP_KEEP``."""
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +22,11 @@ from . import conf
 from .exceptions import BackupNotFoundError
 from .sources.directory import MANIFEST_NAME, is_data_file
 
-NOT_BACKUPS = {"rejects"}
+logger = logging.getLogger(__name__)
+
+SAFETY_DIR = "safety"
+SAFETY_PREFIX = "safety-run"  # also how safety backups written before the safety/ folder are told apart
+NOT_BACKUPS = {"rejects", SAFETY_DIR}
 BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup")
 
 
@@ -27,6 +38,10 @@ class BackupInfo:
     size: int  # bytes
     tables: int | None
     rows: int | None
+
+    @property
+    def is_safety(self) -> bool:
+        return self.path.parent.name == SAFETY_DIR or self.path.name.startswith(SAFETY_PREFIX)
 
 
 def backup_dir() -> Path:
@@ -62,9 +77,7 @@ def _file_info(path: Path) -> BackupInfo | None:
     return BackupInfo(path.name, path, created, stat.st_size, None, None)
 
 
-def list_backups(directory: Path | None = None) -> list[BackupInfo]:
-    """Backups in BACKUP_DIR, newest first."""
-    directory = directory or backup_dir()
+def _entries(directory: Path, prefix: str = "") -> list[BackupInfo]:
     if not directory.is_dir():
         return []
     found = []
@@ -73,16 +86,54 @@ def list_backups(directory: Path | None = None) -> list[BackupInfo]:
             continue
         info = _directory_info(entry) if entry.is_dir() else _file_info(entry)
         if info is not None:
+            info.name = prefix + info.name
             found.append(info)
+    return found
+
+
+def list_backups(directory: Path | None = None, *, include_safety: bool = False) -> list[BackupInfo]:
+    """Backups in BACKUP_DIR, newest first; safety backups only with ``include_safety`` (named
+    ``safety/<name>``)."""
+    directory = directory or backup_dir()
+    found = _entries(directory)
+    if include_safety:
+        found += _entries(directory / SAFETY_DIR, prefix=f"{SAFETY_DIR}/")
+    else:
+        found = [info for info in found if not info.is_safety]
     return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
 
 
 def resolve_backup_name(name: str) -> Path:
-    """The path of the backup called ``name`` in BACKUP_DIR; never a path outside it."""
-    for info in list_backups():
+    """The path of the backup called ``name`` in BACKUP_DIR (``safety/<name>`` for a safety
+    backup); never a path outside it."""
+    for info in list_backups(include_safety=True):
         if info.name == name:
             return info.path
     raise BackupNotFoundError(f"no backup named {name!r} in {backup_dir()}")
+
+
+def safety_backup_path(run_id: int, suffix: str = "") -> Path:
+    """Where the safety backup of restore run ``run_id`` goes: a new name in BACKUP_DIR/safety/."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
+    return backup_dir() / SAFETY_DIR / f"{SAFETY_PREFIX}{run_id}-{stamp}{suffix}"
+
+
+def prune_safety_backups(keep: int | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` (default ``SAFETY_BACKUP_KEEP``) safety backups; None
+    keeps them all. Returns what was deleted."""
+    keep = conf.get("SAFETY_BACKUP_KEEP") if keep is None else keep
+    if keep is None:
+        return []
+    safety = [info for info in list_backups(include_safety=True) if info.is_safety]
+    deleted = []
+    for info in safety[keep:]:
+        if info.path.is_dir():
+            shutil.rmtree(info.path, ignore_errors=True)
+        else:
+            info.path.unlink(missing_ok=True)
+        logger.info("Deleted the old safety backup %s (SAFETY_BACKUP_KEEP=%s)", info.path, keep)
+        deleted.append(info.path)
+    return deleted
 
 
 def human_size(size: int) -> str:

@@ -22,8 +22,9 @@ from django.db.utils import DatabaseError
 from django.utils import timezone
 
 from . import conf, native, postload, signals
-from .backup import create_backup, timestamped_directory
+from .backup import create_backup
 from .copyload import CopyTableLoader
+from .discovery import prune_safety_backups, safety_backup_path
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
 from .integrity import (
     ForeignKeyEdge,
@@ -238,9 +239,10 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
 
 def write_safety_backup(run: RestoreRun, plan: Plan, using: str) -> Path:
     """Back up the tables the restore is about to empty; a failure stops it before it empties any."""
-    directory = timestamped_directory(conf.backup_dir(), prefix=f"safety-run{run.pk}-")
+    directory = safety_backup_path(run.pk)
     create_backup(directory, using=using, models_to_save=plan.models_to_empty)
     logger.info("Safety backup of %d tables in %s", len(plan.models_to_empty), directory)
+    prune_safety_backups()
     return directory
 
 
@@ -281,7 +283,9 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
           progress: Broadcast, started: float) -> None:
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
+        progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
         empty_tables(plan, opts.database)
+    progress.phase_started("checking the rows (dry run)" if opts.dry_run else f"loading {len(plan.tables)} tables")
     aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
     foreign_keys = classify_foreign_keys(plan)
     checked_while_loading: set[ForeignKeyEdge] = set()
@@ -323,15 +327,18 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         for table in plan.tables:
             load_table(table, progress)
     if not opts.dry_run:
+        progress.phase_started("checking foreign keys")
         if opts.atomic:
             sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
                           checked_while_loading=checked_while_loading)
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         if aside is not None:
+            progress.phase_started("rebuilding indexes and foreign key constraints")
             aside.rebuild()
         _check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
+    progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
 
 
@@ -440,6 +447,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     progress.restore_started(result, _expected_rows(plan))
     signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
     if not opts.skip_checksum:
+        progress.phase_started("checking the data files against the manifest")
         verify_checksums(plan)
     for warning in migration_drift(backup, opts.database):
         logger.warning("%s: %s", run.source, warning)
@@ -447,6 +455,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     if opts.mode == "replace" and not opts.dry_run:
         prepare_outside_references(plan, opts, result)
         if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+            progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
             result.safety_backup = str(write_safety_backup(run, plan, opts.database))
             RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
     try:
@@ -475,8 +484,9 @@ def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, resul
         result.warnings.append(f"dry run: {backup.path} is a {backup.format} dump; nothing was restored")
         return
     if opts.safety_backup and conf.get("SAFETY_BACKUP"):
-        target = timestamped_directory(conf.backup_dir(), prefix=f"safety-run{run.pk}-")
-        result.safety_backup = str(native.dump_database(target.with_suffix(".dump"), opts.database))
+        progress.phase_started("safety backup of the database (pg_dump)")
+        result.safety_backup = str(native.dump_database(safety_backup_path(run.pk, ".dump"), opts.database))
+        prune_safety_backups()
         RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
     if opts.terminate_connections:
         ended = native.terminate_other_sessions(opts.database, keep=recorder.backend_pids())
@@ -486,6 +496,7 @@ def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, resul
     def on_table(name: str) -> None:
         progress.table_started(result.table(name, name))
 
+    progress.phase_started(f"restoring the {backup.format} dump")
     native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, result=result, on_table=on_table)
     copied = result.verification.pop("copied_rows", {})
     counts = native.table_counts(opts.database)

@@ -37,6 +37,13 @@ def test_batch_sizes_must_be_positive_integers(settings, backup_dir, key, value)
     assert "default" in found["dbrestore.E002"].hint
 
 
+@pytest.mark.parametrize("value", [0, -3, "5", 1.5])
+def test_safety_backup_keep(settings, backup_dir, value):
+    found = messages(settings, BACKUP_DIR=str(backup_dir), SAFETY_BACKUP_KEEP=value)
+    assert set(found) == {"dbrestore.E006"} and "SAFETY_BACKUP_KEEP" in found["dbrestore.E006"].msg
+    assert messages(settings, BACKUP_DIR=str(backup_dir), SAFETY_BACKUP_KEEP=None) == {}
+
+
 def test_check_command_fails_on_an_error(settings, backup_dir):
     settings.DBRESTORE = {"BACKUP_DIR": str(backup_dir), "BATCH_SIZE": -1}
     with pytest.raises(SystemCheckError, match=r"dbrestore\.E002.*BATCH_SIZE.*positive integer"):

@@ -42,7 +42,8 @@ class Command(BaseCommand):
                 path = create_native_backup(output, using=options["database"])
             except DbRestoreError as exc:
                 raise CommandError(str(exc)) from exc
-            self.stdout.write(self.style.SUCCESS(f"Wrote a pg_dump custom-format backup to {path}"))
+            if options["verbosity"] >= 1:
+                self.stdout.write(self.style.SUCCESS(f"Wrote a pg_dump custom-format backup to {path}"))
             return
         try:
             directory = create_backup(
@@ -56,4 +57,5 @@ class Command(BaseCommand):
             for table in manifest["tables"]:
                 self.stdout.write(f"{table['model']}: {table['rows']} rows -> {table['file']}")
         rows = sum(table["rows"] for table in manifest["tables"])
-        self.stdout.write(self.style.SUCCESS(f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}"))
+        if options["verbosity"] >= 1:
+            self.stdout.write(self.style.SUCCESS(f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}"))

@@ -18,23 +18,38 @@ from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
 
 EXIT_PARTIAL = 3
+NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
 
 
 class Command(BaseCommand):
     help = (
-        "Restore a backup into the database: a dbrestore backup directory (manifest.json + data "
-        "files), a plain directory of <table>.json files, or a single JSON / JSON Lines file. "
-        "Tables are emptied (children first) and reloaded (parents first) in one transaction by "
-        "default; every row ends inserted, skipped as a duplicate, or rejected into the rejects file."
+        "Restore a backup into the database. SOURCE is one of: a dbrestore backup directory (manifest.json "
+        "+ data files, from create_backup); a plain directory of <table>.json / <table>.jsonl files; a "
+        "single <table>.json / .jsonl file; one JSON object keyed by table; Django dumpdata output (JSON or "
+        "JSON Lines, natural keys included); a rejects file (with --mode append); a PostgreSQL pg_dump file "
+        "(plain .sql, .sql.gz, custom format or a directory dump); or the name of a backup in BACKUP_DIR. "
+        "Data files may be .gz, .bz2 or .xz. Tables are emptied (children first) and reloaded (parents "
+        "first) in one transaction by default; every row ends inserted, skipped as a duplicate, or rejected "
+        "into the rejects file."
+    )
+    epilog = (
+        "Exit status: 0 every row restored; 1 failed or refused (bad input, a restore already running, "
+        "cancelled; the database is as it was unless --no-atomic); 2 bad command-line usage; 3 finished "
+        "with rejected rows or a verification mismatch (run status partial). -v 0 prints only errors, 1 "
+        "(default) the phases, a progress bar and the report, 2 also a line per table, 3 also a line per "
+        "batch and the time of each phase."
     )
     # Not Django's missing_args_message: with no argument at all, a terminal gets a menu instead.
     no_source_message = "Give the backup to restore: a directory, a file or a backup name (see --help, --list)."
 
     def add_arguments(self, parser):
+        parser.epilog = self.epilog
         parser.add_argument("source", nargs="?", help="Backup directory or file, or the name of a backup in "
                             "BACKUP_DIR. Without it: --latest, --list, or (on a terminal) a menu.")
         parser.add_argument("--list", action="store_true", dest="list_backups",
                             help="List the backups in BACKUP_DIR, newest first, and exit.")
+        parser.add_argument("--all", action="store_true", dest="list_all",
+                            help="With --list: the safety backups in BACKUP_DIR/safety/ too.")
         parser.add_argument("--latest", action="store_true", help="Restore the newest backup in BACKUP_DIR.")
         parser.add_argument("--rollback", type=int, metavar="RUN_ID", default=None,
                             help="Restore the safety backup that restore run RUN_ID took before it emptied tables.")
@@ -100,7 +115,7 @@ class Command(BaseCommand):
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
         if options["list_backups"]:
-            self._print_backups()
+            self._print_backups(include_safety=options["list_all"])
             return
         source = self._source(options)
         restore_options = dict(
@@ -112,7 +127,7 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             atomic=options["atomic"],
             ignore_unknown=options["ignore_unknown"],
-            rejects_file=options["rejects_file"],
+            rejects_file=str(Path(options["rejects_file"]).absolute()) if options["rejects_file"] else None,
             cascade=options["cascade"],
             log_skipped=options["log_skipped"],
             max_rejects=options["max_rejects"],
@@ -171,21 +186,32 @@ class Command(BaseCommand):
     def _path_or_name(source: str) -> Path:
         path = Path(source)
         if path.exists() or "/" in source:
-            return path
+            return path.absolute()  # a queued restore runs in a worker that stands elsewhere
         try:
             return resolve_backup_name(source)
         except BackupNotFoundError:
-            return path  # the restore reports the missing path
+            return path.absolute()  # the restore reports the missing path
 
     def _menu(self, backups) -> Path:
         self._print_backups(backups, numbered=True)
-        answer = input(f"Restore which backup? [1-{len(backups)}, Enter to cancel]: ").strip()
+        answer = self._ask(f"Restore which backup? [1-{len(backups)}, Enter to cancel]: ").strip()
         if not answer.isdigit() or not 1 <= int(answer) <= len(backups):
             raise CommandError("Restore cancelled.")
         return backups[int(answer) - 1].path
 
-    def _print_backups(self, backups=None, numbered: bool = False) -> None:
-        backups = list_backups() if backups is None else backups
+    @staticmethod
+    def _ask(prompt: str) -> str:
+        """A question on the terminal; without one (or at end of input) the restore stops cleanly."""
+        if not sys.stdin.isatty():
+            raise CommandError(NO_TERMINAL)
+        try:
+            return input(prompt)
+        except EOFError:
+            raise CommandError("end of input at the question: nothing was restored; pass --noinput to restore "
+                               "without asking") from None
+
+    def _print_backups(self, backups=None, numbered: bool = False, include_safety: bool = False) -> None:
+        backups = list_backups(include_safety=include_safety) if backups is None else backups
         if not backups:
             self.stdout.write(f"No backups in {backup_dir()}")
             return
@@ -198,6 +224,8 @@ class Command(BaseCommand):
             )
 
     def _confirm(self, source: Path, restore_options: dict) -> None:
+        if not sys.stdin.isatty():
+            raise CommandError(NO_TERMINAL)  # before reading the backup for the question
         preview = preview_restore(source, **restore_options)
         emptied = [*[t for t in preview.tables if t.emptied], *preview.also_emptied]
         self.stdout.write(f"Restoring {source} into database {restore_options['database']!r} empties these tables first:")
@@ -205,7 +233,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {table.db_table} ({table.rows_now} rows now)")
         for warning in preview.warnings:
             self.stdout.write(self.style.WARNING(f"warning: {warning}"))
-        answer = input("Type 'yes' to continue, or 'no' to cancel: ")
+        answer = self._ask("Type 'yes' to continue, or 'no' to cancel: ")
         if answer.strip().lower() != "yes":
             raise CommandError("Restore cancelled.")
 

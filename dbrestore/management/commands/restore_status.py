@@ -22,6 +22,8 @@ class Command(BaseCommand):
         except RestoreRun.DoesNotExist:
             raise CommandError(f"no restore run #{run_id}") from None
         data = progress_data(run)
+        # PostgreSQL's jsonb keeps its own key order; "position" is the restore's order.
+        data["tables"] = dict(sorted((data["tables"] or {}).items(), key=lambda item: item[1].get("position", 0)))
         if options["json"]:
             self.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
             return
