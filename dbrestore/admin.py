@@ -89,6 +89,6 @@ class RestoreRunAdmin(admin.ModelAdmin):
             "run": run,
             "tables": sorted((run.tables or {}).items(), key=lambda item: item[1].get("position", 0)) if run else [],
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
-            "rq_job_url": admin_views.rq_job_url(run) if run else None,
+            "rq_job_url": admin_views.rq_job_url(run, request) if run else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import conf
+from .dashboard import can_use_dashboard
 from .engine import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
@@ -43,9 +44,9 @@ def _require_view(model_admin, request: HttpRequest) -> None:
         raise PermissionDenied
 
 
-def rq_job_url(run: RestoreRun) -> str | None:
-    """The job's page in the RQ dashboard, when it went through RQ."""
-    if not run.job_id or conf.get("SYNC_JOBS"):
+def rq_job_url(run: RestoreRun, request: HttpRequest) -> str | None:
+    """The job's page in the RQ dashboard, when it went through RQ and the user may open it."""
+    if not run.job_id or conf.get("SYNC_JOBS") or not can_use_dashboard(request.user):
         return None
     from django_rq.settings import get_queues_list
 
@@ -120,7 +121,7 @@ def progress_page(model_admin):
             model_admin, request, title=f"Restore #{run.pk}", run=run,
             progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
             cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
-            can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run),
+            can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run, request),
         ))
 
     return view

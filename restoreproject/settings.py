@@ -84,6 +84,10 @@ MEDIA_ROOT = BASE_DIR / "media"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 _IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
+# django-rq's own admin entry would show its dashboard to every staff user; it is mounted in
+# urls.py instead, behind dbrestore's restore permission (dbrestore.dashboard).
+RQ_SHOW_ADMIN_LINK = False
+
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
     "dbrestore": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600},

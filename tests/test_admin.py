@@ -84,9 +84,12 @@ def test_changelist_has_the_restore_button_only_with_permission(operator, run):
     assert "succeeded" in page
 
 
-def test_the_demo_admin_links_the_rq_dashboard(staff, client):
+def test_the_demo_admin_links_the_rq_dashboard_for_who_may_open_it(staff, client):
     page = staff.get(reverse("admin:index")).content.decode()
-    assert "dbrestore demo" in page and reverse("django_rq:home") in page
+    assert "dbrestore demo" in page and reverse("django_rq:home") not in page  # staff without the permission
+    user = User.objects.get(username="staff")
+    user.user_permissions.add(Permission.objects.get(codename="run_restore"))
+    assert reverse("django_rq:home") in client.get(reverse("admin:index")).content.decode()
     client.logout()
     assert reverse("django_rq:home") not in client.get(reverse("admin:login")).content.decode()
 
