@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_views
 from .models import RestoreRun
+from .run_display import rolled_back, table_rows, verification_rows
+
+SOURCE_CHARS = 40  # of a long source path, the history shows the end (the full path is its tooltip)
+
+
+def with_seconds(value, zone: bool = True) -> str:
+    return "—" if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if zone else ""))
+
+
+def option_value(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
 
 STATUS_COLOURS = {
     "queued": "#777", "running": "#2a6ebb", "succeeded": "#2e7d32", "partial": "#c77700",
@@ -18,16 +36,18 @@ STATUS_COLOURS = {
 
 @admin.register(RestoreRun)
 class RestoreRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "status_badge", "source", "requested_by", "started_at", "duration", "rows", "speed"]
-    list_display_links = ["id", "source"]
+    # The numbers before the source: a long path must not push them off screen.
+    list_display = ["id", "status_badge", "started", "duration", "rows", "speed", "requested_by", "short_source"]
+    list_display_links = ["id", "short_source"]
     list_filter = ["status", "database", "mode"]
     search_fields = ["source", "requested_by"]
     date_hierarchy = "created_at"
     change_list_template = "admin/dbrestore/restorerun/change_list.html"
     change_form_template = "admin/dbrestore/restorerun/change_form.html"
+    readonly_fields = ["options_table", "created", "started_with_zone", "finished", "heartbeat"]
     fieldsets = [
-        (None, {"fields": ["status", "source", "source_format", "database", "mode", "requested_by", "options"]}),
-        (_("Timing"), {"fields": ["created_at", "started_at", "finished_at", "heartbeat_at"]}),
+        (None, {"fields": ["status", "source", "source_format", "database", "mode", "requested_by", "options_table"]}),
+        (_("Timing"), {"fields": ["created", "started_with_zone", "finished", "heartbeat"]}),
         (_("Rows"), {"fields": ["rows_total", "rows_processed", "rows_inserted", "rows_skipped", "rows_rejected"]}),
         (_("Files"), {"fields": ["safety_backup", "rejects_file", "job_id"]}),
     ]
@@ -51,14 +71,48 @@ class RestoreRunAdmin(admin.ModelAdmin):
             STATUS_COLOURS.get(run.status, "#777"), run.get_status_display(),
         )
 
+    @admin.display(description=_("source"), ordering="source")
+    def short_source(self, run: RestoreRun):
+        source = run.source
+        shown = source if len(source) <= SOURCE_CHARS else "…" + source[-(SOURCE_CHARS - 1):]
+        return format_html('<span class="dbrestore-source" title="{}">{}</span>', source, shown)
+
+    @admin.display(description=_("options"))
+    def options_table(self, run: RestoreRun):
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                                ((key.replace("_", " "), option_value(value)) for key, value in (run.options or {}).items()))
+        return format_html('<table class="dbrestore-options">{}</table>', rows) if rows else "—"
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, run: RestoreRun):
+        return with_seconds(run.created_at)
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started(self, run: RestoreRun):
+        return with_seconds(run.started_at, zone=False)
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started_with_zone(self, run: RestoreRun):
+        return with_seconds(run.started_at)
+
+    @admin.display(description=_("finished"), ordering="finished_at")
+    def finished(self, run: RestoreRun):
+        return with_seconds(run.finished_at)
+
+    @admin.display(description=_("heartbeat"))
+    def heartbeat(self, run: RestoreRun):
+        return with_seconds(run.heartbeat_at)
+
     @admin.display(description=_("duration"))
     def duration(self, run: RestoreRun):
         seconds = run.duration_s
         return "—" if seconds is None else f"{seconds:.1f} s"
 
-    @admin.display(description=_("rows restored / total"))
+    @admin.display(description=_("rows in / total"))
     def rows(self, run: RestoreRun):
         total = run.rows_total or run.rows_processed
+        if rolled_back(run) and run.rows_inserted:
+            return format_html('<span title="rolled back: {} inserted rows undone">0 / {}</span>', run.rows_inserted, total)
         return f"{run.rows_inserted} / {total}"
 
     @admin.display(description=_("rows/s"))
@@ -87,7 +141,10 @@ class RestoreRunAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "run": run,
-            "tables": sorted((run.tables or {}).items(), key=lambda item: item[1].get("position", 0)) if run else [],
+            "tables": table_rows(run) if run else [],
+            "rolled_back": rolled_back(run) if run else False,
+            "final": run.status in RestoreRun.FINAL_STATUSES if run else False,
+            "verification_rows": verification_rows(run) if run else [],
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
             "rq_job_url": admin_views.rq_job_url(run, request) if run else None,
         }

@@ -22,6 +22,7 @@ from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
 from .models import RestoreRun
 from .preview import preview_restore
+from .run_display import rolled_back, rows_now
 from .runs import progress_data
 
 
@@ -122,6 +123,7 @@ def progress_page(model_admin):
             progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
             cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
             can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run, request),
+            run_url=reverse("admin:dbrestore_restorerun_change", args=[run.pk]),
         ))
 
     return view
@@ -131,7 +133,12 @@ def progress_json(model_admin):
     @never_cache
     def view(request: HttpRequest, pk: int) -> HttpResponse:
         _require_view(model_admin, request)
-        return JsonResponse(progress_data(get_object_or_404(RestoreRun, pk=pk)))
+        run = get_object_or_404(RestoreRun, pk=pk)
+        data = progress_data(run)
+        run.refresh_from_db()
+        data["rolled_back"] = rolled_back(run)
+        data["rows_now"] = rows_now(run) if data["final"] else {}  # asked once: polling stops at a final status
+        return JsonResponse(data)
 
     return view
 

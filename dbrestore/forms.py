@@ -6,12 +6,21 @@ from pathlib import Path
 
 from django import forms
 from django.template.defaultfilters import filesizeformat
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .discovery import human_size, list_backups, resolve_backup_name, upload_path
 from .engine import MODES
 from .exceptions import BackupNotFoundError
+
+
+MODE_HELP = {
+    "replace": _("empty the restored tables first, then load the backup (a safety backup is taken first)"),
+    "merge": _("insert new rows and update existing ones by primary key; nothing is deleted"),
+    "append": _("insert new rows only; rows already there stay, and conflicts count as skipped"),
+}
+MODE_CHOICES = [(mode, format_lazy("{}: {}", mode, MODE_HELP[mode])) for mode in MODES]
 
 
 def _backup_choices():
@@ -33,7 +42,8 @@ def _split(value: str) -> list[str]:
 class RestoreForm(forms.Form):
     backup = forms.ChoiceField(label=_("Backup"), required=False, choices=_backup_choices)
     upload = forms.FileField(label=_("…or upload one"), required=False)
-    mode = forms.ChoiceField(label=_("Mode"), choices=[(m, m) for m in MODES], initial="replace")
+    mode = forms.ChoiceField(label=_("Mode"), choices=MODE_CHOICES, initial="replace",
+                             widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}))
     batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
     atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)
     only = forms.CharField(label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated."))
