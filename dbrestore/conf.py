@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
     "HEARTBEAT_TIMEOUT": 120,  # seconds without heartbeat before a running restore counts as dead
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
-    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
+    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup"],  # no reader takes .zip
     "MAX_MESSAGES": 200,  # warnings, and errors, kept on a RestoreRun (the first N of each; reports keep all)
     "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
 }

@@ -61,6 +61,11 @@ class RestoreForm(forms.Form):
             )
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."))
+        if Path(upload.name).suffix.lower() == ".zip":
+            raise forms.ValidationError(_(
+                "Zip archives are not read: upload the data file itself (.json, .jsonl, optionally .gz, .bz2 or "
+                ".xz), or unpack a backup folder into the backup directory and pick it from the list."
+            ))
         allowed = {suffix.lower() for suffix in conf.get("UPLOAD_EXTENSIONS")}
         if Path(upload.name).suffix.lower() not in allowed:
             raise forms.ValidationError(

@@ -154,3 +154,20 @@ def test_upload_size_limit(operator, settings):
     upload = SimpleUploadedFile("shop_tag.json", b'[{"id": 1, "name": "long enough"}]')
     response = operator.post(reverse("admin:dbrestore_restorerun_restore"), {"upload": upload, "mode": "replace"})
     assert "uploads are limited to" in response.content.decode()
+
+
+@pytest.mark.parametrize("allowed_by_settings", [False, True])
+def test_zip_uploads_are_refused_with_a_reason(operator, backup_dir, settings, allowed_by_settings):
+    import io
+    import zipfile
+
+    if allowed_by_settings:  # even where a project lists .zip, no reader takes it
+        settings.DBRESTORE = {**settings.DBRESTORE, "UPLOAD_EXTENSIONS": [".json", ".zip"]}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("shop_tag.json", json.dumps([{"id": 1, "name": "zipped"}]))
+    upload = SimpleUploadedFile("backup.zip", buffer.getvalue())
+    response = operator.post(reverse("admin:dbrestore_restorerun_restore"), {"upload": upload, "mode": "replace"})
+    text = response.content.decode()
+    assert "Zip archives are not read" in text and "Yes, start the restore" not in text
+    assert not any(backup_dir.rglob("*.zip")) and RestoreRun.objects.count() == 0 and not Tag.objects.exists()
