@@ -116,8 +116,9 @@ class ConsoleProgress(BaseListener):
     def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
         self._result, self._expected, self._started = result, rows_expected, time.monotonic()
         if self.verbosity >= 1:
-            rows = f", {rows_expected} rows" if rows_expected is not None else ""
-            self._write(f"Restoring {result.source}: {len(result.tables)} tables{rows}")
+            counts = [f"{len(result.tables)} tables"] if result.tables else []
+            counts += [f"{rows_expected} rows"] if rows_expected is not None else []
+            self._write(f"Restoring {result.source}" + (f": {', '.join(counts)}" if counts else ""))
 
     def phase_started(self, phase: str) -> None:
         self._end_phase()

@@ -115,3 +115,19 @@ def test_help_names_every_source_kind_and_the_exit_codes(subprocess_env):
     for code in ["0 every row restored", "1 failed or refused", "2 bad command-line usage", "3 finished with rejected"]:
         assert code in text, code
     assert "--all" in text and "-v 0 prints only errors" in text
+
+
+def test_restore_status_lists_tables_in_restore_order(sample_backup, run_command):
+    import json
+
+    from dbrestore.models import RestoreRun
+
+    run_command("restore_backup", sample_backup(rows=100), "--noinput")
+    run = RestoreRun.objects.get()
+    order = [label for label, _ in sorted(run.tables.items(), key=lambda item: item[1]["position"])]
+    assert order[0] in ("shop.Category", "shop.Tag") and order[-1] == "shop.OrderItem"
+    out, _ = run_command("restore_status", run.pk)
+    listed = [line.split(":")[0].strip() for line in out.splitlines()[1:] if line.startswith("  shop.")]
+    assert listed == order
+    out, _ = run_command("restore_status", run.pk, "--json")
+    assert list(json.loads(out)["tables"]) == order
