@@ -126,10 +126,21 @@ def restore(
     """
     opts = RestoreOptions(**options)
     opts.validate()
+    _make_paths_absolute(opts)
     run = create_run(
-        source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(), requested_by=requested_by
+        source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(), requested_by=requested_by
     )
     return execute(run, listeners=listeners)
+
+
+def _absolute(path: str | Path) -> str:
+    """Paths on a RestoreRun do not depend on where the process stood (a worker stands elsewhere)."""
+    return str(Path(path).expanduser().absolute())
+
+
+def _make_paths_absolute(opts: RestoreOptions) -> None:
+    if opts.rejects_file:
+        opts.rejects_file = _absolute(opts.rejects_file)
 
 
 def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> RestoreResult:
@@ -413,8 +424,9 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
 
     opts = RestoreOptions(**options)
     opts.validate()
+    _make_paths_absolute(opts)
     run = create_run(
-        source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+        source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
         requested_by=requested_by, status=RestoreRun.Status.QUEUED,
     )
     jobs.enqueue(run)

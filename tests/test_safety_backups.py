@@ -82,3 +82,14 @@ def test_retention_keeps_the_newest(sample_backup, run_command, backup_dir, sett
 
     with pytest.raises(CommandError, match=f"the safety backup of run #{runs[0].pk} is gone"):
         run_command("restore_backup", "--rollback", runs[0].pk, "--noinput")
+
+
+def test_the_python_api_stores_absolute_paths(sample_backup, tmp_path, monkeypatch):
+    from dbrestore import restore
+
+    sample_backup(rows=100, name="here")
+    monkeypatch.chdir(tmp_path)
+    result = restore("here", rejects_file="out/rejects.jsonl")
+    run = RestoreRun.objects.get(pk=result.run_id)
+    assert run.source == str(tmp_path / "here") and run.options["rejects_file"] == str(tmp_path / "out" / "rejects.jsonl")
+    assert run.safety_backup.startswith("/")
