@@ -1,5 +1,6 @@
-"""The backups in BACKUP_DIR: listing them (``--list``, the admin's Restore page) and
-resolving a name the user picked back to a path inside that directory, and nowhere else."""
+"""The backups in BACKUP_DIR, or in the storage ``DBRESTORE["STORAGE"]`` names: listing them
+(``--list``, the admin's Restore page) and resolving a name the user picked back to a path
+inside that directory (or storage), and nowhere else."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import orjson
 from . import conf
 from .exceptions import BackupNotFoundError
 from .sources.directory import MANIFEST_NAME, is_data_file
+from .storage import StoragePath, configured_alias, storage_root
 
 NOT_BACKUPS = {"rejects"}
-BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup")
+BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
 
 
 @dataclass
 class BackupInfo:
     name: str
-    path: Path
+    path: Path | StoragePath
     created: datetime.datetime
     size: int  # bytes
     tables: int | None
@@ -31,6 +33,47 @@ class BackupInfo:
 
 def backup_dir() -> Path:
     return Path(conf.get("BACKUP_DIR")).expanduser()
+
+
+def backup_root(storage: str | None = None) -> Path | StoragePath:
+    """Where backups are listed and written: the storage ``storage`` (``--storage``) or
+    ``DBRESTORE["STORAGE"]`` names, else BACKUP_DIR."""
+    alias = configured_alias(storage)
+    return storage_root(alias) if alias else backup_dir()
+
+
+def _manifest_info(name: str, path, manifest_bytes: bytes, created, size) -> BackupInfo:
+    try:
+        manifest = orjson.loads(manifest_bytes)
+        tables = manifest.get("tables") or []
+        rows = sum(int(t.get("rows") or 0) for t in tables)
+        if manifest.get("created_at"):
+            created = datetime.datetime.fromisoformat(manifest["created_at"])
+        return BackupInfo(name, path, created, size, len(tables), rows)
+    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+        return BackupInfo(name, path, created, size, None, None)
+
+
+def _stored_backups(root: StoragePath) -> list[BackupInfo]:
+    """Backups in a storage: each "folder" with a manifest.json, and single backup files."""
+    storage = root.storage
+    dirs, files = root.listdir()
+    found = []
+    for name in dirs:
+        if name.startswith(".") or name in NOT_BACKUPS:
+            continue
+        path = root / name
+        _, names = path.listdir()
+        if MANIFEST_NAME not in names:
+            continue
+        size = sum(storage.size(f"{path.key}/{file}") for file in names)
+        created = storage.get_modified_time(f"{path.key}/{MANIFEST_NAME}")
+        found.append(_manifest_info(name, path, (path / MANIFEST_NAME).read_bytes(), created, size))
+    for name in files:
+        if name.endswith(BACKUP_SUFFIXES) and not name.startswith("."):
+            key = (root / name).key
+            found.append(BackupInfo(name, root / name, storage.get_modified_time(key), storage.size(key), None, None))
+    return found
 
 
 def _directory_info(path: Path) -> BackupInfo | None:
@@ -62,9 +105,12 @@ def _file_info(path: Path) -> BackupInfo | None:
     return BackupInfo(path.name, path, created, stat.st_size, None, None)
 
 
-def list_backups(directory: Path | None = None) -> list[BackupInfo]:
-    """Backups in BACKUP_DIR, newest first."""
-    directory = directory or backup_dir()
+def list_backups(directory: Path | StoragePath | None = None, storage: str | None = None) -> list[BackupInfo]:
+    """Backups in BACKUP_DIR (or the configured storage), newest first."""
+    directory = directory or backup_root(storage)
+    if isinstance(directory, StoragePath):
+        found = directory.guarded("list the backups", _stored_backups, directory)
+        return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
     if not directory.is_dir():
         return []
     found = []
@@ -77,12 +123,13 @@ def list_backups(directory: Path | None = None) -> list[BackupInfo]:
     return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
 
 
-def resolve_backup_name(name: str) -> Path:
-    """The path of the backup called ``name`` in BACKUP_DIR; never a path outside it."""
-    for info in list_backups():
+def resolve_backup_name(name: str, storage: str | None = None) -> Path | StoragePath:
+    """The path of the backup called ``name`` in BACKUP_DIR (or the storage); never a path outside it."""
+    root = backup_root(storage)
+    for info in list_backups(root):
         if info.name == name:
             return info.path
-    raise BackupNotFoundError(f"no backup named {name!r} in {backup_dir()}")
+    raise BackupNotFoundError(f"no backup named {name!r} in {root}")
 
 
 def human_size(size: int) -> str:
