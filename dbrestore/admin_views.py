@@ -16,12 +16,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import conf
+from .discovery import backup_root
 from .engine import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
 from .models import RestoreRun
 from .preview import preview_restore
 from .runs import progress_data
+from .storage import StoragePath
 
 
 def _context(model_admin, request: HttpRequest, **extra):
@@ -58,6 +60,21 @@ def rq_job_url(run: RestoreRun) -> str | None:
         return None
 
 
+def _backup_root_text() -> str:
+    try:
+        return str(backup_root())
+    except DbRestoreError as exc:
+        return str(exc)
+
+
+def discard_upload(source) -> None:
+    if isinstance(source, StoragePath):
+        for item in source.iterdir():
+            item.storage.delete(item.key)
+    else:
+        shutil.rmtree(source, ignore_errors=True)
+
+
 def restore_view(model_admin):
     def view(request: HttpRequest) -> HttpResponse:
         _require_restore(model_admin, request)
@@ -71,7 +88,7 @@ def restore_view(model_admin):
             except DbRestoreError as exc:
                 form.add_error(None, str(exc))
                 if source is not None and form.cleaned_data.get("upload"):
-                    shutil.rmtree(source, ignore_errors=True)  # an unusable upload is not kept
+                    discard_upload(source)  # an unusable upload is not kept
             else:
                 confirm = ConfirmForm(initial={
                     **options, "backup": source.name, "only": ",".join(options["only"]),
@@ -83,7 +100,7 @@ def restore_view(model_admin):
                 ))
         return TemplateResponse(request, "admin/dbrestore/restore.html", _context(
             model_admin, request, title="Restore a backup", form=form,
-            backup_dir=str(conf.get("BACKUP_DIR")), max_upload=conf.get("MAX_UPLOAD_SIZE"),
+            backup_dir=_backup_root_text(), max_upload=conf.get("MAX_UPLOAD_SIZE"),
         ))
 
     return view

@@ -64,11 +64,15 @@ def _stored_backups(root: StoragePath) -> list[BackupInfo]:
             continue
         path = root / name
         _, names = path.listdir()
-        if MANIFEST_NAME not in names:
+        data = [file for file in names if file != MANIFEST_NAME and file.endswith(BACKUP_SUFFIXES)]
+        if MANIFEST_NAME not in names and not data:
             continue
         size = sum(storage.size(f"{path.key}/{file}") for file in names)
-        created = storage.get_modified_time(f"{path.key}/{MANIFEST_NAME}")
-        found.append(_manifest_info(name, path, (path / MANIFEST_NAME).read_bytes(), created, size))
+        created = storage.get_modified_time(f"{path.key}/{(MANIFEST_NAME if MANIFEST_NAME in names else data[0])}")
+        if MANIFEST_NAME in names:
+            found.append(_manifest_info(name, path, (path / MANIFEST_NAME).read_bytes(), created, size))
+        else:
+            found.append(BackupInfo(name, path, created, size, len(data), None))
     for name in files:
         if name.endswith(BACKUP_SUFFIXES) and not name.startswith("."):
             key = (root / name).key
@@ -141,7 +145,17 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def upload_path(original_name: str) -> Path:
+def upload_location(original_name: str) -> Path | StoragePath:
+    """Where an upload goes so that the restore (an RQ worker too) can read it: in the configured
+    storage when there is one (see :func:`upload_path`), else BACKUP_DIR."""
+    alias = configured_alias()
+    if not alias:
+        return upload_path(original_name)
+    local = upload_path(original_name, create=False)
+    return storage_root(alias) / local.parent.name / local.name
+
+
+def upload_path(original_name: str, create: bool = True) -> Path:
     """Where an uploaded backup goes: a fresh generated directory in BACKUP_DIR holding one file
     whose name keeps only the letters, digits and ``_`` of the uploaded stem (the table name, for
     a single-table file) and its allowed suffixes. Nothing else of the uploaded name is used."""
@@ -155,5 +169,6 @@ def upload_path(original_name: str) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_]", "", Path(original_name).name.split(".")[0])[:64] or "upload"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     directory = backup_dir() / f"upload-{stamp}-{os.urandom(4).hex()}"
-    directory.mkdir(parents=True)
+    if create:
+        directory.mkdir(parents=True)
     return directory / (stem + "".join(suffixes))

@@ -9,7 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
-from .discovery import human_size, list_backups, resolve_backup_name, upload_path
+from .discovery import human_size, list_backups, resolve_backup_name, upload_location
 from .engine import MODES
 from .exceptions import BackupNotFoundError
 
@@ -67,12 +67,13 @@ class RestoreForm(forms.Form):
         return data
 
     def source_path(self) -> Path:
-        """The backup to restore: the chosen name resolved inside BACKUP_DIR, or the upload saved there."""
+        """The backup to restore: the chosen name resolved inside BACKUP_DIR (or the configured
+        storage), or the upload saved there."""
         upload = self.cleaned_data.get("upload")
         if upload is None:
             return resolve_backup_name(self.cleaned_data["backup"])
-        path = upload_path(upload.name)
-        with open(path, "wb") as stream:
+        path = upload_location(upload.name)
+        with path.open("wb") as stream:
             for chunk in upload.chunks():
                 stream.write(chunk)
         return path.parent
