@@ -11,12 +11,16 @@ from django.utils.translation import gettext_lazy as _
 from . import conf
 from .discovery import human_size, list_backups, resolve_backup_name, upload_location
 from .engine import MODES
-from .exceptions import BackupNotFoundError
+from .exceptions import BackupNotFoundError, DbRestoreError
 
 
 def _backup_choices():
     choices = [("", _("— choose a backup —"))]
-    for info in list_backups():
+    try:
+        backups = list_backups()
+    except DbRestoreError as exc:  # the storage is down or denied: the page still shows, with the reason
+        return [("", f"— {exc} —")]
+    for info in backups:
         details = [info.created.strftime("%Y-%m-%d %H:%M UTC"), human_size(info.size)]
         if info.tables is not None:
             details.append(f"{info.tables} tables")
