@@ -135,7 +135,7 @@ def test_missing_object_names_backup_and_object(s3, loaded, run_command):
     assert "storage://backups/holed/manifest.json" in message and "shop_order.jsonl.gz" in message
     assert "missing" in message and "\n" not in message
     assert counts() == before
-    with pytest.raises(CommandError, match="storage://backups/holed/shop_order.jsonl.gz: no such"):
+    with pytest.raises(CommandError, match="storage://backups/holed/shop_order.jsonl.gz: no such object in storage 'backups'"):
         run_command("restore_backup", "storage://backups/holed/shop_order.jsonl.gz", "--noinput")
 
 

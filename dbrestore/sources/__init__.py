@@ -75,11 +75,12 @@ def _stored_native(path) -> None:
 def open_backup(source: object) -> Backup:
     """Open a backup directory or file (local, or ``storage://ALIAS/KEY``), detecting its format;
     raise a one-line error if unusable."""
-    from ..storage import as_location
+    from ..storage import StoragePath, as_location
 
     path = as_location(source)
     if not path.exists():
-        raise BackupNotFoundError(f"{path}: no such file or directory")
+        what = f"no such object in storage {path.alias!r}" if isinstance(path, StoragePath) else "no such file or directory"
+        raise BackupNotFoundError(f"{path}: {what}")
     native = _native(path)
     if native is not None:
         return native
