@@ -151,3 +151,23 @@ def moto_server():
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+GPG_RECIPIENT = "dbrestore-test@example.invalid"
+
+
+@pytest.fixture(scope="session")
+def gpg_home(tmp_path_factory) -> Path:
+    """A throwaway GnuPG keyring holding one key (``GPG_RECIPIENT``) without passphrase."""
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
+                   env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True)
+    return home
+
+
+@pytest.fixture
+def keyring(gpg_home, monkeypatch):
+    """gpg (and so dbrestore) uses the throwaway keyring."""
+    monkeypatch.setenv("GNUPGHOME", str(gpg_home))
+    return gpg_home

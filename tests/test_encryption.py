@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,31 +13,15 @@ from django.core.management.base import CommandError
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Order, OrderItem, Tag
 from tests.backup_data import manifest
+from tests.conftest import GPG_RECIPIENT as RECIPIENT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-RECIPIENT = "dbrestore-test@example.invalid"
 
 
 def counts() -> dict[str, int]:
     return {"customers": Customer.objects.count(), "orders": Order.objects.count(),
             "items": OrderItem.objects.count(), "tags": Tag.objects.count()}
-
-
-@pytest.fixture(scope="session")
-def gpg_home(tmp_path_factory) -> Path:
-    """A throwaway keyring holding one key without passphrase."""
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", RECIPIENT, "default", "default", "never"],
-                   env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True)
-    return home
-
-
-@pytest.fixture
-def keyring(gpg_home, monkeypatch):
-    monkeypatch.setenv("GNUPGHOME", str(gpg_home))
-    return gpg_home
 
 
 @pytest.fixture

@@ -195,6 +195,22 @@ def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(s3, lo
     assert get(s3, uploaded[0].split("/")[1], "shop_tag.jsonl") == data
 
 
+def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
+    from tests.conftest import GPG_RECIPIENT
+
+    run_command("create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd", "--output", "storage://backups/sealed")
+    files = backup_keys(s3, "sealed")
+    assert "shop_orderitem.jsonl.zst.gpg" in files
+    sealed = get(s3, "sealed", "shop_customer.jsonl.zst.gpg")
+    assert sealed[:1] in (b"\x84", b"\x85", b"\xc1")  # an OpenPGP encrypted session key packet
+    assert json.loads(get(s3, "sealed", "manifest.json"))["encryption"]["method"] == "gpg"
+    Customer.objects.update(name="changed")
+    run_command("restore_backup", "sealed", "--noinput")
+    assert counts() == loaded and not Customer.objects.filter(name="changed").exists()
+    safety = RestoreRun.objects.latest("pk").safety_backup.rsplit("/", 1)[1]
+    assert all(name.endswith(".gpg") for name in backup_keys(s3, safety) if name != "manifest.json")
+
+
 # -- the S3 server -------------------------------------------------------------------------------
 
 
