@@ -186,7 +186,9 @@ class BackupWriter:
             name += COMPRESSIONS[self.compression]
         return name + (crypto.SUFFIX if self.recipients else "")
 
-    def write_table(self, *, model: str, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def write_table(
+        self, *, model: str, table: str, columns: list[str], rows: Iterable[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Write every row of one table and record it for the manifest."""
         name = self.file_name(table)
         writer = TableWriter(self.directory / name, compress=self.compression, json_array=self.json_array,
@@ -198,7 +200,9 @@ class BackupWriter:
             writer.abort()
             raise
         sha256 = writer.close()
-        entry = {"model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns}
+        entry = {
+            "model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns,
+        }
         if self.recipients:
             entry["encrypted"] = "gpg"  # sha256 is of the plaintext
         self.tables.append(entry)

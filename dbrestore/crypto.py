@@ -40,7 +40,8 @@ def _start(args: list[str], label: object, stdin=subprocess.PIPE) -> tuple[subpr
     except OSError as exc:
         stderr.close()
         raise EncryptionError(
-            f"{label}: cannot run gpg ({args[0]!r}: {exc.strerror or exc}); install GnuPG or set DBRESTORE['GPG_BINARY']"
+            f"{label}: cannot run gpg ({args[0]!r}: {exc.strerror or exc}); "
+            "install GnuPG or set DBRESTORE['GPG_BINARY']"
         ) from exc
     return process, stderr
 
@@ -62,8 +63,8 @@ def recipients_from(options: Iterable[str] | None) -> list[str]:
 def check_recipients(recipients: list[str]) -> None:
     """Fail before anything is written when a recipient has no usable public key."""
     for recipient in recipients:
-        process, stderr = _start(gpg_command("--list-keys", "--with-colons", "--", recipient), f"recipient {recipient!r}",
-                                 stdin=subprocess.DEVNULL)
+        args = gpg_command("--list-keys", "--with-colons", "--", recipient)
+        process, stderr = _start(args, f"recipient {recipient!r}", stdin=subprocess.DEVNULL)
         output, _ = process.communicate()
         with stderr:
             if process.returncode != 0 or b"\npub:" not in b"\n" + output:

@@ -161,8 +161,10 @@ def gpg_home(tmp_path_factory) -> Path:
     """A throwaway GnuPG keyring holding one key (``GPG_RECIPIENT``) without passphrase."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
-                   env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True)
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
+        env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True,
+    )
     return home
 
 

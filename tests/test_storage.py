@@ -135,7 +135,8 @@ def test_missing_object_names_backup_and_object(s3, loaded, run_command):
     assert "storage://backups/holed/manifest.json" in message and "shop_order.jsonl.gz" in message
     assert "missing" in message and "\n" not in message
     assert counts() == before
-    with pytest.raises(CommandError, match="storage://backups/holed/shop_order.jsonl.gz: no such object in storage 'backups'"):
+    missing = "storage://backups/holed/shop_order.jsonl.gz: no such object in storage 'backups'"
+    with pytest.raises(CommandError, match=missing):
         run_command("restore_backup", "storage://backups/holed/shop_order.jsonl.gz", "--noinput")
 
 
@@ -198,7 +199,8 @@ def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(s3, lo
 def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
     from tests.conftest import GPG_RECIPIENT
 
-    run_command("create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd", "--output", "storage://backups/sealed")
+    run_command("create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd",
+                "--output", "storage://backups/sealed")
     files = backup_keys(s3, "sealed")
     assert "shop_orderitem.jsonl.zst.gpg" in files
     sealed = get(s3, "sealed", "shop_customer.jsonl.zst.gpg")

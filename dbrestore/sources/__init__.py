@@ -79,7 +79,8 @@ def open_backup(source: object) -> Backup:
 
     path = as_location(source)
     if not path.exists():
-        what = f"no such object in storage {path.alias!r}" if isinstance(path, StoragePath) else "no such file or directory"
+        stored = isinstance(path, StoragePath)
+        what = f"no such object in storage {path.alias!r}" if stored else "no such file or directory"
         raise BackupNotFoundError(f"{path}: {what}")
     native = _native(path)
     if native is not None:
