@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .dashboard import can_use_dashboard
+from .discovery import backup_root
 from .engine import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
@@ -24,6 +25,7 @@ from .models import RestoreRun
 from .preview import preview_restore
 from .run_display import rolled_back, rows_now
 from .runs import progress_data
+from .storage import StoragePath
 
 
 def _context(model_admin, request: HttpRequest, **extra):
@@ -60,6 +62,21 @@ def rq_job_url(run: RestoreRun, request: HttpRequest) -> str | None:
         return None
 
 
+def _backup_root_text() -> str:
+    try:
+        return str(backup_root())
+    except DbRestoreError as exc:
+        return str(exc)
+
+
+def discard_upload(source) -> None:
+    if isinstance(source, StoragePath):
+        for item in source.iterdir():
+            item.storage.delete(item.key)
+    else:
+        shutil.rmtree(source, ignore_errors=True)
+
+
 def restore_view(model_admin):
     def view(request: HttpRequest) -> HttpResponse:
         _require_restore(model_admin, request)
@@ -73,7 +90,7 @@ def restore_view(model_admin):
             except DbRestoreError as exc:
                 form.add_error(None, str(exc))
                 if source is not None and form.cleaned_data.get("upload"):
-                    shutil.rmtree(source, ignore_errors=True)  # an unusable upload is not kept
+                    discard_upload(source)  # an unusable upload is not kept
             else:
                 confirm = ConfirmForm(initial={
                     **options, "backup": source.name, "only": ",".join(options["only"]),
@@ -85,7 +102,7 @@ def restore_view(model_admin):
                 ))
         return TemplateResponse(request, "admin/dbrestore/restore.html", _context(
             model_admin, request, title="Restore a backup", form=form,
-            backup_dir=str(conf.backup_dir()), max_upload=conf.get("MAX_UPLOAD_SIZE"),
+            backup_dir=_backup_root_text(), max_upload=conf.get("MAX_UPLOAD_SIZE"),
         ))
 
     return view

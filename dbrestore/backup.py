@@ -2,17 +2,20 @@
 
 ``DIR/manifest.json`` lists every table (model label, db_table, file, row count, sha256 of the
 uncompressed data, columns); each table is a JSON Lines file of row objects keyed by column
-(``.jsonl``, or ``.jsonl.gz`` when compressed). Bytes are deterministic for the same rows: keys
-in column order, gzip without timestamp or name, so the sha256 identifies the data.
+(``.jsonl``, or ``.jsonl.gz`` / ``.jsonl.zst`` when compressed, ``.gpg`` added when encrypted).
+Bytes are deterministic for the same rows: keys in column order, gzip without timestamp or name,
+so the sha256 (always of the plaintext) identifies the data. The directory is local or a key
+prefix in a Django storage (:mod:`dbrestore.storage`); every file is written as a stream.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
-import gzip
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -24,8 +27,14 @@ import orjson
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from . import crypto
+from .crypto import EncryptingWriter, check_recipients
 from .exceptions import BackupWriteError
+from .layers import COMPRESSIONS, compressing
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
+from .storage import StoragePath, as_location
+
+Location = Path | StoragePath  # a local directory or file, or one in a storage
 
 _WRITE_BUFFER = 1024 * 1024
 
@@ -49,19 +58,63 @@ def dumps_row(row: dict[str, Any]) -> bytes:
     )
 
 
+def _compression(compress: bool | str | None) -> str | None:
+    """``True`` -> gzip (the default), ``False``/``None`` -> none, or a name from COMPRESSIONS."""
+    if compress is True:
+        return "gzip"
+    if not compress:
+        return None
+    if compress not in COMPRESSIONS:
+        raise BackupWriteError(f"unknown compression {compress!r} (choose from {', '.join(COMPRESSIONS)})")
+    return compress
+
+
+class _LocalFile(io.FileIO):
+    """A local data file: fsynced on close, removed by abort."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.flush()
+            os.fsync(self.fileno())
+        super().close()
+
+    def abort(self) -> None:
+        super().close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.name)
+
+
+def open_sink(location: Location) -> IO[bytes]:
+    """A writable stream for a local path or a stored object; it has ``abort()``."""
+    if isinstance(location, StoragePath):
+        return location.open("wb")
+    return _LocalFile(location, "wb")
+
+
 class TableWriter:
     """Writes one table's rows to a JSON Lines file (or a JSON array), counting rows and hashing
-    the uncompressed bytes."""
+    the uncompressed bytes; compressed (gzip, zstd) and encrypted (gpg) as it streams."""
 
-    def __init__(self, path: Path, *, compress: bool, json_array: bool = False):
+    def __init__(self, path: Location, *, compress: bool | str | None, json_array: bool = False,
+                 recipients: list[str] | None = None):
         self.path = path
         self.json_array = json_array
         self.rows = 0
         self._sha256 = hashlib.sha256()
-        self._raw = open(path, "wb")
-        self._stream: IO[bytes] = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6) if compress else self._raw
-        )
+        self._raw = open_sink(path)
+        self._layers: list[IO[bytes]] = []
+        stream: IO[bytes] = self._raw
+        try:
+            if recipients:
+                stream = EncryptingWriter(stream, recipients, label=path)
+                self._layers.append(stream)
+            compressed = compressing(stream, _compression(compress))
+            if compressed is not stream:
+                self._layers.append(compressed)
+        except BaseException:
+            self.abort()
+            raise
+        self._stream = compressed
         self._buffer: list[bytes] = [b"["] if json_array else []
         self._buffered = 0
 
@@ -85,45 +138,76 @@ class TableWriter:
         """Finish the file and return the sha256 of its uncompressed bytes."""
         if self.json_array:
             self._buffer.append(b"\n]\n")
-        self._flush()
-        if self._stream is not self._raw:
-            self._stream.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
+        try:
+            self._flush()
+            for layer in reversed(self._layers):  # the compressor, then gpg
+                layer.close()
+            self._raw.close()
+        except BaseException:
+            self.abort()
+            raise
         return self._sha256.hexdigest()
+
+    def abort(self) -> None:
+        """Give up on the file: stop gpg, drop the half-written file or upload."""
+        for layer in reversed(self._layers):
+            with contextlib.suppress(Exception):
+                layer.close()
+        self._raw.abort()
 
 
 class BackupWriter:
-    """Builds a backup directory table by table, then writes its manifest last.
+    """Builds a backup directory (local, or a key prefix in a storage) table by table, then
+    writes its manifest last.
 
     The manifest is written last, so a directory without one is an incomplete backup.
     """
 
     def __init__(
-        self, directory: Path, *, compress: bool = True, json_array: bool = False, metadata: dict[str, Any] | None = None
+        self, directory: Location, *, compress: bool | str | None = True, json_array: bool = False,
+        metadata: dict[str, Any] | None = None, recipients: list[str] | None = None,
     ):
-        self.directory = Path(directory)
-        self.compress = compress
+        self.directory = directory if isinstance(directory, StoragePath) else Path(directory)
+        self.compression = _compression(compress)
         self.json_array = json_array
+        self.recipients = list(recipients or [])
         self.metadata = metadata or {}
         self.tables: list[dict[str, Any]] = []
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.recipients:
+            check_recipients(self.recipients)
+            self.metadata["encryption"] = {"method": "gpg", "recipients": self.recipients}
+        if not isinstance(self.directory, StoragePath):
+            self.directory.mkdir(parents=True, exist_ok=True)
 
-    def write_table(self, *, model: str, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def file_name(self, table: str) -> str:
+        name = table + (".json" if self.json_array else ".jsonl")
+        if self.compression:
+            name += COMPRESSIONS[self.compression]
+        return name + (crypto.SUFFIX if self.recipients else "")
+
+    def write_table(
+        self, *, model: str, table: str, columns: list[str], rows: Iterable[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Write every row of one table and record it for the manifest."""
-        name = table + (".json" if self.json_array else ".jsonl") + (".gz" if self.compress else "")
-        writer = TableWriter(self.directory / name, compress=self.compress, json_array=self.json_array)
+        name = self.file_name(table)
+        writer = TableWriter(self.directory / name, compress=self.compression, json_array=self.json_array,
+                             recipients=self.recipients)
         try:
             for row in rows:
                 writer.write(row)
-        finally:
-            sha256 = writer.close()
-        entry = {"model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns}
+        except BaseException:
+            writer.abort()
+            raise
+        sha256 = writer.close()
+        entry = {
+            "model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns,
+        }
+        if self.recipients:
+            entry["encrypted"] = "gpg"  # sha256 is of the plaintext
         self.tables.append(entry)
         return entry
 
-    def finish(self) -> Path:
+    def finish(self) -> Location:
         manifest = {
             "format": FORMAT_ID,
             "created_at": timezone.now().isoformat(),
@@ -131,9 +215,14 @@ class BackupWriter:
             **self.metadata,
             "tables": self.tables,
         }
+        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
         path = self.directory / MANIFEST_NAME
+        if isinstance(path, StoragePath):
+            with path.open("wb") as stream:
+                stream.write(data)
+            return path
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
         return path
 
@@ -177,21 +266,26 @@ def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) ->
 
 
 def create_backup(
-    directory: Path,
+    directory: Location | str,
     *,
     using: str = "default",
     models_to_save: Iterable[type[models.Model]] | None = None,
     only: Iterable[str] = (),
     exclude: Iterable[str] = (),
-    compress: bool = True,
-) -> Path:
-    """Write the database's tables to ``directory`` in dbrestore's format; return the directory.
+    compress: bool | str | None = True,
+    recipients: list[str] | None = None,
+) -> Location:
+    """Write the database's tables to ``directory`` (local, or ``storage://ALIAS/KEY``) in
+    dbrestore's format, encrypted for ``recipients`` when given; return the directory.
 
     Runs in one REPEATABLE READ transaction on PostgreSQL, so every table is read from the same
     snapshot.
     """
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
+    directory = as_location(directory)
+    if isinstance(directory, StoragePath):
+        if directory.is_dir():
+            raise BackupWriteError(f"{directory}: directory is not empty")
+    elif directory.exists() and any(directory.iterdir()):
         raise BackupWriteError(f"{directory}: directory is not empty")
     chosen = list(models_to_save) if models_to_save is not None else backup_models(only, exclude)
     connection = connections[using]
@@ -200,7 +294,7 @@ def create_backup(
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            writer = BackupWriter(directory, compress=compress, metadata={
+            writer = BackupWriter(directory, compress=compress, recipients=recipients, metadata={
                 "vendor": connection.vendor,
                 "database": using,
                 "migrations": applied_migrations(using),
@@ -216,6 +310,6 @@ def create_backup(
     return directory
 
 
-def timestamped_directory(base: Path, prefix: str = "") -> Path:
+def timestamped_directory(base: Location | str, prefix: str = "") -> Location:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
-    return Path(base) / f"{prefix}{stamp}"
+    return as_location(base) / f"{prefix}{stamp}"

@@ -12,6 +12,7 @@ from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
     "BACKUP_DIR": None,  # folder of backups (path); None: BASE_DIR / "backups"; relative: under BASE_DIR
+    "STORAGE": None,  # alias in settings.STORAGES holding the backups instead of BACKUP_DIR (None: BACKUP_DIR)
     "BATCH_SIZE": 1000,  # rows per INSERT batch
     "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
@@ -29,9 +30,12 @@ DEFAULTS: dict[str, Any] = {
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
     "HEARTBEAT_TIMEOUT": 120,  # seconds without heartbeat before a running restore counts as dead
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
-    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup"],  # no reader takes .zip
+    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".sql", ".dump", ".backup"],  # no reader takes .zip
     "MAX_MESSAGES": 200,  # warnings, and errors, kept on a RestoreRun (the first N of each; reports keep all)
     "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
+    "GPG_RECIPIENTS": [],  # create_backup encrypts for these keys (ids, fingerprints, emails) without --encrypt
+    "GPG_BINARY": "gpg",  # the GnuPG executable (keys from its keyring, or GNUPGHOME)
+    "GPG_ALWAYS_TRUST": False,  # encrypt for imported keys that are not certified in the keyring
 }
 
 

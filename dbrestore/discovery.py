@@ -1,7 +1,8 @@
-"""The backups in BACKUP_DIR: listing them (``--list``, the admin's Restore page) and
-resolving a name the user picked back to a path inside that directory, and nowhere else.
+"""The backups in BACKUP_DIR, or in the storage ``DBRESTORE["STORAGE"]`` names: listing them
+(``--list``, the admin's Restore page) and resolving a name the user picked back to a path
+inside that directory (or storage), and nowhere else.
 
-Safety backups (taken before a restore empties tables) live in ``BACKUP_DIR/safety/``: they are
+Safety backups (taken before a restore empties tables) live in ``safety/`` there: they are
 not restore candidates (``--latest``, the menu, the admin's list), only listed when asked for
 (``--list --all``), found by ``--rollback`` through their run, and pruned to the newest
 ``SAFETY_BACKUP_KEEP``."""
@@ -21,19 +22,20 @@ import orjson
 from . import conf
 from .exceptions import BackupNotFoundError
 from .sources.directory import MANIFEST_NAME, is_data_file
+from .storage import StoragePath, configured_alias, storage_root
 
 logger = logging.getLogger(__name__)
 
 SAFETY_DIR = "safety"
 SAFETY_PREFIX = "safety-run"  # also how safety backups written before the safety/ folder are told apart
 NOT_BACKUPS = {"rejects", SAFETY_DIR}
-BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup")
+BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
 
 
 @dataclass
 class BackupInfo:
     name: str
-    path: Path
+    path: Path | StoragePath
     created: datetime.datetime
     size: int  # bytes
     tables: int | None
@@ -46,6 +48,51 @@ class BackupInfo:
 
 def backup_dir() -> Path:
     return conf.backup_dir()
+
+
+def backup_root(storage: str | None = None) -> Path | StoragePath:
+    """Where backups are listed and written: the storage ``storage`` (``--storage``) or
+    ``DBRESTORE["STORAGE"]`` names, else BACKUP_DIR."""
+    alias = configured_alias(storage)
+    return storage_root(alias) if alias else backup_dir()
+
+
+def _manifest_info(name: str, path, manifest_bytes: bytes, created, size) -> BackupInfo:
+    try:
+        manifest = orjson.loads(manifest_bytes)
+        tables = manifest.get("tables") or []
+        rows = sum(int(t.get("rows") or 0) for t in tables)
+        if manifest.get("created_at"):
+            created = datetime.datetime.fromisoformat(manifest["created_at"])
+        return BackupInfo(name, path, created, size, len(tables), rows)
+    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+        return BackupInfo(name, path, created, size, None, None)
+
+
+def _stored_backups(root: StoragePath) -> list[BackupInfo]:
+    """Backups in a storage: each "folder" with a manifest.json, and single backup files."""
+    storage = root.storage
+    dirs, files = root.listdir()
+    found = []
+    for name in dirs:
+        if name.startswith(".") or name in NOT_BACKUPS:
+            continue
+        path = root / name
+        _, names = path.listdir()
+        data = [file for file in names if file != MANIFEST_NAME and file.endswith(BACKUP_SUFFIXES)]
+        if MANIFEST_NAME not in names and not data:
+            continue
+        size = sum(storage.size(f"{path.key}/{file}") for file in names)
+        created = storage.get_modified_time(f"{path.key}/{(MANIFEST_NAME if MANIFEST_NAME in names else data[0])}")
+        if MANIFEST_NAME in names:
+            found.append(_manifest_info(name, path, (path / MANIFEST_NAME).read_bytes(), created, size))
+        else:
+            found.append(BackupInfo(name, path, created, size, len(data), None))
+    for name in files:
+        if name.endswith(BACKUP_SUFFIXES) and not name.startswith("."):
+            key = (root / name).key
+            found.append(BackupInfo(name, root / name, storage.get_modified_time(key), storage.size(key), None, None))
+    return found
 
 
 def _directory_info(path: Path) -> BackupInfo | None:
@@ -77,7 +124,12 @@ def _file_info(path: Path) -> BackupInfo | None:
     return BackupInfo(path.name, path, created, stat.st_size, None, None)
 
 
-def _entries(directory: Path, prefix: str = "") -> list[BackupInfo]:
+def _entries(directory: Path | StoragePath, prefix: str = "") -> list[BackupInfo]:
+    if isinstance(directory, StoragePath):
+        found = directory.guarded("list the backups", _stored_backups, directory)
+        for info in found:
+            info.name = prefix + info.name
+        return found
     if not directory.is_dir():
         return []
     found = []
@@ -91,10 +143,12 @@ def _entries(directory: Path, prefix: str = "") -> list[BackupInfo]:
     return found
 
 
-def list_backups(directory: Path | None = None, *, include_safety: bool = False) -> list[BackupInfo]:
-    """Backups in BACKUP_DIR, newest first; safety backups only with ``include_safety`` (named
-    ``safety/<name>``)."""
-    directory = directory or backup_dir()
+def list_backups(
+    directory: Path | StoragePath | None = None, storage: str | None = None, *, include_safety: bool = False
+) -> list[BackupInfo]:
+    """Backups in BACKUP_DIR (or the configured storage), newest first; safety backups only with
+    ``include_safety`` (named ``safety/<name>``)."""
+    directory = directory or backup_root(storage)
     found = _entries(directory)
     if include_safety:
         found += _entries(directory / SAFETY_DIR, prefix=f"{SAFETY_DIR}/")
@@ -103,37 +157,48 @@ def list_backups(directory: Path | None = None, *, include_safety: bool = False)
     return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
 
 
-def resolve_backup_name(name: str) -> Path:
-    """The path of the backup called ``name`` in BACKUP_DIR (``safety/<name>`` for a safety
-    backup); never a path outside it."""
-    for info in list_backups(include_safety=True):
+def resolve_backup_name(name: str, storage: str | None = None) -> Path | StoragePath:
+    """The path of the backup called ``name`` in BACKUP_DIR or the storage (``safety/<name>`` for a
+    safety backup); never a path outside it."""
+    root = backup_root(storage)
+    for info in list_backups(root, include_safety=True):
         if info.name == name:
             return info.path
-    raise BackupNotFoundError(f"no backup named {name!r} in {backup_dir()}")
+    raise BackupNotFoundError(f"no backup named {name!r} in {root}")
 
 
-def safety_backup_path(run_id: int, suffix: str = "") -> Path:
-    """Where the safety backup of restore run ``run_id`` goes: a new name in BACKUP_DIR/safety/."""
+def safety_backup_path(run_id: int, suffix: str = "", root: Path | StoragePath | None = None) -> Path | StoragePath:
+    """Where the safety backup of restore run ``run_id`` goes: a new name in ``safety/`` of
+    ``root`` (a storage's root, see :func:`backup_root`; default BACKUP_DIR)."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
-    return backup_dir() / SAFETY_DIR / f"{SAFETY_PREFIX}{run_id}-{stamp}{suffix}"
+    return (root or backup_dir()) / SAFETY_DIR / f"{SAFETY_PREFIX}{run_id}-{stamp}{suffix}"
 
 
-def prune_safety_backups(keep: int | None = None) -> list[Path]:
-    """Delete all but the newest ``keep`` (default ``SAFETY_BACKUP_KEEP``) safety backups; None
-    keeps them all. Returns what was deleted."""
+def prune_safety_backups(keep: int | None = None, root: Path | StoragePath | None = None) -> list[Path | StoragePath]:
+    """Delete all but the newest ``keep`` (default ``SAFETY_BACKUP_KEEP``) safety backups in
+    ``root`` (default BACKUP_DIR); None keeps them all. Returns what was deleted."""
     keep = conf.get("SAFETY_BACKUP_KEEP") if keep is None else keep
     if keep is None:
         return []
-    safety = [info for info in list_backups(include_safety=True) if info.is_safety]
+    safety = [info for info in list_backups(root or backup_dir(), include_safety=True) if info.is_safety]
     deleted = []
     for info in safety[keep:]:
-        if info.path.is_dir():
-            shutil.rmtree(info.path, ignore_errors=True)
-        else:
-            info.path.unlink(missing_ok=True)
+        _delete_backup(info.path)
         logger.info("Deleted the old safety backup %s (SAFETY_BACKUP_KEEP=%s)", info.path, keep)
         deleted.append(info.path)
     return deleted
+
+
+def _delete_backup(path: Path | StoragePath) -> None:
+    if isinstance(path, StoragePath):
+        _, files = path.listdir() if path.is_dir() else ([], [])
+        keys = [f"{path.key}/{name}" for name in files] or [path.key]
+        for key in keys:
+            path.guarded("delete an old safety backup", path.storage.delete, key)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def human_size(size: int) -> str:
@@ -145,7 +210,17 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def upload_path(original_name: str) -> Path:
+def upload_location(original_name: str) -> Path | StoragePath:
+    """Where an upload goes so that the restore (an RQ worker too) can read it: in the configured
+    storage when there is one (see :func:`upload_path`), else BACKUP_DIR."""
+    alias = configured_alias()
+    if not alias:
+        return upload_path(original_name)
+    local = upload_path(original_name, create=False)
+    return storage_root(alias) / local.parent.name / local.name
+
+
+def upload_path(original_name: str, create: bool = True) -> Path:
     """Where an uploaded backup goes: a fresh generated directory in BACKUP_DIR holding one file
     whose name keeps only the letters, digits and ``_`` of the uploaded stem (the table name, for
     a single-table file) and its allowed suffixes. Nothing else of the uploaded name is used."""
@@ -159,5 +234,6 @@ def upload_path(original_name: str) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_]", "", Path(original_name).name.split(".")[0])[:64] or "upload"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     directory = backup_dir() / f"upload-{stamp}-{os.urandom(4).hex()}"
-    directory.mkdir(parents=True)
+    if create:
+        directory.mkdir(parents=True)
     return directory / (stem + "".join(suffixes))

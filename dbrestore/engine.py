@@ -24,7 +24,7 @@ from django.utils import timezone
 from . import conf, native, postload, signals
 from .backup import create_backup
 from .copyload import CopyTableLoader
-from .discovery import prune_safety_backups, safety_backup_path
+from .discovery import backup_root, prune_safety_backups, safety_backup_path
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
 from .integrity import (
     ForeignKeyEdge,
@@ -43,6 +43,7 @@ from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, finish_run
 from .sources import Backup, open_backup
+from .storage import StoragePath, as_location, configured_alias
 from .verify import migration_drift, verify_checksums, verify_counts
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class RestoreOptions:
     jobs: int = 1  # tables loaded side by side: pg_restore --jobs; JSON backups with --no-atomic
     terminate_connections: bool = False  # native dumps: end other sessions on the database first
     indexes_after_load: bool = False  # PostgreSQL replace: build secondary indexes and FKs after the load
+    storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -97,6 +99,7 @@ class RestoreOptions:
                 raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
             if self.mode != "replace" or not self.atomic:
                 raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
+        configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
@@ -248,13 +251,25 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
         result.errors.append(f"{table.label}: {state}")
 
 
-def write_safety_backup(run: RestoreRun, plan: Plan, using: str) -> Path:
-    """Back up the tables the restore is about to empty; a failure stops it before it empties any."""
-    directory = safety_backup_path(run.pk)
-    create_backup(directory, using=using, models_to_save=plan.models_to_empty)
+def write_safety_backup(run: RestoreRun, plan: Plan, using: str, *, storage: str | None = None,
+                        recipients: list[str] | None = None) -> Path | StoragePath:
+    """Back up the tables the restore is about to empty, into ``safety/`` of the backups' storage
+    (or BACKUP_DIR), encrypted for ``recipients`` when given; a failure stops the restore before it
+    empties any table."""
+    root = backup_root(storage)
+    directory = safety_backup_path(run.pk, root=root)
+    create_backup(directory, using=using, models_to_save=plan.models_to_empty, recipients=recipients)
     logger.info("Safety backup of %d tables in %s", len(plan.models_to_empty), directory)
-    prune_safety_backups()
+    prune_safety_backups(root=root)
     return directory
+
+
+def encryption_recipients(backup: Backup) -> list[str]:
+    """The GPG recipients an encrypted backup was made for (its safety backup gets the same)."""
+    encryption = backup.metadata.get("encryption")
+    if isinstance(encryption, dict) and encryption.get("method") == "gpg":
+        return [str(r) for r in encryption.get("recipients") or []]
+    return []
 
 
 def default_rejects_path(run: RestoreRun) -> Path:
@@ -468,7 +483,9 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
         prepare_outside_references(plan, opts, result)
         if opts.safety_backup and conf.get("SAFETY_BACKUP"):
             progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
-            result.safety_backup = str(write_safety_backup(run, plan, opts.database))
+            result.safety_backup = str(write_safety_backup(
+                run, plan, opts.database, storage=opts.storage, recipients=encryption_recipients(backup),
+            ))
             RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
     try:
         with _restore_transaction(opts):
@@ -522,14 +539,14 @@ def _restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, resul
                            "mismatches": mismatches, "ok": not mismatches}
 
 
-def rollback_source(run_id: int) -> Path:
+def rollback_source(run_id: int) -> Path | StoragePath:
     """The safety backup restore run ``run_id`` took, to restore it (``--rollback``)."""
     run = RestoreRun.objects.using(conf.get("RUN_DATABASE")).filter(pk=run_id).first()
     if run is None:
         raise RestoreConfigError(f"no restore run #{run_id}")
     if not run.safety_backup:
         raise RestoreConfigError(f"restore run #{run_id} took no safety backup; there is nothing to roll back to")
-    path = Path(run.safety_backup)
+    path = as_location(run.safety_backup)
     if not path.exists():
         raise RestoreConfigError(f"the safety backup of run #{run_id} is gone: {path}")
     return path

@@ -60,3 +60,12 @@ class RestoreAbortedError(DbRestoreError):
 
 class BackupWriteError(DbRestoreError):
     """A backup (or the safety backup before a restore) could not be written."""
+
+
+class StorageError(DbRestoreError):
+    """A storage (``settings.STORAGES``) refused or dropped a request: a denied request, a lost
+    connection, a missing bucket."""
+
+
+class EncryptionError(DbRestoreError):
+    """GnuPG could not encrypt or decrypt a backup file: no key, a corrupt file, no gpg binary."""

@@ -10,10 +10,9 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
-from .discovery import human_size, list_backups, resolve_backup_name, upload_path
+from .discovery import human_size, list_backups, resolve_backup_name, upload_location
 from .engine import MODES
-from .exceptions import BackupNotFoundError
-
+from .exceptions import BackupNotFoundError, DbRestoreError
 
 MODE_HELP = {
     "replace": _("empty the restored tables first, then load the backup (a safety backup is taken first)"),
@@ -25,7 +24,11 @@ MODE_CHOICES = [(mode, format_lazy("{}: {}", mode, MODE_HELP[mode])) for mode in
 
 def _backup_choices():
     choices = [("", _("— choose a backup —"))]
-    for info in list_backups():
+    try:
+        backups = list_backups()
+    except DbRestoreError as exc:  # the storage is down or denied: the page still shows, with the reason
+        return [("", f"— {exc} —")]
+    for info in backups:
         details = [info.created.strftime("%Y-%m-%d %H:%M UTC"), human_size(info.size)]
         if info.tables is not None:
             details.append(f"{info.tables} tables")
@@ -82,12 +85,13 @@ class RestoreForm(forms.Form):
         return data
 
     def source_path(self) -> Path:
-        """The backup to restore: the chosen name resolved inside BACKUP_DIR, or the upload saved there."""
+        """The backup to restore: the chosen name resolved inside BACKUP_DIR (or the configured
+        storage), or the upload saved there."""
         upload = self.cleaned_data.get("upload")
         if upload is None:
             return resolve_backup_name(self.cleaned_data["backup"])
-        path = upload_path(upload.name)
-        with open(path, "wb") as stream:
+        path = upload_location(upload.name)
+        with path.open("wb") as stream:
             for chunk in upload.chunks():
                 stream.write(chunk)
         return path.parent

@@ -8,6 +8,11 @@ Configured from the environment, twelve-factor style:
 * ``DBRESTORE_BACKUP_DIR``: where backups are listed and written (default ``backups/``).
 * ``DBRESTORE_SYNC_JOBS``: run restore jobs in the web process instead of RQ (default: on
   for SQLite, where no worker can see a running restore anyway).
+* ``DBRESTORE_S3_BUCKET``: keep the backups in this S3 bucket (the ``backups`` storage below)
+  instead of ``DBRESTORE_BACKUP_DIR``; ``DBRESTORE_S3_ENDPOINT_URL`` for an S3-compatible
+  server, ``DBRESTORE_S3_PREFIX`` (default ``dbrestore``) for the key prefix. Credentials come
+  the usual boto3 way (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a profile, a role).
+* ``DBRESTORE_GPG_RECIPIENTS``: comma-separated keys ``create_backup`` encrypts for.
 """
 
 import os
@@ -93,8 +98,26 @@ RQ_QUEUES = {
     "dbrestore": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600},
 }
 
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if os.environ.get("DBRESTORE_S3_BUCKET"):
+    STORAGES["backups"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["DBRESTORE_S3_BUCKET"],
+            "endpoint_url": os.environ.get("DBRESTORE_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "location": os.environ.get("DBRESTORE_S3_PREFIX", "dbrestore"),
+            "file_overwrite": False,
+        },
+    }
+
 DBRESTORE = {
     "BACKUP_DIR": os.environ.get("DBRESTORE_BACKUP_DIR", str(BASE_DIR / "backups")),
+    "STORAGE": "backups" if "backups" in STORAGES else None,
+    "GPG_RECIPIENTS": [r for r in os.environ.get("DBRESTORE_GPG_RECIPIENTS", "").split(",") if r],
     "QUEUE": "dbrestore",
     "SYNC_JOBS": os.environ.get("DBRESTORE_SYNC_JOBS", "1" if _IS_SQLITE else "0") == "1",
 }

@@ -41,7 +41,10 @@ def _native(path: Path) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
     the engine hands it to :mod:`dbrestore.native`."""
     from ..native import detect_native_format
+    from ..storage import StoragePath
 
+    if isinstance(path, StoragePath):
+        return _stored_native(path)
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
         from .directory import read_manifest
 
@@ -58,11 +61,27 @@ def _native(path: Path) -> Backup | None:
     return Backup(path=path, format=fmt, tables=[]) if fmt else None
 
 
-def open_backup(source: str | Path) -> Backup:
-    """Open a backup directory or file, detecting its format; raise a one-line error if unusable."""
-    path = Path(source).expanduser()
+def _stored_native(path) -> None:
+    """pg_dump files are read by psql / pg_restore from a local path: not from a storage."""
+    from .directory import read_manifest
+
+    native = (path / MANIFEST_NAME).is_file() and read_manifest(path / MANIFEST_NAME).get("native")
+    if native or path.name.endswith((".sql", ".sql.gz", ".dump", ".backup")):
+        raise BackupFormatError("PostgreSQL dumps are restored from a local file; download it from the storage first",
+                                path=path)
+    return None
+
+
+def open_backup(source: object) -> Backup:
+    """Open a backup directory or file (local, or ``storage://ALIAS/KEY``), detecting its format;
+    raise a one-line error if unusable."""
+    from ..storage import StoragePath, as_location
+
+    path = as_location(source)
     if not path.exists():
-        raise BackupNotFoundError(f"{path}: no such file or directory")
+        stored = isinstance(path, StoragePath)
+        what = f"no such object in storage {path.alias!r}" if stored else "no such file or directory"
+        raise BackupNotFoundError(f"{path}: {what}")
     native = _native(path)
     if native is not None:
         return native

@@ -1,15 +1,13 @@
-"""Streaming row readers for JSON arrays and JSON Lines, compressed or not.
+"""Streaming row readers for JSON arrays and JSON Lines, compressed or not, encrypted or not.
 
 Both read in constant memory: JSON arrays through ijson's C backend, one item at a time;
-JSON Lines line by line through orjson. Errors name the file and the line or row.
+JSON Lines line by line through orjson. Errors name the file and the line or row. The bytes come
+through :func:`open_binary`, which peels compression and encryption (:mod:`dbrestore.layers`)
+off a local file or a stored object alike.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -17,30 +15,25 @@ from typing import IO
 import ijson
 import orjson
 
+from .. import layers
 from ..exceptions import BackupFormatError
 from .base import PositionedRow
 
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-_READ_BUFFER = 1024 * 1024
-
 
 def compression_suffix(path: Path) -> str | None:
-    return path.suffix if path.suffix in _OPENERS else None
+    return layers.compression_suffix(path)
 
 
 def data_suffix(path: Path) -> str:
-    """``.json`` or ``.jsonl`` (or another) ignoring a compression suffix."""
-    stem = path.with_suffix("") if compression_suffix(path) else path
-    return stem.suffix.lower()
+    """``.json`` or ``.jsonl`` (or another) ignoring compression and encryption suffixes."""
+    return Path(layers.content_name(path)).suffix.lower()
 
 
 def open_binary(path: Path) -> IO[bytes]:
-    """Open a data file for reading, decompressing ``.gz``, ``.bz2`` and ``.xz`` transparently."""
-    opener = _OPENERS.get(path.suffix)
+    """Open a data file (a local path or a stored object) for reading, decrypting ``.gpg`` and
+    decompressing ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` as a stream."""
     try:
-        if opener is None:
-            return open(path, "rb", buffering=_READ_BUFFER)
-        return io.BufferedReader(opener(path, "rb"), buffer_size=_READ_BUFFER)
+        return layers.open_decoded(path)
     except OSError as exc:
         raise BackupFormatError(f"cannot open: {exc.strerror or exc}", path=path) from exc
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from dbrestore import conf
 from dbrestore.backup import create_backup, timestamped_directory
+from dbrestore.crypto import recipients_from
+from dbrestore.discovery import backup_root
 from dbrestore.exceptions import DbRestoreError
 from dbrestore.native import create_native_backup
 from dbrestore.sources.directory import read_manifest
+from dbrestore.storage import StoragePath, as_location
 
 
 class Command(BaseCommand):
@@ -28,15 +28,30 @@ class Command(BaseCommand):
                             help="Back up only this model label or table (repeatable, or comma-separated).")
         parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
                             help="Leave out this model label or table (repeatable, or comma-separated).")
-        parser.add_argument("--no-compress", action="store_false", dest="compress", help="Write plain .jsonl files.")
+        parser.add_argument("--compress", choices=["gzip", "zstd", "none"], default="gzip",
+                            help="Compress the data files: gzip (.jsonl.gz, the default), zstd (.jsonl.zst) or none.")
+        parser.add_argument("--no-compress", action="store_const", const="none", dest="compress",
+                            help="Write plain .jsonl files (same as --compress none).")
+        parser.add_argument("--encrypt", action="append", default=[], metavar="RECIPIENT",
+                            help="Encrypt each data file with gpg for this key (repeatable; default "
+                                 "DBRESTORE['GPG_RECIPIENTS']); the files get a .gpg suffix.")
+        parser.add_argument("--storage", default=None, metavar="ALIAS",
+                            help="Write into this settings.STORAGES alias (default DBRESTORE['STORAGE'], or BACKUP_DIR).")
         parser.add_argument("--native", action="store_true",
                             help="PostgreSQL: write pg_dump -Fc (database.dump) and a manifest instead of JSON.")
 
     def handle(self, *args, **options):
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
-        output = Path(options["output"]) if options["output"] else timestamped_directory(conf.backup_dir())
         split = lambda values: [v.strip() for value in values for v in value.split(",") if v.strip()]  # noqa: E731
+        try:
+            output = as_location(options["output"]) if options["output"] else timestamped_directory(
+                backup_root(options["storage"])
+            )
+            if options["native"] and isinstance(output, StoragePath):
+                raise CommandError("--native writes a local pg_dump file; it cannot be written to a storage")
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
         if options["native"]:
             try:
                 path = create_native_backup(output, using=options["database"])
@@ -48,14 +63,19 @@ class Command(BaseCommand):
         try:
             directory = create_backup(
                 output, using=options["database"], only=split(options["only"]), exclude=split(options["exclude"]),
-                compress=options["compress"],
+                compress=None if options["compress"] == "none" else options["compress"],
+                recipients=recipients_from(options["encrypt"]),
             )
+            manifest = read_manifest(directory / "manifest.json")
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
-        manifest = read_manifest(directory / "manifest.json")
         if options["verbosity"] >= 2:
             for table in manifest["tables"]:
                 self.stdout.write(f"{table['model']}: {table['rows']} rows -> {table['file']}")
         rows = sum(table["rows"] for table in manifest["tables"])
         if options["verbosity"] >= 1:
-            self.stdout.write(self.style.SUCCESS(f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}"))
+            encrypted = manifest.get("encryption")
+            how = f", encrypted for {', '.join(encrypted['recipients'])}" if encrypted else ""
+            self.stdout.write(self.style.SUCCESS(
+                f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}{how}"
+            ))

@@ -10,12 +10,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
-from dbrestore.discovery import backup_dir, human_size, list_backups, resolve_backup_name
+from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
 from dbrestore.engine import METHODS, MODES, queue_restore, restore, rollback_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
+from dbrestore.storage import SCHEME, as_location
 
 EXIT_PARTIAL = 3
 NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
@@ -51,6 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", dest="list_all",
                             help="With --list: the safety backups in BACKUP_DIR/safety/ too.")
         parser.add_argument("--latest", action="store_true", help="Restore the newest backup in BACKUP_DIR.")
+        parser.add_argument("--storage", default=None, metavar="ALIAS",
+                            help="Find backups (names, --latest, --list, the menu) in this settings.STORAGES alias and "
+                                 "write the safety backup there (default DBRESTORE['STORAGE'], or BACKUP_DIR).")
         parser.add_argument("--rollback", type=int, metavar="RUN_ID", default=None,
                             help="Restore the safety backup that restore run RUN_ID took before it emptied tables.")
         parser.add_argument("--skip-checksum", action="store_true",
@@ -114,9 +118,13 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         if options["database"] not in connections:
             raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
-        if options["list_backups"]:
-            self._print_backups(include_safety=options["list_all"])
-            return
+        self.storage = options["storage"]
+        try:
+            if options["list_backups"]:
+                self._print_backups(include_safety=options["list_all"])
+                return
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
         source = self._source(options)
         restore_options = dict(
             database=options["database"],
@@ -137,6 +145,7 @@ class Command(BaseCommand):
             terminate_connections=options["terminate_connections"],
             safety_backup=options["safety_backup"],
             indexes_after_load=options["indexes_after_load"],
+            storage=options["storage"],
         )
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
@@ -171,10 +180,10 @@ class Command(BaseCommand):
                 return rollback_source(options["rollback"])
             if options["source"]:
                 return self._path_or_name(options["source"])
-            backups = list_backups()
+            backups = list_backups(storage=self.storage)
             if options["latest"]:
                 if not backups:
-                    raise BackupNotFoundError(f"no backups in {backup_dir()}")
+                    raise BackupNotFoundError(f"no backups in {backup_root(self.storage)}")
                 return backups[0].path
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
@@ -182,13 +191,14 @@ class Command(BaseCommand):
             return self._menu(backups)
         raise CommandError(self.no_source_message)
 
-    @staticmethod
-    def _path_or_name(source: str) -> Path:
+    def _path_or_name(self, source: str):
+        if source.startswith(SCHEME):
+            return as_location(source)
         path = Path(source)
         if path.exists() or "/" in source:
             return path.absolute()  # a queued restore runs in a worker that stands elsewhere
         try:
-            return resolve_backup_name(source)
+            return resolve_backup_name(source, storage=self.storage)
         except BackupNotFoundError:
             return path.absolute()  # the restore reports the missing path
 
@@ -211,9 +221,9 @@ class Command(BaseCommand):
                                "without asking") from None
 
     def _print_backups(self, backups=None, numbered: bool = False, include_safety: bool = False) -> None:
-        backups = list_backups(include_safety=include_safety) if backups is None else backups
+        backups = list_backups(storage=self.storage, include_safety=include_safety) if backups is None else backups
         if not backups:
-            self.stdout.write(f"No backups in {backup_dir()}")
+            self.stdout.write(f"No backups in {backup_root(self.storage)}")
             return
         self.stdout.write(f"{'#  ' if numbered else ''}{'name':<40} {'created (UTC)':<20} {'size':>9} {'tables':>6} {'rows':>10}")
         for index, info in enumerate(backups, start=1):
