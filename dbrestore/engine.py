@@ -136,9 +136,11 @@ def restore(
     return execute(run, listeners=listeners)
 
 
-def _absolute(path: str | Path) -> str:
-    """Paths on a RestoreRun do not depend on where the process stood (a worker stands elsewhere)."""
-    return str(Path(path).expanduser().absolute())
+def _absolute(path: str | Path | StoragePath) -> str:
+    """Paths on a RestoreRun do not depend on where the process stood (a worker stands elsewhere);
+    a location in a storage is absolute already."""
+    location = as_location(path)
+    return str(location if isinstance(location, StoragePath) else location.absolute())
 
 
 def _make_paths_absolute(opts: RestoreOptions) -> None:

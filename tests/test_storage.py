@@ -34,7 +34,8 @@ def keys(s3) -> list[str]:
 
 
 def backup_keys(s3, backup: str) -> list[str]:
-    return [key.split("/", 2)[2] for key in keys(s3) if key.startswith(f"{s3.prefix}/{backup}/")]
+    folder = f"{s3.prefix}/{backup}/"
+    return [key[len(folder):] for key in keys(s3) if key.startswith(folder)]
 
 
 def get(s3, backup: str, name: str) -> bytes:
@@ -46,7 +47,7 @@ def put(s3, backup: str, name: str, data: bytes) -> None:
 
 
 def only_backup(s3) -> str:
-    (name,) = {key.split("/")[1] for key in keys(s3) if not key.split("/")[1].startswith("safety-")}
+    (name,) = {key.split("/")[1] for key in keys(s3) if key.split("/")[1] != "safety"}
     return name
 
 
@@ -70,8 +71,8 @@ def test_create_backup_writes_to_s3_and_list_latest_restore_read_it(s3, loaded, 
     assert counts() == loaded
     run = RestoreRun.objects.latest("pk")
     assert run.status == "succeeded" and run.source == f"storage://backups/{name}"
-    assert run.safety_backup.startswith("storage://backups/safety-run")  # the safety backup went to S3 too
-    safety = run.safety_backup.rsplit("/", 1)[1]
+    assert run.safety_backup.startswith("storage://backups/safety/safety-run")  # the safety backup went to S3 too
+    safety = run.safety_backup.removeprefix("storage://backups/")
     assert "manifest.json" in backup_keys(s3, safety)
 
     run_command("restore_backup", "--rollback", run.pk, "--noinput", "--no-safety-backup")
@@ -208,7 +209,7 @@ def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
     Customer.objects.update(name="changed")
     run_command("restore_backup", "sealed", "--noinput")
     assert counts() == loaded and not Customer.objects.filter(name="changed").exists()
-    safety = RestoreRun.objects.latest("pk").safety_backup.rsplit("/", 1)[1]
+    safety = RestoreRun.objects.latest("pk").safety_backup.removeprefix("storage://backups/")
     assert all(name.endswith(".gpg") for name in backup_keys(s3, safety) if name != "manifest.json")
 
 
