@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
         "auth.Permission",
     ],
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
-    "LOCK_WAIT": 2.0,  # seconds a restore waits for a busy database lock when no restore is on record
+    "LOCK_WAIT": 1.0,  # seconds a restore waits for a busy database lock when no restore is on record
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
     "MAX_MESSAGES": 200,  # warnings/errors kept on a RestoreRun

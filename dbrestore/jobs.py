@@ -111,7 +111,7 @@ def _enqueue_now(run: RestoreRun) -> None:
         )
     except Exception as exc:  # redis.ConnectionError, a misconfigured queue...: the run must not stay queued
         reason = f"could not enqueue restore #{run.pk} on RQ queue {conf.get('QUEUE')!r}: {type(exc).__name__}: {exc}"
-        _fail_queued(run, reason)
+        _fail_queued(run, reason, logging.INFO)  # the caller gets the error
         raise RestoreQueueError(reason) from exc
 
 
@@ -122,14 +122,14 @@ def _enqueue_after_commit(run: RestoreRun) -> None:
         logger.error("%s", exc)
 
 
-def _fail_queued(run: RestoreRun, reason: str) -> None:
+def _fail_queued(run: RestoreRun, reason: str, level: int = logging.WARNING) -> None:
     from django.utils import timezone
 
     updated = RestoreRun.objects.using(run_database()).filter(pk=run.pk, status=RestoreRun.Status.QUEUED).update(
         status=RestoreRun.Status.FAILED, finished_at=timezone.now(), errors=[*run.errors, reason],
     )
     if updated:
-        logger.warning("Restore #%s failed before it started: %s", run.pk, reason)
+        logger.log(level, "Restore #%s failed before it started: %s", run.pk, reason)
 
 
 def job_exists(job_id: str) -> bool:
