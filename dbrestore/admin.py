@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import admin_views
 from .models import RestoreRun
+from .runs import settle
 
 STATUS_COLOURS = {
     "queued": "#777", "running": "#2a6ebb", "succeeded": "#2e7d32", "partial": "#c77700",
@@ -84,10 +85,15 @@ class RestoreRunAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
+        if run is not None and run.is_active:
+            settle(run.database)  # a run whose process died shows failed, not running
+            run.refresh_from_db()
+        tables = sorted((run.tables or {}).items(), key=lambda item: item[1].get("position", 0)) if run else []
         extra_context = {
             **(extra_context or {}),
             "run": run,
-            "tables": sorted((run.tables or {}).items(), key=lambda item: item[1].get("position", 0)) if run else [],
+            "tables": tables,
+            "left_holding": any("rows_now" in table for _, table in tables),
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
             "rq_job_url": admin_views.rq_job_url(run) if run else None,
         }

@@ -59,6 +59,10 @@ class DatabaseLock:
     def check(self) -> None:
         """Raise :class:`LockLostError` when the lock was lost (its session ended, its file went)."""
 
+    def busy(self) -> bool | None:
+        """Whether someone holds the lock, when that can be seen without taking it (else None)."""
+        return None
+
     def _try(self) -> bool:
         raise NotImplementedError
 
@@ -79,6 +83,8 @@ class AdvisoryLock(DatabaseLock):
         connection = type(main)(dict(main.settings_dict), self.database)
         connection.ensure_connection()
         connection.set_autocommit(True)
+        # Checked from the threads of --jobs too, one at a time (progress events are serialised).
+        connection.inc_thread_sharing()
         return connection
 
     def _try(self) -> bool:
@@ -94,6 +100,7 @@ class AdvisoryLock(DatabaseLock):
         if self._connection is not None:
             with contextlib.suppress(DatabaseError):
                 self._connection.close()
+            self._connection.dec_thread_sharing()
             self._connection = None
 
     def check(self) -> None:
@@ -111,6 +118,20 @@ class AdvisoryLock(DatabaseLock):
 
     def backend_pids(self) -> list[int]:
         return [self.backend_pid] if self.held and self.backend_pid else []
+
+    def busy(self) -> bool | None:
+        # classid, objid, objsubid 2: how pg_locks shows a lock taken with two int4 keys.
+        try:
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = %s AND objid = %s AND objsubid = 2 "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                    ADVISORY_KEYS,
+                )
+                return bool(cursor.fetchone()[0])
+        except DatabaseError:
+            return None
 
 
 class FileLock(DatabaseLock):

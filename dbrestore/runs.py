@@ -222,6 +222,8 @@ def _fail(run: RestoreRun, reason: str) -> None:
 def settle(database: str) -> None:
     """Fail the dead runs of ``database`` if its lock is free right now (never waits)."""
     lock = lock_for(database)
+    if lock.busy():
+        return  # seen without taking it (PostgreSQL): a restore holds it, alive
     try:
         if lock.acquire():
             reap_dead_runs(database)

@@ -401,3 +401,45 @@ def test_running_job_deleted_stops_its_run(redis_queue, backup, small_backup, su
     assert f"restore #{run.pk} stopped: its RQ job {run.job_id} was deleted" in run.errors
     assert table_counts() == before
     assert_new_restore_starts(run_command, small_backup)
+
+
+# -- what a failed --no-atomic restore left -------------------------------------------------------
+
+def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_command):
+    folder = tmp_path / "breaks"
+    folder.mkdir()
+    (folder / "shop_category.jsonl").write_text(json.dumps({"id": 1, "name": "root", "parent_id": None}) + "\n")
+    good = "".join(json.dumps({"id": pk, "name": f"t{pk}"}) + "\n" for pk in range(1, 6))
+    (folder / "shop_tag.jsonl").write_text(good + '{"id": 6, "name": \n')
+    with pytest.raises(CommandError) as error:
+        run_command("restore_backup", folder, "--noinput", "--no-atomic", "--batch-size", "2", "--method", "orm",
+                    "--no-safety-backup")
+    assert len(str(error.value).splitlines()) == 1
+    run = RestoreRun.objects.get()
+    assert run.status == "failed"
+    tags = Tag.objects.count()
+    assert 0 < tags < 6
+    assert run.tables["shop.Tag"]["rows_now"] == tags and run.tables["shop.Tag"]["complete"] is False
+    assert run.tables["shop.Category"]["rows_now"] == 1 and run.tables["shop.Category"]["complete"] is True
+    assert f"shop.Tag: {tags} rows now, expected unknown, incomplete" in run.errors
+    assert "shop.Category: 1 rows now, expected unknown, complete" in run.errors
+    out, _ = run_command("restore_status", run.pk)
+    assert f"now {tags} rows of ? expected, incomplete" in out
+
+
+def test_admin_run_page_shows_a_dead_run_failed_with_what_each_table_holds(admin_client):
+    """A run left ``running`` by a killed process, its lock free: the page fails it and counts."""
+    from django.urls import reverse
+
+    Tag.objects.bulk_create([Tag(name=f"t{pk}") for pk in range(7)])
+    run = RestoreRun.objects.create(
+        source="/backups/x", status="running", mode="replace", options={"atomic": False},
+        tables={"shop.Tag": {"table": "shop_tag", "expected": 10, "total": 5, "inserted": 5, "skipped": 0,
+                             "rejected": 0, "seconds": 1.0, "rows_per_s": 5.0, "position": 0, "finished": False}},
+    )
+    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[run.pk])).content.decode()
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "the restoring process died (its database lock was released)" in page
+    assert "<td>7 of 10</td><td>incomplete</td>" in page
+    assert "shop.Tag: 7 rows now, 10 expected, incomplete" in page
