@@ -242,6 +242,28 @@ def test_a_restore_waiting_on_a_table_lock_stays_running(backup, small_backup, s
     assert run.status == "succeeded"
 
 
+def test_status_follows_the_lock_not_the_clock(small_backup, run_command):
+    """A run whose heartbeat is a day old stays running while its lock is held, and fails the
+    moment the lock is free."""
+    import datetime
+
+    from dbrestore.locks import lock_for
+
+    old = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    run = RestoreRun.objects.create(source="/backups/x", status="running", heartbeat_at=old, started_at=old,
+                                    tables={}, options={"atomic": True})
+    holder = lock_for("default")  # the holding process, as far as the lock can tell
+    assert holder.acquire()
+    try:
+        assert status_now(run_command, run)["status"] == "running"
+        with pytest.raises(CommandError, match=f"restore #{run.pk} of /backups/x is already running"):
+            run_command("restore_backup", small_backup, "--noinput")
+    finally:
+        holder.release()
+    assert status_now(run_command, run)["status"] == "failed"
+    assert_new_restore_starts(run_command, small_backup)
+
+
 class Blocker:
     """Another session holding a write lock, so that a restore started meanwhile waits on it."""
 
