@@ -157,7 +157,6 @@ def test_sigkill_of_a_no_atomic_cli_says_what_each_table_holds(backup, small_bac
     assert_new_restore_starts(run_command, small_backup)
 
 
-@pytest.mark.postgres
 def test_sigkill_of_an_rqworker_mid_restore(redis_queue, backup, small_backup, subprocess_env, run_command, before):
     out, _ = run_command("restore_backup", backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
     run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
@@ -236,6 +235,38 @@ def test_a_restore_waiting_on_a_table_lock_stays_running(backup, small_backup, s
     finally:
         blocker.rollback()
         blocker.close()
+    process.communicate(timeout=60)
+    assert process.returncode == 0
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_a_restore_waiting_on_the_sqlite_write_lock_stays_running(backup, small_backup, subprocess_env, run_command):
+    """SQLite: a --no-atomic restore blocked between two batches by another writer."""
+    import sqlite3
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the PostgreSQL case waits on a table lock (above)")
+    process = start_restore(backup, subprocess_env(), "--no-atomic", "--method", "orm", "--batch-size", "20")
+    run = wait_for(lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=100).first(),
+                   "rows committed", process=process)
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=30)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # between two of the restore's batches
+        inserted = other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?", [run.pk]).fetchone()
+        time.sleep(1.0)
+        assert process.poll() is None
+        assert other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?",
+                             [run.pk]).fetchone() == inserted  # it waits
+        other.execute("UPDATE dbrestore_restorerun SET heartbeat_at = '2000-01-01 00:00:00' WHERE id = ?", [run.pk])
+        other.execute("COMMIT")
+        other.execute("BEGIN IMMEDIATE")
+        assert status_now(run_command, run)["status"] == "running"
+        with pytest.raises(CommandError, match=f"restore #{run.pk} of .* is already running"):
+            run_command("restore_backup", small_backup, "--noinput")
+    finally:
+        other.rollback() if other.in_transaction else None
+        other.close()
     process.communicate(timeout=60)
     assert process.returncode == 0
     run.refresh_from_db()
@@ -404,7 +435,6 @@ def test_queued_run_whose_job_was_deleted_is_failed(redis_queue, small_backup, r
     assert_new_restore_starts(run_command, small_backup)
 
 
-@pytest.mark.postgres
 def test_running_job_deleted_stops_its_run(redis_queue, backup, small_backup, subprocess_env, run_command, before):
     from rq.job import Job
 
