@@ -83,6 +83,9 @@ class AdvisoryLock(DatabaseLock):
         connection = type(main)(dict(main.settings_dict), self.database)
         connection.ensure_connection()
         connection.set_autocommit(True)
+        if connection.pg_version >= 140000:
+            with connection.cursor() as cursor:  # the session sits idle for the whole restore
+                cursor.execute("SET idle_session_timeout = 0")
         # Checked from the threads of --jobs too, one at a time (progress events are serialised).
         connection.inc_thread_sharing()
         return connection

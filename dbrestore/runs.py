@@ -176,9 +176,9 @@ def describe_tables(database: str, tables: dict[str, dict[str, Any]], mode: str)
     for label, table in tables.items():
         rows_now = count_rows(database, table["table"])
         expected = table.get("expected")
-        complete = bool(table.get("finished")) or (
-            mode == "replace" and expected is not None and rows_now == expected and table.get("total") == expected
-        )
+        # Replace mode emptied the table first: holding the expected count, it holds them all
+        # (the COPY pipeline may have committed a batch it had not yet recorded).
+        complete = bool(table.get("finished")) or (mode == "replace" and expected is not None and rows_now == expected)
         table["rows_now"], table["complete"] = rows_now, complete
         now = "?" if rows_now is None else rows_now
         of = f"{expected} expected" if expected is not None else "expected unknown"
