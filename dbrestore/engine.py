@@ -126,9 +126,8 @@ def restore(
     opts = RestoreOptions(**options)
     opts.validate()
     with locks.holding(opts.database) as lock:
-        run = create_run(
-            source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(), requested_by=requested_by
-        )
+        run = create_run(source=str(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+                         requested_by=requested_by)
         return execute(run, lock=lock, listeners=listeners)
 
 

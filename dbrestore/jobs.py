@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.db import connections, transaction
+from django.utils import timezone
 
 from . import conf, locks
 from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
@@ -123,8 +124,6 @@ def _enqueue_after_commit(run: RestoreRun) -> None:
 
 
 def _fail_queued(run: RestoreRun, reason: str, level: int = logging.WARNING) -> None:
-    from django.utils import timezone
-
     updated = RestoreRun.objects.using(run_database()).filter(pk=run.pk, status=RestoreRun.Status.QUEUED).update(
         status=RestoreRun.Status.FAILED, finished_at=timezone.now(), errors=[*run.errors, reason],
     )

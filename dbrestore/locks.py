@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.db import DatabaseError, connections
 
-from .exceptions import LockLostError, RestoreLockedError
+from .exceptions import LockLostError, RestoreConfigError, RestoreLockedError
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,10 @@ class FileLock(DatabaseLock):
         self._fd: int | None = None
 
     def _try(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RestoreConfigError(f"cannot open the restore lock file {self.path}: {exc.strerror or exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

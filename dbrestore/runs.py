@@ -5,6 +5,9 @@ while an atomic restore holds its transaction open. When the history lives on th
 PostgreSQL database as the restore, :class:`RunRecorder` therefore writes through a second
 connection of its own, outside the restore's transaction. On SQLite, which allows one writer
 at a time, it writes through the restore's own connection (seen by others at the end).
+
+Whether a run is alive follows from its database's restore lock (:mod:`dbrestore.locks`):
+whoever holds the lock may fail the runs left ``running`` (:func:`reap_dead_runs`).
 """
 
 from __future__ import annotations
@@ -203,7 +206,8 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
             job = jobs.job_status(run)
             if job is True:
                 continue
-            reason = f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); the restore never started"
+            reason = (f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); "
+                      "the restore never started")
         _fail(run, reason)
         dead.append(run)
     return dead

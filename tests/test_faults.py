@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from restoreproject.shop.models import Customer, Order, Tag
+from restoreproject.shop.models import Customer, Tag
 from tests.backup_data import manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,7 +90,8 @@ def manifest_rows(backup: Path, model: str) -> int:
 def table_counts() -> dict[str, int]:
     from django.apps import apps
 
-    return {m._meta.label: m._base_manager.count() for m in apps.get_app_config("shop").get_models(include_auto_created=True)}
+    models = apps.get_app_config("shop").get_models(include_auto_created=True)
+    return {model._meta.label: model._base_manager.count() for model in models}
 
 
 @pytest.fixture
@@ -228,7 +229,8 @@ def test_a_restore_waiting_on_a_table_lock_stays_running(backup, small_backup, s
     blocker.execute("LOCK TABLE shop_customer IN ACCESS EXCLUSIVE MODE")
     process = start_restore(small_backup, subprocess_env())
     try:
-        run = wait_for(lambda: RestoreRun.objects.filter(status="running").first(), "a running restore", process=process)
+        run = wait_for(lambda: RestoreRun.objects.filter(status="running").first(), "a running restore",
+                       process=process)
         with connection.cursor() as cursor:
             wait_for(lambda: cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                             "AND datname = current_database()") or cursor.fetchone()[0],
@@ -352,7 +354,8 @@ def full_disk(tmp_path):
     """A 1 MiB tmpfs (unmounted after the test)."""
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
     if done.returncode:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs: {done.stderr}")
