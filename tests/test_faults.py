@@ -163,8 +163,10 @@ def test_sigkill_of_a_no_atomic_cli_says_what_each_table_holds(backup, small_bac
     assert_new_restore_starts(run_command, small_backup)
 
 
-def test_sigkill_of_an_rqworker_mid_restore(redis_queue, backup, small_backup, subprocess_env, run_command, before):
-    out, _ = run_command("restore_backup", backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
+@pytest.mark.parametrize("victims", ["horse", "worker and horse"])
+def test_sigkill_of_an_rqworker_mid_restore(redis_queue, big_backup, small_backup, subprocess_env, run_command,
+                                            before, victims):
+    out, _ = run_command("restore_backup", big_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
     run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
     worker = start(["rqworker", "dbrestore"], subprocess_env(DBRESTORE_SYNC_JOBS="0"))
     try:
@@ -173,11 +175,15 @@ def test_sigkill_of_an_rqworker_mid_restore(redis_queue, backup, small_backup, s
         assert horses, "no work horse"
         for pid in horses:  # the work horse runs in a process group of its own
             os.kill(pid, signal.SIGKILL)
+        if victims == "horse":
+            # The worker lives on and moves the job to the failed registry; the run fails by its lock.
+            wait_for(lambda: redis_queue.failed_job_registry.count, "the job in the failed registry")
     finally:
         worker.send_signal(signal.SIGKILL)  # the worker too, as when its machine dies
         worker.wait(timeout=30)
     wait_for(lambda: table_counts() == before, "the killed transaction to roll back", timeout=10)
-    data = status_now(run_command, run)
+    # The horse is not this test's child: it cannot be waited for, only seen gone within a moment.
+    data = wait_for(lambda: (d := status_now(run_command, run))["final"] and d, "the run to be final", timeout=5)
     assert data["status"] == "failed", data
     assert "the restoring process died (its database lock was released)" in data["errors"]
     assert_new_restore_starts(run_command, small_backup)
@@ -443,10 +449,11 @@ def test_queued_run_whose_job_was_deleted_is_failed(redis_queue, small_backup, r
     assert_new_restore_starts(run_command, small_backup)
 
 
-def test_running_job_deleted_stops_its_run(redis_queue, backup, small_backup, subprocess_env, run_command, before):
+def test_running_job_deleted_stops_its_run(redis_queue, big_backup, small_backup, subprocess_env, run_command,
+                                           before):
     from rq.job import Job
 
-    out, _ = run_command("restore_backup", backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
+    out, _ = run_command("restore_backup", big_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
     run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
     worker = start(["rqworker", "dbrestore", "--burst"], subprocess_env(DBRESTORE_SYNC_JOBS="0"))
     try:
