@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from . import admin_views
 from .models import RestoreRun
 from .run_display import rolled_back, table_rows, verification_rows
+from .runs import settle
 
 SOURCE_CHARS = 40  # of a long source path, the history shows the end (the full path is its tooltip)
 
@@ -138,10 +139,15 @@ class RestoreRunAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
+        if run is not None and run.is_active:
+            settle(run.database)  # a run whose process died shows failed, not running
+            run.refresh_from_db()
+        tables = table_rows(run) if run else []
         extra_context = {
             **(extra_context or {}),
             "run": run,
-            "tables": table_rows(run) if run else [],
+            "tables": tables,
+            "left_holding": any("complete" in table for table in tables),
             "rolled_back": rolled_back(run) if run else False,
             "final": run.status in RestoreRun.FINAL_STATUSES if run else False,
             "verification_rows": verification_rows(run) if run else [],

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "auth.Permission",
     ],
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
-    "HEARTBEAT_TIMEOUT": 120,  # seconds without heartbeat before a running restore counts as dead
+    "LOCK_WAIT": 1.0,  # seconds a restore waits for a busy database lock when no restore is on record
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".sql", ".dump", ".backup"],  # no reader takes .zip
     "MAX_MESSAGES": 200,  # warnings, and errors, kept on a RestoreRun (the first N of each; reports keep all)

@@ -102,15 +102,28 @@ class CopyTableLoader(TableLoader):
             _quick_thread_switches(),
             ThreadPoolExecutor(1, thread_name_prefix="dbrestore-copy") as copier,
         ):
-            for batch in batched(rows, self.batch_size):
-                keyed, numbered = self._split_by_key(self._convert(batch))
-                data = self._format(keyed)
+            try:
+                for batch in batched(rows, self.batch_size):
+                    keyed, numbered = self._split_by_key(self._convert(batch))
+                    data = self._format(keyed)
+                    if in_flight is not None:
+                        finishing, in_flight = in_flight, None  # counted once, even if _finish raises
+                        self._finish(*finishing)
+                    in_flight = (copier.submit(self._copy_data, data, in_transaction), keyed, numbered)
+            except BaseException:
                 if in_flight is not None:
-                    self._finish(*in_flight)
-                in_flight = (copier.submit(self._copy_data, data, in_transaction), keyed, numbered)
+                    self._count_if_copied(*in_flight)
+                raise
             if in_flight is not None:
                 self._finish(*in_flight)
         return self.result
+
+    def _count_if_copied(self, copying: Future, copied: list[PendingRow], numbered: list[PendingRow]) -> None:
+        """After a failure mid-load, count the batch in flight if its COPY went in (with
+        ``--no-atomic`` it committed by itself), so that the run's counts do not lag the table."""
+        with contextlib.suppress(Exception):
+            if copying.result() is None and copied:
+                self._count(copied, len(copied), None)
 
     def _split_by_key(self, pending: list[PendingRow]) -> tuple[list[PendingRow], list[PendingRow]]:
         """(rows with a primary key, for the COPY; rows the database must number, for the ORM)."""

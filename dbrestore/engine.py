@@ -21,7 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.utils import DatabaseError
 from django.utils import timezone
 
-from . import conf, native, postload, signals
+from . import conf, locks, native, postload, signals
 from .backup import create_backup
 from .copyload import CopyTableLoader
 from .discovery import backup_root, prune_safety_backups, safety_backup_path
@@ -41,7 +41,7 @@ from .plan import Plan, PlannedTable, build_plan, order_parents_first, referenci
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from .runs import RunRecorder, create_run, finish_run
+from .runs import RunRecorder, create_run, describe_tables, finish_run, settle, tables_progress
 from .sources import Backup, open_backup
 from .storage import StoragePath, as_location, configured_alias
 from .verify import migration_drift, verify_checksums, verify_counts
@@ -130,10 +130,10 @@ def restore(
     opts = RestoreOptions(**options)
     opts.validate()
     _make_paths_absolute(opts)
-    run = create_run(
-        source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(), requested_by=requested_by
-    )
-    return execute(run, listeners=listeners)
+    with locks.holding(opts.database) as lock:
+        run = create_run(source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+                         requested_by=requested_by)
+        return execute(run, lock=lock, listeners=listeners)
 
 
 def _absolute(path: str | Path | StoragePath) -> str:
@@ -148,13 +148,16 @@ def _make_paths_absolute(opts: RestoreOptions) -> None:
         opts.rejects_file = _absolute(opts.rejects_file)
 
 
-def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> RestoreResult:
-    """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end."""
+def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[ProgressListener] = (),
+            job_id: str | None = None) -> RestoreResult:
+    """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end, holding
+    ``lock``, the database's restore lock (``job_id``: the RQ job running it, watched)."""
     opts = RestoreOptions(**run.options)
     opts.validate()
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
                            method="copy" if opts.loader_class() is CopyTableLoader else "orm")
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run)
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
+                           lock=lock, job_id=job_id)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
         Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
@@ -175,23 +178,24 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     except RestoreCancelled as exc:
         result.status = CANCELLED
         result.errors.append(str(exc))
-        _note_table_states(plan, opts, result)
     except DbRestoreError as exc:
         result.status = FAILED
         result.errors.append(str(exc))
-        _note_table_states(plan, opts, result)
         raise
-    except Exception as exc:
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit (SIGTERM) end the run too
         result.status = FAILED
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-        _note_table_states(plan, opts, result)
+        result.errors.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         raise
     finally:
-        rejects.close()
         recorder.close()
         result.seconds = time.monotonic() - started
         result.rejects_file = str(rejects.path) if rejects.used else None
-        finish_run(run, result)
+        tables = tables_progress(result, recorder.finished)
+        with contextlib.suppress(Exception):  # a full disk must not keep the outcome from being recorded
+            rejects.close()
+        if result.status in (FAILED, CANCELLED):
+            _note_table_states(plan, opts, result, tables)
+        finish_run(run, result, tables)
         progress.restore_finished(result)
     signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
     return result
@@ -237,20 +241,16 @@ def cascade_closure(models: list, already: set) -> list:
     return found
 
 
-def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult) -> None:
-    """After a failure, say what each table was left holding."""
+def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult,
+                       tables: dict[str, Any]) -> None:
+    """After a failure, say what each table was left holding (rows now, rows expected, complete
+    or not: counted in the database, recorded on ``tables`` too)."""
     if plan is None or opts.dry_run:
         return
     if opts.atomic:
         result.errors.append("rolled back: the database is as it was before the restore")
         return
-    for table in plan.tables:
-        done = result.tables.get(table.label)
-        if done is None or done.total == 0:
-            state = "emptied, nothing loaded" if opts.mode == "replace" else "not touched"
-        else:
-            state = f"partly loaded: {done.inserted} rows committed of {done.total} read"
-        result.errors.append(f"{table.label}: {state}")
+    result.errors.extend(describe_tables(opts.database, tables, opts.mode))
 
 
 def write_safety_backup(run: RestoreRun, plan: Plan, using: str, *, storage: str | None = None,
@@ -442,11 +442,18 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
     opts = RestoreOptions(**options)
     opts.validate()
     _make_paths_absolute(opts)
-    run = create_run(
-        source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
-        requested_by=requested_by, status=RestoreRun.Status.QUEUED,
-    )
-    jobs.enqueue(run)
+    jobs.check_queue()
+    with locks.holding(opts.database):
+        # The run is created and its job enqueued under the lock: nobody can see it queued
+        # without a job (and fail it for that) in between.
+        run = create_run(
+            source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+            requested_by=requested_by, status=RestoreRun.Status.QUEUED,
+        )
+        if not conf.get("SYNC_JOBS"):
+            jobs.enqueue(run)
+    if conf.get("SYNC_JOBS"):
+        jobs.enqueue(run)  # runs it in-process, taking the lock again
     return run
 
 
@@ -454,6 +461,7 @@ def cancel_restore(run: RestoreRun) -> str:
     """Cancel a queued run now, or ask a running one to stop at its next batch boundary."""
     from . import jobs
 
+    settle(run.database)
     run.refresh_from_db()
     if run.status == RestoreRun.Status.QUEUED:
         jobs.cancel_job(run)

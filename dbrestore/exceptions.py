@@ -42,6 +42,10 @@ class RestoreLockedError(DbRestoreError):
     """Another restore is queued or running against the same database."""
 
 
+class RestoreQueueError(DbRestoreError):
+    """A background restore could not be put on its RQ queue (Redis down, unknown queue)."""
+
+
 class RestoreCancelled(DbRestoreError):
     """The run was cancelled by a user; raised at a batch boundary."""
 
@@ -69,3 +73,12 @@ class StorageError(DbRestoreError):
 
 class EncryptionError(DbRestoreError):
     """GnuPG could not encrypt or decrypt a backup file: no key, a corrupt file, no gpg binary."""
+
+
+class LockLostError(RestoreAbortedError):
+    """The restore lost its database lock midway (its session was terminated); it stops."""
+
+
+class RejectsWriteError(DbRestoreError):
+    """A rejected row could not be written to the rejects file (full disk, unwritable path); the
+    restore stops (rolled back when atomic) rather than lose the row silently."""

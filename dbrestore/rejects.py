@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from .exceptions import TooManyRejectsError
+from .exceptions import RejectsWriteError, TooManyRejectsError
 
 
 def _default(value: Any) -> Any:
@@ -46,17 +46,25 @@ class RejectsFile:
         self, *, model: str, table: str, position: int | None, row: dict[str, Any], reason: str, kind: str = "rejected"
     ) -> None:
         with self._lock:
-            if self._stream is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._stream = open(self.path, "ab")
             record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
-            self._stream.write(orjson.dumps(record, default=_default) + b"\n")
+            line = orjson.dumps(record, default=_default) + b"\n"
+            try:
+                if self._stream is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    # Unbuffered: a full disk fails this write, inside the restore's transaction,
+                    # not a flush after its commit.
+                    self._stream = open(self.path, "ab", buffering=0)
+                self._stream.write(line)
+            except OSError as exc:
+                raise RejectsWriteError(
+                    f"{self.path}: the rejects file cannot be written ({exc.strerror or exc}); "
+                    f"{table} row {position} could not be recorded"
+                ) from exc
             self.count += 1
             if kind != "rejected":
                 return
             self.rejected += 1
             if self.max_rejects is not None and self.rejected > self.max_rejects:
-                self._stream.flush()
                 raise TooManyRejectsError(
                     f"more than {self.max_rejects} rows rejected (--max-rejects); stopped at {table} row {position}: "
                     f"{reason}"

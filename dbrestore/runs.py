@@ -5,11 +5,13 @@ while an atomic restore holds its transaction open. When the history lives on th
 PostgreSQL database as the restore, :class:`RunRecorder` therefore writes through a second
 connection of its own, outside the restore's transaction. On SQLite, which allows one writer
 at a time, it writes through the restore's own connection (seen by others at the end).
+
+Whether a run is alive follows from its database's restore lock (:mod:`dbrestore.locks`):
+whoever holds the lock may fail the runs left ``running`` (:func:`reap_dead_runs`).
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from typing import Any
@@ -19,8 +21,9 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from . import conf
+from . import conf, jobs
 from .exceptions import RestoreCancelled, RestoreLockedError
+from .locks import DatabaseLock, lock_for, locked_message
 from .models import RestoreRun
 from .progress import BaseListener
 from .report import RestoreResult, TableResult
@@ -37,18 +40,31 @@ def _bounded(messages: list[str]) -> list[str]:
     return messages[:limit] if len(messages) > limit else list(messages)
 
 
-def tables_progress(result: RestoreResult) -> dict[str, Any]:
+def tables_progress(result: RestoreResult, finished: set[str] | None = None) -> dict[str, Any]:
     """Per-table progress for RestoreRun.tables; ``position`` keeps the load order, which a
-    PostgreSQL jsonb object does not."""
-    return {label: {**table.as_dict(), "position": index} for index, (label, table) in enumerate(result.tables.items())}
+    PostgreSQL jsonb object does not; ``finished``: the table's load ran to its end."""
+    return {
+        label: {**table.as_dict(), "position": index, "finished": label in (finished or ())}
+        for index, (label, table) in enumerate(result.tables.items())
+    }
 
 
 class RunRecorder(BaseListener):
-    """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds."""
+    """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds, and
+    stops the restore (at a batch boundary) when it should not go on: a cancel request, its RQ
+    job deleted (``job_id``), or its database lock lost (``lock``).
 
-    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool):
+    Without one transaction (``--no-atomic``) every committed batch is recorded at once, so the
+    run's counts never lag what the database holds.
+    """
+
+    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None,
+                 job_id: str | None = None):
         self.run = run
-        self.interval = conf.get("PROGRESS_INTERVAL")
+        self.interval = conf.get("PROGRESS_INTERVAL") if atomic else 0.0
+        self.lock = lock
+        self.job_id = job_id
+        self.finished: set[str] = set()
         self._last_flush = 0.0
         self._result: RestoreResult | None = None
         self._side = None
@@ -58,10 +74,11 @@ class RunRecorder(BaseListener):
             self._side = type(main)(dict(main.settings_dict), history_db)
 
     def backend_pids(self) -> list[int]:
-        """PostgreSQL backend pids of this recorder's own connection (to spare it)."""
-        if self._side is None or self._side.connection is None:
-            return []
-        return [self._side.connection.info.backend_pid]
+        """PostgreSQL backend pids of this recorder's own connection and of the lock's (to spare them)."""
+        pids = self.lock.backend_pids() if self.lock is not None else []
+        if self._side is not None and self._side.connection is not None:
+            pids.append(self._side.connection.info.backend_pid)
+        return pids
 
     def close(self) -> None:
         if self._side is not None:
@@ -80,15 +97,16 @@ class RunRecorder(BaseListener):
         self.write(current_table=table.label, tables=self._tables())
 
     def table_finished(self, table: TableResult) -> None:
+        self.finished.add(table.label)
         self.write(tables=self._tables(), force=True)
 
     # ---------------------------------------------------------------------------------
     def _tables(self) -> dict[str, Any]:
         assert self._result is not None
-        return tables_progress(self._result)
+        return tables_progress(self._result, self.finished)
 
     def write(self, *, force: bool = False, **values: Any) -> None:
-        """Save progress values (throttled unless ``force``) and check for a cancel request."""
+        """Save progress values (throttled unless ``force``) and check the run may go on."""
         now = time.monotonic()
         if not force and now - self._last_flush < self.interval:
             return
@@ -105,9 +123,13 @@ class RunRecorder(BaseListener):
         values["heartbeat_at"] = timezone.now()
         for name, value in values.items():
             setattr(self.run, name, value)
+        if self.lock is not None:
+            self.lock.check()
         cancel = self._update(values)
         if cancel:
             raise RestoreCancelled(f"restore #{self.run.pk} was cancelled")
+        if self.job_id and not jobs.job_exists(self.job_id):
+            raise RestoreCancelled(f"restore #{self.run.pk} stopped: its RQ job {self.job_id} was deleted")
 
     def _update(self, values: dict[str, Any]) -> bool:
         """UPDATE the run row and return its ``cancel_requested`` flag."""
@@ -123,26 +145,108 @@ class RunRecorder(BaseListener):
         return bool(row and row[0])
 
 
-def fail_dead_runs(database: str | None = None) -> list[RestoreRun]:
-    """Mark failed the running restores whose heartbeat stopped (a killed process or worker)."""
-    timeout = conf.get("HEARTBEAT_TIMEOUT")
-    cutoff = timezone.now() - datetime.timedelta(seconds=timeout)
-    runs = RestoreRun.objects.using(run_database()).filter(status=RestoreRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    if database is not None:
-        runs = runs.filter(database=database)
-    dead = list(runs)
-    for run in dead:
-        run.status = RestoreRun.Status.FAILED
-        run.finished_at = timezone.now()
-        run.errors = [*run.errors, f"no heartbeat for more than {timeout}s: the restoring process died"][-conf.get("MAX_MESSAGES"):]
-        run.save(update_fields=["status", "finished_at", "errors"])
-        logger.warning("Restore #%s had no heartbeat since %s; marked failed", run.pk, run.heartbeat_at)
+def count_rows(database: str, db_table: str) -> int | None:
+    """Rows in ``db_table`` now (None when the database cannot say); retried on a fresh
+    connection when the restore's own one died."""
+    connection = connections[database]
+    sql = f"SELECT COUNT(*) FROM {connection.ops.quote_name(db_table)}"
+    for attempt in (1, 2):
+        try:
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            if connection.vendor == "postgresql" and not connection.in_atomic_block:
+                # A killed restore's backend may still hold a table lock until it notices: do not hang.
+                with transaction.atomic(using=database), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                    cursor.execute(sql)
+                    return cursor.fetchone()[0]
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchone()[0]
+        except DatabaseError as exc:
+            if connection.in_atomic_block:
+                return None
+            connection.close()
+            if attempt == 2:
+                logger.warning("Could not count the rows of %s: %s", db_table, exc)
+    return None
+
+
+def describe_tables(database: str, tables: dict[str, dict[str, Any]], mode: str) -> list[str]:
+    """After a failed ``--no-atomic`` restore: count what each table holds now, record it on
+    each entry of ``tables`` (``rows_now``, ``complete``) and return one line per table."""
+    lines = []
+    for label, table in tables.items():
+        rows_now = count_rows(database, table["table"])
+        expected = table.get("expected")
+        # Replace mode emptied the table first: holding the expected count, it holds them all
+        # (the COPY pipeline may have committed a batch it had not yet recorded).
+        complete = bool(table.get("finished")) or (mode == "replace" and expected is not None and rows_now == expected)
+        table["rows_now"], table["complete"] = rows_now, complete
+        now = "?" if rows_now is None else rows_now
+        of = f"{expected} expected" if expected is not None else "expected unknown"
+        touched = table.get("total") or table.get("finished")
+        state = "complete" if complete else ("incomplete" if touched or mode == "replace" else "not touched")
+        lines.append(f"{label}: {now} rows now, {of}, {state}")
+    return lines
+
+
+def reap_dead_runs(database: str) -> list[RestoreRun]:
+    """Fail the runs of ``database`` nobody is behind any more. Call with its lock held.
+
+    Holding the lock proves that no restore of ``database`` is alive, so a ``running`` run is
+    dead (a killed process or worker). A ``queued`` run is dead when RQ has no live job for it.
+    """
+    dead = []
+    runs = RestoreRun.objects.using(run_database()).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
+    for run in runs:
+        if run.status == RestoreRun.Status.RUNNING:
+            reason = "the restoring process died (its database lock was released)"
+        else:
+            job = jobs.job_status(run)
+            if job is True:
+                continue
+            reason = (f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); "
+                      "the restore never started")
+        _fail(run, reason)
+        dead.append(run)
     return dead
 
 
+def _fail(run: RestoreRun, reason: str) -> None:
+    messages = [*run.errors, reason]
+    atomic = run.options.get("atomic", True) and not run.options.get("dry_run")
+    if run.status == RestoreRun.Status.RUNNING and run.tables:
+        if atomic:
+            messages.append("rolled back: the database is as it was before the restore")
+        else:
+            messages.extend(describe_tables(run.database, run.tables, run.mode))
+    run.status = RestoreRun.Status.FAILED
+    run.finished_at = timezone.now()
+    run.current_table = ""
+    run.errors = messages[-conf.get("MAX_MESSAGES"):]
+    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table"])
+    logger.warning("Restore #%s marked failed: %s", run.pk, reason)
+
+
+def settle(database: str) -> None:
+    """Fail the dead runs of ``database`` if its lock is free right now (never waits)."""
+    if database not in connections:
+        return  # a run of a database alias no longer configured: nothing can be known
+    lock = lock_for(database)
+    if lock.busy():
+        return  # seen without taking it (PostgreSQL): a restore holds it, alive
+    try:
+        if lock.acquire():
+            reap_dead_runs(database)
+    finally:
+        lock.release()
+
+
 def active_run(database: str) -> RestoreRun | None:
-    """The queued or running restore against ``database``, if any (dead ones are failed first)."""
-    fail_dead_runs(database)
+    """The queued or running restore against ``database``, if any (dead ones are failed first
+    when nobody holds the database's lock)."""
+    settle(database)
     return (
         RestoreRun.objects.using(run_database())
         .filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
@@ -154,7 +258,7 @@ def active_run(database: str) -> RestoreRun | None:
 def progress_data(run: RestoreRun) -> dict[str, Any]:
     """Where a run is: the admin's progress endpoint and ``restore_status --json``."""
     if run.is_active:
-        fail_dead_runs(run.database)
+        settle(run.database)
         run.refresh_from_db()
     speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
     remaining = max(run.rows_total - run.rows_processed, 0)
@@ -182,46 +286,35 @@ def create_run(*, source: str, database: str, mode: str, options: dict[str, Any]
                status: str = RestoreRun.Status.RUNNING) -> RestoreRun:
     """A new RestoreRun row, committed at once so that other processes can see it.
 
-    Refused with :class:`RestoreLockedError` while another restore of the same database is
-    queued or running.
+    Call it holding the database's lock (:func:`dbrestore.locks.holding`): the dead runs are
+    failed first, and a live queued one refuses it with :class:`RestoreLockedError`.
     """
     using = run_database()
-    with transaction.atomic(using=using):
-        _lock_runs(using)
-        other = active_run(database)
-        if other is not None:
-            raise RestoreLockedError(
-                f"restore #{other.pk} of {other.source} is already {other.status} "
-                f"against database {database!r}; wait for it or cancel it"
-            )
-        return RestoreRun.objects.using(using).create(
-            source=source,
-            database=database,
-            mode=mode,
-            options=options,
-            requested_by=requested_by,
-            status=status,
-            started_at=timezone.now() if status == RestoreRun.Status.RUNNING else None,
-            heartbeat_at=timezone.now(),
-        )
+    reap_dead_runs(database)
+    other = (RestoreRun.objects.using(using).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
+             .order_by("created_at").first())
+    if other is not None:
+        raise RestoreLockedError(locked_message(database, other))
+    return RestoreRun.objects.using(using).create(
+        source=source,
+        database=database,
+        mode=mode,
+        options=options,
+        requested_by=requested_by,
+        status=status,
+        started_at=timezone.now() if status == RestoreRun.Status.RUNNING else None,
+        heartbeat_at=timezone.now(),
+    )
 
 
-def _lock_runs(using: str) -> None:
-    """Serialise run creation (PostgreSQL: a transaction-level advisory lock) so that two
-    restores started at the same moment cannot both pass the one-at-a-time check."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6462_7273])
-
-
-def finish_run(run: RestoreRun, result: RestoreResult) -> None:
-    """Store the final counts and status of a run."""
+def finish_run(run: RestoreRun, result: RestoreResult, tables: dict[str, Any] | None = None) -> None:
+    """Store the final counts and status of a run (``tables``: its per-table record, when
+    the caller has more to say than the result, such as what a failure left in each)."""
     run.status = result.status
     run.finished_at = timezone.now()
     run.heartbeat_at = run.finished_at
     run.current_table = ""
-    run.tables = tables_progress(result)
+    run.tables = tables if tables is not None else tables_progress(result)
     run.rows_processed = result.total
     run.rows_inserted = result.inserted
     run.rows_skipped = result.skipped

@@ -36,7 +36,16 @@ class Command(BaseCommand):
         for label, table in data["tables"].items():
             self.stdout.write(
                 f"  {label}: {table['total']} read, {table['inserted']} inserted, {table['skipped']} skipped, "
-                f"{table['rejected']} rejected"
+                f"{table['rejected']} rejected" + _left_holding(table)
             )
         for message in data["errors"]:
             self.stdout.write(self.style.ERROR(f"  error: {message}"))
+
+
+def _left_holding(table: dict) -> str:
+    """What a failed ``--no-atomic`` restore left in the table (counted when it failed)."""
+    if "rows_now" not in table:
+        return ""
+    now = "?" if table["rows_now"] is None else table["rows_now"]
+    expected = "?" if table.get("expected") is None else table["expected"]
+    return f"; now {now} rows of {expected} expected, {'complete' if table['complete'] else 'incomplete'}"
