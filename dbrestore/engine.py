@@ -71,7 +71,9 @@ class RestoreOptions:
     method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
     jobs: int = 1  # tables loaded side by side: pg_restore --jobs; JSON backups with --no-atomic
     terminate_connections: bool = False  # native dumps: end other sessions on the database first
-    indexes_after_load: bool = False  # PostgreSQL replace: build secondary indexes and FKs after the load
+    # PostgreSQL replace in one transaction: build secondary indexes and FKs between restored tables
+    # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
+    indexes_after_load: bool | None = None
 
     def validate(self) -> None:
         if self.database not in connections:
@@ -91,7 +93,9 @@ class RestoreOptions:
             raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
         if self.jobs < 1:
             raise RestoreConfigError(f"--jobs must be at least 1 (got {self.jobs})")
-        if self.indexes_after_load:
+        if self.indexes_after_load is None:
+            self.indexes_after_load = self._indexes_after_load_fits()
+        elif self.indexes_after_load:
             if connections[self.database].vendor != "postgresql":
                 raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
             if self.mode != "replace" or not self.atomic:
@@ -99,6 +103,11 @@ class RestoreOptions:
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
+
+    def _indexes_after_load_fits(self) -> bool:
+        """The default: PostgreSQL, replace mode, one transaction, rows actually written."""
+        return (connections[self.database].vendor == "postgresql" and self.mode == "replace" and self.atomic
+                and not self.dry_run)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""``--indexes-after-load``: build secondary indexes and FK constraints once, after the load.
+"""Indexes after the load (the default in replace mode on PostgreSQL; ``--keep-indexes`` turns
+it off): build secondary indexes and FK constraints once, after the load.
 
 Loading into an indexed table with FK constraints costs PostgreSQL an index insertion per row
 per index and an FK trigger per row per constraint (checked at COMMIT, or when the restore
@@ -6,7 +7,7 @@ checks constraints). ``pg_restore`` avoids both by creating indexes and constrai
 data (its *post-data* section): one sort per index, one set-based query per constraint.
 
 Inside the restore's transaction (PostgreSQL, replace mode, atomic), :func:`set_aside` drops
-the restored tables' non-unique indexes and their FK constraints, remembering each one's exact
+the restored tables' non-unique indexes and the FK constraints between them, remembering each one's exact
 definition from the catalog (``pg_get_indexdef`` / ``pg_get_constraintdef``), and
 :meth:`SetAside.rebuild` creates them again after the orphan sweep has rejected the rows that
 point nowhere. ``ALTER TABLE ADD CONSTRAINT`` validates every row with one query, so the
@@ -14,8 +15,10 @@ guarantee is the database's own, as without the option. Primary keys and unique 
 they are what tells a duplicate row. Everything happens in the one transaction, so a failure
 rolls the drops back with the rows.
 
-The price: dropping an FK constraint locks the table it points to (ACCESS EXCLUSIVE) until the
-restore commits, so a parent table outside the restore is unreadable meanwhile.
+It locks nothing more than the restore already does: the TRUNCATE that empties the restored
+tables holds an ACCESS EXCLUSIVE lock on each until COMMIT, and dropping an FK locks the two
+tables it joins, both restored. FKs to tables outside the restore stay (dropping one would lock
+that outside table); the COPY path has the database check them as it copies.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ from django.db import connections, models
 
 logger = logging.getLogger(__name__)
 
+# Only the FKs between restored tables: one to a table outside the restore stays, since dropping
+# it would lock that outside table until COMMIT (TRUNCATE already locks the restored ones).
 _FOREIGN_KEYS = """
     SELECT quote_ident(conname), pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname
+    FROM pg_constraint
+    WHERE conrelid = %s::regclass AND contype = 'f' AND confrelid = ANY(%s::text[]::regclass[])
+    ORDER BY conname
 """
 # Indexes that back no constraint and enforce no uniqueness: the ones only reads need.
 _SECONDARY_INDEXES = """
@@ -65,10 +72,10 @@ def set_aside(models_to_load: list[type[models.Model]], using: str) -> SetAside:
     """Drop the secondary indexes and FK constraints of these tables; return how to rebuild them."""
     connection = connections[using]
     aside = SetAside(using)
+    restored = [connection.ops.quote_name(model._meta.db_table) for model in models_to_load]
     with connection.cursor() as cursor:
-        for model in models_to_load:
-            table = connection.ops.quote_name(model._meta.db_table)
-            cursor.execute(_FOREIGN_KEYS, [table])
+        for table in restored:
+            cursor.execute(_FOREIGN_KEYS, [table, restored])
             aside.foreign_keys.extend((table, name, definition) for name, definition in cursor.fetchall())
             cursor.execute(_SECONDARY_INDEXES, [table])
             aside.indexes.extend(cursor.fetchall())

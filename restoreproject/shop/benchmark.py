@@ -27,7 +27,7 @@ from restoreproject.shop.sample import order_items
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARENT_ROWS = 20_000  # sample rows restored first: the orders and products the items point to
-METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "psql")
+METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql")
 SLOW = ("loaddata", "naive")
 
 
@@ -94,10 +94,12 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
         return [*manage, "loaddata", str(files["fixture"]), "-v", "0"]
     if method == "naive":
         return [*manage, "restore_benchmark", "--naive-load", str(files["fixture"])]
+    if method == "default":  # as a user types it: the backup holds only these rows
+        return [*manage, "restore_backup", str(files["backup"]), "--noinput"]
     if method in ("orm", "copy", "copy_late_indexes"):
-        late = ["--indexes-after-load"] if method == "copy_late_indexes" else []
+        late = "--indexes-after-load" if method == "copy_late_indexes" else "--keep-indexes"
         return [*manage, "restore_backup", str(files["backup"]), "--noinput", "--no-safety-backup", "-v", "0",
-                "--method", method.removesuffix("_late_indexes"), "--only", "shop.OrderItem", *late]
+                "--method", method.removesuffix("_late_indexes"), "--only", "shop.OrderItem", late]
     if method == "psql":
         cols = ", ".join(_columns())
         return ["psql", env_url, "-v", "ON_ERROR_STOP=1", "-qc",
