@@ -24,11 +24,14 @@ that outside table); the COPY path has the database check them as it copies.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from django.db import connections, models
 
 logger = logging.getLogger(__name__)
+
+MIN_ROWS = 5_000  # tables expected to hold fewer rows keep their indexes (see worth_setting_aside)
 
 # Only the FKs between restored tables: one to a table outside the restore stays, since dropping
 # it would lock that outside table until COMMIT (TRUNCATE already locks the restored ones).
@@ -68,14 +71,41 @@ class SetAside:
         logger.info("Rebuilt %d indexes and %d foreign keys after the load", len(self.indexes), len(self.foreign_keys))
 
 
-def set_aside(models_to_load: list[type[models.Model]], using: str) -> SetAside:
-    """Drop the secondary indexes and FK constraints of these tables; return how to rebuild them."""
+def worth_setting_aside(tables: list) -> list[type[models.Model]]:
+    """The planned tables big enough (or of unknown size) to gain from it.
+
+    Dropping and rebuilding costs a few statements per index and FK, about a millisecond each;
+    keeping them costs an index insertion and an FK trigger per row, a few microseconds. A table
+    of fewer than ``MIN_ROWS`` rows keeps its indexes and FKs (then checked as it is copied).
+    Without a manifest count (a dumpdata fixture), a file under ``MIN_ROWS`` * 100 bytes holds
+    fewer rows than that in any table (a dumpdata object takes well over 100 bytes).
+    """
+    return [table.model for table in tables if _rows_at_least(table.data, MIN_ROWS)]
+
+
+def _rows_at_least(data, rows: int) -> bool:
+    if data.expected_rows is not None:
+        return data.expected_rows >= rows
+    try:
+        return Path(data.origin).stat().st_size >= rows * 100
+    except (OSError, TypeError):
+        return True
+
+
+def set_aside(models_to_load: list[type[models.Model]], using: str,
+              restored: list[type[models.Model]] | None = None) -> SetAside:
+    """Drop the secondary indexes of these tables and their FK constraints to ``restored``
+    tables (default: these); return how to rebuild them."""
     connection = connections[using]
     aside = SetAside(using)
-    restored = [connection.ops.quote_name(model._meta.db_table) for model in models_to_load]
+    qn = connection.ops.quote_name
+    targets = [qn(model._meta.db_table) for model in (models_to_load if restored is None else restored)]
+    if not models_to_load:
+        return aside
     with connection.cursor() as cursor:
-        for table in restored:
-            cursor.execute(_FOREIGN_KEYS, [table, restored])
+        for model in models_to_load:
+            table = qn(model._meta.db_table)
+            cursor.execute(_FOREIGN_KEYS, [table, targets])
             aside.foreign_keys.extend((table, name, definition) for name, definition in cursor.fetchall())
             cursor.execute(_SECONDARY_INDEXES, [table])
             aside.indexes.extend(cursor.fetchall())

@@ -80,7 +80,9 @@ class RunRecorder(BaseListener):
         self.write(current_table=table.label, tables=self._tables())
 
     def table_finished(self, table: TableResult) -> None:
-        self.write(tables=self._tables(), force=True)
+        # Throttled like a batch: the next table_started (forced) or finish_run writes it anyway,
+        # and forced it would cost a small restore two more round trips per table.
+        self.write(tables=self._tables())
 
     # ---------------------------------------------------------------------------------
     def _tables(self) -> dict[str, Any]:

@@ -20,6 +20,14 @@ from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def every_table_is_big(monkeypatch):
+    """The sample tables are small: set aside every table's indexes, as for big ones."""
+    from dbrestore import postload
+
+    monkeypatch.setattr(postload, "MIN_ROWS", 0)
+
+
 def schema() -> dict[str, list[str]]:
     """Every index and constraint definition of the demo app's tables."""
     with connection.cursor() as cursor:
@@ -121,6 +129,20 @@ def test_by_default_fks_between_restored_tables_go_during_the_load(sample_backup
     engine.restore(backup, listeners=[kept], indexes_after_load=False)
     assert len(kept.foreign_keys["shop.OrderItem"]) == 2
     assert RestoreRun.objects.latest("pk").options["indexes_after_load"] is False
+
+
+@pytest.mark.postgres
+def test_small_tables_keep_their_indexes_and_fks(sample_backup, monkeypatch):
+    from dbrestore import postload
+
+    backup = sample_backup(rows=300)
+    monkeypatch.setattr(postload, "MIN_ROWS", manifest_rows(backup, "shop.OrderItem") + 1)
+    watcher = SchemaDuringLoad()
+    result = engine.restore(backup, listeners=[watcher])
+    assert result.status == "succeeded"
+    assert len(watcher.foreign_keys["shop.OrderItem"]) == 2
+    assert len(watcher.foreign_keys["shop.Order"]) == 2  # to Customer, both small
+    assert OrderItem.objects.count() == manifest_rows(backup, "shop.OrderItem")
 
 
 @pytest.mark.postgres
