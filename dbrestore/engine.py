@@ -342,6 +342,14 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         for table in plan.tables:
             load_table(table, progress)
     if not opts.dry_run:
+        if aside is not None:
+            aside.rebuild_indexes()
+            if aside.add_foreign_keys_if_valid():  # then PostgreSQL has checked them, once each
+                qn = connection.ops.quote_name
+                checked_while_loading.update(
+                    edge for settled, deferred in foreign_keys.values() for edge in settled + deferred
+                    if aside.validates(qn(edge.model._meta.db_table), edge.field.column)
+                )
         if opts.atomic:
             sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
                           checked_while_loading=checked_while_loading)

@@ -27,7 +27,7 @@ import logging
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from django.db import connections, models
+from django.db import IntegrityError, connections, models, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ MIN_ROWS = 5_000  # tables expected to hold fewer rows keep their indexes (see w
 # Only the FKs between restored tables: one to a table outside the restore stays, since dropping
 # it would lock that outside table until COMMIT (TRUNCATE already locks the restored ones).
 _FOREIGN_KEYS = """
-    SELECT quote_ident(conname), pg_get_constraintdef(oid)
+    SELECT quote_ident(conname), pg_get_constraintdef(oid),
+           CASE WHEN cardinality(conkey) = 1 THEN
+               (SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1]) END
     FROM pg_constraint
     WHERE conrelid = %s::regclass AND contype = 'f' AND confrelid = ANY(%s::text[]::regclass[])
     ORDER BY conname
@@ -59,16 +61,49 @@ class SetAside:
 
     using: str
     indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX ...)
-    foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # (table, name, definition)
+    # (quoted table, quoted name, definition, column or None when it spans several)
+    foreign_keys: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    foreign_keys_added: bool = False
 
     def rebuild(self) -> None:
-        """Create the indexes, then add (and so validate) the FK constraints."""
+        """Create the indexes, then add (and so validate) the FK constraints not added yet."""
+        self.rebuild_indexes()
+        if not self.foreign_keys_added:
+            self._add_foreign_keys()
+
+    def rebuild_indexes(self) -> None:
         with connections[self.using].cursor() as cursor:
             for name, definition in self.indexes:
                 cursor.execute(definition)
-            for table, name, definition in self.foreign_keys:
+        logger.info("Rebuilt %d indexes after the load", len(self.indexes))
+        self.indexes = []
+
+    def add_foreign_keys_if_valid(self) -> bool:
+        """Add the FK constraints back under a savepoint, before any orphan sweep: True when
+        every row passes (PostgreSQL validated them all, so they need no anti-join of ours);
+        False, and nothing added, when a row points nowhere (the sweep rejects it, then
+        :meth:`rebuild` adds them)."""
+        if not self.foreign_keys:
+            return False
+        try:
+            with transaction.atomic(using=self.using):
+                self._add_foreign_keys()
+        except IntegrityError as exc:
+            logger.info("An FK set aside has orphans (%s); sweeping before adding them back", exc)
+            return False
+        self.foreign_keys_added = True
+        return True
+
+    def validates(self, table: str, column: str) -> bool:
+        """Whether an FK constraint on this (quoted) table's column was added back and so
+        validated by PostgreSQL."""
+        return self.foreign_keys_added and any(t == table and c == column for t, _, _, c in self.foreign_keys)
+
+    def _add_foreign_keys(self) -> None:
+        with connections[self.using].cursor() as cursor:
+            for table, name, definition, _ in self.foreign_keys:
                 cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
-        logger.info("Rebuilt %d indexes and %d foreign keys after the load", len(self.indexes), len(self.foreign_keys))
+        logger.info("Added back %d foreign keys after the load", len(self.foreign_keys))
 
 
 def worth_setting_aside(tables: list) -> list[type[models.Model]]:
@@ -106,10 +141,10 @@ def set_aside(models_to_load: list[type[models.Model]], using: str,
         for model in models_to_load:
             table = qn(model._meta.db_table)
             cursor.execute(_FOREIGN_KEYS, [table, targets])
-            aside.foreign_keys.extend((table, name, definition) for name, definition in cursor.fetchall())
+            aside.foreign_keys.extend((table, *constraint) for constraint in cursor.fetchall())
             cursor.execute(_SECONDARY_INDEXES, [table])
             aside.indexes.extend(cursor.fetchall())
-        for table, name, _ in aside.foreign_keys:
+        for table, name, _, _ in aside.foreign_keys:
             cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
         for name, _ in aside.indexes:
             cursor.execute(f"DROP INDEX {name}")
