@@ -68,10 +68,12 @@ class SetAside:
     def rebuild(self) -> None:
         """Create the indexes, then add (and so validate) the FK constraints not added yet."""
         self.rebuild_indexes()
-        if not self.foreign_keys_added:
+        if self.foreign_keys and not self.foreign_keys_added:
             self._add_foreign_keys()
 
     def rebuild_indexes(self) -> None:
+        if not self.indexes:
+            return
         with connections[self.using].cursor() as cursor:
             for name, definition in self.indexes:
                 cursor.execute(definition)
