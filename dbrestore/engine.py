@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from . import conf, locks, native, postload, signals
 from .backup import create_backup
-from .copyload import CopyTableLoader
 from .discovery import backup_root, prune_safety_backups, safety_backup_path
 from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedError, RestoreCancelled, RestoreConfigError
 from .integrity import (
@@ -44,11 +43,14 @@ from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, describe_tables, finish_run, settle, tables_progress
 from .sources import Backup, open_backup
 from .storage import StoragePath, as_location, configured_alias
-from .verify import migration_drift, verify_checksums, verify_counts
+from .verify import migration_drift, table_counts, verify_checksums, verify_counts
 
 logger = logging.getLogger(__name__)
 
 MODES = ("replace", "merge", "append")
+# Tables this small are emptied by DELETE on PostgreSQL: TRUNCATE makes new files for each
+# table and its indexes, several milliseconds a table, while DELETE of a few rows is a round trip.
+SMALL_TABLE_ROWS = 1_000
 METHODS = ("auto", "orm", "copy")
 
 
@@ -73,7 +75,9 @@ class RestoreOptions:
     method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
     jobs: int = 1  # tables loaded side by side: pg_restore --jobs; JSON backups with --no-atomic
     terminate_connections: bool = False  # native dumps: end other sessions on the database first
-    indexes_after_load: bool = False  # PostgreSQL replace: build secondary indexes and FKs after the load
+    # PostgreSQL replace in one transaction: build secondary indexes and FKs between restored tables
+    # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
+    indexes_after_load: bool | None = None
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
 
     def validate(self) -> None:
@@ -94,7 +98,9 @@ class RestoreOptions:
             raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
         if self.jobs < 1:
             raise RestoreConfigError(f"--jobs must be at least 1 (got {self.jobs})")
-        if self.indexes_after_load:
+        if self.indexes_after_load is None:
+            self.indexes_after_load = self._indexes_after_load_fits()
+        elif self.indexes_after_load:
             if connections[self.database].vendor != "postgresql":
                 raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
             if self.mode != "replace" or not self.atomic:
@@ -104,15 +110,26 @@ class RestoreOptions:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
 
+    def _indexes_after_load_fits(self) -> bool:
+        """The default: PostgreSQL, replace mode, one transaction, rows actually written."""
+        return (connections[self.database].vendor == "postgresql" and self.mode == "replace" and self.atomic
+                and not self.dry_run)
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def loader_class(self) -> type[TableLoader]:
+    def uses_copy(self) -> bool:
         """COPY on PostgreSQL in replace mode (unless --method orm), the ORM path otherwise."""
-        use_copy = self.method == "copy" or (
+        return not self.dry_run and (self.method == "copy" or (
             self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
-        )
-        return CopyTableLoader if use_copy and not self.dry_run else TableLoader
+        ))
+
+    def loader_class(self) -> type[TableLoader]:
+        if not self.uses_copy():
+            return TableLoader
+        from .copyload import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
+
+        return CopyTableLoader
 
 
 def restore(
@@ -155,7 +172,7 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     opts = RestoreOptions(**run.options)
     opts.validate()
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
-                           method="copy" if opts.loader_class() is CopyTableLoader else "orm")
+                           method="copy" if opts.uses_copy() else "orm")
     recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
                            lock=lock, job_id=job_id)
     progress = Broadcast([recorder, *listeners])
@@ -308,13 +325,15 @@ def _restore_transaction(opts: RestoreOptions) -> Iterator[None]:
 
 
 def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
-          progress: Broadcast, started: float) -> None:
+          progress: Broadcast, started: float, truncate: bool = True) -> None:
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
-        empty_tables(plan, opts.database)
+        empty_tables(plan, opts.database, truncate=truncate)
     progress.phase_started("checking the rows (dry run)" if opts.dry_run else f"loading {len(plan.tables)} tables")
-    aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
+    aside = None
+    if opts.indexes_after_load and not opts.dry_run:
+        aside = postload.set_aside(postload.worth_setting_aside(plan.tables), opts.database, restored=plan.models)
     foreign_keys = classify_foreign_keys(plan)
     checked_while_loading: set[ForeignKeyEdge] = set()
 
@@ -355,14 +374,23 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         for table in plan.tables:
             load_table(table, progress)
     if not opts.dry_run:
+        if aside is not None:
+            progress.phase_started("building indexes")
+            aside.rebuild_indexes()
+            if aside.add_foreign_keys_if_valid():  # then PostgreSQL has checked them, once each
+                qn = connection.ops.quote_name
+                checked_while_loading.update(
+                    edge for settled, deferred in foreign_keys.values() for edge in settled + deferred
+                    if aside.validates(qn(edge.model._meta.db_table), edge.field.column)
+                )
         progress.phase_started("checking foreign keys")
         if opts.atomic:
             sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
                           checked_while_loading=checked_while_loading)
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
-        if aside is not None:
-            progress.phase_started("rebuilding indexes and foreign key constraints")
+        if aside is not None and not aside.foreign_keys_added:
+            progress.phase_started("adding foreign key constraints")
             aside.rebuild()
         _check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
@@ -395,11 +423,13 @@ def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
         )
 
 
-def empty_tables(plan: Plan, using: str) -> None:
+def empty_tables(plan: Plan, using: str, truncate: bool = True) -> None:
     """Delete every row of the tables the restore replaces, children first.
 
     PostgreSQL gets one TRUNCATE of them all, unless a table outside the restore has an FK
-    into one of them (TRUNCATE refuses that even when no row points in): then DELETE. The
+    into one of them (TRUNCATE refuses that even when no row points in), or unless not
+    ``truncate`` (all of them hold fewer than ``SMALL_TABLE_ROWS`` rows: DELETE is quicker
+    there): then DELETE. The
     statements run in one transaction even with ``--no-atomic``: tables in an FK cycle can only
     be emptied together (the deferred checks pass at its end), and a failure empties nothing.
     """
@@ -407,10 +437,14 @@ def empty_tables(plan: Plan, using: str) -> None:
     tables = [model._meta.db_table for model in plan.models_to_empty]
     if not tables:
         return
-    if connection.vendor == "postgresql" and not plan.outside_references:
+    if connection.vendor == "postgresql" and not plan.outside_references and truncate:
         statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=False, allow_cascade=False)
     else:
         statements = [f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables]
+        if connection.vendor == "postgresql":
+            # Run the deferred FK checks of the deleted rows now: PostgreSQL refuses to ALTER
+            # (set aside the FKs of) a table with trigger events pending.
+            statements += ["SET CONSTRAINTS ALL IMMEDIATE", "SET CONSTRAINTS ALL DEFERRED"]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
@@ -489,17 +523,23 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     for warning in migration_drift(backup, opts.database):
         logger.warning("%s: %s", run.source, warning)
         result.warnings.append(warning)
+    small = False
     if opts.mode == "replace" and not opts.dry_run:
         prepare_outside_references(plan, opts, result)
+        rows_now = table_counts(plan.models_to_empty, opts.database, limit=SMALL_TABLE_ROWS)
+        small = all(n < SMALL_TABLE_ROWS for n in rows_now.values())
         if opts.safety_backup and conf.get("SAFETY_BACKUP"):
-            progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
-            result.safety_backup = str(write_safety_backup(
-                run, plan, opts.database, storage=opts.storage, recipients=encryption_recipients(backup),
-            ))
-            RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
+            if any(rows_now.values()):
+                progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
+                result.safety_backup = str(write_safety_backup(
+                    run, plan, opts.database, storage=opts.storage, recipients=encryption_recipients(backup),
+                ))
+                RestoreRun.objects.filter(pk=run.pk).update(safety_backup=result.safety_backup)
+            else:
+                logger.info("No safety backup: the tables this restore replaces are empty")
     try:
         with _restore_transaction(opts):
-            _load(plan, opts, result, rejects, progress, started)
+            _load(plan, opts, result, rejects, progress, started, truncate=not small)
     except DatabaseError as exc:
         raise RestoreAbortedError(f"the database stopped the restore: {_first_line(exc)}") from exc
 

@@ -1,4 +1,5 @@
-"""``--indexes-after-load``: build secondary indexes and FK constraints once, after the load.
+"""Indexes after the load (the default in replace mode on PostgreSQL; ``--keep-indexes`` turns
+it off): build secondary indexes and FK constraints once, after the load.
 
 Loading into an indexed table with FK constraints costs PostgreSQL an index insertion per row
 per index and an FK trigger per row per constraint (checked at COMMIT, or when the restore
@@ -6,7 +7,7 @@ checks constraints). ``pg_restore`` avoids both by creating indexes and constrai
 data (its *post-data* section): one sort per index, one set-based query per constraint.
 
 Inside the restore's transaction (PostgreSQL, replace mode, atomic), :func:`set_aside` drops
-the restored tables' non-unique indexes and their FK constraints, remembering each one's exact
+the restored tables' non-unique indexes and the FK constraints between them, remembering each one's exact
 definition from the catalog (``pg_get_indexdef`` / ``pg_get_constraintdef``), and
 :meth:`SetAside.rebuild` creates them again after the orphan sweep has rejected the rows that
 point nowhere. ``ALTER TABLE ADD CONSTRAINT`` validates every row with one query, so the
@@ -14,22 +15,33 @@ guarantee is the database's own, as without the option. Primary keys and unique 
 they are what tells a duplicate row. Everything happens in the one transaction, so a failure
 rolls the drops back with the rows.
 
-The price: dropping an FK constraint locks the table it points to (ACCESS EXCLUSIVE) until the
-restore commits, so a parent table outside the restore is unreadable meanwhile.
+It locks nothing more than the restore already does: the TRUNCATE that empties the restored
+tables holds an ACCESS EXCLUSIVE lock on each until COMMIT, and dropping an FK locks the two
+tables it joins, both restored. FKs to tables outside the restore stay (dropping one would lock
+that outside table); the COPY path has the database check them as it copies.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass, field
 
-from django.db import connections, models
+from django.db import IntegrityError, connections, models, transaction
 
 logger = logging.getLogger(__name__)
 
+MIN_ROWS = 5_000  # tables expected to hold fewer rows keep their indexes (see worth_setting_aside)
+
+# Only the FKs between restored tables: one to a table outside the restore stays, since dropping
+# it would lock that outside table until COMMIT (TRUNCATE already locks the restored ones).
 _FOREIGN_KEYS = """
-    SELECT quote_ident(conname), pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname
+    SELECT quote_ident(conname), pg_get_constraintdef(oid),
+           CASE WHEN cardinality(conkey) = 1 THEN
+               (SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1]) END
+    FROM pg_constraint
+    WHERE conrelid = %s::regclass AND contype = 'f' AND confrelid = ANY(%s::text[]::regclass[])
+    ORDER BY conname
 """
 # Indexes that back no constraint and enforce no uniqueness: the ones only reads need.
 _SECONDARY_INDEXES = """
@@ -49,30 +61,92 @@ class SetAside:
 
     using: str
     indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX ...)
-    foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # (table, name, definition)
+    # (quoted table, quoted name, definition, column or None when it spans several)
+    foreign_keys: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    foreign_keys_added: bool = False
 
     def rebuild(self) -> None:
-        """Create the indexes, then add (and so validate) the FK constraints."""
+        """Create the indexes, then add (and so validate) the FK constraints not added yet."""
+        self.rebuild_indexes()
+        if self.foreign_keys and not self.foreign_keys_added:
+            self._add_foreign_keys()
+
+    def rebuild_indexes(self) -> None:
+        if not self.indexes:
+            return
         with connections[self.using].cursor() as cursor:
             for name, definition in self.indexes:
                 cursor.execute(definition)
-            for table, name, definition in self.foreign_keys:
+        logger.info("Rebuilt %d indexes after the load", len(self.indexes))
+        self.indexes = []
+
+    def add_foreign_keys_if_valid(self) -> bool:
+        """Add the FK constraints back under a savepoint, before any orphan sweep: True when
+        every row passes (PostgreSQL validated them all, so they need no anti-join of ours);
+        False, and nothing added, when a row points nowhere (the sweep rejects it, then
+        :meth:`rebuild` adds them)."""
+        if not self.foreign_keys:
+            return False
+        try:
+            with transaction.atomic(using=self.using):
+                self._add_foreign_keys()
+        except IntegrityError as exc:
+            logger.info("An FK set aside has orphans (%s); sweeping before adding them back", exc)
+            return False
+        self.foreign_keys_added = True
+        return True
+
+    def validates(self, table: str, column: str) -> bool:
+        """Whether an FK constraint on this (quoted) table's column was added back and so
+        validated by PostgreSQL."""
+        return self.foreign_keys_added and any(t == table and c == column for t, _, _, c in self.foreign_keys)
+
+    def _add_foreign_keys(self) -> None:
+        with connections[self.using].cursor() as cursor:
+            for table, name, definition, _ in self.foreign_keys:
                 cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
-        logger.info("Rebuilt %d indexes and %d foreign keys after the load", len(self.indexes), len(self.foreign_keys))
+        logger.info("Added back %d foreign keys after the load", len(self.foreign_keys))
 
 
-def set_aside(models_to_load: list[type[models.Model]], using: str) -> SetAside:
-    """Drop the secondary indexes and FK constraints of these tables; return how to rebuild them."""
+def worth_setting_aside(tables: list) -> list[type[models.Model]]:
+    """The planned tables big enough (or of unknown size) to gain from it.
+
+    Dropping and rebuilding costs a few statements per index and FK, about a millisecond each;
+    keeping them costs an index insertion and an FK trigger per row, a few microseconds. A table
+    of fewer than ``MIN_ROWS`` rows keeps its indexes and FKs (then checked as it is copied).
+    Without a manifest count (a dumpdata fixture), a file under ``MIN_ROWS`` * 100 bytes holds
+    fewer rows than that in any table (a dumpdata object takes well over 100 bytes).
+    """
+    return [table.model for table in tables if _rows_at_least(table.data, MIN_ROWS)]
+
+
+def _rows_at_least(data, rows: int) -> bool:
+    if data.expected_rows is not None:
+        return data.expected_rows >= rows
+    try:
+        return Path(data.origin).stat().st_size >= rows * 100
+    except (OSError, TypeError):
+        return True
+
+
+def set_aside(models_to_load: list[type[models.Model]], using: str,
+              restored: list[type[models.Model]] | None = None) -> SetAside:
+    """Drop the secondary indexes of these tables and their FK constraints to ``restored``
+    tables (default: these); return how to rebuild them."""
     connection = connections[using]
     aside = SetAside(using)
+    qn = connection.ops.quote_name
+    targets = [qn(model._meta.db_table) for model in (models_to_load if restored is None else restored)]
+    if not models_to_load:
+        return aside
     with connection.cursor() as cursor:
         for model in models_to_load:
-            table = connection.ops.quote_name(model._meta.db_table)
-            cursor.execute(_FOREIGN_KEYS, [table])
-            aside.foreign_keys.extend((table, name, definition) for name, definition in cursor.fetchall())
+            table = qn(model._meta.db_table)
+            cursor.execute(_FOREIGN_KEYS, [table, targets])
+            aside.foreign_keys.extend((table, *constraint) for constraint in cursor.fetchall())
             cursor.execute(_SECONDARY_INDEXES, [table])
             aside.indexes.extend(cursor.fetchall())
-        for table, name, _ in aside.foreign_keys:
+        for table, name, _, _ in aside.foreign_keys:
             cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
         for name, _ in aside.indexes:
             cursor.execute(f"DROP INDEX {name}")

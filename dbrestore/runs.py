@@ -98,7 +98,10 @@ class RunRecorder(BaseListener):
 
     def table_finished(self, table: TableResult) -> None:
         self.finished.add(table.label)
-        self.write(tables=self._tables(), force=True)
+        # Throttled like a batch (with --no-atomic every write goes through anyway): the next
+        # table_started (forced) or finish_run writes it, and forced it would cost a small restore
+        # two more round trips per table.
+        self.write(tables=self._tables())
 
     # ---------------------------------------------------------------------------------
     def _tables(self) -> dict[str, Any]:

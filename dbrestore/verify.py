@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from django.db import connections
+
 from .backup import applied_migrations
 from .exceptions import ChecksumMismatchError
 from .plan import Plan
@@ -69,9 +71,10 @@ def verify_counts(plan: Plan, result: RestoreResult, using: str, mode: str) -> d
     """Per table: rows the manifest promised, rows read, rows in the table now. Mismatches are
     returned under ``"mismatches"`` as sentences."""
     tables, mismatches = {}, []
+    counts = table_counts([table.model for table in plan.tables], using)
     for table in plan.tables:
         done = result.tables[table.label]
-        in_db = table.model._base_manager.using(using).count()
+        in_db = counts[table.model]
         expected = table.data.expected_rows
         ok = True
         if expected is not None and done.total != expected:
@@ -84,4 +87,21 @@ def verify_counts(plan: Plan, result: RestoreResult, using: str, mode: str) -> d
     return {"tables": tables, "mismatches": mismatches, "ok": not mismatches}
 
 
-__all__ = ["verify_checksums", "migration_drift", "verify_counts"]
+def table_counts(models: list, using: str, limit: int | None = None) -> dict:
+    """Rows in each model's table (counted up to ``limit`` when given), asked in one query per
+    hundred tables rather than one per table: a small restore's fixed cost is round trips."""
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    found: dict = {}
+    unique = list(dict.fromkeys(models))
+    probe = "SELECT COUNT(*) FROM {}" if limit is None else f"SELECT COUNT(*) FROM (SELECT 1 FROM {{}} LIMIT {int(limit)}) t"
+    for start in range(0, len(unique), 100):
+        chunk = unique[start:start + 100]
+        sql = "SELECT " + ", ".join(f"({probe.format(qn(m._meta.db_table))})" for m in chunk)
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            found.update(zip(chunk, cursor.fetchone()))
+    return found
+
+
+__all__ = ["verify_checksums", "migration_drift", "verify_counts", "table_counts"]

@@ -27,7 +27,7 @@ from restoreproject.shop.sample import order_items
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARENT_ROWS = 20_000  # sample rows restored first: the orders and products the items point to
-METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "psql")
+METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql")
 SLOW = ("loaddata", "naive")
 
 
@@ -47,8 +47,23 @@ def _columns() -> list[str]:
     return [f.column for f in OrderItem._meta.concrete_fields]
 
 
+def whole_backup(items: Path, parents: Path, directory: Path) -> Path:
+    """The parents' sample backup with its OrderItem table replaced by ``items``' rows: what the
+    ``default`` method restores, as a user restores a whole backup (hard links, no copies)."""
+    directory.mkdir()
+    manifest = json.loads((parents / "manifest.json").read_text())
+    item_entry = json.loads((items / "manifest.json").read_text())["tables"][0]
+    tables = [entry for entry in manifest["tables"] if entry["model"] != item_entry["model"]] + [item_entry]
+    for entry in tables:
+        source = items if entry is item_entry else parents
+        os.link(source / entry["file"], directory / entry["file"])
+    (directory / "manifest.json").write_text(json.dumps({**manifest, "tables": tables}, indent=2))
+    return directory
+
+
 def prepare(workdir: Path, rows: int, slow_rows: int, parents: tuple[int, int]) -> dict[str, Path]:
-    """Write the rows once: a backup directory, a dumpdata fixture (``slow_rows``) and a CSV."""
+    """Write the rows once: a backup directory, a dumpdata fixture (``slow_rows``) and a CSV; and
+    the whole backup (parents included, from ``workdir/parents``)."""
     n_orders, n_products = parents
     backup = workdir / "backup"
     writer = BackupWriter(backup, compress=False)
@@ -67,7 +82,8 @@ def prepare(workdir: Path, rows: int, slow_rows: int, parents: tuple[int, int]) 
                 fields = {k.removesuffix("_id") if k in ("order_id", "product_id") else k: v for k, v in fields.items()}
                 fx.write(("," if index else "") + json.dumps({"model": "shop.orderitem", "pk": row["id"], "fields": fields}) + "\n")
         fx.write("]\n")
-    return {"backup": backup, "fixture": fixture, "csv": csv_path}
+    whole = whole_backup(backup, workdir / "parents", workdir / "whole")
+    return {"backup": backup, "fixture": fixture, "csv": csv_path, "whole": whole}
 
 
 def _csv_value(value):
@@ -82,7 +98,8 @@ def _csv_value(value):
 
 def empty_table() -> None:
     """Empty the table as a restore does: TRUNCATE on PostgreSQL, so that no method starts with
-    the dead rows (and index entries) of the one before."""
+    the dead rows (and index entries) of the one before. (``default`` replaces the parents too,
+    with the same rows.)"""
     table = connection.ops.quote_name(OrderItem._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table}" if connection.vendor == "postgresql" else f"DELETE FROM {table}")
@@ -94,10 +111,12 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
         return [*manage, "loaddata", str(files["fixture"]), "-v", "0"]
     if method == "naive":
         return [*manage, "restore_benchmark", "--naive-load", str(files["fixture"])]
+    if method == "default":  # as a user types it, on the whole backup: these rows and their parents
+        return [*manage, "restore_backup", str(files["whole"]), "--noinput"]
     if method in ("orm", "copy", "copy_late_indexes"):
-        late = ["--indexes-after-load"] if method == "copy_late_indexes" else []
+        late = "--indexes-after-load" if method == "copy_late_indexes" else "--keep-indexes"
         return [*manage, "restore_backup", str(files["backup"]), "--noinput", "--no-safety-backup", "-v", "0",
-                "--method", method.removesuffix("_late_indexes"), "--only", "shop.OrderItem", *late]
+                "--method", method.removesuffix("_late_indexes"), "--only", "shop.OrderItem", late]
     if method == "psql":
         cols = ", ".join(_columns())
         return ["psql", env_url, "-v", "ON_ERROR_STOP=1", "-qc",

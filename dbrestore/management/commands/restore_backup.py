@@ -89,10 +89,16 @@ class Command(BaseCommand):
                             help="Load N tables at a time in parallel connections (PostgreSQL): pg_restore --jobs N for "
                                  "dumps; for JSON backups, with --no-atomic, the tables of one FK level side by side. "
                                  "Default 1: the whole restore in one transaction.")
-        parser.add_argument("--indexes-after-load", action="store_true",
-                            help="PostgreSQL, replace mode: drop the restored tables' non-unique indexes and FK "
-                                 "constraints, load, then build them again (one pass each, as pg_restore does). "
-                                 "Faster for big tables; locks the tables they point to until the restore commits.")
+        parser.add_argument("--indexes-after-load", action="store_const", const=True, default=None,
+                            help="PostgreSQL, replace mode, one transaction (the default there): drop the restored "
+                                 "tables' non-unique indexes and the FK constraints between them, load, then build "
+                                 "them again (one pass each, as pg_restore does). Given explicitly, fail where it "
+                                 "cannot be used.")
+        parser.add_argument("--keep-indexes", "--no-indexes-after-load", action="store_const", const=False,
+                            dest="indexes_after_load",
+                            help="Load into the tables with their indexes and FK constraints in place (the way "
+                                 "before): for a small restore into big tables kept by --only, or to leave every "
+                                 "schema object untouched.")
         parser.add_argument("--terminate-connections", action="store_true",
                             help="PostgreSQL dumps: end the other sessions on the database before restoring.")
         parser.add_argument("--cascade", action="store_true",

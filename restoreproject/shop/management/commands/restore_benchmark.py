@@ -18,8 +18,9 @@ from restoreproject.shop.models import Order, Product
 class Command(BaseCommand):
     help = (
         "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
-        "its own process (loaddata, naive per-row save(), dbrestore's orm and copy, copy_late_indexes "
-        "(copy with --indexes-after-load), psql \\copy) and print rows/s, seconds and peak RSS. Uses the "
+        "its own process (loaddata, naive per-row save(), dbrestore's orm and copy with --keep-indexes, "
+        "copy_late_indexes (copy with --indexes-after-load), default (restore_backup with no flag but "
+        "--noinput), psql \\copy) and print rows/s, seconds and peak RSS. Uses the "
         "configured database (PostgreSQL for copy and psql)."
     )
 
@@ -40,8 +41,8 @@ class Command(BaseCommand):
         unknown = set(methods) - set(benchmark.METHODS)
         if unknown:
             raise CommandError(f"unknown methods: {', '.join(sorted(unknown))}")
-        if connection.vendor != "postgresql" and {"copy", "psql"} & set(methods):
-            raise CommandError("copy and psql need PostgreSQL (set DATABASE_URL)")
+        if connection.vendor != "postgresql" and {"copy", "copy_late_indexes", "psql"} & set(methods):
+            raise CommandError("copy, copy_late_indexes and psql need PostgreSQL (set DATABASE_URL)")
         rows = options["rows"]
         slow_rows = min(rows, options["slow_rows"] or 100_000)
         with tempfile.TemporaryDirectory(prefix="dbrestore-bench-") as tmp:
