@@ -64,7 +64,7 @@ def classify_foreign_keys(plan: Plan) -> dict[ModelType, tuple[list[ForeignKeyEd
     kinds = {}
     for table in plan.tables:
         settled, deferred = [], []
-        for f in table.model._meta.concrete_fields:
+        for f in table.model._meta.local_concrete_fields:
             if not f.is_relation or not getattr(f, "db_constraint", False):
                 continue
             parent = f.remote_field.model._meta.concrete_model

@@ -29,7 +29,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
-from .convert import ConversionError, RowConverter
+from .convert import ConversionError, RowConverter, build_instance
 from .rejects import RejectsFile
 from .report import TableResult
 from .sources import PositionedRow
@@ -45,8 +45,8 @@ __all__ = ["Inserter", "TableLoader", "batched"]
 
 @dataclass
 class PendingRow:
-    """A converted row on its way in: field values in ``concrete_fields`` order, and the model
-    instance the ORM path needs (built only when it is used)."""
+    """A converted row on its way in: field values in ``local_concrete_fields`` order, and the
+    model instance the ORM path needs (built only when it is used)."""
 
     position: int
     row: dict[str, Any]
@@ -57,7 +57,7 @@ class PendingRow:
     @property
     def obj(self) -> models.Model:
         if self._obj is None:
-            self._obj = self.model(*self.values)
+            self._obj = build_instance(self.model, self.values)
         return self._obj
 
 
@@ -71,7 +71,7 @@ class Inserter:
         self.model = model
         self.using = using
         self.connection = connections[using]
-        self.fields = list(model._meta.concrete_fields)
+        self.fields = list(model._meta.local_concrete_fields)  # a multi-table child's own table
         self.pk = model._meta.pk
         self.merge = merge
         self.update_fields = [f for f in self.fields if not f.primary_key]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 import lzma
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -22,6 +24,19 @@ from .base import PositionedRow
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _READ_BUFFER = 1024 * 1024
+#: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
+#: parsed by the standard library instead, which keeps every integer exact (as loaddata does).
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+
+
+def loads_line(line: bytes):
+    """One JSON Lines line, integers exact."""
+    if _LONG_NUMBER.search(line) is None:
+        return orjson.loads(line)
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise orjson.JSONDecodeError(str(exc), line.decode("utf-8", "replace"), 0) from exc
 
 
 def compression_suffix(path: Path) -> str | None:
@@ -54,7 +69,7 @@ def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
                 if not line.strip():
                     continue
                 try:
-                    row = orjson.loads(line)
+                    row = loads_line(line)
                 except orjson.JSONDecodeError as exc:
                     raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
                 if not isinstance(row, dict):
