@@ -413,7 +413,9 @@ class RowConverter:
                 steps.append((key, position, self._converters[position]))
             missing = [position for position in range(len(self.fields)) if position not in seen]
             self.unknown_columns.update(unknown)
-            self.missing_columns.update(self.fields[p].column for p in missing)
+            # An auto-incremented primary key the database numbers is no loss (M2M rows, ``pk`` omitted).
+            self.missing_columns.update(self.fields[p].column for p in missing
+                                        if not isinstance(self.fields[p], models.fields.AutoFieldMixin))
             layout = self._layouts[keys] = (steps, missing, unknown)
             if not missing and not unknown:
                 self._compiled[keys] = _compile(steps, len(self.fields))

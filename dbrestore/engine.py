@@ -263,6 +263,19 @@ def _note_plan(plan: Plan, result: RestoreResult) -> None:
         result.table(table.label, table.db_table, expected=table.data.expected_rows)
 
 
+def _count_excluded(plan: Plan, result: RestoreResult) -> None:
+    """Rows of excluded models (``--exclude``, ``DBRESTORE["EXCLUDE"]``) are counted as skipped
+    and named, not dropped unseen."""
+    for table in plan.excluded:
+        done = result.table(table.label, table.db_table, expected=table.data.expected_rows)
+        rows = sum(1 for _ in table.data.rows())
+        done.total += rows
+        done.skipped += rows
+        if rows:
+            result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
+                                   "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")
+
+
 def _expected_rows(plan: Plan) -> int | None:
     counts = [table.data.expected_rows for table in plan.tables]
     return None if any(count is None for count in counts) else sum(counts)
@@ -437,6 +450,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     """A JSON backup: check it, make the restore safe, then load the rows."""
     _check_jobs(opts)
     _note_plan(plan, result)
+    _count_excluded(plan, result)
     progress.restore_started(result, _expected_rows(plan))
     signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
     if not opts.skip_checksum:
