@@ -320,25 +320,56 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
 _NATURAL_KEY_CACHE = 100_000
 
 
-def natural_key_converter(field: models.Field, base: Converter, using: str) -> Converter:
-    """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
-    writes) and finds the parent's key in the database; plain values go through ``base``."""
+class DeferredNaturalKey:
+    """A nullable FK's natural key whose row is not in the database yet (a forward reference, a
+    self reference, a cycle): the row goes in with NULL there, and the key is looked up again
+    once every table is loaded, as loaddata's ``handle_forward_references`` does."""
+
+    __slots__ = ("key", "reason")
+
+    def __init__(self, key: list, reason: str):
+        self.key = key
+        self.reason = reason
+
+
+def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
+    """The value of ``field``'s target column in the parent known by natural key ``key``."""
     parent = field.remote_field.model
     manager = parent._default_manager.db_manager(using)
-    target = field.target_field.attname
+    try:
+        return getattr(manager.get_by_natural_key(*key), field.target_field.attname)
+    except parent.DoesNotExist as exc:
+        raise ValueError(f"no {parent._meta.label} with natural key {key!r}") from exc
+    except parent.MultipleObjectsReturned as exc:
+        raise ValueError(f"more than one {parent._meta.label} with natural key {key!r}") from exc
+    except (TypeError, ValidationError) as exc:  # a key of the wrong length or type
+        raise ValueError(f"not a natural key of {parent._meta.label}: {key!r} ({exc})") from exc
+
+
+def natural_key_converter(field: models.Field, base: Converter, using: str) -> Converter:
+    """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
+    writes) and finds the parent's key in the database; plain values go through ``base``.
+    A key not found in a nullable column becomes a :class:`DeferredNaturalKey`."""
     cache: dict[tuple, Any] = {}
+    defer = field.null
 
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
             return base(value)
-        key = tuple(value)
+        try:
+            key = tuple(value)
+            hash(key)
+        except TypeError:
+            raise ValueError(f"not a natural key: {value!r}") from None
         if key not in cache:
             if len(cache) >= _NATURAL_KEY_CACHE:
                 cache.clear()
             try:
-                cache[key] = getattr(manager.get_by_natural_key(*value), target)
-            except parent.DoesNotExist as exc:
-                raise ValueError(f"no {parent._meta.label} with natural key {value!r}") from exc
+                cache[key] = find_by_natural_key(field, value, using)
+            except ValueError as exc:
+                if defer:
+                    return DeferredNaturalKey(value, str(exc))
+                raise
         return cache[key]
 
     return convert
@@ -380,7 +411,10 @@ class RowConverter:
         #: The model's own table's columns: a multi-table child's parents have rows of their own.
         self.fields = list(model._meta.local_concrete_fields)
         self.attnames = [f.attname for f in self.fields]
-        self.pk_index = self.fields.index(model._meta.pk)
+        pk = model._meta.pk
+        #: None for a composite primary key (see ``pk_of``).
+        self.pk_index = self.fields.index(pk) if pk.concrete else None
+        self._pk_parts = [] if pk.concrete else [self.fields.index(f) for f in pk.fields]
         self._field_index: dict[str, int] = {}
         for position, f in enumerate(self.fields):
             for key in (f.name, f.column, f.attname):
@@ -389,16 +423,26 @@ class RowConverter:
         #: Converting may run a query (a natural key to look up, a default from project code):
         #: then it must not happen while the connection is busy with a COPY.
         self.may_query_database = any(_default_may_query(f) for f in self.fields)
+        #: Positions of nullable FKs that may come back as a DeferredNaturalKey.
+        self.deferrable_positions: list[int] = []
         if using is not None:
             for position, f in enumerate(self.fields):
                 if f.is_relation and _has_natural_keys(f.remote_field.model):
                     self._converters[position] = natural_key_converter(f, self._converters[position], using)
                     self.may_query_database = True
+                    if f.null:
+                        self.deferrable_positions.append(position)
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self._compiled: dict[tuple[str, ...], Callable[[dict[str, Any]], list[Any]]] = {}
         self.unknown_columns: set[str] = set()
         self.missing_columns: set[str] = set()
         self.dropped_values = 0
+
+    def pk_of(self, values: list[Any]) -> Any:
+        """The primary key in converted ``values``: a tuple for a composite key."""
+        if self.pk_index is not None:
+            return values[self.pk_index]
+        return tuple(values[index] for index in self._pk_parts)
 
     def _layout(self, keys: tuple[str, ...]):
         layout = self._layouts.get(keys)

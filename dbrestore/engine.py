@@ -28,6 +28,7 @@ from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedErr
 from .integrity import (
     ForeignKeyEdge,
     apply_deferred_foreign_keys,
+    apply_deferred_natural_keys,
     classify_foreign_keys,
     nullable_deferred_fields,
     sweep_orphans,
@@ -257,8 +258,8 @@ def _mark_running(run: RestoreRun) -> None:
 def _note_plan(plan: Plan, result: RestoreResult) -> None:
     for data in plan.unknown:
         result.warnings.append(f"{data.origin}: table {data.key!r} matches no model; skipped")
-    for cycle in plan.cycles:
-        result.warnings.append(f"FK cycle between {', '.join(cycle)}; loaded with deferred constraint checks")
+    for cycle in plan.cycles:  # no loss nor change: not a warning
+        logger.info("FK cycle between %s; loaded with deferred constraint checks", ", ".join(cycle))
     for table in plan.tables:
         result.table(table.label, table.db_table, expected=table.data.expected_rows)
 
@@ -298,6 +299,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
     aside = postload.set_aside(plan.models, opts.database) if opts.indexes_after_load and not opts.dry_run else None
     foreign_keys = classify_foreign_keys(plan)
     checked_while_loading: set[ForeignKeyEdge] = set()
+    deferred_natural_keys: list[tuple[PlannedTable, list]] = []
 
     def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
@@ -326,6 +328,8 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
+        if loader.deferred_natural_keys:
+            deferred_natural_keys.append((table, loader.deferred_natural_keys))
         _note_drift(table, loader, result)
         table_result.seconds = time.monotonic() - table_started
         listener.table_finished(table_result)
@@ -336,6 +340,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         for table in plan.tables:
             load_table(table, progress)
     if not opts.dry_run:
+        apply_deferred_natural_keys(deferred_natural_keys, opts.database, result, rejects)
         if opts.atomic:
             sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
                           checked_while_loading=checked_while_loading)

@@ -29,7 +29,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
-from .convert import ConversionError, RowConverter, build_instance
+from .convert import ConversionError, DeferredNaturalKey, RowConverter, build_instance
 from .rejects import RejectsFile
 from .report import TableResult
 from .sources import PositionedRow
@@ -214,6 +214,8 @@ class TableLoader:
         self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
         self.side_by_side = side_by_side
+        #: Rows loaded with NULL for a natural key not found yet: (position, row, pk, field, key).
+        self.deferred_natural_keys: list[tuple[int, dict[str, Any], Any, models.Field, DeferredNaturalKey]] = []
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
         for batch in batched(rows, self.batch_size):
@@ -246,9 +248,26 @@ class TableLoader:
             except ConversionError as exc:
                 self.reject(position, row, str(exc))
                 continue
+            if self.converter.deferrable_positions and not self._defer_natural_keys(position, row, values):
+                continue
             for index in self.nulled_indexes:
                 values[index] = None
             yield PendingRow(position, row, values, self.model)
+
+    def _defer_natural_keys(self, position: int, row: dict[str, Any], values: list[Any]) -> bool:
+        """NULL for natural keys not found yet, noted to be filled in after the load; False (the
+        row rejected) when the row has no primary key to find it again by."""
+        pk = self.converter.pk_of(values)
+        for index in self.converter.deferrable_positions:
+            value = values[index]
+            if value.__class__ is not DeferredNaturalKey:
+                continue
+            if pk is None:
+                self.reject(position, row, f"column {self.converter.fields[index].column!r}: {value.reason}")
+                return False
+            values[index] = None
+            self.deferred_natural_keys.append((position, row, pk, self.converter.fields[index], value))
+        return True
 
     def _reject_missing_parents(self, pending: list[PendingRow],
                                 edges: Iterable[ForeignKeyEdge] | None = None) -> list[PendingRow]:

@@ -31,6 +31,10 @@ INSTALLED_APPS = [
     "django_rq",
     "dbrestore",
     "restoreproject.shop",
+    "restoreproject.fidelity",
+    "django.contrib.sites",
+    "django.contrib.flatpages",
+    "django.contrib.redirects",
 ]
 
 MIDDLEWARE = [
@@ -77,6 +81,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+SITE_ID = 1
 
 STATIC_URL = "static/"
 MEDIA_ROOT = BASE_DIR / "media"
