@@ -160,25 +160,40 @@ def _float_converter(field: models.Field) -> Converter:
 
 def _decimal_converter(field: models.DecimalField) -> Converter:
     """Django's parsing; then a value the column would round or overflow is refused (PostgreSQL
-    rounds extra decimal places silently, SQLite stores any number)."""
+    rounds extra decimal places silently, SQLite stores any number). One ``quantize`` tells
+    both: it signals Inexact when digits beyond ``decimal_places`` are not zeros, and
+    InvalidOperation when the result needs more than ``max_digits``."""
     slow = _django(field)
-    places = field.decimal_places
-    whole_digits = None if field.max_digits is None or places is None else field.max_digits - places
-    quantum = decimal.Decimal(1).scaleb(-places) if places is not None else None
+    Decimal = decimal.Decimal
+    places, max_digits = field.decimal_places, field.max_digits
+    if places is None or max_digits is None:
+        return slow
+    quantum = Decimal(1).scaleb(-places)
+    exact = decimal.Context(prec=max_digits, traps=[decimal.Inexact, decimal.InvalidOperation])
+    whole_digits = max_digits - places
 
     def convert(value: Any) -> decimal.Decimal:
-        number = value if value.__class__ is decimal.Decimal and value.is_finite() else slow(value)
-        if quantum is None or not number:
-            return number
-        if number.as_tuple().exponent < -places:
+        if value.__class__ is str:
             try:
-                rounded = number.quantize(quantum)
+                number = Decimal(value)  # what Django does with a string
             except decimal.InvalidOperation:
-                rounded = None
-            if rounded != number:
-                raise ValueError(f"Ensure that there are no more than {places} decimal places.")
-        if number.adjusted() >= whole_digits:
-            raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal point.")
+                number = slow(value)  # raises, with Django's message
+            if not number.is_finite():
+                number = slow(value)
+            dot = value.find(".")
+            if (len(value) <= whole_digits if dot < 0 else dot <= whole_digits and len(value) - dot - 1 <= places) \
+                    and "e" not in value and "E" not in value:
+                return number  # the text shows it fits: no quantize needed (most backup values)
+        elif value.__class__ is Decimal and value.is_finite():
+            number = value
+        else:
+            number = slow(value)
+        try:
+            number.quantize(quantum, context=exact)
+        except decimal.Inexact:
+            raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
+        except decimal.InvalidOperation:
+            raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal point.") from None
         return number
 
     return convert

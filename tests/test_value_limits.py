@@ -4,6 +4,7 @@ and rows of excluded models are counted. Run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 from pathlib import Path
@@ -180,3 +181,37 @@ def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path):
     assert status == 3, message
     assert report["tables"]["shop.OrderItem"]["rejected"] == 2
     assert all("less than or equal to" in reject["reason"] for reject in rejects)
+
+
+@pytest.mark.parametrize("layout", ["directory", "table-file", "keyed-object"])
+def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_path, settings, layout):
+    settings.TIME_ZONE = "Asia/Kolkata"
+    row = {"id": 1, "when": "2021-03-04T05:06:07", "created": "2021-03-04T05:06:07+00:00"}
+    if layout == "directory":
+        path = tmp_path / "backup"
+        path.mkdir()
+        (path / "fidelity_allfields.jsonl").write_text(json.dumps(row) + "\n")
+        (path / "manifest.json").write_text(json.dumps({"format": "dbrestore/1", "tables": [
+            {"model": "fidelity.AllFields", "table": "fidelity_allfields", "file": "fidelity_allfields.jsonl"}]}))
+    elif layout == "table-file":
+        path = table_file(tmp_path, [row], "json")
+    else:
+        path = tmp_path / "backup.json"
+        path.write_text(json.dumps({"metadata": {}, "fidelity_allfields": [row]}))
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 0, message
+    stored = AllFields.objects.get()
+    assert stored.when.astimezone(datetime.timezone.utc).isoformat() == "2021-03-03T23:36:07+00:00"
+    assert stored.created.astimezone(datetime.timezone.utc).isoformat() == "2021-03-04T05:06:07+00:00"
+
+
+def test_multi_table_inheritance_round_trip(tmp_path, run_command):
+    from restoreproject.fidelity.models import Pizzeria, Place
+
+    Pizzeria.objects.create(name="Luigi", serves_pizza=True, oven="wood")
+    Place.objects.create(name="a park")
+    run_command("create_backup", "--output", tmp_path / "backup", "--only", "fidelity.Place,fidelity.Restaurant,fidelity.Pizzeria")
+    Place.objects.all().delete()
+    status, message, _, _ = restore(tmp_path / "backup", tmp_path)
+    assert status == 0, message
+    assert Pizzeria.objects.get().name == "Luigi" and Place.objects.count() == 2
