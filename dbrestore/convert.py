@@ -84,7 +84,8 @@ def _datetime_converter(field: models.Field, vendor: str) -> Converter:
                 parsed = slow(value)
         elif isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
             # Seconds since the epoch: not a Django spelling (to_python fails with a TypeError).
-            return datetime.datetime.fromtimestamp(float(value), tz=utc if use_tz else None)
+            moment = datetime.datetime.fromtimestamp(float(value), tz=utc)
+            return moment if use_tz else timezone.make_naive(moment, timezone.get_default_timezone())
         else:
             parsed = slow(value)
         if parsed.tzinfo is None:
@@ -361,12 +362,12 @@ def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
         raise ValueError(f"not a natural key of {parent._meta.label}: {key!r} ({exc})") from exc
 
 
-def natural_key_converter(field: models.Field, base: Converter, using: str) -> Converter:
+def natural_key_converter(field: models.Field, base: Converter, using: str, *, defer: bool = False) -> Converter:
     """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
     writes) and finds the parent's key in the database; plain values go through ``base``.
-    A key not found in a nullable column becomes a :class:`DeferredNaturalKey`."""
+    With ``defer``, a key not found in a nullable column becomes a :class:`DeferredNaturalKey`."""
     cache: dict[tuple, Any] = {}
-    defer = field.null
+    defer = defer and field.null
 
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
@@ -418,10 +419,12 @@ def build_instance(model: type[models.Model], values: list[Any]) -> models.Model
 class RowConverter:
     """Turns backup rows of one model into lists in ``local_concrete_fields`` order.
 
-    With ``using``, FK values may also be natural keys, looked up in that database.
+    With ``using``, FK values may also be natural keys, looked up in that database; with
+    ``defer_natural_keys`` one not found yet in a nullable column comes back as a
+    :class:`DeferredNaturalKey` (the loader fills it in after the load).
     """
 
-    def __init__(self, model: type[models.Model], using: str | None = None):
+    def __init__(self, model: type[models.Model], using: str | None = None, *, defer_natural_keys: bool = False):
         self.model = model
         #: The model's own table's columns: a multi-table child's parents have rows of their own.
         self.fields = list(model._meta.local_concrete_fields)
@@ -443,9 +446,10 @@ class RowConverter:
         if using is not None:
             for position, f in enumerate(self.fields):
                 if f.is_relation and _has_natural_keys(f.remote_field.model):
-                    self._converters[position] = natural_key_converter(f, self._converters[position], using)
+                    self._converters[position] = natural_key_converter(f, self._converters[position], using,
+                                                                       defer=defer_natural_keys)
                     self.may_query_database = True
-                    if f.null:
+                    if f.null and defer_natural_keys:
                         self.deferrable_positions.append(position)
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self._compiled: dict[tuple[str, ...], Callable[[dict[str, Any]], list[Any]]] = {}

@@ -205,7 +205,9 @@ class TableLoader:
         self.rejects = rejects
         self.dry_run = dry_run
         self.on_batch = on_batch or (lambda result: None)
-        self.converter = RowConverter(model, using=using)
+        # Forward natural keys are filled in after the load in replace mode only: in append and
+        # merge modes the row may be one that was already there.
+        self.converter = RowConverter(model, using=using, defer_natural_keys=mode == "replace")
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
         self.settled_foreign_keys = list(settled_foreign_keys)
