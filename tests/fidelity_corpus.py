@@ -16,7 +16,7 @@ BIG = 2**70
 
 ALL_FIELDS = {
     "char": "plain", "text": "multi\nline \u00e9\u4e2d", "slug": "a-slug", "email": "a@example.com",
-    "url": "https://example.com/x", "path": "/tmp/x", "ip": "192.168.0.1", "flag": True, "maybe": None,
+    "url": "https://example.com/x", "path": "/tmp/x", "upload": "files/a.txt", "ip": "192.168.0.1", "flag": True, "maybe": None,
     "small": -32768, "integer": 2147483647, "big": -9223372036854775808, "positive": 0, "positive_small": 32767,
     "positive_big": 9223372036854775807, "ratio": 0.1, "amount": "12345678.90", "day": "2020-02-29",
     "moment": "23:59:59.999999", "when": "2021-03-04T05:06:07.123456", "span": "1 02:03:04.000005",
@@ -64,6 +64,11 @@ FIXTURES["aware_datetimes"] = ("json", [
 
 FIXTURES["pk_omitted"] = ("json", [
     {"model": "fidelity.allfields", "fields": {**ALL_FIELDS, "char": "no pk"}},
+    {"model": "fidelity.counter", "fields": {"hits": 3}},
+])
+FIXTURES["small_auto_field"] = ("json", [
+    {"model": "fidelity.counter", "pk": 32767, "fields": {"hits": 9223372036854775807}},
+    {"model": "fidelity.counter", "pk": -32768, "fields": {"hits": "0"}},
 ])
 
 _NATURAL = [

@@ -11,7 +11,6 @@ import gzip
 import io
 import json
 import lzma
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -26,7 +25,9 @@ _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _READ_BUFFER = 1024 * 1024
 #: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
 #: parsed by the standard library instead, which keeps every integer exact (as loaddata does).
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+#: Found by mapping every digit to "9" (bytes.translate, C speed: a regex costs 3x orjson).
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
+_TWENTY_DIGITS = b"9" * 20
 
 
 def loads_line(line: bytes):
@@ -34,7 +35,7 @@ def loads_line(line: bytes):
     agree. orjson rounds integers beyond 64 bits to floats and refuses lone surrogates, NaN and
     deep nesting: such lines go through the standard library (whose lone surrogates the
     converters then reject with the row), and an error stays orjson's."""
-    if _LONG_NUMBER.search(line) is None:
+    if _TWENTY_DIGITS not in line.translate(_DIGITS_AS_NINES):
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError as exc:

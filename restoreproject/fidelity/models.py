@@ -34,6 +34,7 @@ class AllFields(Stamped):
     email = models.EmailField(blank=True)
     url = models.URLField(blank=True)
     path = models.FilePathField(path="/tmp", blank=True)
+    upload = models.FileField(blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     flag = models.BooleanField(default=False)
     maybe = models.BooleanField(null=True)
@@ -52,6 +53,11 @@ class AllFields(Stamped):
     ident = models.UUIDField(null=True)
     blob = models.BinaryField(null=True)
     data = models.JSONField(null=True)
+
+
+class Counter(models.Model):
+    id = models.SmallAutoField(primary_key=True)
+    hits = models.PositiveBigIntegerField(default=0)
 
 
 class Person(models.Model):
