@@ -258,7 +258,7 @@ def applied_migrations(using: str) -> dict[str, list[str]]:
 def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) -> Iterator[dict[str, Any]]:
     """Rows of one table keyed by column, ordered by primary key, streamed (a server-side cursor
     on PostgreSQL)."""
-    fields = model._meta.concrete_fields
+    fields = model._meta.local_concrete_fields  # a multi-table child's own table
     columns = [f.column for f in fields]
     rows = model._base_manager.using(using).order_by("pk").values_list(*[f.attname for f in fields])
     for values in rows.iterator(chunk_size=chunk_size):
@@ -302,7 +302,7 @@ def create_backup(
             for model in chosen:
                 writer.write_table(
                     model=model._meta.label, table=model._meta.db_table,
-                    columns=[f.column for f in model._meta.concrete_fields], rows=table_rows(model, using),
+                    columns=[f.column for f in model._meta.local_concrete_fields], rows=table_rows(model, using),
                 )
             writer.finish()
     except OSError as exc:

@@ -128,6 +128,8 @@ class CopyTableLoader(TableLoader):
     def _split_by_key(self, pending: list[PendingRow]) -> tuple[list[PendingRow], list[PendingRow]]:
         """(rows with a primary key, for the COPY; rows the database must number, for the ORM)."""
         index = self.converter.pk_index
+        if index is None:  # a composite primary key: always given
+            return pending, []
         keyed = [p for p in pending if p.values[index] is not None]
         if len(keyed) == len(pending):
             return keyed, []

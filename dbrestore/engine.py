@@ -28,6 +28,7 @@ from .exceptions import DbRestoreError, OutsideReferenceError, RestoreAbortedErr
 from .integrity import (
     ForeignKeyEdge,
     apply_deferred_foreign_keys,
+    apply_deferred_natural_keys,
     classify_foreign_keys,
     nullable_deferred_fields,
     sweep_orphans,
@@ -304,10 +305,23 @@ def _mark_running(run: RestoreRun) -> None:
 def _note_plan(plan: Plan, result: RestoreResult) -> None:
     for data in plan.unknown:
         result.warnings.append(f"{data.origin}: table {data.key!r} matches no model; skipped")
-    for cycle in plan.cycles:
-        result.warnings.append(f"FK cycle between {', '.join(cycle)}; loaded with deferred constraint checks")
+    for cycle in plan.cycles:  # no loss nor change: not a warning
+        logger.info("FK cycle between %s; loaded with deferred constraint checks", ", ".join(cycle))
     for table in plan.tables:
         result.table(table.label, table.db_table, expected=table.data.expected_rows)
+
+
+def _count_excluded(plan: Plan, result: RestoreResult) -> None:
+    """Rows of excluded models (``--exclude``, ``DBRESTORE["EXCLUDE"]``) are counted as skipped
+    and named, not dropped unseen."""
+    for table in plan.excluded:
+        done = result.table(table.label, table.db_table, expected=table.data.expected_rows)
+        rows = sum(1 for _ in table.data.rows())
+        done.total += rows
+        done.skipped += rows
+        if rows:
+            result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
+                                   "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")
 
 
 def _expected_rows(plan: Plan) -> int | None:
@@ -336,6 +350,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         aside = postload.set_aside(postload.worth_setting_aside(plan.tables), opts.database, restored=plan.models)
     foreign_keys = classify_foreign_keys(plan)
     checked_while_loading: set[ForeignKeyEdge] = set()
+    deferred_natural_keys: list[tuple[PlannedTable, list]] = []
 
     def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
@@ -364,6 +379,8 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
+        if loader.deferred_natural_keys:
+            deferred_natural_keys.append((table, loader.deferred_natural_keys))
         _note_drift(table, loader, result)
         table_result.seconds = time.monotonic() - table_started
         listener.table_finished(table_result)
@@ -374,6 +391,7 @@ def _load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Reje
         for table in plan.tables:
             load_table(table, progress)
     if not opts.dry_run:
+        apply_deferred_natural_keys(deferred_natural_keys, opts.database, result, rejects)
         if aside is not None:
             progress.phase_started("building indexes")
             aside.rebuild_indexes()
@@ -515,6 +533,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     """A JSON backup: check it, make the restore safe, then load the rows."""
     _check_jobs(opts)
     _note_plan(plan, result)
+    _count_excluded(plan, result)
     progress.restore_started(result, _expected_rows(plan))
     signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
     if not opts.skip_checksum:

@@ -64,7 +64,7 @@ def classify_foreign_keys(plan: Plan) -> dict[ModelType, tuple[list[ForeignKeyEd
     kinds = {}
     for table in plan.tables:
         settled, deferred = [], []
-        for f in table.model._meta.concrete_fields:
+        for f in table.model._meta.local_concrete_fields:
             if not f.is_relation or not getattr(f, "db_constraint", False):
                 continue
             parent = f.remote_field.model._meta.concrete_model
@@ -189,7 +189,6 @@ def _reject_from_input(
 ) -> None:
     """Re-read the table's input to write each deleted orphan to the rejects file as it was."""
     converter = RowConverter(table.model, using=using)
-    pk_index = converter.fields.index(table.model._meta.pk)
     pending = dict(found)
     table_result = result.table(table.label, table.db_table)
     for position, row in table.data.rows():
@@ -199,7 +198,7 @@ def _reject_from_input(
             values = converter.convert(row)
         except ConversionError:
             continue
-        edge = pending.pop(values[pk_index], None)
+        edge = pending.pop(converter.pk_of(values), None)
         if edge is None:
             continue
         value = values[converter.fields.index(edge.field)]
@@ -233,7 +232,6 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
                  result: RestoreResult, rejects: RejectsFile, plan: Plan) -> None:
     converter = RowConverter(table.model, using=using)
     index = {f: i for i, f in enumerate(converter.fields)}
-    pk_index = index[table.model._meta.pk]
     manager = table.model._base_manager.using(using)
     table_result = result.table(table.label, table.db_table)
 
@@ -244,7 +242,7 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
         except ConversionError:
             return None
         links = {edge: values[index[edge.field]] for edge in edges if values[index[edge.field]] is not None}
-        return (position, row, values[pk_index], links) if links else None
+        return (position, row, converter.pk_of(values), links) if links else None
 
     orphans = []
     for batch in batched(filter(None, map(wanted, table.data.rows())), batch_size):
@@ -272,3 +270,33 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
                 rejects.write(model=table.label, table=table.db_table, position=position, row=row,
                               reason=edge.describe(value))
             sweep_orphans(plan, using, result, rejects, parents_changed=[table.model])
+
+
+def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using: str, result: RestoreResult,
+                                rejects: RejectsFile) -> None:
+    """Fill in the natural keys that pointed forward (loaddata's ``save_deferred_fields``): every
+    table is loaded now, so each key is looked up again. A key still not found rejects its row
+    (deleted; rows pointing at it are swept as orphans after)."""
+    from .convert import find_by_natural_key
+
+    for table, items in deferred:
+        manager = table.model._base_manager.using(using)
+        table_result = result.table(table.label, table.db_table)
+        unresolved: dict[Any, tuple[int, dict, str]] = {}
+        for position, row, pk, field, marker in items:
+            if pk in unresolved:
+                continue
+            try:
+                value = find_by_natural_key(field, marker.key, using)
+            except ValueError as exc:
+                unresolved[pk] = (position, row, f"column {field.column!r}: {exc}")
+                continue
+            with transaction.atomic(using=using):
+                manager.filter(pk=pk).update(**{field.attname: value})
+        if unresolved:
+            with transaction.atomic(using=using):
+                _delete(table.model, list(unresolved), using)
+            for position, row, reason in unresolved.values():
+                table_result.inserted -= 1
+                table_result.rejected += 1
+                rejects.write(model=table.label, table=table.db_table, position=position, row=row, reason=reason)

@@ -29,7 +29,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
-from .convert import ConversionError, RowConverter
+from .convert import ConversionError, DeferredNaturalKey, RowConverter, build_instance
 from .rejects import RejectsFile
 from .report import TableResult
 from .sources import PositionedRow
@@ -45,8 +45,8 @@ __all__ = ["Inserter", "TableLoader", "batched"]
 
 @dataclass
 class PendingRow:
-    """A converted row on its way in: field values in ``concrete_fields`` order, and the model
-    instance the ORM path needs (built only when it is used)."""
+    """A converted row on its way in: field values in ``local_concrete_fields`` order, and the
+    model instance the ORM path needs (built only when it is used)."""
 
     position: int
     row: dict[str, Any]
@@ -57,7 +57,7 @@ class PendingRow:
     @property
     def obj(self) -> models.Model:
         if self._obj is None:
-            self._obj = self.model(*self.values)
+            self._obj = build_instance(self.model, self.values)
         return self._obj
 
 
@@ -71,7 +71,7 @@ class Inserter:
         self.model = model
         self.using = using
         self.connection = connections[using]
-        self.fields = list(model._meta.concrete_fields)
+        self.fields = list(model._meta.local_concrete_fields)  # a multi-table child's own table
         self.pk = model._meta.pk
         self.merge = merge
         self.update_fields = [f for f in self.fields if not f.primary_key]
@@ -205,7 +205,9 @@ class TableLoader:
         self.rejects = rejects
         self.dry_run = dry_run
         self.on_batch = on_batch or (lambda result: None)
-        self.converter = RowConverter(model, using=using)
+        # Forward natural keys are filled in after the load in replace mode only: in append and
+        # merge modes the row may be one that was already there.
+        self.converter = RowConverter(model, using=using, defer_natural_keys=mode == "replace")
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.fk_checks = list(fk_checks)
         self.settled_foreign_keys = list(settled_foreign_keys)
@@ -214,6 +216,8 @@ class TableLoader:
         self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
         self.log_skipped = log_skipped and mode != "merge"
         self.side_by_side = side_by_side
+        #: Rows loaded with NULL for a natural key not found yet: (position, row, pk, field, key).
+        self.deferred_natural_keys: list[tuple[int, dict[str, Any], Any, models.Field, DeferredNaturalKey]] = []
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
         for batch in batched(rows, self.batch_size):
@@ -246,9 +250,26 @@ class TableLoader:
             except ConversionError as exc:
                 self.reject(position, row, str(exc))
                 continue
+            if self.converter.deferrable_positions and not self._defer_natural_keys(position, row, values):
+                continue
             for index in self.nulled_indexes:
                 values[index] = None
             yield PendingRow(position, row, values, self.model)
+
+    def _defer_natural_keys(self, position: int, row: dict[str, Any], values: list[Any]) -> bool:
+        """NULL for natural keys not found yet, noted to be filled in after the load; False (the
+        row rejected) when the row has no primary key to find it again by."""
+        pk = self.converter.pk_of(values)
+        for index in self.converter.deferrable_positions:
+            value = values[index]
+            if value.__class__ is not DeferredNaturalKey:
+                continue
+            if pk is None:
+                self.reject(position, row, f"column {self.converter.fields[index].column!r}: {value.reason}")
+                return False
+            values[index] = None
+            self.deferred_natural_keys.append((position, row, pk, self.converter.fields[index], value))
+        return True
 
     def _reject_missing_parents(self, pending: list[PendingRow],
                                 edges: Iterable[ForeignKeyEdge] | None = None) -> list[PendingRow]:

@@ -42,6 +42,9 @@ class Plan:
     tables: list[PlannedTable]  # in load order: parents first
     models_to_empty: list[ModelType]  # in delete order: children first
     unknown: list[TableData] = field(default_factory=list)  # tables skipped by ignore_unknown
+    #: Tables of the backup left out by --exclude or ``DBRESTORE["EXCLUDE"]``: their rows are
+    #: counted as skipped, not dropped unseen.
+    excluded: list[PlannedTable] = field(default_factory=list)
     cycles: list[list[str]] = field(default_factory=list)
     #: FKs from models outside the restore into a model it empties: (referencing model, field).
     outside_references: list[tuple[ModelType, models.Field]] = field(default_factory=list)
@@ -207,6 +210,7 @@ def build_plan(
     only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
     planned: dict[ModelType, PlannedTable] = {}
     unknown: list[TableData] = []
+    excluded: list[PlannedTable] = []
     for data in backup.tables:
         model = resolve_model(data, index)
         if model is None:
@@ -223,6 +227,7 @@ def build_plan(
         if only and not matches_any(model, only):
             continue
         if matches_any(model, exclude):
+            excluded.append(PlannedTable(model=model, data=data))
             continue
         if model in planned:
             raise UnknownTableError(
@@ -242,6 +247,7 @@ def build_plan(
         tables=tables,
         models_to_empty=list(reversed(delete_order)),
         unknown=unknown,
+        excluded=excluded,
         cycles=cycles,
         outside_references=outside,
     )

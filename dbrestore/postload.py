@@ -24,8 +24,8 @@ that outside table); the COPY path has the database check them as it copies.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db import IntegrityError, connections, models, transaction
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -30,6 +31,32 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
+def _json_default(value: Any) -> Any:
+    try:
+        return _default(value)
+    except TypeError:
+        return str(value)
+
+
+def dumps_record(record: dict[str, Any]) -> bytes:
+    """One rejects-file line. orjson first; the standard library for what orjson cannot write
+    (integers beyond 64 bits, lone surrogates: escaped); a row nested too deeply for either is
+    kept as the start of its text."""
+    try:
+        return orjson.dumps(record, default=_default)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return json.dumps(record, default=_json_default).encode()
+    except (TypeError, ValueError, RecursionError):
+        row = record["row"]
+        try:
+            text = repr(row)[:10_000]
+        except RecursionError:
+            text = f"a {type(row).__name__} nested too deeply to write"
+        return json.dumps({**record, "row": None, "row_text": text}).encode()
+
+
 class RejectsFile:
     """Rejected (and, with ``--log-skipped``, skipped) rows. More than ``max_rejects`` rejected
     rows raise :class:`TooManyRejectsError` (``None``: no limit)."""
@@ -47,7 +74,7 @@ class RejectsFile:
     ) -> None:
         with self._lock:
             record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
-            line = orjson.dumps(record, default=_default) + b"\n"
+            line = dumps_record(record) + b"\n"
             try:
                 if self._stream is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,10 @@ INSTALLED_APPS = [
     "django_rq",
     "dbrestore",
     "restoreproject.shop",
+    "restoreproject.fidelity",
+    "django.contrib.sites",
+    "django.contrib.flatpages",
+    "django.contrib.redirects",
 ]
 
 MIDDLEWARE = [
@@ -82,6 +86,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+SITE_ID = 1
 
 STATIC_URL = "static/"
 MEDIA_ROOT = BASE_DIR / "media"

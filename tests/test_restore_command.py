@@ -105,7 +105,7 @@ def test_plain_directory_of_table_files(tmp_path, run_command):
     (folder / "Category.json").write_text(json.dumps([{"id": 5, "name": "root", "parent_id": None}]))
     (folder / "shop_customer.jsonl").write_text(
         json.dumps({"id": 3, "email": "x@example.com", "name": "X", "external_id": "6f1c5f9e-9bde-4a3f-8f51-3c7e3c1f0a11",
-                    "joined_at": "2024-05-01T10:00:00", "birth_date": None, "is_active": "true", "notes": "",
+                    "joined_at": "2024-05-01T10:00:00", "birth_date": None, "is_active": "True", "notes": "",
                     "referred_by": None, "avatar": "AAEC"}) + "\n"
     )
     run_command("restore_backup", folder, "--noinput")

@@ -5,7 +5,9 @@ A fixture interleaves models, and the restore loads one table at a time (parents
 table is a filtered pass over the file: constant memory, one read per table. Many-to-many values
 become rows of the auto-created through table. Natural foreign keys (lists) are resolved against
 the database when the rows are converted (see :mod:`dbrestore.convert`); a row without ``pk``
-(``--natural-primary``) gets a new primary key from the database.
+(``--natural-primary``) gets a new primary key from the database. A multi-table child's object
+holds its own table's fields only (its parents are objects of their own), as loaddata reads it;
+a proxy model's objects go into its concrete model's table.
 """
 
 from __future__ import annotations
@@ -13,31 +15,41 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ijson
 import orjson
 from django.apps import apps
+from django.db import models
 
 from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
-from .readers import data_suffix, iter_json_array, iter_json_lines, open_binary
+from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
+
+
+def _is_json_lines(path: Path) -> bool:
+    """Told by the content, as dumpdata writes them: an array starts with ``[``, JSON Lines with ``{``."""
+    return first_significant_byte(path) == b"{"
 
 
 def _objects(path: Path) -> Iterator[PositionedRow]:
-    if data_suffix(path) in (".jsonl", ".ndjson"):
+    if _is_json_lines(path):
         return iter_json_lines(path)
     return iter_json_array(path)
 
 
-def _first_object(path: Path) -> dict | None:
+def _first_object(path: Path, first: bytes) -> dict | None:
     with open_binary(path) as stream:
         try:
-            if data_suffix(path) in (".jsonl", ".ndjson"):
-                line = stream.readline()
-                found = orjson.loads(line) if line.strip() else None
+            if first == b"{":
+                found = None
+                for line in stream:  # blank lines before the first object are allowed
+                    if line.strip():
+                        found = loads_line(line)
+                        break
             else:
-                found = next(ijson.items(stream, "item", use_float=True), None)
-        except (ijson.JSONError, orjson.JSONDecodeError, OSError, EOFError):
+                found = next(ijson.items(stream, "item"), None)
+        except (ijson.JSONError, orjson.JSONDecodeError, OSError, EOFError, ValueError):
             return None
     return found if isinstance(found, dict) else None
 
@@ -45,68 +57,150 @@ def _first_object(path: Path) -> dict | None:
 def is_dumpdata(path: Path, first: bytes) -> bool:
     if first not in (b"[", b"{"):
         return False
-    obj = _first_object(path)
+    obj = _first_object(path, first)
     return obj is not None and isinstance(obj.get("model"), str) and isinstance(obj.get("fields"), dict)
 
 
-def _model_rows(path: Path, label: str) -> Iterator[PositionedRow]:
-    model = apps.get_model(label)
-    pk_name = model._meta.pk.attname
+def _model(label: str) -> type[models.Model] | None:
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError):
+        return None
+
+
+def _is_composite(model: type[models.Model]) -> bool:
+    return not model._meta.pk.concrete
+
+
+def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iterator[PositionedRow]:
+    """The rows of one table: the objects of its model and of its proxies."""
+    model = apps.get_model(concrete_label)
+    pk_name = None if _is_composite(model) else model._meta.pk.attname
     m2m = {f.name for f in model._meta.many_to_many}
     for position, obj in _objects(path):
-        if obj.get("model", "").lower() != label:
+        label = obj.get("model")
+        if not isinstance(label, str) or label.lower() not in labels:
             continue
         row = {name: value for name, value in obj.get("fields", {}).items() if name not in m2m}
         if "pk" in obj:
-            row[pk_name] = obj["pk"]
+            if pk_name is not None:
+                row[pk_name] = obj["pk"]
+            else:
+                _composite_pk_values(model, obj, row, path, position)
         yield position, row
 
 
-def _through_rows(path: Path, label: str, field_name: str) -> Iterator[PositionedRow]:
-    model = apps.get_model(label)
+def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int) -> None:
+    """A composite primary key: dumpdata writes its parts as fields too, and ``pk`` as a list."""
+    parts = model._meta.pk.fields
+    value = obj["pk"]
+    if not isinstance(value, list) or len(value) != len(parts):
+        raise BackupFormatError(f"{obj['model']}: pk must be a list of {len(parts)} values, found {value!r:.60}",
+                                path=path, position=f"row {position}")
+    for part, item in zip(parts, value):
+        row.setdefault(part.name, item)
+
+
+def _through_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
+    model = apps.get_model(concrete_label)
     field = model._meta.get_field(field_name)
     source = field.m2m_field_name()  # the through table's FK to ``model``
     target = field.m2m_reverse_field_name()
+    # A symmetrical M2M to self holds both directions, as loaddata's ``set()`` writes them (a
+    # mirror already in the fixture is skipped as a duplicate).
+    mirrored = field.remote_field.symmetrical and field.remote_field.model == model
     for position, obj in _objects(path):
-        if obj.get("model", "").lower() != label:
+        label = obj.get("model")
+        if not isinstance(label, str) or label.lower() not in labels:
+            continue
+        values = obj.get("fields", {}).get(field_name)
+        if not values:
             continue
         owner = obj.get("pk")
         if owner is None:
-            owner = _natural_key_of(model, obj)
-        for value in obj.get("fields", {}).get(field_name) or []:
+            owner = _natural_key_of(model, obj, path, position)
+        for value in values:
             yield position, {source: owner, target: value}
+            if mirrored and value != owner:
+                yield position, {source: value, target: owner}
 
 
-def _natural_key_of(model, obj: dict) -> list:
-    """With --natural-primary the owner of an M2M value is known by its natural key."""
-    instance = model(**{k: v for k, v in obj.get("fields", {}).items() if k in {f.name for f in model._meta.concrete_fields}})
-    return list(instance.natural_key())
+def _natural_key_of(model: type[models.Model], obj: dict, path: Path, position: int) -> list:
+    """With --natural-primary the owner of an M2M value is known by its natural key, which the
+    owner's fields make (foreign keys in it given by natural key, looked up: parents are loaded
+    first)."""
+    values: dict[str, Any] = {}
+    try:
+        for f in model._meta.concrete_fields:
+            if f.name not in obj["fields"]:
+                continue
+            value = obj["fields"][f.name]
+            if f.is_relation and isinstance(value, list):
+                manager = f.remote_field.model._default_manager
+                value = manager.get_by_natural_key(*value)
+                values[f.name] = value
+            else:
+                values[f.attname] = f.to_python(value)
+        if not hasattr(model, "natural_key"):
+            raise ValueError(f"{model._meta.label} has no natural_key()")
+        return list(model(**values).natural_key())
+    except Exception as exc:  # noqa: BLE001 - project code (natural_key) may raise anything
+        raise BackupFormatError(
+            f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
+            f"which could not be made: {type(exc).__name__}: {exc}",
+            path=path, position=f"row {position}",
+        ) from exc
+
+
+def _check_m2m(model: type[models.Model], obj: dict, path: Path, position: int) -> set[str]:
+    """The names of the object's non-empty M2M values; a value that is not a list is an error
+    (loaddata fails on it too)."""
+    found = set()
+    for f in model._meta.many_to_many:
+        value = obj["fields"].get(f.name)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            raise BackupFormatError(
+                f"{obj['model']}.{f.name}: a many-to-many value must be a list, found {type(value).__name__}",
+                path=path, position=f"row {position}",
+            )
+        if value:
+            found.add(f.name)
+    return found
 
 
 def open_dumpdata(path: Path) -> Backup:
-    labels: dict[str, dict] = {}
+    """One pass to learn the models (and check the M2M values), then a table per model."""
+    found: dict[str, dict] = {}
     for position, obj in _objects(path):
         label = obj.get("model")
         if not isinstance(label, str) or not isinstance(obj.get("fields"), dict):
             raise BackupFormatError('not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}")
-        entry = labels.setdefault(label.lower(), {"m2m": set()})
-        for name, value in obj["fields"].items():
-            if isinstance(value, list) and value:
-                entry["m2m"].add(name)
+        label = label.lower()
+        entry = found.get(label)
+        if entry is None:
+            entry = found[label] = {"model": _model(label), "m2m": set()}
+        if entry["model"] is not None:
+            entry["m2m"] |= _check_m2m(entry["model"], obj, path, position)
     tables = []
-    for label, entry in labels.items():
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError):
+    by_concrete: dict[type[models.Model], set[str]] = {}
+    for label, entry in found.items():
+        model = entry["model"]
+        if model is None:
             tables.append(TableData(key=label, origin=path, open_rows=lambda: iter(()), model_label=None))
             continue
-        tables.append(TableData(key=label, origin=path, open_rows=functools.partial(_model_rows, path, label),
-                                model_label=model._meta.label))
-        for field in model._meta.many_to_many:
-            if field.name in entry["m2m"] and field.remote_field.through._meta.auto_created:
+        by_concrete.setdefault(model._meta.concrete_model, set()).add(label)
+    for concrete, labels in by_concrete.items():
+        concrete_label = concrete._meta.label_lower
+        tables.append(TableData(key=concrete_label, origin=path, model_label=concrete._meta.label,
+                                open_rows=functools.partial(_model_rows, path, frozenset(labels), concrete_label)))
+        with_values = set().union(*(found[label]["m2m"] for label in labels))
+        for field in concrete._meta.many_to_many:
+            if field.name in with_values and field.remote_field.through._meta.auto_created:
                 through = field.remote_field.through
                 tables.append(TableData(
                     key=through._meta.db_table, origin=path, model_label=through._meta.label,
-                    open_rows=functools.partial(_through_rows, path, label, field.name),
+                    open_rows=functools.partial(_through_rows, path, frozenset(labels), concrete_label, field.name),
                 ))
     return Backup(path=path, format="dumpdata", tables=tables)

@@ -8,6 +8,7 @@ off a local file or a stored object alike.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,32 @@ import orjson
 from .. import layers
 from ..exceptions import BackupFormatError
 from .base import PositionedRow
+
+#: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
+#: parsed by the standard library instead, which keeps every integer exact (as loaddata does).
+#: Found by mapping every digit to "9" (bytes.translate, C speed: a regex costs 3x orjson).
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
+_TWENTY_DIGITS = b"9" * 20
+
+
+def loads_line(line: bytes):
+    """One JSON Lines line as ``json.loads`` (loaddata) reads it, at orjson's speed where they
+    agree. orjson rounds integers beyond 64 bits to floats and refuses lone surrogates, NaN and
+    deep nesting: such lines go through the standard library (whose lone surrogates the
+    converters then reject with the row), and an error stays orjson's."""
+    if _TWENTY_DIGITS not in line.translate(_DIGITS_AS_NINES):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            error = exc
+    else:
+        error = None
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        if error is not None:
+            raise error from None
+        raise orjson.JSONDecodeError(str(exc), line.decode("utf-8", "replace"), 0) from exc
 
 
 def compression_suffix(path: Path) -> str | None:
@@ -47,7 +74,7 @@ def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
                 if not line.strip():
                     continue
                 try:
-                    row = orjson.loads(line)
+                    row = loads_line(line)
                 except orjson.JSONDecodeError as exc:
                     raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
                 if not isinstance(row, dict):

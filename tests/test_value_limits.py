@@ -1,0 +1,217 @@
+"""Values validated as the field and the database define them: what a column cannot hold is a
+rejected row with the reason (never stored changed), what cannot be read is a one-line error,
+and rows of excluded models are counted. Run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from restoreproject.fidelity.models import AllFields, Person, TaggedItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, list[dict]]:
+    """(exit status, message, JSON report, rejects) of ``restore_backup path``."""
+    report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "--report-json", str(report),
+                     "--rejects-file", str(rejects), *args, stdout=out, stderr=err)
+        status, message = 0, ""
+    except CommandError as exc:
+        status, message = exc.returncode, str(exc)
+    reported = json.loads(report.read_text()) if report.exists() else {}
+    rejected = [json.loads(line) for line in rejects.read_text().splitlines()] if rejects.exists() else []
+    return status, message, reported, rejected
+
+
+def table_file(tmp_path: Path, rows: list[dict], suffix: str = "jsonl") -> Path:
+    path = tmp_path / f"fidelity_allfields.{suffix}"
+    if suffix == "jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        path.write_text(json.dumps(rows))
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json"])
+def test_big_integers_in_json_are_kept_exact(tmp_path, suffix):
+    values = [2**53 + 1, 2**64 + 1, -(2**70), {"n": [2**100]}, 1e100, 0.1]
+    path = table_file(tmp_path, [{"id": i, "data": value} for i, value in enumerate(values, 1)], suffix)
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 0, message
+    restored = [row.data for row in AllFields.objects.order_by("id")]
+    # What the ORM itself stores (PostgreSQL's jsonb writes 1e100 out as an integer; SQLite keeps the float).
+    AllFields.objects.all().delete()
+    saved = [AllFields.objects.create(data=value).pk for value in values]
+    assert restored == [AllFields.objects.get(pk=pk).data for pk in saved]
+    assert restored[:4] == values[:4] and restored[5] == 0.1
+    if connection.vendor == "sqlite":
+        assert isinstance(restored[4], float)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json"])
+def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"
+    bad = [
+        ("when", "0001-01-01T00:00:00+05:30", "outside the range"),
+        ("when", "9999-12-31T23:59:59-01:00", "outside the range"),
+        ("when", "0001-01-01T03:00:00", "outside the range"),  # naive: read in Asia/Kolkata
+        ("amount", "123456789.5", "no more than 8 digits before the decimal point"),
+        ("amount", "1.005", "no more than 2 decimal places"),
+        ("big", 2**63, "less than or equal to 9223372036854775807"),
+        ("small", -(2**70), "greater than or equal to"),
+        ("id", 2**70, "less than or equal to"),
+        ("positive_big", -1, "greater than or equal to 0"),
+        ("data", {"key\u0000": 1}, "NUL character"),
+        ("data", json.loads("[" * 600 + "]" * 600), "nested more than"),
+        ("char", "__DEEP__" if suffix == "json" else "x" * 51, ""),  # JSON Lines: see the test below
+    ]
+    if suffix == "jsonl":  # ijson (JSON arrays) reads a lone surrogate escape as "?": not seen here
+        bad.append(("text", "lone \ud800 surrogate", "not valid UTF-8"))
+    rows = [{"id": 1, "char": "good"}] + [{"id": i, field: value} for i, (field, value, _) in enumerate(bad, 2)]
+    path = table_file(tmp_path, rows, suffix)
+    path.write_text(path.read_text().replace('"__DEEP__"', "[" * 3000 + "]" * 3000))  # a deep value in a CharField
+    status, message, report, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert list(AllFields.objects.values_list("id", flat=True)) == [1], [r["reason"] for r in rejects]
+    assert report["tables"]["fidelity.AllFields"]["rejected"] == len(bad)
+    reasons = [reject["reason"] for reject in rejects]
+    for (column, _, reason), got in zip(bad, reasons):
+        assert column in got and reason in got, (reason, got)
+
+
+def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor):
+    path = table_file(tmp_path, [{"id": 1, "text": "a\u0000b"}])
+    status, _, _, rejects = restore(path, tmp_path)
+    if vendor == "sqlite":
+        assert status == 0 and AllFields.objects.get().text == "a\x00b"
+    else:
+        assert status == 3 and "NUL character" in rejects[0]["reason"] and not AllFields.objects.exists()
+
+
+def test_deep_json_in_json_lines_is_a_one_line_error(tmp_path):
+    path = tmp_path / "fidelity_allfields.jsonl"
+    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "data": ' + "[" * 10000 + "]" * 10000 + "}\n")
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 1 and "line 2" in message and "\n" not in message
+    assert not AllFields.objects.exists()
+
+
+def fixture(tmp_path: Path, objects: list[dict]) -> Path:
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(objects))
+    return path
+
+
+def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
+    path = fixture(tmp_path, [
+        {"model": "contenttypes.contenttype", "pk": 99, "fields": {"app_label": "x", "model": "y"}},
+        {"model": "auth.permission", "fields": {"name": "p", "codename": "p", "content_type": ["fidelity", "person"]}},
+        {"model": "dbrestore.restorerun", "pk": 5, "fields": {"source": "elsewhere"}},
+        {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": None}},
+    ])
+    status, message, report, _ = restore(path, tmp_path)
+    assert status == 0, message
+    tables = report["tables"]
+    for label in ("contenttypes.ContentType", "auth.Permission", "dbrestore.RestoreRun"):
+        assert tables[label]["total"] == tables[label]["skipped"] == 1, label
+        assert any(label in warning and "excluded" in warning for warning in report["warnings"])
+    assert Person.objects.count() == 1 and not connection.introspection.table_names() == []
+
+
+def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
+    path = fixture(tmp_path, [
+        {"model": "fidelity.taggeditem", "pk": 1, "fields": {"content_type": ["nope", "nothing"], "object_id": 1, "tag": "a"}},
+        {"model": "fidelity.taggeditem", "pk": 2, "fields": {"content_type": ["nope"], "object_id": 1, "tag": "b"}},
+        {"model": "fidelity.taggeditem", "pk": 3, "fields": {"content_type": [["x"]], "object_id": 1, "tag": "c"}},
+        {"model": "fidelity.taggeditem", "pk": 4, "fields": {"content_type": ["fidelity", "person"], "object_id": 1,
+                                                             "tag": "ok"}},
+    ])
+    status, message, report, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert list(TaggedItem.objects.values_list("tag", flat=True)) == ["ok"]
+    assert "no contenttypes.ContentType with natural key ['nope', 'nothing']" in rejects[0]["reason"]
+    assert "not a natural key of contenttypes.ContentType" in rejects[1]["reason"]
+    assert len(rejects) == 3
+
+
+def test_an_m2m_value_that_is_not_a_list_is_a_one_line_error(tmp_path):
+    path = fixture(tmp_path, [{"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": 7}}])
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 1
+    assert "fidelity.member.friends: a many-to-many value must be a list, found int" in message
+    assert "row 1" in message and "\n" not in message
+
+
+def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):
+    path = fixture(tmp_path, [
+        {"model": "auth.group", "fields": {"name": "editors", "permissions": [["view_person", "fidelity", "person"]]}},
+        {"model": "fidelity.place", "fields": {"name": "no natural key", "labels": [["cosy"]]}},
+        {"model": "fidelity.label", "fields": {"name": "cosy"}},
+    ])
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 1
+    assert "fidelity.place: many-to-many values of an object without pk need its natural key" in message
+    assert "\n" not in message and not Group.objects.exists()  # rolled back
+    path.write_text(json.dumps(json.loads(path.read_text())[:1]))
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 0, message
+    assert list(Group.objects.get(name="editors").permissions.values_list("codename", flat=True)) == ["view_person"]
+
+
+def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path):
+    path = tmp_path / "shop_orderitem.jsonl"
+    huge = 2**70
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in [
+        {"id": 1, "order_id": 1, "product_id": 1, "quantity": 1, "unit_price": "1.00", "created_at": None},
+    ]).replace(b'"id":1', f'"id":{huge}'.encode()) + f'{{"id": 2, "order_id": {huge}, "quantity": {huge}}}\n'.encode())
+    status, message, report, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert report["tables"]["shop.OrderItem"]["rejected"] == 2
+    assert all("less than or equal to" in reject["reason"] for reject in rejects)
+
+
+@pytest.mark.parametrize("layout", ["directory", "table-file", "keyed-object"])
+def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_path, settings, layout):
+    settings.TIME_ZONE = "Asia/Kolkata"
+    row = {"id": 1, "when": "2021-03-04T05:06:07", "created": "2021-03-04T05:06:07+00:00"}
+    if layout == "directory":
+        path = tmp_path / "backup"
+        path.mkdir()
+        (path / "fidelity_allfields.jsonl").write_text(json.dumps(row) + "\n")
+        (path / "manifest.json").write_text(json.dumps({"format": "dbrestore/1", "tables": [
+            {"model": "fidelity.AllFields", "table": "fidelity_allfields", "file": "fidelity_allfields.jsonl"}]}))
+    elif layout == "table-file":
+        path = table_file(tmp_path, [row], "json")
+    else:
+        path = tmp_path / "backup.json"
+        path.write_text(json.dumps({"metadata": {}, "fidelity_allfields": [row]}))
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 0, message
+    stored = AllFields.objects.get()
+    assert stored.when.astimezone(datetime.timezone.utc).isoformat() == "2021-03-03T23:36:07+00:00"
+    assert stored.created.astimezone(datetime.timezone.utc).isoformat() == "2021-03-04T05:06:07+00:00"
+
+
+def test_multi_table_inheritance_round_trip(tmp_path, run_command):
+    from restoreproject.fidelity.models import Pizzeria, Place
+
+    Pizzeria.objects.create(name="Luigi", serves_pizza=True, oven="wood")
+    Place.objects.create(name="a park")
+    run_command("create_backup", "--output", tmp_path / "backup", "--only", "fidelity.Place,fidelity.Restaurant,fidelity.Pizzeria")
+    Place.objects.all().delete()
+    status, message, _, _ = restore(tmp_path / "backup", tmp_path)
+    assert status == 0, message
+    assert Pizzeria.objects.get().name == "Luigi" and Place.objects.count() == 2
