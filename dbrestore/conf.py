@@ -29,7 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup", ".zip"],
     "MAX_MESSAGES": 200,  # warnings/errors kept on a RestoreRun
-    "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
+    "PG_BIN_DIR": None,
+    "MAX_ROW_BYTES": 64 * 1024**2,  # bytes of one row (a JSON Lines line, an array item, a manifest); None: no limit
+    "MAX_INFLATION_RATIO": 200,  # decompressed bytes per compressed byte past the first 16 MiB; None: no limit
+    "MAX_NUMBER_DIGITS": 4300,  # digits of a number in a row (Python's int limit); 1e2000000 is refused  # folder of psql / pg_restore / pg_dump (None: PATH)
 }
 
 

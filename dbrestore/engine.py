@@ -41,7 +41,7 @@ from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, finish_run
-from .sources import Backup, open_backup
+from .sources import Backup, open_backup, refuse_outputs
 from .verify import migration_drift, verify_checksums, verify_counts
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ def execute(run: RestoreRun, *, listeners: Iterable[ProgressListener] = ()) -> R
     _mark_running(run)
     try:
         backup = open_backup(run.source)
+        refuse_outputs(backup, [rejects.path])
+        if opts.rejects_file:  # a typo in --rejects-file fails now, not at the first reject
+            rejects.check_writable()
         run.source_format = backup.format
         if backup.format in NATIVE_FORMATS:
             _restore_native(run, backup, opts, result, progress, recorder)

@@ -26,6 +26,11 @@ class BackupFormatError(DbRestoreError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class InputTooLargeError(BackupFormatError):
+    """A read went past a bound: a row or line longer than ``MAX_ROW_BYTES``, a compressed file
+    inflating more than ``MAX_INFLATION_RATIO`` times, a number with too many digits."""
+
+
 class ChecksumMismatchError(BackupFormatError):
     """A data file's sha256 or row count differs from the manifest."""
 
@@ -60,3 +65,8 @@ class RestoreAbortedError(DbRestoreError):
 
 class BackupWriteError(DbRestoreError):
     """A backup (or the safety backup before a restore) could not be written."""
+
+
+class RejectsWriteError(DbRestoreError):
+    """The rejects file could not be written: the restore fails (rolled back when atomic), since a
+    row it cannot record would be lost without a trace."""

@@ -20,6 +20,7 @@ from django.apps import apps
 
 from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
+from .bounds import PARSER_BUFFER
 from .readers import data_suffix, iter_json_array, iter_json_lines, open_binary
 
 
@@ -33,11 +34,11 @@ def _first_object(path: Path) -> dict | None:
     with open_binary(path) as stream:
         try:
             if data_suffix(path) in (".jsonl", ".ndjson"):
-                line = stream.readline()
+                line = next(stream.lines(), b"")
                 found = orjson.loads(line) if line.strip() else None
             else:
-                found = next(ijson.items(stream, "item", use_float=True), None)
-        except (ijson.JSONError, orjson.JSONDecodeError, OSError, EOFError):
+                found = next(ijson.items(stream, "item", use_float=True, buf_size=PARSER_BUFFER), None)
+        except (ijson.JSONError, orjson.JSONDecodeError):
             return None
     return found if isinstance(found, dict) else None
 
@@ -49,12 +50,19 @@ def is_dumpdata(path: Path, first: bytes) -> bool:
     return obj is not None and isinstance(obj.get("model"), str) and isinstance(obj.get("fields"), dict)
 
 
+def _is_object_of(obj: dict, label: str, path: Path, position: int) -> bool:
+    """Whether ``obj`` is a ``label`` object; anything but a dumpdata object is an error."""
+    if not isinstance(obj.get("model"), str) or not isinstance(obj.get("fields"), dict):
+        raise BackupFormatError('not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}")
+    return obj["model"].lower() == label
+
+
 def _model_rows(path: Path, label: str) -> Iterator[PositionedRow]:
     model = apps.get_model(label)
     pk_name = model._meta.pk.attname
     m2m = {f.name for f in model._meta.many_to_many}
     for position, obj in _objects(path):
-        if obj.get("model", "").lower() != label:
+        if not _is_object_of(obj, label, path, position):
             continue
         row = {name: value for name, value in obj.get("fields", {}).items() if name not in m2m}
         if "pk" in obj:
@@ -68,17 +76,24 @@ def _through_rows(path: Path, label: str, field_name: str) -> Iterator[Positione
     source = field.m2m_field_name()  # the through table's FK to ``model``
     target = field.m2m_reverse_field_name()
     for position, obj in _objects(path):
-        if obj.get("model", "").lower() != label:
+        if not _is_object_of(obj, label, path, position):
             continue
+        values = obj.get("fields", {}).get(field_name) or []
+        if not isinstance(values, list):
+            raise BackupFormatError(f"{label}.{field_name}: a many-to-many value must be a list, not "
+                                    f"{type(values).__name__}", path=path, position=f"row {position}")
         owner = obj.get("pk")
-        if owner is None:
-            owner = _natural_key_of(model, obj)
-        for value in obj.get("fields", {}).get(field_name) or []:
+        if owner is None and values:
+            owner = _natural_key_of(model, obj, path, position)
+        for value in values:
             yield position, {source: owner, target: value}
 
 
-def _natural_key_of(model, obj: dict) -> list:
+def _natural_key_of(model, obj: dict, path: Path, position: int) -> list:
     """With --natural-primary the owner of an M2M value is known by its natural key."""
+    if not hasattr(model, "natural_key"):
+        raise BackupFormatError(f"{model._meta.label} object without \"pk\", and the model has no natural key",
+                                path=path, position=f"row {position}")
     instance = model(**{k: v for k, v in obj.get("fields", {}).items() if k in {f.name for f in model._meta.concrete_fields}})
     return list(instance.natural_key())
 

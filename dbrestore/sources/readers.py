@@ -1,7 +1,8 @@
 """Streaming row readers for JSON arrays and JSON Lines, compressed or not.
 
 Both read in constant memory: JSON arrays through ijson's C backend, one item at a time;
-JSON Lines line by line through orjson. Errors name the file and the line or row.
+JSON Lines line by line through orjson, every read bounded (:mod:`.bounds`). Errors name the
+file and the line or row.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ import io
 import lzma
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import ijson
 import orjson
 
 from ..exceptions import BackupFormatError
 from .base import PositionedRow
+from .bounds import PARSER_BUFFER, BoundedReader, check_numbers, require_regular_file
 
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OPENERS = {
+    ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    ".bz2": lambda raw: bz2.BZ2File(raw, "rb"),
+    ".xz": lambda raw: lzma.LZMAFile(raw, "rb"),
+}
 _READ_BUFFER = 1024 * 1024
 
 
@@ -34,38 +39,35 @@ def data_suffix(path: Path) -> str:
     return stem.suffix.lower()
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    """Open a data file for reading, decompressing ``.gz``, ``.bz2`` and ``.xz`` transparently."""
+def open_binary(path: Path, *, rows: bool = True) -> BoundedReader:
+    """Open a data file for reading, decompressing ``.gz``, ``.bz2`` and ``.xz`` transparently,
+    through :class:`BoundedReader` (``rows=False``: no row or digit bounds, for hashing)."""
+    require_regular_file(path)
     opener = _OPENERS.get(path.suffix)
     try:
-        if opener is None:
-            return open(path, "rb", buffering=_READ_BUFFER)
-        return io.BufferedReader(opener(path, "rb"), buffer_size=_READ_BUFFER)
+        raw = open(path, "rb", buffering=_READ_BUFFER)
     except OSError as exc:
         raise BackupFormatError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    if opener is None:
+        return BoundedReader(raw, path, rows=rows)
+    return BoundedReader(io.BufferedReader(opener(raw), buffer_size=_READ_BUFFER), path, raw=raw, rows=rows)
 
 
 def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
     with open_binary(path) as stream:
-        line_number = 0
-        try:
-            for line_number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
-                if not isinstance(row, dict):
-                    raise BackupFormatError(
-                        f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
-                    )
-                yield line_number, row
-        except (OSError, EOFError) as exc:
-            raise BackupFormatError(
-                f"cannot read (corrupt or truncated): {exc}", path=path, position=f"line {line_number + 1}"
-            ) from exc
+        for line_number, line in enumerate(stream.lines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
+            if not isinstance(row, dict):
+                raise BackupFormatError(
+                    f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
+                )
+            yield line_number, row
 
 
 def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
@@ -74,22 +76,21 @@ def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]
         yield from iter_json_array_stream(stream, path, prefix)
 
 
-def iter_json_array_stream(stream: IO[bytes], path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
     position = 0
     try:
-        for position, row in enumerate(ijson.items(stream, prefix, use_float=False), start=1):
+        items = ijson.items(stream, prefix, use_float=False, buf_size=PARSER_BUFFER)
+        for position, row in enumerate(items, start=1):
+            stream.mark()
             if not isinstance(row, dict):
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
                 )
+            check_numbers(row, path, f"row {position}")
             yield position, row
     except ijson.JSONError as exc:
         raise BackupFormatError(
             f"invalid or truncated JSON: {_first_line(exc)}", path=path, position=f"after row {position}"
-        ) from exc
-    except (OSError, EOFError) as exc:
-        raise BackupFormatError(
-            f"cannot read (corrupt or truncated): {exc}", path=path, position=f"after row {position}"
         ) from exc
 
 
@@ -103,13 +104,10 @@ def iter_rows(path: Path) -> Iterator[PositionedRow]:
 def first_significant_byte(path: Path) -> bytes:
     """The first non-whitespace byte of a (possibly compressed) file, ``b""`` when empty."""
     with open_binary(path) as stream:
-        try:
-            while chunk := stream.read(4096):
-                stripped = chunk.lstrip()
-                if stripped:
-                    return stripped[:1]
-        except (OSError, EOFError) as exc:
-            raise BackupFormatError(f"cannot read (corrupt or truncated): {exc}", path=path) from exc
+        while chunk := stream.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped[:1]
     return b""
 
 

@@ -1,0 +1,181 @@
+"""Bounds on every read of a backup: whatever opened the byte stream (a file, a decompressor),
+reads go through :class:`BoundedReader`, which turns any decoding error into a one-line
+:class:`~dbrestore.exceptions.BackupFormatError` with the file and byte offset, and refuses
+
+- a row longer than ``MAX_ROW_BYTES`` (a gzip bomb of one line, one endless string);
+- a compressed file inflating more than ``MAX_INFLATION_RATIO`` times past its first 16 MiB;
+- a run of digits longer than Python's integer limit (ijson's C parser crashes on one).
+
+Readers call :meth:`BoundedReader.mark` where a row ends; the row bound counts bytes from there.
+"""
+
+from __future__ import annotations
+
+import decimal
+import lzma
+import re
+import stat
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .. import conf
+from ..exceptions import BackupFormatError, InputTooLargeError
+
+#: Inflation is only judged past this many decompressed bytes: small files never trip it.
+RATIO_FLOOR = 16 * 1024**2
+#: ijson reads this much at a time (its default, 64 KiB, makes one long string quadratic).
+PARSER_BUFFER = 1024 * 1024
+_DECODE_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+_DIGITS = b"0123456789"
+
+
+def require_regular_file(path: Path) -> None:
+    """Refuse FIFOs, devices and sockets before opening them (reading one may never end)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise BackupFormatError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    if not stat.S_ISREG(mode):
+        raise BackupFormatError("not a regular file (a FIFO, device or socket): refused", path=path)
+
+
+def digit_limit() -> int | None:
+    """The longest run of digits a parsed number may have (``MAX_NUMBER_DIGITS``, at most
+    Python's own int limit, past which ijson's C backend crashes)."""
+    limits = [n for n in (conf.get("MAX_NUMBER_DIGITS"), sys.get_int_max_str_digits()) if n]
+    return min(limits) if limits else None
+
+
+class BoundedReader:
+    """A read-only binary stream over ``stream`` (decompressed) with the bounds above.
+
+    ``raw`` is the compressed file under a decompressor (None when not compressed): its
+    position says how many compressed bytes produced ``offset`` bytes.
+    """
+
+    def __init__(self, stream: IO[bytes], path: Path, *, raw: IO[bytes] | None = None, rows: bool = True):
+        self._stream = stream
+        self._raw = raw
+        self.path = path
+        self.offset = 0  # decompressed bytes read so far
+        self._mark = 0
+        self.max_row = conf.get("MAX_ROW_BYTES") if rows else None
+        self.max_ratio = conf.get("MAX_INFLATION_RATIO") if raw is not None else None
+        self._digits = digit_limit() if rows else None
+        self._digit_run = re.compile(rb"(?<![0-9])[0-9]{%d}" % (self._digits + 1)) if self._digits else None
+        self._trailing_digits = 0
+
+    # -- the stream protocol ijson, orjson callers and hashlib loops use
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(PARSER_BUFFER), b""))
+        data = self._call(self._stream.read, size)
+        self._advance(data)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        data = self._call(self._stream.readline, limit)
+        self._advance(data)
+        return data
+
+    def lines(self) -> Iterator[bytes]:
+        """The stream's lines, each at most ``MAX_ROW_BYTES`` long (each one is a row)."""
+        limit = (self.max_row + 1) if self.max_row else -1
+        readline = self._stream.readline
+        while True:
+            line = self._call(readline, limit)
+            if not line:
+                return
+            if self.max_row and len(line) > self.max_row and not line.endswith(b"\n"):
+                self._too_long()
+            self.offset += len(line)
+            self._mark = self.offset
+            if self.max_ratio:
+                self._check_ratio()
+            yield line
+
+    def mark(self) -> None:
+        """A row ended at the current offset."""
+        self._mark = self.offset
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+
+    def __enter__(self) -> BoundedReader:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # -- the bounds
+    def _call(self, method, argument):
+        try:
+            return method(argument)
+        except _DECODE_ERRORS as exc:
+            raise BackupFormatError(
+                f"cannot read (corrupt or truncated): {exc}", path=self.path, position=f"byte {self.offset}"
+            ) from exc
+
+    def _advance(self, data: bytes) -> None:
+        self.offset += len(data)
+        if self.max_row and self.offset - self._mark > self.max_row + PARSER_BUFFER:
+            self._too_long()
+        if self.max_ratio:
+            self._check_ratio()
+        if self._digit_run is not None and data:
+            self._check_digits(data)
+
+    def _too_long(self) -> None:
+        raise InputTooLargeError(
+            f"a row longer than {self.max_row} bytes (DBRESTORE['MAX_ROW_BYTES']): refused",
+            path=self.path, position=f"from byte {self._mark}",
+        )
+
+    def _check_ratio(self) -> None:
+        if self.offset <= RATIO_FLOOR:
+            return
+        compressed = max(self._raw.tell(), 1)
+        if self.offset > self.max_ratio * compressed:
+            raise InputTooLargeError(
+                f"decompresses to more than {self.max_ratio} times its compressed size "
+                f"(DBRESTORE['MAX_INFLATION_RATIO']): refused as a compression bomb",
+                path=self.path, position=f"byte {self.offset}",
+            )
+
+    def _check_digits(self, data: bytes) -> None:
+        leading = len(data) - len(data.lstrip(_DIGITS))
+        found = self._trailing_digits + leading > self._digits or self._digit_run.search(data)
+        if found:
+            raise InputTooLargeError(
+                f"a number of more than {self._digits} digits (DBRESTORE['MAX_NUMBER_DIGITS']): refused",
+                path=self.path, position=f"near byte {self.offset - len(data)}",
+            )
+        self._trailing_digits = (self._trailing_digits + len(data)) if leading == len(data) else (
+            len(data) - len(data.rstrip(_DIGITS))
+        )
+
+
+def check_numbers(row: Any, path: Path, position: str) -> None:
+    """Refuse a decimal whose exponent would make a huge integer (``1e2000000``: 2 million digits)."""
+    limit = conf.get("MAX_NUMBER_DIGITS")
+    if not limit:
+        return
+    todo = [row]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() > limit:
+            raise InputTooLargeError(
+                f"the number {str(value)[:20]} has more than {limit} digits (DBRESTORE['MAX_NUMBER_DIGITS']): refused",
+                path=path, position=position,
+            )
