@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import conf
+from .discovery import backup_name
 from .engine import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
@@ -71,10 +72,10 @@ def restore_view(model_admin):
             except DbRestoreError as exc:
                 form.add_error(None, str(exc))
                 if source is not None and form.cleaned_data.get("upload"):
-                    shutil.rmtree(source, ignore_errors=True)  # an unusable upload is not kept
+                    shutil.rmtree(source.parent, ignore_errors=True)  # an unusable upload is not kept
             else:
                 confirm = ConfirmForm(initial={
-                    **options, "backup": source.name, "only": ",".join(options["only"]),
+                    **options, "backup": backup_name(source), "only": ",".join(options["only"]),
                     "exclude": ",".join(options["exclude"]),
                 })
                 return TemplateResponse(request, "admin/dbrestore/confirm.html", _context(

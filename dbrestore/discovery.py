@@ -16,6 +16,7 @@ from .exceptions import BackupNotFoundError
 from .sources.directory import MANIFEST_NAME, is_data_file
 
 NOT_BACKUPS = {"rejects"}
+UPLOAD_PREFIX = "upload-"
 BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".sql", ".dump", ".backup")
 
 
@@ -78,11 +79,29 @@ def list_backups(directory: Path | None = None) -> list[BackupInfo]:
 
 
 def resolve_backup_name(name: str) -> Path:
-    """The path of the backup called ``name`` in BACKUP_DIR; never a path outside it."""
+    """The path of the backup called ``name`` in BACKUP_DIR; never a path outside it.
+
+    An upload is named ``upload-<stamp>/<file>``: the file itself is the backup, read as the
+    same file would be from the command line.
+    """
+    folder, _, file_name = name.partition("/")
     for info in list_backups():
-        if info.name == name:
+        if info.name != folder:
+            continue
+        if not file_name:
             return info.path
+        if folder.startswith(UPLOAD_PREFIX) and info.path.is_dir():
+            for child in info.path.iterdir():
+                if child.name == file_name and child.is_file():
+                    return child
     raise BackupNotFoundError(f"no backup named {name!r} in {backup_dir()}")
+
+
+def backup_name(path: Path) -> str:
+    """The name :func:`resolve_backup_name` turns back into ``path``."""
+    if path.parent.name.startswith(UPLOAD_PREFIX) and path.parent.parent == backup_dir():
+        return f"{path.parent.name}/{path.name}"
+    return path.name
 
 
 def human_size(size: int) -> str:
@@ -107,6 +126,6 @@ def upload_path(original_name: str) -> Path:
         )
     stem = re.sub(r"[^A-Za-z0-9_]", "", Path(original_name).name.split(".")[0])[:64] or "upload"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    directory = backup_dir() / f"upload-{stamp}-{os.urandom(4).hex()}"
+    directory = backup_dir() / f"{UPLOAD_PREFIX}{stamp}-{os.urandom(4).hex()}"
     directory.mkdir(parents=True)
     return directory / (stem + "".join(suffixes))

@@ -67,7 +67,8 @@ class RestoreForm(forms.Form):
         return data
 
     def source_path(self) -> Path:
-        """The backup to restore: the chosen name resolved inside BACKUP_DIR, or the upload saved there."""
+        """The backup to restore: the chosen name resolved inside BACKUP_DIR, or the uploaded file
+        saved there (in a folder of its own; the file, not the folder, is the backup)."""
         upload = self.cleaned_data.get("upload")
         if upload is None:
             return resolve_backup_name(self.cleaned_data["backup"])
@@ -75,7 +76,7 @@ class RestoreForm(forms.Form):
         with open(path, "wb") as stream:
             for chunk in upload.chunks():
                 stream.write(chunk)
-        return path.parent
+        return path
 
     def restore_options(self) -> dict:
         data = self.cleaned_data
