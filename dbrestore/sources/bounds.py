@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import decimal
 import lzma
-import re
 import stat
 import sys
 import zlib
@@ -30,6 +29,7 @@ RATIO_FLOOR = 16 * 1024**2
 PARSER_BUFFER = 1024 * 1024
 _DECODE_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 _DIGITS = b"0123456789"
+_DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
 def require_regular_file(path: Path) -> None:
@@ -65,7 +65,7 @@ class BoundedReader:
         self.max_row = conf.get("MAX_ROW_BYTES") if rows else None
         self.max_ratio = conf.get("MAX_INFLATION_RATIO") if raw is not None else None
         self._digits = digit_limit() if rows else None
-        self._digit_run = re.compile(rb"(?<![0-9])[0-9]{%d}" % (self._digits + 1)) if self._digits else None
+        self._digit_run = b"d" * (self._digits + 1) if self._digits else None
         self._trailing_digits = 0
 
     # -- the stream protocol ijson, orjson callers and hashlib loops use
@@ -151,7 +151,7 @@ class BoundedReader:
 
     def _check_digits(self, data: bytes) -> None:
         leading = len(data) - len(data.lstrip(_DIGITS))
-        found = self._trailing_digits + leading > self._digits or self._digit_run.search(data)
+        found = self._trailing_digits + leading > self._digits or self._digit_run in data.translate(_DIGIT_MAP)
         if found:
             raise InputTooLargeError(
                 f"a number of more than {self._digits} digits (DBRESTORE['MAX_NUMBER_DIGITS']): refused",
@@ -167,7 +167,11 @@ def check_numbers(row: Any, path: Path, position: str) -> None:
     limit = conf.get("MAX_NUMBER_DIGITS")
     if not limit:
         return
-    todo = [row]
+    todo = []
+    for value in row.values():
+        kind = type(value)
+        if kind is dict or kind is list or kind is decimal.Decimal:
+            todo.append(value)
     while todo:
         value = todo.pop()
         if isinstance(value, dict):
