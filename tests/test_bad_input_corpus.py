@@ -202,7 +202,8 @@ def _long_string_in_array(tmp: Path, sample: Path) -> list[Any]:
 
 
 def _number(literal: bytes, name: str = "shop_tag.json") -> Callable[[Path, Path], list[Any]]:
-    return lambda tmp, sample: [_write(tmp / "in" / name, b'[{"id": ' + literal + b', "name": "n"}]')]
+    row = b'{"id": ' + literal + b', "name": "n"}'
+    return lambda tmp, sample: [_write(tmp / "in" / name, row + b"\n" if name.endswith(".jsonl") else b"[" + row + b"]")]
 
 
 def _object_file_in_manifest_directory(tmp: Path, sample: Path) -> list[Any]:
@@ -284,6 +285,12 @@ CORPUS: dict[str, Case] = {
     "exponent-in-a-nested-value": Case(_number(b'1, "x": [{"y": 2.5E+9999}]'), "has more than 4300 digits"),
     "integer-of-5000-digits": Case(_number(b"1" * 5000), "a number of more than 4300 digits"),
     "integer-of-5000-digits-split": Case(_number(b" " * (1024 * 1024 - 10) + b"1" * 5000), "more than 4300 digits"),
+    "json-nested-10000-deep-in-an-array": Case(
+        _number(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000), "nested more than 255 levels"),
+    "json-nested-1000-deep-in-json-lines": Case(
+        _number(b'1, "x": ' + b"[" * 1000 + b"]" * 1000, name="shop_tag.jsonl"), "nested more than 255 levels"),
+    "json-nested-10000-deep-in-json-lines": Case(
+        _number(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"), "invalid JSON"),
     "exponent-in-json-lines": Case(_number(b"1e2000000", name="shop_tag.jsonl"), "invalid JSON"),
     # wrong inputs taken as right
     "object-file-in-a-manifest-directory": Case(_object_file_in_manifest_directory, "not a table's rows"),

@@ -4,7 +4,8 @@ reads go through :class:`BoundedReader`, which turns any decoding error into a o
 
 - a row longer than ``MAX_ROW_BYTES`` (a gzip bomb of one line, one endless string);
 - a compressed file inflating more than ``MAX_INFLATION_RATIO`` times past its first 16 MiB;
-- a run of digits longer than Python's integer limit (ijson's C parser crashes on one).
+- a run of digits longer than Python's integer limit (ijson's C parser crashes on one);
+- a value nested deeper than ``MAX_NESTING`` (converting it would exhaust the stack).
 
 Readers call :meth:`BoundedReader.mark` where a row ends; the row bound counts bytes from there.
 """
@@ -162,23 +163,26 @@ class BoundedReader:
         )
 
 
-def check_numbers(row: Any, path: Path, position: str) -> None:
-    """Refuse a decimal whose exponent would make a huge integer (``1e2000000``: 2 million digits)."""
-    limit = conf.get("MAX_NUMBER_DIGITS")
-    if not limit:
-        return
+def check_row(row: dict, path: Path, position: str, *, numbers: bool = True) -> None:
+    """Refuse a value nested deeper than ``MAX_NESTING`` levels, and (``numbers``) a decimal whose
+    exponent would make a huge integer (``1e2000000``: 2 million digits)."""
+    limit = conf.get("MAX_NUMBER_DIGITS") if numbers else None
+    max_depth = conf.get("MAX_NESTING")
     todo = []
     for value in row.values():
         kind = type(value)
         if kind is dict or kind is list or kind is decimal.Decimal:
-            todo.append(value)
+            todo.append((value, 1))
     while todo:
-        value = todo.pop()
-        if isinstance(value, dict):
-            todo.extend(value.values())
-        elif isinstance(value, list):
-            todo.extend(value)
-        elif isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() > limit:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            if max_depth and depth > max_depth:
+                raise InputTooLargeError(
+                    f"a value nested more than {max_depth} levels deep (DBRESTORE['MAX_NESTING']): refused",
+                    path=path, position=position,
+                )
+            todo.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+        elif limit and isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() > limit:
             raise InputTooLargeError(
                 f"the number {str(value)[:20]} has more than {limit} digits (DBRESTORE['MAX_NUMBER_DIGITS']): refused",
                 path=path, position=position,

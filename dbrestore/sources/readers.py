@@ -19,7 +19,8 @@ import orjson
 
 from ..exceptions import BackupFormatError
 from .base import PositionedRow
-from .bounds import PARSER_BUFFER, BoundedReader, check_numbers, require_regular_file
+from .. import conf
+from .bounds import PARSER_BUFFER, BoundedReader, check_row, require_regular_file
 
 _OPENERS = {
     ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
@@ -55,6 +56,7 @@ def open_binary(path: Path, *, rows: bool = True) -> BoundedReader:
 
 def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
+    max_depth = conf.get("MAX_NESTING") or 0
     with open_binary(path) as stream:
         for line_number, line in enumerate(stream.lines(), start=1):
             if not line.strip():
@@ -67,6 +69,8 @@ def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
                 )
+            if max_depth and line.count(b"[") + line.count(b"{") > max_depth:  # else it cannot be that deep
+                check_row(row, path, f"line {line_number}", numbers=False)
             yield line_number, row
 
 
@@ -86,7 +90,7 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
                 )
-            check_numbers(row, path, f"row {position}")
+            check_row(row, path, f"row {position}")
             yield position, row
     except ijson.JSONError as exc:
         raise BackupFormatError(
