@@ -55,6 +55,16 @@ def _directory_info(path: Path) -> BackupInfo | None:
     return BackupInfo(path.name, path, created, size, len(data) or None, None)
 
 
+def _upload_info(path: Path) -> BackupInfo | None:
+    """An upload's folder holds one file, which is the backup: ``upload-<stamp>/<file>``."""
+    files = [p for p in path.iterdir() if p.is_file()]
+    info = _file_info(files[0]) if len(files) == 1 else None
+    if info is None:
+        return _directory_info(path)
+    info.name = f"{path.name}/{info.name}"
+    return info
+
+
 def _file_info(path: Path) -> BackupInfo | None:
     if not path.name.endswith(BACKUP_SUFFIXES):
         return None
@@ -72,7 +82,10 @@ def list_backups(directory: Path | None = None) -> list[BackupInfo]:
     for entry in directory.iterdir():
         if entry.name.startswith(".") or entry.name in NOT_BACKUPS:
             continue
-        info = _directory_info(entry) if entry.is_dir() else _file_info(entry)
+        if entry.is_dir():
+            info = _upload_info(entry) if entry.name.startswith(UPLOAD_PREFIX) else _directory_info(entry)
+        else:
+            info = _file_info(entry)
         if info is not None:
             found.append(info)
     return sorted(found, key=lambda info: (info.created, info.name), reverse=True)
@@ -84,16 +97,9 @@ def resolve_backup_name(name: str) -> Path:
     An upload is named ``upload-<stamp>/<file>``: the file itself is the backup, read as the
     same file would be from the command line.
     """
-    folder, _, file_name = name.partition("/")
     for info in list_backups():
-        if info.name != folder:
-            continue
-        if not file_name:
+        if info.name == name:
             return info.path
-        if folder.startswith(UPLOAD_PREFIX) and info.path.is_dir():
-            for child in info.path.iterdir():
-                if child.name == file_name and child.is_file():
-                    return child
     raise BackupNotFoundError(f"no backup named {name!r} in {backup_dir()}")
 
 

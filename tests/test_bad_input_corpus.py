@@ -458,6 +458,20 @@ def test_upload_of_a_keyed_object_restores_as_from_the_command_line(operator):
     assert list(Tag.objects.values_list("name", flat=True)) == ["green"]
 
 
+def test_an_earlier_upload_is_listed_and_restored_as_its_file(operator, backup_dir):
+    from dbrestore.discovery import list_backups
+
+    folder = backup_dir / "upload-20260101T000000-abcd"
+    folder.mkdir()
+    (folder / "fixture.json").write_text(json.dumps([{"model": "shop.tag", "pk": 3, "fields": {"name": "old"}}]))
+    assert [info.name for info in list_backups()] == ["upload-20260101T000000-abcd/fixture.json"]
+    response = operator.post(reverse("admin:dbrestore_restorerun_restore"),
+                             {"backup": "upload-20260101T000000-abcd/fixture.json", "mode": "replace", "atomic": "on"})
+    run = _confirm_and_run(operator, response)
+    assert run.status == RestoreRun.Status.SUCCEEDED and run.source_format == "dumpdata"
+    assert list(Tag.objects.values_list("name", flat=True)) == ["old"]
+
+
 def test_upload_name_cannot_reach_outside_its_folder(operator, backup_dir):
     (backup_dir / "upload-x").mkdir()
     (backup_dir / "upload-x" / "shop_tag.json").write_text('[{"id": 1, "name": "a"}]')
