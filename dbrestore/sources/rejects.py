@@ -42,15 +42,20 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
                                     position=f"line {line_number}")
         if kind != "rejected":
             continue
-        for key, wanted in (("model", str), ("row", dict)):
-            if not isinstance(record.get(key), wanted) or not record.get(key) and wanted is str:
-                what = "a model label" if key == "model" else "an object"
-                raise BackupFormatError(f'not a rejects record: "{key}" must be {what}', path=path,
-                                        position=f"line {line_number}")
-        if record.get("table") is not None and not isinstance(record["table"], str):
-            raise BackupFormatError('not a rejects record: "table" must be a string', path=path,
-                                    position=f"line {line_number}")
+        problem = _record_problem(record)
+        if problem:
+            raise BackupFormatError(f"not a rejects record: {problem}", path=path, position=f"line {line_number}")
         yield line_number, record
+
+
+def _record_problem(record: dict) -> str | None:
+    if not isinstance(record.get("model"), str) or not record["model"]:
+        return '"model" must be a model label'
+    if not isinstance(record.get("row"), dict):
+        return '"row" must be an object'
+    if record.get("table") is not None and not isinstance(record["table"], str):
+        return '"table" must be a string'
+    return None
 
 
 def _rows_of(path: Path, model: str) -> Iterator[PositionedRow]:
