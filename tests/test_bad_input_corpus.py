@@ -203,7 +203,8 @@ def _long_string_in_array(tmp: Path, sample: Path) -> list[Any]:
 
 def _number(literal: bytes, name: str = "shop_tag.json") -> Callable[[Path, Path], list[Any]]:
     row = b'{"id": ' + literal + b', "name": "n"}'
-    return lambda tmp, sample: [_write(tmp / "in" / name, row + b"\n" if name.endswith(".jsonl") else b"[" + row + b"]")]
+    data = row + b"\n" if name.endswith(".jsonl") else b"[" + row + b"]"
+    return lambda tmp, sample: [_write(tmp / "in" / name, data)]
 
 
 def _object_file_in_manifest_directory(tmp: Path, sample: Path) -> list[Any]:

@@ -122,22 +122,27 @@ def check_table_file(path: Path) -> None:
         raise BackupFormatError("a rejects file, not a table's rows: restore that file on its own", path=path)
 
 
+def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_path: Path) -> str | None:
+    if data_path.resolve().parent != directory.resolve():
+        return f"file {name!r} is outside the backup"
+    if data_path.resolve() == manifest_path.resolve():
+        return "the manifest lists itself as a data file"
+    if not data_path.exists():
+        return f"data file {name!r} listed in the manifest is missing"
+    if data_suffix(data_path) not in DATA_SUFFIXES:
+        return f"{name!r} is not a .json or .jsonl data file"
+    return None
+
+
 def open_manifest_directory(directory: Path) -> Backup:
     manifest_path = directory / MANIFEST_NAME
     manifest = read_manifest(manifest_path)
     tables = []
     for index, entry in enumerate(manifest["tables"], start=1):
         data_path = directory / entry["file"]
-        if data_path.resolve().parent != directory.resolve():
-            raise BackupFormatError(f"table entry {index}: file {entry['file']!r} is outside the backup", path=manifest_path)
-        if data_path.resolve() == manifest_path.resolve():
-            raise BackupFormatError(f"table entry {index}: the manifest lists itself as a data file", path=manifest_path)
-        if not data_path.exists():
-            raise BackupFormatError(f"data file {entry['file']!r} listed in the manifest is missing", path=manifest_path)
-        if data_suffix(data_path) not in DATA_SUFFIXES:
-            raise BackupFormatError(
-                f"table entry {index}: {entry['file']!r} is not a .json or .jsonl data file", path=manifest_path
-            )
+        problem = _data_file_problem(data_path, entry["file"], directory, manifest_path)
+        if problem:
+            raise BackupFormatError(f"table entry {index}: {problem}", path=manifest_path)
         check_table_file(data_path)
         tables.append(
             TableData(

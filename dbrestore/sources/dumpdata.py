@@ -53,7 +53,9 @@ def is_dumpdata(path: Path, first: bytes) -> bool:
 def _is_object_of(obj: dict, label: str, path: Path, position: int) -> bool:
     """Whether ``obj`` is a ``label`` object; anything but a dumpdata object is an error."""
     if not isinstance(obj.get("model"), str) or not isinstance(obj.get("fields"), dict):
-        raise BackupFormatError('not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}")
+        raise BackupFormatError(
+            'not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}"
+        )
     return obj["model"].lower() == label
 
 
