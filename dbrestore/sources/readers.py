@@ -19,8 +19,7 @@ import orjson
 
 from ..exceptions import BackupFormatError
 from .base import PositionedRow
-from .. import conf
-from .bounds import PARSER_BUFFER, BoundedReader, check_row, require_regular_file
+from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
 _OPENERS = {
     ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
@@ -56,7 +55,8 @@ def open_binary(path: Path, *, rows: bool = True) -> BoundedReader:
 
 def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
-    max_depth = conf.get("MAX_NESTING") or 0
+    check = RowCheck(path, numbers=False)
+    deep_enough = 2 * check.max_depth if check.max_depth else float("inf")  # a shorter line cannot nest deeper
     with open_binary(path) as stream:
         for line_number, line in enumerate(stream.lines(), start=1):
             if not line.strip():
@@ -69,8 +69,8 @@ def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
                 )
-            if max_depth and line.count(b"[") + line.count(b"{") > max_depth:  # else it cannot be that deep
-                check_row(row, path, f"line {line_number}", numbers=False)
+            if len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
+                check(row, f"line {line_number}")
             yield line_number, row
 
 
@@ -82,6 +82,7 @@ def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]
 
 def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
     position = 0
+    check = RowCheck(path)
     try:
         items = ijson.items(stream, prefix, use_float=False, buf_size=PARSER_BUFFER)
         for position, row in enumerate(items, start=1):
@@ -90,7 +91,7 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
                 )
-            check_row(row, path, f"row {position}")
+            check(row, f"row {position}")
             yield position, row
     except ijson.JSONError as exc:
         raise BackupFormatError(
