@@ -80,7 +80,7 @@ class BoundedReader:
             return b"".join(iter(lambda: self.read(PARSER_BUFFER), b""))
         row_so_far = self.offset - self._mark
         if self.max_row and row_so_far > _GROW_AFTER:
-            size = max(1, min(max(size, row_so_far // 2), self.max_row + 1 - row_so_far))
+            size = max(size, min(row_so_far // 2, self.max_row + 1 - row_so_far))
         data = self._call(self._stream.read, size)
         self._advance(data)
         return data
