@@ -480,3 +480,19 @@ def test_upload_name_cannot_reach_outside_its_folder(operator, backup_dir):
         response = operator.post(reverse("admin:dbrestore_restorerun_confirm"), {"backup": name, "mode": "replace"})
         assert response.status_code == 302
     assert RestoreRun.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=False)
+def test_rows_within_the_bounds_are_read_whole(tmp_path, settings):
+    """The bounds refuse only what passes them: a 3 MiB string under a 4 MiB row limit, a
+    4300-digit integer, a value 255 levels deep and a 400:1 gzip under 16 MiB all read."""
+    from dbrestore.sources.readers import iter_rows
+
+    settings.DBRESTORE = {**settings.DBRESTORE, "MAX_ROW_BYTES": 4 * MiB}
+    deep = "[" * 254 + "1" + "]" * 254
+    array = _write(tmp_path / "t.json", b'[{"id": 1, "name": "' + b"y" * (3 * MiB) + b'"}, {"id": ' + b"7" * 4300
+                   + b', "x": ' + deep.encode() + b"}]")
+    rows = [row for _, row in iter_rows(array)]
+    assert len(rows[0]["name"]) == 3 * MiB and rows[1]["id"] == int("7" * 4300)
+    lines = _write(tmp_path / "t.jsonl.gz", gzip.compress((b'{"id": 1, "x": ' + deep.encode() + b"}\n") * 20_000))
+    assert sum(1 for _ in iter_rows(lines)) == 20_000
