@@ -292,6 +292,12 @@ CORPUS: dict[str, Case] = {
         _number(b'1, "x": ' + b"[" * 1000 + b"]" * 1000, name="shop_tag.jsonl"), "nested more than 255 levels"),
     "json-nested-10000-deep-in-json-lines": Case(
         _number(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"), "invalid JSON"),
+    "lone-surrogate-in-an-array": Case(_number(b'1, "x": "\\udc80"'), "not valid UTF-8"),
+    "invalid-utf8-in-an-array": Case(_number(b'1, "x": "\xff\xfe"'), "(after row 0): invalid or truncated JSON: "
+                                     "lexical error: invalid bytes in UTF8 string."),
+    "invalid-utf8-in-a-keyed-object": Case(
+        lambda tmp, sample: [_write(tmp / "in" / "export.json", b'{"shop_tag": [{"id": 1, "name": "\xff"}]}')],
+        "invalid or truncated JSON: lexical error: invalid bytes in UTF8 string."),
     "exponent-in-json-lines": Case(_number(b"1e2000000", name="shop_tag.jsonl"), "invalid JSON"),
     # wrong inputs taken as right
     "object-file-in-a-manifest-directory": Case(_object_file_in_manifest_directory, "not a table's rows"),

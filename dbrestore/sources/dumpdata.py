@@ -38,7 +38,7 @@ def _first_object(path: Path) -> dict | None:
                 found = orjson.loads(line) if line.strip() else None
             else:
                 found = next(ijson.items(stream, "item", use_float=True, buf_size=PARSER_BUFFER), None)
-        except (ijson.JSONError, orjson.JSONDecodeError):
+        except (ijson.JSONError, orjson.JSONDecodeError, UnicodeDecodeError):
             return None
     return found if isinstance(found, dict) else None
 

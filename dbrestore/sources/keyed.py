@@ -14,7 +14,7 @@ import ijson
 from ..exceptions import BackupFormatError
 from .base import Backup, TableData
 from .bounds import PARSER_BUFFER
-from .readers import data_suffix, iter_json_array, open_binary
+from .readers import data_suffix, first_line, iter_json_array, open_binary
 
 METADATA_KEY = "metadata"
 
@@ -39,14 +39,14 @@ def _scan(path: Path) -> tuple[list[str], dict]:
                     seen.add(value)
                 elif key is not None and prefix == key and event == "start_array" and key != METADATA_KEY:
                     tables.append(key)
-        except ijson.JSONError as exc:
-            raise BackupFormatError(f"invalid or truncated JSON: {str(exc).splitlines()[0]}", path=path) from exc
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise BackupFormatError(f"invalid or truncated JSON: {first_line(exc)}", path=path) from exc
     if METADATA_KEY in seen:
         with open_binary(path) as stream:
             try:
                 found = next(ijson.items(stream, METADATA_KEY, use_float=True, buf_size=PARSER_BUFFER), None)
-            except ijson.JSONError as exc:
-                raise BackupFormatError(f"invalid metadata: {str(exc).splitlines()[0]}", path=path) from exc
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                raise BackupFormatError(f"invalid metadata: {first_line(exc)}", path=path) from exc
             if isinstance(found, dict):
                 metadata = found
     return tables, metadata

@@ -95,7 +95,11 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
             yield position, row
     except ijson.JSONError as exc:
         raise BackupFormatError(
-            f"invalid or truncated JSON: {_first_line(exc)}", path=path, position=f"after row {position}"
+            f"invalid or truncated JSON: {first_line(exc)}", path=path, position=f"after row {position}"
+        ) from exc
+    except UnicodeDecodeError as exc:  # ijson decodes strings itself: bad UTF-8, a lone surrogate escape
+        raise BackupFormatError(
+            f"a string that is not valid UTF-8: {first_line(exc)}", path=path, position=f"after row {position}"
         ) from exc
 
 
@@ -116,6 +120,8 @@ def first_significant_byte(path: Path) -> bytes:
     return b""
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
+def first_line(exc: Exception) -> str:
+    """The first line of an error's message (yajl's are bytes, with the input quoted on the next lines)."""
+    arg = exc.args[0] if exc.args else ""
+    text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
