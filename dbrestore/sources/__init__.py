@@ -79,7 +79,7 @@ def open_backup(source: str | Path) -> Backup:
 
 
 def refuse_outputs(backup: Backup, outputs: Iterable[Path]) -> None:
-    """Refuse a backup that is (or holds) a file the restore writes, such as its own rejects file:
+    """Refuse a backup that is (or holds) the rejects file the restore writes (``outputs``):
     reading it while appending to it would never end."""
     targets = {Path(output).expanduser().resolve() for output in outputs}
     for path in {backup.path, *(table.origin for table in backup.tables)}:
