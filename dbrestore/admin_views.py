@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .dashboard import can_use_dashboard
-from .discovery import backup_root
+from .discovery import backup_name, backup_root
 from .engine import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
@@ -70,11 +70,13 @@ def _backup_root_text() -> str:
 
 
 def discard_upload(source) -> None:
-    if isinstance(source, StoragePath):
-        for item in source.iterdir():
+    """Delete an upload's folder (``upload-<stamp>/``, which holds only the uploaded file)."""
+    folder = source.parent
+    if isinstance(folder, StoragePath):
+        for item in folder.iterdir():
             item.storage.delete(item.key)
     else:
-        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def restore_view(model_admin):
@@ -93,7 +95,7 @@ def restore_view(model_admin):
                     discard_upload(source)  # an unusable upload is not kept
             else:
                 confirm = ConfirmForm(initial={
-                    **options, "backup": source.name, "only": ",".join(options["only"]),
+                    **options, "backup": backup_name(source), "only": ",".join(options["only"]),
                     "exclude": ",".join(options["exclude"]),
                 })
                 return TemplateResponse(request, "admin/dbrestore/confirm.html", _context(

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "GPG_RECIPIENTS": [],  # create_backup encrypts for these keys (ids, fingerprints, emails) without --encrypt
     "GPG_BINARY": "gpg",  # the GnuPG executable (keys from its keyring, or GNUPGHOME)
     "GPG_ALWAYS_TRUST": False,  # encrypt for imported keys that are not certified in the keyring
+    "MAX_ROW_BYTES": 64 * 1024**2,  # bytes of one row (a JSON Lines line, an array item, a manifest); None: no limit
+    "MAX_INFLATION_RATIO": 200,  # decompressed bytes per compressed byte past the first 16 MiB; None: no limit
+    "MAX_NUMBER_DIGITS": 4300,  # digits of a number in a row (Python's int limit); 1e2000000 is refused
+    "MAX_NESTING": 255,  # levels of arrays/objects inside one value (orjson writes no deeper)
 }
 
 

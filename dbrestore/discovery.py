@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 SAFETY_DIR = "safety"
 SAFETY_PREFIX = "safety-run"  # also how safety backups written before the safety/ folder are told apart
 NOT_BACKUPS = {"rejects", SAFETY_DIR}
+UPLOAD_PREFIX = "upload-"
 BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
 
 
@@ -86,6 +87,8 @@ def _stored_backups(root: StoragePath) -> list[BackupInfo]:
         created = storage.get_modified_time(f"{path.key}/{(MANIFEST_NAME if MANIFEST_NAME in names else data[0])}")
         if MANIFEST_NAME in names:
             found.append(_manifest_info(name, path, (path / MANIFEST_NAME).read_bytes(), created, size))
+        elif name.startswith(UPLOAD_PREFIX) and len(names) == 1:  # the uploaded file is the backup
+            found.append(BackupInfo(f"{name}/{names[0]}", path / names[0], created, size, None, None))
         else:
             found.append(BackupInfo(name, path, created, size, len(data), None))
     for name in files:
@@ -116,6 +119,16 @@ def _directory_info(path: Path) -> BackupInfo | None:
     return BackupInfo(path.name, path, created, size, len(data) or None, None)
 
 
+def _upload_info(path: Path) -> BackupInfo | None:
+    """An upload's folder holds one file, which is the backup: ``upload-<stamp>/<file>``."""
+    files = [p for p in path.iterdir() if p.is_file()]
+    info = _file_info(files[0]) if len(files) == 1 else None
+    if info is None:
+        return _directory_info(path)
+    info.name = f"{path.name}/{info.name}"
+    return info
+
+
 def _file_info(path: Path) -> BackupInfo | None:
     if not path.name.endswith(BACKUP_SUFFIXES):
         return None
@@ -136,7 +149,10 @@ def _entries(directory: Path | StoragePath, prefix: str = "") -> list[BackupInfo
     for entry in directory.iterdir():
         if entry.name.startswith(".") or entry.name in NOT_BACKUPS:
             continue
-        info = _directory_info(entry) if entry.is_dir() else _file_info(entry)
+        if entry.is_dir():
+            info = _upload_info(entry) if entry.name.startswith(UPLOAD_PREFIX) else _directory_info(entry)
+        else:
+            info = _file_info(entry)
         if info is not None:
             info.name = prefix + info.name
             found.append(info)
@@ -159,7 +175,11 @@ def list_backups(
 
 def resolve_backup_name(name: str, storage: str | None = None) -> Path | StoragePath:
     """The path of the backup called ``name`` in BACKUP_DIR or the storage (``safety/<name>`` for a
-    safety backup); never a path outside it."""
+    safety backup); never a path outside it.
+
+    An upload is named ``upload-<stamp>/<file>``: the file itself is the backup, read as the
+    same file would be from the command line.
+    """
     root = backup_root(storage)
     for info in list_backups(root, include_safety=True):
         if info.name == name:
@@ -201,6 +221,13 @@ def _delete_backup(path: Path | StoragePath) -> None:
         path.unlink(missing_ok=True)
 
 
+def backup_name(path: Path | StoragePath) -> str:
+    """The name :func:`resolve_backup_name` turns back into ``path``."""
+    if path.parent.name.startswith(UPLOAD_PREFIX):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -233,7 +260,7 @@ def upload_path(original_name: str, create: bool = True) -> Path:
         )
     stem = re.sub(r"[^A-Za-z0-9_]", "", Path(original_name).name.split(".")[0])[:64] or "upload"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    directory = backup_dir() / f"upload-{stamp}-{os.urandom(4).hex()}"
+    directory = backup_dir() / f"{UPLOAD_PREFIX}{stamp}-{os.urandom(4).hex()}"
     if create:
         directory.mkdir(parents=True)
     return directory / (stem + "".join(suffixes))

@@ -42,7 +42,7 @@ from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import RunRecorder, create_run, describe_tables, finish_run, settle, tables_progress
-from .sources import Backup, open_backup
+from .sources import Backup, open_backup, refuse_outputs
 from .storage import StoragePath, as_location, configured_alias
 from .verify import migration_drift, table_counts, verify_checksums, verify_counts
 
@@ -185,6 +185,9 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     _mark_running(run)
     try:
         backup = open_backup(run.source)
+        refuse_outputs(backup, [rejects.path])
+        if opts.rejects_file:  # a typo in --rejects-file fails now, not at the first reject
+            rejects.check_writable()
         run.source_format = backup.format
         if backup.format in NATIVE_FORMATS:
             _restore_native(run, backup, opts, result, progress, recorder)

@@ -26,6 +26,11 @@ class BackupFormatError(DbRestoreError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class InputTooLargeError(BackupFormatError):
+    """A read went past a bound: a row or line longer than ``MAX_ROW_BYTES``, a compressed file
+    inflating more than ``MAX_INFLATION_RATIO`` times, a number with too many digits."""
+
+
 class ChecksumMismatchError(BackupFormatError):
     """A data file's sha256 or row count differs from the manifest."""
 

@@ -86,7 +86,8 @@ class RestoreForm(forms.Form):
 
     def source_path(self) -> Path:
         """The backup to restore: the chosen name resolved inside BACKUP_DIR (or the configured
-        storage), or the upload saved there."""
+        storage), or the uploaded file saved there (in a folder of its own; the file, not the
+        folder, is the backup)."""
         upload = self.cleaned_data.get("upload")
         if upload is None:
             return resolve_backup_name(self.cleaned_data["backup"])
@@ -94,7 +95,7 @@ class RestoreForm(forms.Form):
         with path.open("wb") as stream:
             for chunk in upload.chunks():
                 stream.write(chunk)
-        return path.parent
+        return path
 
     def restore_options(self) -> dict:
         data = self.cleaned_data

@@ -109,19 +109,48 @@ def content_name(path: Any) -> str:
     return name[: -len(suffix)] if suffix in _DECOMPRESSORS else name
 
 
-def open_decoded(path: Any) -> IO[bytes]:
-    """The plaintext, decompressed bytes of a data file, as a buffered stream."""
+class _CountingReader(io.RawIOBase):
+    """The compressed bytes under a decompressor, counted: ``tell()`` is how many were read,
+    whatever they came from (a pipe from gpg, a stored object), for the inflation bound."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self._count += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+            super().close()
+
+
+def open_layers(path: Any) -> tuple[IO[bytes], IO[bytes] | None]:
+    """The plaintext, decompressed bytes of a data file as a buffered stream, and the compressed
+    stream under its decompressor (None when not compressed), whose ``tell()`` counts its bytes."""
     stream: IO[bytes] = path.open("rb", buffering=READ_BUFFER)
+    compressed = None
     try:
         if is_encrypted(path):
             stream = crypto.decrypting(stream, label=path)
         suffix = compression_suffix(path)
         if suffix is not None:
-            stream = io.BufferedReader(_DECOMPRESSORS[suffix](stream), buffer_size=READ_BUFFER)
+            compressed = _CountingReader(stream)
+            stream = io.BufferedReader(_DECOMPRESSORS[suffix](compressed), buffer_size=READ_BUFFER)
     except BaseException:
         stream.close()
         raise
-    return stream
+    return stream, compressed
 
 
 class _ZstdSink(io.RawIOBase):
@@ -153,4 +182,4 @@ def compressing(sink: IO[bytes], compression: str | None) -> IO[bytes]:
     return sink
 
 
-__all__ = ["open_decoded", "compressing", "compression_suffix", "content_name", "is_encrypted", "COMPRESSIONS"]
+__all__ = ["open_layers", "compressing", "compression_suffix", "content_name", "is_encrypted", "COMPRESSIONS"]

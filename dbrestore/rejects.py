@@ -1,6 +1,8 @@
 """The rejects file: one JSON line per row that could not be restored, with the reason.
 
-Opened lazily: a run without rejects leaves no file behind.
+Opened lazily: a run without rejects leaves no file behind. Unbuffered, so a record that cannot
+be written (a full disk, a path under a file) fails the restore at that row, inside its
+transaction, with :class:`RejectsWriteError`: a row that cannot be recorded is never lost quietly.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import base64
 import datetime
 import decimal
 import json
+import logging
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -17,6 +21,8 @@ from typing import IO, Any
 import orjson
 
 from .exceptions import RejectsWriteError, TooManyRejectsError
+
+logger = logging.getLogger(__name__)
 
 
 def _default(value: Any) -> Any:
@@ -72,9 +78,9 @@ class RejectsFile:
     def write(
         self, *, model: str, table: str, position: int | None, row: dict[str, Any], reason: str, kind: str = "rejected"
     ) -> None:
+        record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
+        line = dumps_record(record) + b"\n"
         with self._lock:
-            record = {"kind": kind, "model": model, "table": table, "position": position, "row": row, "reason": reason}
-            line = dumps_record(record) + b"\n"
             try:
                 if self._stream is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +107,23 @@ class RejectsFile:
     def used(self) -> bool:
         return self._stream is not None
 
+    def check_writable(self) -> None:
+        """Fail before the restore when the rejects file could never be created (a missing
+        folder is made later; a file in the way, or a folder that is not writable, is not)."""
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if self.path.is_dir():
+            raise RejectsWriteError(f"the rejects file {self.path} is a directory")
+        if not folder.is_dir():
+            raise RejectsWriteError(f"cannot write the rejects file {self.path}: {folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise RejectsWriteError(f"cannot write the rejects file {self.path}: {folder} is not writable")
+
     def close(self) -> None:
+        """Close the file; unbuffered, nothing is left to write, so closing cannot lose a record."""
         if self._stream is not None:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError as exc:
+                logger.warning("closing the rejects file %s: %s", self.path, exc)

@@ -26,7 +26,7 @@ def verify_checksums(plan: Plan) -> None:
         if not data.expected_sha256 and data.expected_rows is None:
             continue
         digest, lines = hashlib.sha256(), 0
-        with open_binary(data.origin) as stream:
+        with open_binary(data.origin, rows=False) as stream:
             try:
                 while chunk := stream.read(_CHUNK):
                     digest.update(chunk)

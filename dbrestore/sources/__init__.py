@@ -8,18 +8,20 @@ directories in :func:`open_backup`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..exceptions import BackupFormatError, BackupNotFoundError
-from .base import Backup, PositionedRow, Row, TableData
+from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError
+from ..storage import StoragePath, as_location
+from .base import Backup, PositionedRow, Row, TableData, describe
+from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
 from .keyed import is_keyed_object, open_keyed_object
 from .readers import data_suffix, first_significant_byte, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
 
-__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "MANIFEST_NAME"]
+__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse_outputs", "MANIFEST_NAME"]
 
 
 def open_single_table_file(path: Path) -> Backup:
@@ -41,7 +43,6 @@ def _native(path: Path) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
     the engine hands it to :mod:`dbrestore.native`."""
     from ..native import detect_native_format
-    from ..storage import StoragePath
 
     if isinstance(path, StoragePath):
         return _stored_native(path)
@@ -50,9 +51,13 @@ def _native(path: Path) -> Backup | None:
 
         native = read_manifest(path / MANIFEST_NAME).get("native")
         if isinstance(native, dict) and native.get("file"):
+            if not isinstance(native["file"], str):
+                raise BackupFormatError('"native": "file" must be a string', path=path / MANIFEST_NAME)
             path = path / Path(native["file"]).name
             if not path.exists():
                 raise BackupFormatError(f"the dump {path.name} named in the manifest is missing", path=path.parent)
+            if not path.is_dir():
+                require_regular_file(path)
         else:
             return None
     if path.is_file() and path.stat().st_size == 0:
@@ -74,14 +79,39 @@ def _stored_native(path) -> None:
 
 def open_backup(source: object) -> Backup:
     """Open a backup directory or file (local, or ``storage://ALIAS/KEY``), detecting its format;
-    raise a one-line error if unusable."""
-    from ..storage import StoragePath, as_location
+    raise a one-line error if unusable.
 
+    The error boundary of detection: whatever a reader raises while the backup is opened that is
+    not one of dbrestore's errors becomes a :class:`BackupFormatError` naming the path.
+    """
     path = as_location(source)
+    try:
+        return _open(path)
+    except DbRestoreError:
+        raise
+    except Exception as exc:
+        raise BackupFormatError(f"cannot read: {describe(exc)}", path=path) from exc
+
+
+def refuse_outputs(backup: Backup, outputs: Iterable[Path]) -> None:
+    """Refuse a backup that is (or holds) the rejects file the restore writes (``outputs``):
+    reading it while appending to it would never end."""
+    targets = {Path(output).expanduser().resolve() for output in outputs}
+    for path in {backup.path, *(table.origin for table in backup.tables)}:
+        if path.resolve() in targets:
+            raise BackupFormatError(
+                "is the file this restore writes its rejected rows to: it cannot also be read "
+                "(choose another --rejects-file)", path=path,
+            )
+
+
+def _open(path: Path | StoragePath) -> Backup:
+    stored = isinstance(path, StoragePath)
     if not path.exists():
-        stored = isinstance(path, StoragePath)
         what = f"no such object in storage {path.alias!r}" if stored else "no such file or directory"
         raise BackupNotFoundError(f"{path}: {what}")
+    if not stored and not path.is_dir():
+        require_regular_file(path)
     native = _native(path)
     if native is not None:
         return native

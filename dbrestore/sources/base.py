@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..exceptions import BackupFormatError, DbRestoreError
+
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
 PositionedRow = tuple[int, Row]
@@ -25,7 +27,27 @@ class TableData:
     columns: list[str] | None = None
 
     def rows(self) -> Iterator[PositionedRow]:
-        return self.open_rows()
+        return guarded(self.open_rows, self.origin)
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: first line of the message``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Path) -> Iterator[PositionedRow]:
+    """The error boundary of every reader: whatever a reader raises that is not already one of
+    dbrestore's errors becomes a :class:`BackupFormatError` naming the file and the last row read."""
+    position = None
+    try:
+        for position, row in open_rows():
+            yield position, row
+    except DbRestoreError:
+        raise
+    except Exception as exc:
+        where = f"after row {position}" if position is not None else "before the first row"
+        raise BackupFormatError(f"cannot read: {describe(exc)}", path=origin, position=where) from exc
 
 
 @dataclass

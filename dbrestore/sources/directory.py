@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from ..exceptions import BackupFormatError
+from .. import conf
+from ..exceptions import BackupFormatError, InputTooLargeError
 from .base import Backup, TableData
-from .readers import data_suffix, iter_rows
+from .bounds import require_regular_file
+from .readers import data_suffix, first_significant_byte, iter_rows
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_ID = "dbrestore/1"
@@ -30,7 +34,12 @@ def table_key(path: Path) -> str:
 
 
 def read_manifest(path: Path) -> dict:
+    """The manifest, checked: an object of the dbrestore format, every field of the JSON type it must have."""
+    require_regular_file(path)
+    limit = conf.get("MAX_ROW_BYTES")
     try:
+        if limit and path.stat().st_size > limit:
+            raise InputTooLargeError(f"manifest larger than {limit} bytes (DBRESTORE['MAX_ROW_BYTES'])", path=path)
         manifest = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise BackupFormatError(f"invalid JSON in manifest: {exc}", path=path) from exc
@@ -41,7 +50,88 @@ def read_manifest(path: Path) -> dict:
     fmt = manifest.get("format")
     if fmt != FORMAT_ID:
         raise BackupFormatError(f"unsupported manifest format {fmt!r} (expected {FORMAT_ID!r})", path=path)
+    migrations = manifest.get("migrations")
+    if migrations is not None and not (
+        isinstance(migrations, dict)
+        and all(isinstance(names, list) and all(isinstance(n, str) for n in names) for names in migrations.values())
+    ):
+        raise BackupFormatError('"migrations" must be an object of lists of migration names', path=path)
+    for index, entry in enumerate(manifest["tables"], start=1):
+        _check_entry(entry, index, path)
     return manifest
+
+
+def _is_type(value: Any, expected: type | tuple[type, ...]) -> bool:
+    return isinstance(value, expected) and not isinstance(value, bool)
+
+
+def _check_entry(entry: Any, index: int, path: Path) -> None:
+    """One ``"tables"`` entry: ``file`` a name, the rest (when given) of their JSON types."""
+    def wrong(message: str) -> BackupFormatError:
+        return BackupFormatError(f"table entry {index}: {message}", path=path)
+
+    if not isinstance(entry, dict):
+        raise wrong(f"must be an object, not {_json_type(entry)}")
+    if not entry.get("file"):
+        raise BackupFormatError(f'table entry {index} has no "file"', path=path)
+    if not isinstance(entry["file"], str):
+        raise wrong(f'"file" must be a string, not {_json_type(entry["file"])}')
+    for key in ("table", "model"):
+        if entry.get(key) is not None and not (isinstance(entry[key], str) and entry[key]):
+            raise wrong(f'"{key}" must be a non-empty string, not {_json_type(entry[key])}')
+    rows = entry.get("rows")
+    if rows is not None and not (_is_type(rows, int) and rows >= 0):
+        raise wrong(f'"rows" must be a whole number of 0 or more, not {_json_type(rows)} {_short(rows)}')
+    sha256 = entry.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
+        raise wrong(f'"sha256" must be 64 lowercase hex digits, not {_json_type(sha256)} {_short(sha256)}')
+    columns = entry.get("columns")
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        raise wrong('"columns" must be a list of column names')
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_table_file(path: Path) -> None:
+    """A data file in a directory holds one table's rows (a JSON array, or JSON Lines of
+    objects): a keyed object, a dumpdata fixture or a rejects file there is an error, not a table."""
+    from .dumpdata import is_dumpdata
+    from .rejects import is_rejects_file
+
+    require_regular_file(path)
+    first = first_significant_byte(path)
+    if not first:
+        return
+    if data_suffix(path) == ".json" and first != b"[":
+        raise BackupFormatError(
+            "not a table's rows (a JSON array of objects): a JSON object (a keyed backup or a fixture?); "
+            "restore that file on its own", path=path,
+        )
+    if is_dumpdata(path, first):
+        raise BackupFormatError("a dumpdata fixture, not a table's rows: restore that file on its own", path=path)
+    if is_rejects_file(path, first):
+        raise BackupFormatError("a rejects file, not a table's rows: restore that file on its own", path=path)
+
+
+def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_path: Path) -> str | None:
+    if data_path.resolve().parent != directory.resolve():
+        return f"file {name!r} is outside the backup"
+    if data_path.resolve() == manifest_path.resolve():
+        return "the manifest lists itself as a data file"
+    if not data_path.exists():
+        return f"data file {name!r} listed in the manifest is missing"
+    if data_suffix(data_path) not in DATA_SUFFIXES:
+        return f"{name!r} is not a .json or .jsonl data file"
+    return None
 
 
 def open_manifest_directory(directory: Path) -> Backup:
@@ -49,13 +139,11 @@ def open_manifest_directory(directory: Path) -> Backup:
     manifest = read_manifest(manifest_path)
     tables = []
     for index, entry in enumerate(manifest["tables"], start=1):
-        if not isinstance(entry, dict) or not entry.get("file"):
-            raise BackupFormatError(f'table entry {index} has no "file"', path=manifest_path)
         data_path = directory / entry["file"]
-        if data_path.resolve().parent != directory.resolve():
-            raise BackupFormatError(f"table entry {index}: file {entry['file']!r} is outside the backup", path=manifest_path)
-        if not data_path.is_file():
-            raise BackupFormatError(f"data file {entry['file']!r} listed in the manifest is missing", path=manifest_path)
+        problem = _data_file_problem(data_path, entry["file"], directory, manifest_path)
+        if problem:
+            raise BackupFormatError(f"table entry {index}: {problem}", path=manifest_path)
+        check_table_file(data_path)
         tables.append(
             TableData(
                 key=entry.get("table") or table_key(data_path),
@@ -72,7 +160,15 @@ def open_manifest_directory(directory: Path) -> Backup:
 
 
 def open_plain_directory(directory: Path) -> Backup:
-    files = sorted(path for path in directory.iterdir() if is_data_file(path))
+    candidates = sorted(
+        path for path in directory.iterdir() if path.name != MANIFEST_NAME and data_suffix(path) in DATA_SUFFIXES
+    )
+    files = []
+    for path in candidates:
+        if path.is_dir():
+            continue
+        check_table_file(path)
+        files.append(path)
     if not files:
         raise BackupFormatError("no manifest.json and no .json/.jsonl data files", path=directory)
     tables = [TableData(key=table_key(path), origin=path, open_rows=functools.partial(iter_rows, path)) for path in files]

@@ -24,6 +24,7 @@ from django.db import models
 
 from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
+from .bounds import PARSER_BUFFER
 from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
 
 
@@ -43,13 +44,13 @@ def _first_object(path: Path, first: bytes) -> dict | None:
         try:
             if first == b"{":
                 found = None
-                for line in stream:  # blank lines before the first object are allowed
+                for line in stream.lines():  # blank lines before the first object are allowed
                     if line.strip():
                         found = loads_line(line)
                         break
             else:
-                found = next(ijson.items(stream, "item"), None)
-        except (ijson.JSONError, orjson.JSONDecodeError, OSError, EOFError, ValueError):
+                found = next(ijson.items(stream, "item", use_float=True, buf_size=PARSER_BUFFER), None)
+        except (ijson.JSONError, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
             return None
     return found if isinstance(found, dict) else None
 
@@ -59,6 +60,15 @@ def is_dumpdata(path: Path, first: bytes) -> bool:
         return False
     obj = _first_object(path, first)
     return obj is not None and isinstance(obj.get("model"), str) and isinstance(obj.get("fields"), dict)
+
+
+def _label_of(obj: dict, path: Path, position: int) -> str:
+    """The lower-cased model label of a dumpdata object; anything but such an object is an error."""
+    if not isinstance(obj.get("model"), str) or not isinstance(obj.get("fields"), dict):
+        raise BackupFormatError(
+            'not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}"
+        )
+    return obj["model"].lower()
 
 
 def _model(label: str) -> type[models.Model] | None:
@@ -78,8 +88,8 @@ def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iter
     pk_name = None if _is_composite(model) else model._meta.pk.attname
     m2m = {f.name for f in model._meta.many_to_many}
     for position, obj in _objects(path):
-        label = obj.get("model")
-        if not isinstance(label, str) or label.lower() not in labels:
+        label = _label_of(obj, path, position)
+        if label not in labels:
             continue
         row = {name: value for name, value in obj.get("fields", {}).items() if name not in m2m}
         if "pk" in obj:
@@ -110,12 +120,15 @@ def _through_rows(path: Path, labels: frozenset[str], concrete_label: str, field
     # mirror already in the fixture is skipped as a duplicate).
     mirrored = field.remote_field.symmetrical and field.remote_field.model == model
     for position, obj in _objects(path):
-        label = obj.get("model")
-        if not isinstance(label, str) or label.lower() not in labels:
+        label = _label_of(obj, path, position)
+        if label not in labels:
             continue
         values = obj.get("fields", {}).get(field_name)
         if not values:
             continue
+        if not isinstance(values, list):
+            raise BackupFormatError(f"{label}.{field_name}: a many-to-many value must be a list, not "
+                                    f"{type(values).__name__}", path=path, position=f"row {position}")
         owner = obj.get("pk")
         if owner is None:
             owner = _natural_key_of(model, obj, path, position)

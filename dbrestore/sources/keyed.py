@@ -13,7 +13,8 @@ import ijson
 
 from ..exceptions import BackupFormatError
 from .base import Backup, TableData
-from .readers import data_suffix, iter_json_array, open_binary
+from .bounds import PARSER_BUFFER
+from .readers import data_suffix, first_line, iter_json_array, open_binary
 
 METADATA_KEY = "metadata"
 
@@ -25,22 +26,29 @@ def is_keyed_object(path: Path, first: bytes) -> bool:
 def _scan(path: Path) -> tuple[list[str], dict]:
     """The top-level keys whose values are arrays, and the metadata object."""
     tables: list[str] = []
+    seen: set[str] = set()
     metadata: dict = {}
     with open_binary(path) as stream:
         try:
-            events = ijson.parse(stream)
+            events = ijson.parse(stream, buf_size=PARSER_BUFFER)
             key = None
             for prefix, event, value in events:
+                stream.mark()
                 if prefix == "" and event == "map_key":
                     key = value
+                    seen.add(value)
                 elif key is not None and prefix == key and event == "start_array" and key != METADATA_KEY:
                     tables.append(key)
-        except ijson.JSONError as exc:
-            raise BackupFormatError(f"invalid or truncated JSON: {str(exc).splitlines()[0]}", path=path) from exc
-    with open_binary(path) as stream:
-        found = next(ijson.items(stream, METADATA_KEY, use_float=True), None)
-        if isinstance(found, dict):
-            metadata = found
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise BackupFormatError(f"invalid or truncated JSON: {first_line(exc)}", path=path) from exc
+    if METADATA_KEY in seen:
+        with open_binary(path) as stream:
+            try:
+                found = next(ijson.items(stream, METADATA_KEY, use_float=True, buf_size=PARSER_BUFFER), None)
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                raise BackupFormatError(f"invalid metadata: {first_line(exc)}", path=path) from exc
+            if isinstance(found, dict):
+                metadata = found
     return tables, metadata
 
 

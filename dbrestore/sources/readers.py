@@ -1,9 +1,9 @@
 """Streaming row readers for JSON arrays and JSON Lines, compressed or not, encrypted or not.
 
 Both read in constant memory: JSON arrays through ijson's C backend, one item at a time;
-JSON Lines line by line through orjson. Errors name the file and the line or row. The bytes come
-through :func:`open_binary`, which peels compression and encryption (:mod:`dbrestore.layers`)
-off a local file or a stored object alike.
+JSON Lines line by line through orjson, every read bounded (:mod:`.bounds`). Errors name the
+file and the line or row. The bytes come through :func:`open_binary`, which peels compression
+and encryption (:mod:`dbrestore.layers`) off a local file or a stored object alike.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import ijson
 import orjson
 
 from .. import layers
 from ..exceptions import BackupFormatError
+from ..storage import StoragePath
 from .base import PositionedRow
+from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
 #: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
 #: parsed by the standard library instead, which keeps every integer exact (as loaddata does).
@@ -56,36 +57,38 @@ def data_suffix(path: Path) -> str:
     return Path(layers.content_name(path)).suffix.lower()
 
 
-def open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path | StoragePath, *, rows: bool = True) -> BoundedReader:
     """Open a data file (a local path or a stored object) for reading, decrypting ``.gpg`` and
-    decompressing ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` as a stream."""
+    decompressing ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` as a stream, through
+    :class:`BoundedReader` (``rows=False``: no row or digit bounds, for hashing)."""
+    if not isinstance(path, StoragePath):
+        require_regular_file(path)
     try:
-        return layers.open_decoded(path)
+        stream, compressed = layers.open_layers(path)
     except OSError as exc:
         raise BackupFormatError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    return BoundedReader(stream, path, raw=compressed, rows=rows)
 
 
 def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
+    check = RowCheck(path, numbers=False)
+    deep_enough = 2 * check.max_depth if check.max_depth else float("inf")  # a shorter line cannot nest deeper
     with open_binary(path) as stream:
-        line_number = 0
-        try:
-            for line_number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = loads_line(line)
-                except orjson.JSONDecodeError as exc:
-                    raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
-                if not isinstance(row, dict):
-                    raise BackupFormatError(
-                        f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
-                    )
-                yield line_number, row
-        except (OSError, EOFError) as exc:
-            raise BackupFormatError(
-                f"cannot read (corrupt or truncated): {exc}", path=path, position=f"line {line_number + 1}"
-            ) from exc
+        for line_number, line in enumerate(stream.lines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = loads_line(line)
+            except orjson.JSONDecodeError as exc:
+                raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
+            if not isinstance(row, dict):
+                raise BackupFormatError(
+                    f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
+                )
+            if len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
+                check(row, f"line {line_number}")
+            yield line_number, row
 
 
 def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
@@ -94,22 +97,26 @@ def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]
         yield from iter_json_array_stream(stream, path, prefix)
 
 
-def iter_json_array_stream(stream: IO[bytes], path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
     position = 0
+    check = RowCheck(path)
     try:
-        for position, row in enumerate(ijson.items(stream, prefix, use_float=False), start=1):
+        items = ijson.items(stream, prefix, use_float=False, buf_size=PARSER_BUFFER)
+        for position, row in enumerate(items, start=1):
+            stream.mark()
             if not isinstance(row, dict):
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
                 )
+            check(row, f"row {position}")
             yield position, row
     except ijson.JSONError as exc:
         raise BackupFormatError(
-            f"invalid or truncated JSON: {_first_line(exc)}", path=path, position=f"after row {position}"
+            f"invalid or truncated JSON: {first_line(exc)}", path=path, position=f"after row {position}"
         ) from exc
-    except (OSError, EOFError) as exc:
+    except UnicodeDecodeError as exc:  # ijson decodes strings itself: bad UTF-8, a lone surrogate escape
         raise BackupFormatError(
-            f"cannot read (corrupt or truncated): {exc}", path=path, position=f"after row {position}"
+            f"a string that is not valid UTF-8: {first_line(exc)}", path=path, position=f"after row {position}"
         ) from exc
 
 
@@ -123,16 +130,15 @@ def iter_rows(path: Path) -> Iterator[PositionedRow]:
 def first_significant_byte(path: Path) -> bytes:
     """The first non-whitespace byte of a (possibly compressed) file, ``b""`` when empty."""
     with open_binary(path) as stream:
-        try:
-            while chunk := stream.read(4096):
-                stripped = chunk.lstrip()
-                if stripped:
-                    return stripped[:1]
-        except (OSError, EOFError) as exc:
-            raise BackupFormatError(f"cannot read (corrupt or truncated): {exc}", path=path) from exc
+        while chunk := stream.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped[:1]
     return b""
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
+def first_line(exc: Exception) -> str:
+    """The first line of an error's message (yajl's are bytes, with the input quoted on the next lines)."""
+    arg = exc.args[0] if exc.args else ""
+    text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
     return text[0] if text else exc.__class__.__name__

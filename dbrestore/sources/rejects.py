@@ -12,10 +12,12 @@ from pathlib import Path
 
 import orjson
 
+from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
 from .readers import data_suffix, iter_json_lines, open_binary
 
 REJECT_KEYS = {"model", "table", "row", "reason"}
+KINDS = ("rejected", "skipped")
 
 
 def is_rejects_file(path: Path, first: bytes) -> bool:
@@ -23,7 +25,7 @@ def is_rejects_file(path: Path, first: bytes) -> bool:
     if first != b"{" or data_suffix(path) not in (".jsonl", ".ndjson"):
         return False
     with open_binary(path) as stream:
-        line = stream.readline()
+        line = next(stream.lines(), b"")
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -31,17 +33,41 @@ def is_rejects_file(path: Path, first: bytes) -> bool:
     return isinstance(record, dict) and REJECT_KEYS <= set(record) and isinstance(record.get("row"), dict)
 
 
-def _rows_of(path: Path, model: str) -> Iterator[PositionedRow]:
+def _records(path: Path) -> Iterator[tuple[int, dict]]:
+    """The ``"kind": "rejected"`` records, each checked: a model label, a table name, a row object."""
     for line_number, record in iter_json_lines(path):
-        if record.get("model") == model and record.get("kind", "rejected") == "rejected":
+        kind = record.get("kind", "rejected")
+        if kind not in KINDS:
+            raise BackupFormatError(f'"kind" must be one of {", ".join(KINDS)}, not {kind!r}', path=path,
+                                    position=f"line {line_number}")
+        if kind != "rejected":
+            continue
+        problem = _record_problem(record)
+        if problem:
+            raise BackupFormatError(f"not a rejects record: {problem}", path=path, position=f"line {line_number}")
+        yield line_number, record
+
+
+def _record_problem(record: dict) -> str | None:
+    if not isinstance(record.get("model"), str) or not record["model"]:
+        return '"model" must be a model label'
+    if not isinstance(record.get("row"), dict):
+        return '"row" must be an object'
+    if record.get("table") is not None and not isinstance(record["table"], str):
+        return '"table" must be a string'
+    return None
+
+
+def _rows_of(path: Path, model: str) -> Iterator[PositionedRow]:
+    for line_number, record in _records(path):
+        if record["model"] == model:
             yield line_number, record["row"]
 
 
 def open_rejects_file(path: Path) -> Backup:
     models: dict[str, str] = {}
-    for _, record in iter_json_lines(path):
-        if record.get("kind", "rejected") == "rejected":
-            models.setdefault(record["model"], record.get("table") or record["model"])
+    for _, record in _records(path):
+        models.setdefault(record["model"], record.get("table") or record["model"])
     tables = [
         TableData(key=table, origin=path, open_rows=lambda model=model: _rows_of(path, model), model_label=model)
         for model, table in models.items()

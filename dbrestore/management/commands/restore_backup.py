@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +133,7 @@ class Command(BaseCommand):
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
         source = self._source(options)
+        report_path = _report_path(options["report_json"], source)
         restore_options = dict(
             database=options["database"],
             mode=options["mode"],
@@ -169,9 +171,13 @@ class Command(BaseCommand):
             result = restore(source, listeners=[progress], requested_by=_who(), **restore_options)
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
-        if options["report_json"]:
-            Path(options["report_json"]).write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
         self._print_report(result, verbosity)
+        if report_path is not None:
+            try:
+                report_path.write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
+            except OSError as exc:
+                raise CommandError(f"restore #{result.run_id} ended {result.status}, but the report could not be "
+                                   f"written to {report_path}: {exc.strerror or exc}") from exc
         if result.status != SUCCEEDED:
             where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
             raise CommandError(
@@ -274,6 +280,25 @@ class Command(BaseCommand):
             f"{verb} {result.inserted} rows ({result.skipped} skipped, {result.rejected} rejected) "
             f"in {result.seconds:.2f}s, {result.rows_per_s:.0f} rows/s: run #{result.run_id} {result.status}"
         ))
+
+
+def _report_path(value: str | None, source: Path) -> Path | None:
+    """``--report-json``, checked before the restore: its folder exists and is writable, and it is
+    not the backup (nor inside it)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise CommandError(f"--report-json {value}: is a directory")
+    if not folder.is_dir():
+        raise CommandError(f"--report-json {value}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CommandError(f"--report-json {value}: not writable")
+    resolved, backup = path.resolve(), Path(source).expanduser().resolve()
+    if resolved == backup or backup in resolved.parents:
+        raise CommandError(f"--report-json {value}: would overwrite the backup being restored")
+    return path
 
 
 def _who() -> str:
