@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ROW_BYTES": 64 * 1024**2,  # bytes of one row (a JSON Lines line, an array item, a manifest); None: no limit
     "MAX_INFLATION_RATIO": 200,  # decompressed bytes per compressed byte past the first 16 MiB; None: no limit
     "MAX_NUMBER_DIGITS": 4300,  # digits of a number in a row (Python's int limit); 1e2000000 is refused
-    "MAX_NESTING": 255,  # levels of arrays/objects inside one value (orjson writes no deeper)
+    "MAX_NESTING": 1000,  # levels of arrays/objects in one row: deeper refuses the file (a JSONField value deeper than 254 is a rejected row)
 }
 
 

@@ -261,8 +261,9 @@ def _binary_converter(field: models.Field) -> Converter:
     return convert
 
 
-#: Deeper JSON is refused: writing it (json.dumps, in the driver) would exhaust Python's stack.
-MAX_JSON_DEPTH = 400
+#: Deeper JSON is a rejected row: create_backup writes rows with orjson, which stops at 255 levels
+#: (and the driver's json.dumps would exhaust Python's stack not far beyond).
+MAX_JSON_DEPTH = 254
 
 
 def _json_value(value: Any, depth: int = 0) -> Any:

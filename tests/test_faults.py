@@ -471,11 +471,11 @@ def test_queued_run_whose_job_was_deleted_is_failed(redis_queue, small_backup, r
     assert_new_restore_starts(run_command, small_backup)
 
 
-def test_running_job_deleted_stops_its_run(redis_queue, big_backup, small_backup, subprocess_env, run_command,
+def test_running_job_deleted_stops_its_run(redis_queue, long_backup, small_backup, subprocess_env, run_command,
                                            before):
     from rq.job import Job
 
-    out, _ = run_command("restore_backup", big_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
+    out, _ = run_command("restore_backup", long_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
     run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
     worker = start(["rqworker", "dbrestore", "--burst"], subprocess_env(DBRESTORE_SYNC_JOBS="0"))
     try:

@@ -22,9 +22,11 @@ def names(out: str) -> list[str]:
 
 def test_safety_backups_are_not_candidates(sample_backup, run_command, backup_dir):
     shutil.copytree(sample_backup(rows=100), backup_dir / "nightly")
+    run_command("restore_backup", "nightly", "--noinput")  # into empty tables: nothing to back up
+    assert RestoreRun.objects.get().safety_backup == ""
     for _ in range(3):
         run_command("restore_backup", "nightly", "--noinput")
-    runs = list(RestoreRun.objects.order_by("pk"))
+    runs = list(RestoreRun.objects.order_by("pk"))[1:]
     assert all(run.safety_backup.startswith(str(backup_dir / "safety") + "/") for run in runs)
 
     out, _ = run_command("restore_backup", "--list")
@@ -71,9 +73,10 @@ def test_rollback_from_another_directory(sample_backup, run_command, backup_dir,
 def test_retention_keeps_the_newest(sample_backup, run_command, backup_dir, settings):
     settings.DBRESTORE = {**settings.DBRESTORE, "SAFETY_BACKUP_KEEP": 2}
     backup = sample_backup(rows=100)
+    run_command("restore_backup", backup, "--noinput")  # into empty tables: no safety backup
     for _ in range(4):
         run_command("restore_backup", backup, "--noinput")
-    runs = list(RestoreRun.objects.order_by("pk"))
+    runs = list(RestoreRun.objects.order_by("pk"))[1:]
     kept = sorted(p.name for p in (backup_dir / "safety").iterdir())
     assert kept == sorted(r.safety_backup.rsplit("/", 1)[1] for r in runs[-2:])
     # the last one still rolls back; a pruned one says it is gone
@@ -89,6 +92,7 @@ def test_the_python_api_stores_absolute_paths(sample_backup, tmp_path, monkeypat
 
     sample_backup(rows=100, name="here")
     monkeypatch.chdir(tmp_path)
+    restore("here", safety_backup=False)  # rows in the tables, so the next restore backs them up
     result = restore("here", rejects_file="out/rejects.jsonl")
     run = RestoreRun.objects.get(pk=result.run_id)
     assert run.source == str(tmp_path / "here") and run.options["rejects_file"] == str(tmp_path / "out" / "rejects.jsonl")

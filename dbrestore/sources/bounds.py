@@ -25,6 +25,7 @@ import orjson
 
 from .. import conf
 from ..exceptions import BackupFormatError, InputTooLargeError
+from ..storage import StoragePath
 
 #: Inflation is only judged past this many decompressed bytes: small files never trip it.
 RATIO_FLOOR = 16 * 1024**2
@@ -38,8 +39,11 @@ _DIGITS = b"0123456789"
 _DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
-def require_regular_file(path: Path) -> None:
-    """Refuse FIFOs, devices and sockets before opening them (reading one may never end)."""
+def require_regular_file(path: Path | StoragePath) -> None:
+    """Refuse FIFOs, devices and sockets before opening them (reading one may never end); an
+    object in a storage is always a plain object."""
+    if isinstance(path, StoragePath):
+        return
     try:
         mode = path.stat().st_mode
     except OSError as exc:

@@ -12,6 +12,7 @@ import orjson
 
 from .. import conf
 from ..exceptions import BackupFormatError, InputTooLargeError
+from ..storage import StoragePath
 from .base import Backup, TableData
 from .bounds import require_regular_file
 from .readers import data_suffix, first_significant_byte, iter_rows
@@ -38,7 +39,8 @@ def read_manifest(path: Path) -> dict:
     require_regular_file(path)
     limit = conf.get("MAX_ROW_BYTES")
     try:
-        if limit and path.stat().st_size > limit:
+        size = path.size() if isinstance(path, StoragePath) else path.stat().st_size
+        if limit and size > limit:
             raise InputTooLargeError(f"manifest larger than {limit} bytes (DBRESTORE['MAX_ROW_BYTES'])", path=path)
         manifest = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:

@@ -49,7 +49,7 @@ def _first_object(path: Path, first: bytes) -> dict | None:
                         found = loads_line(line)
                         break
             else:
-                found = next(ijson.items(stream, "item", use_float=True, buf_size=PARSER_BUFFER), None)
+                found = next(ijson.items(stream, "item", buf_size=PARSER_BUFFER), None)
         except (ijson.JSONError, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
             return None
     return found if isinstance(found, dict) else None

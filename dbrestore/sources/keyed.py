@@ -44,7 +44,7 @@ def _scan(path: Path) -> tuple[list[str], dict]:
     if METADATA_KEY in seen:
         with open_binary(path) as stream:
             try:
-                found = next(ijson.items(stream, METADATA_KEY, use_float=True, buf_size=PARSER_BUFFER), None)
+                found = next(ijson.items(stream, METADATA_KEY, buf_size=PARSER_BUFFER), None)
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 raise BackupFormatError(f"invalid metadata: {first_line(exc)}", path=path) from exc
             if isinstance(found, dict):

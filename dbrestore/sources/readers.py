@@ -9,6 +9,7 @@ and encryption (:mod:`dbrestore.layers`) off a local file or a stored object ali
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,14 @@ _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
 _TWENTY_DIGITS = b"9" * 20
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one beyond a float's range (``1e2000000``) is refused, not infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:32]} is out of range")
+    return value
+
+
 def loads_line(line: bytes):
     """One JSON Lines line as ``json.loads`` (loaddata) reads it, at orjson's speed where they
     agree. orjson rounds integers beyond 64 bits to floats and refuses lone surrogates, NaN and
@@ -41,7 +50,7 @@ def loads_line(line: bytes):
     else:
         error = None
     try:
-        return json.loads(line)
+        return json.loads(line, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         if error is not None:
             raise error from None
