@@ -92,6 +92,27 @@ def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
         assert column in got and reason in got, (reason, got)
 
 
+@pytest.mark.parametrize("layout", ["table", "dumpdata"])
+def test_lone_surrogate_escape_in_a_json_array_is_refused_not_read_as_a_question_mark(tmp_path, layout):
+    """ijson reads ``\\ud800`` as ``?``: the bounded reader refuses the file instead; a valid
+    surrogate pair (an emoji) and an escaped backslash before ``ud800`` still restore as written."""
+    good = {"id": 1, "text": "\U0001f600 and \\ud800 as text"}
+    if layout == "table":
+        path = tmp_path / "fidelity_allfields.json"
+        path.write_text(json.dumps([good]))
+    else:
+        path = tmp_path / "fixture.json"
+        path.write_text(json.dumps([{"model": "fidelity.allfields", "pk": 1, "fields": {"text": good["text"]}}]))
+    assert restore(path, tmp_path)[0] == 0
+    assert AllFields.objects.get().text == good["text"]
+
+    path.write_text(path.read_text().replace("\\ud83d\\ude00", "\\ud83d"))  # the pair cut in half
+    status, message, _, _ = restore(path, tmp_path)
+    assert status == 1 and str(path) in message and "lone surrogate escape \\ud83d" in message
+    assert "\n" not in message
+    assert AllFields.objects.get().text == good["text"]  # the database as it was
+
+
 def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor):
     path = table_file(tmp_path, [{"id": 1, "text": "a\u0000b"}])
     status, _, _, rejects = restore(path, tmp_path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import decimal
 import lzma
+import re
 import stat
 import sys
 import zlib
@@ -36,6 +37,11 @@ PARSER_BUFFER = 64 * 1024
 _GROW_AFTER = 1024 * 1024
 _DECODE_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 _DIGITS = b"0123456789"
+#: A \\uD800-\\uDBFF escape not followed by a \\uDC00-\\uDFFF one, and one of those not preceded by
+#: the first kind; an escaped backslash before the ``u`` (an even run of them) is not an escape.
+_LONE_HIGH = re.compile(rb"(?<!\\)(?:\\\\)*\\u([dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+_LONE_LOW = re.compile(rb"(?<!\\)(?:\\\\)*(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+_ESCAPE_TAIL = 12
 _DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
@@ -77,6 +83,8 @@ class BoundedReader:
         self._digits = digit_limit() if rows else None
         self._digit_run = b"d" * (self._digits + 1) if self._digits else None
         self._trailing_digits = 0
+        self._escapes = rows  # lone surrogate escapes, which ijson would read as "?"
+        self._tail = b""
 
     # -- the stream protocol ijson, orjson callers and hashlib loops use
     def read(self, size: int = -1) -> bytes:
@@ -151,6 +159,8 @@ class BoundedReader:
             self._check_ratio()
         if self._digit_run is not None and data:
             self._check_digits(data)
+        if self._escapes:
+            self._check_surrogates(data)
 
     def _too_long(self) -> None:
         raise InputTooLargeError(
@@ -168,6 +178,28 @@ class BoundedReader:
                 f"(DBRESTORE['MAX_INFLATION_RATIO']): refused as a compression bomb",
                 path=self.path, position=f"byte {self.offset}",
             )
+
+    def _check_surrogates(self, data: bytes) -> None:
+        """Refuse a lone UTF-16 surrogate escape (``"\\ud800"``): ijson's C parser reads it as
+        ``?``, which would store a changed value silently. (JSON Lines go through the standard
+        library, which keeps it, and the converters reject the row.) The last bytes of each read
+        are kept, so an escape or a pair split between two reads is seen whole."""
+        window = self._tail + data
+        judged = len(self._tail) - _ESCAPE_TAIL  # a match ending here or before was judged last time
+        self._tail = window[-2 * _ESCAPE_TAIL:]  # the deferred matches and what precedes them
+        if b"\\ud" not in window and b"\\uD" not in window:
+            return
+        for pattern in (_LONE_HIGH, _LONE_LOW):
+            for match in pattern.finditer(window):
+                if match.end() <= judged:
+                    continue
+                if match.end() > len(window) - _ESCAPE_TAIL and data:
+                    continue  # its partner may come with the next read; the tail keeps it
+                escape = match.group(1).decode("ascii")
+                raise BackupFormatError(
+                    f"a lone surrogate escape \\u{escape} (not valid UTF-16, so not valid text): refused",
+                    path=self.path, position=f"near byte {self.offset - len(data)}",
+                )
 
     def _check_digits(self, data: bytes) -> None:
         leading = len(data) - len(data.lstrip(_DIGITS))
