@@ -65,3 +65,11 @@ def assert_table_matches(directory: Path, entry: dict, using: str = "default") -
                 f"{entry['model']} pk={row['id']} {f.attname}: {obj[f.attname]!r} != {row[f.attname]!r}"
             )
     return len(rows)
+
+
+def shop_counts() -> dict[str, int]:
+    """Rows of the sample's main tables now."""
+    from restoreproject.shop.models import Customer, Order, OrderItem, Tag
+
+    return {"customers": Customer.objects.count(), "orders": Order.objects.count(),
+            "items": OrderItem.objects.count(), "tags": Tag.objects.count()}

@@ -11,23 +11,13 @@ import pytest
 from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
-from restoreproject.shop.models import Customer, Order, OrderItem, Tag
+from restoreproject.shop.models import Customer, OrderItem, Tag
 from tests.backup_data import manifest
+from tests.backup_data import shop_counts as counts
 from tests.conftest import GPG_RECIPIENT as RECIPIENT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-
-def counts() -> dict[str, int]:
-    return {"customers": Customer.objects.count(), "orders": Order.objects.count(),
-            "items": OrderItem.objects.count(), "tags": Tag.objects.count()}
-
-
-@pytest.fixture
-def loaded(sample_backup, run_command):
-    run_command("restore_backup", sample_backup(rows=300), "--noinput", "--no-safety-backup")
-    return counts()
 
 
 def test_encrypted_backup_round_trip(keyring, loaded, run_command, tmp_path):

@@ -12,21 +12,10 @@ import pytest
 from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
-from restoreproject.shop.models import Customer, Order, OrderItem, Tag
+from restoreproject.shop.models import Customer, OrderItem, Tag
+from tests.backup_data import shop_counts as counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def counts() -> dict[str, int]:
-    return {"customers": Customer.objects.count(), "orders": Order.objects.count(),
-            "items": OrderItem.objects.count(), "tags": Tag.objects.count()}
-
-
-@pytest.fixture
-def loaded(sample_backup, run_command):
-    """The database holding a 300-row sample; returns its counts."""
-    run_command("restore_backup", sample_backup(rows=300), "--noinput", "--no-safety-backup")
-    return counts()
 
 
 def keys(s3) -> list[str]:
