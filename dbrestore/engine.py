@@ -35,13 +35,13 @@ from .integrity import (
 )
 from .loader import TableLoader
 from .models import RestoreRun
-from .native import NATIVE_FORMATS
+from .sources.native import NATIVE_FORMATS
 from .parallel import load_levels, run_in_threads
 from .plan import Plan, PlannedTable, build_plan, order_parents_first, referencing_fields
 from .progress import BaseListener, Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from .runs import RunRecorder, create_run, describe_tables, finish_run, settle, tables_progress
+from .runs import RunRecorder, create_run, describe_tables, finish_run, tables_progress
 from .sources import Backup, open_backup, refuse_outputs
 from .storage import StoragePath, as_location, configured_alias
 from .verify import migration_drift, table_counts, verify_checksums, verify_counts
@@ -116,6 +116,10 @@ class RestoreOptions:
         return (connections[self.database].vendor == "postgresql" and self.mode == "replace" and self.atomic
                 and not self.dry_run)
 
+    def make_paths_absolute(self) -> None:
+        if self.rejects_file:
+            self.rejects_file = absolute(self.rejects_file)
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -147,23 +151,18 @@ def restore(
     """
     opts = RestoreOptions(**options)
     opts.validate()
-    _make_paths_absolute(opts)
+    opts.make_paths_absolute()
     with locks.holding(opts.database) as lock:
-        run = create_run(source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+        run = create_run(source=absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
                          requested_by=requested_by)
         return execute(run, lock=lock, listeners=listeners)
 
 
-def _absolute(path: str | Path | StoragePath) -> str:
+def absolute(path: str | Path | StoragePath) -> str:
     """Paths on a RestoreRun do not depend on where the process stood (a worker stands elsewhere);
     a location in a storage is absolute already."""
     location = as_location(path)
     return str(location if isinstance(location, StoragePath) else location.absolute())
-
-
-def _make_paths_absolute(opts: RestoreOptions) -> None:
-    if opts.rejects_file:
-        opts.rejects_file = _absolute(opts.rejects_file)
 
 
 def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[ProgressListener] = (),
@@ -488,47 +487,6 @@ def reset_sequences(plan: Plan, using: str) -> None:
         with connection.cursor() as cursor:
             for sql in statements:
                 cursor.execute(sql)
-
-
-def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any) -> RestoreRun:
-    """Create a queued RestoreRun and hand it to the RQ worker (``--async``, the admin)."""
-    from . import jobs
-
-    opts = RestoreOptions(**options)
-    opts.validate()
-    _make_paths_absolute(opts)
-    jobs.check_queue()
-    with locks.holding(opts.database):
-        # The run is created and its job enqueued under the lock: nobody can see it queued
-        # without a job (and fail it for that) in between.
-        run = create_run(
-            source=_absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
-            requested_by=requested_by, status=RestoreRun.Status.QUEUED,
-        )
-        if not conf.get("SYNC_JOBS"):
-            jobs.enqueue(run)
-    if conf.get("SYNC_JOBS"):
-        jobs.enqueue(run)  # runs it in-process, taking the lock again
-    return run
-
-
-def cancel_restore(run: RestoreRun) -> str:
-    """Cancel a queued run now, or ask a running one to stop at its next batch boundary."""
-    from . import jobs
-
-    settle(run.database)
-    run.refresh_from_db()
-    if run.status == RestoreRun.Status.QUEUED:
-        jobs.cancel_job(run)
-        run.status = RestoreRun.Status.CANCELLED
-        run.finished_at = timezone.now()
-        run.errors = [*run.errors, "cancelled before it started"]
-        run.save(update_fields=["status", "finished_at", "errors"])
-        return "cancelled"
-    if run.status == RestoreRun.Status.RUNNING:
-        RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-        return "stopping"
-    return run.status
 
 
 def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,

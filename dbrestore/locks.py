@@ -221,11 +221,11 @@ def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLoc
 
 
 def _holder(database: str):
+    from . import conf
     from .models import RestoreRun
-    from .runs import run_database
 
     return (
-        RestoreRun.objects.using(run_database())
+        RestoreRun.objects.using(conf.run_database())
         .filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
         .order_by("created_at")
         .first()

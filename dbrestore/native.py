@@ -37,9 +37,7 @@ from .report import RestoreResult
 logger = logging.getLogger(__name__)
 
 HISTORY_TABLE = "dbrestore_restorerun"
-NATIVE_FORMATS = ("pg-sql", "pg-sql-gz", "pg-custom", "pg-directory")
 _COPY_START = re.compile(r"^COPY (?:public\.)?\"?([\w$]+)\"? .*FROM stdin;$")
-_SQL_START = re.compile(rb"^\s*(--|SET |CREATE |SELECT |BEGIN|\\)", re.IGNORECASE)
 
 DROP_PUBLIC_SQL = f"""
 DO $dbrestore$
@@ -64,28 +62,6 @@ BEGIN
 END
 $dbrestore$;
 """
-
-
-def detect_native_format(path: Path) -> str | None:
-    """``pg-directory``, ``pg-custom``, ``pg-sql-gz``, ``pg-sql`` or None, from the content."""
-    if path.is_dir():
-        return "pg-directory" if (path / "toc.dat").is_file() else None
-    with open(path, "rb") as stream:
-        head = stream.read(5)
-    if head == b"PGDMP":
-        return "pg-custom"
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as stream:
-                start = stream.read(4096)
-        except (OSError, EOFError):
-            return None
-        return "pg-sql-gz" if _SQL_START.match(start) and b"[" != start.lstrip()[:1] else None
-    if path.suffix.lower() == ".sql":
-        return "pg-sql"
-    with open(path, "rb") as stream:
-        start = stream.read(4096)
-    return "pg-sql" if start.startswith(b"--") and b"PostgreSQL database dump" in start else None
 
 
 def tool(name: str) -> str:
@@ -309,28 +285,3 @@ def terminate_other_sessions(using: str, keep: Iterable[int] = ()) -> int:
             [list(keep)],
         )
         return cursor.fetchone()[0]
-
-
-def create_native_backup(directory: Path, using: str) -> Path:
-    """``create_backup --native``: ``database.dump`` (pg_dump -Fc) and a manifest pointing at it."""
-    import datetime
-
-    import orjson
-
-    from .backup import applied_migrations
-    from .sources.directory import FORMAT_ID, MANIFEST_NAME
-
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise RestoreConfigError(f"{directory}: directory is not empty")
-    dump = dump_database(directory / "database.dump", using)
-    manifest = {
-        "format": FORMAT_ID,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "vendor": "postgresql",
-        "migrations": applied_migrations(using),
-        "native": {"file": dump.name, "format": "pg-custom", "size": dump.stat().st_size},
-        "tables": [],
-    }
-    (directory / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return directory

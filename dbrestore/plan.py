@@ -251,3 +251,17 @@ def build_plan(
         cycles=cycles,
         outside_references=outside,
     )
+
+
+def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
+    """The models a backup holds: every concrete, managed model (M2M tables included), parents
+    first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    chosen = [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed and not model._meta.proxy
+        and (not only or matches_any(model, only)) and not matches_any(model, exclude)
+    ]
+    ordered, _ = order_parents_first(chosen)
+    return ordered

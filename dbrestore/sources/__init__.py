@@ -17,6 +17,7 @@ from .base import Backup, PositionedRow, Row, TableData, describe
 from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
+from .native import detect_native_format
 from .keyed import is_keyed_object, open_keyed_object
 from .readers import data_suffix, first_significant_byte, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
@@ -42,8 +43,6 @@ FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]
 def _native(path: Path) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
     the engine hands it to :mod:`dbrestore.native`."""
-    from ..native import detect_native_format
-
     if isinstance(path, StoragePath):
         return _stored_native(path)
     if path.is_dir() and (path / MANIFEST_NAME).is_file():

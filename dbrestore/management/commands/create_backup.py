@@ -9,7 +9,7 @@ from dbrestore.backup import create_backup, timestamped_directory
 from dbrestore.crypto import recipients_from
 from dbrestore.discovery import backup_root
 from dbrestore.exceptions import DbRestoreError
-from dbrestore.native import create_native_backup
+from dbrestore.backup import create_native_backup
 from dbrestore.sources.directory import read_manifest
 from dbrestore.storage import StoragePath, as_location
 

@@ -12,7 +12,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
-from dbrestore.engine import METHODS, MODES, queue_restore, restore, rollback_source
+from dbrestore.engine import METHODS, MODES, restore, rollback_source
+from dbrestore.jobs import queue_restore
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
