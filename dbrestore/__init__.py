@@ -14,14 +14,14 @@ __all__ = ["restore", "execute", "__version__"]
 
 
 def restore(source: Any, **options: Any) -> Any:
-    """Restore ``source``; see :func:`dbrestore.engine.restore`."""
-    from .engine import restore as _restore
+    """Restore ``source``; see :func:`dbrestore.service.restore`."""
+    from .service import restore as _restore
 
     return _restore(source, **options)
 
 
 def execute(run: Any, **options: Any) -> Any:
-    """Run an existing RestoreRun; see :func:`dbrestore.engine.execute`."""
-    from .engine import execute as _execute
+    """Run an existing RestoreRun; see :func:`dbrestore.service.execute`."""
+    from .service import execute as _execute
 
     return _execute(run, **options)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .discovery import human_size, list_backups, resolve_backup_name, upload_location
-from .engine import MODES
+from .options import MODES
 from .exceptions import BackupNotFoundError, DbRestoreError
 
 MODE_HELP = {

@@ -16,10 +16,11 @@ from django.utils import timezone
 from . import conf, locks
 from .conf import run_database
 from .exceptions import DbRestoreError, RestoreQueueError
-from .engine import RestoreOptions, absolute, execute
 from .models import RestoreRun
-from .queue import cancel_job, check_queue, get_queue, job_exists, job_status  # noqa: F401  (the queue's API here too)
+from .options import RestoreOptions, absolute
+from .queue import cancel_job, check_queue, get_queue
 from .runs import cancel_queued, create_run, reap_dead_runs, request_cancel, settle
+from .service import execute
 
 logger = logging.getLogger(__name__)
 

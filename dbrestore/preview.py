@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import RestoreOptions
+from .options import RestoreOptions
 from .plan import build_plan
 from .sources import open_backup
 

@@ -347,3 +347,14 @@ def cancel_queued(run: RestoreRun) -> None:
 def request_cancel(run: RestoreRun) -> None:
     """Ask a running restore to stop at its next batch boundary (its recorder reads the flag)."""
     RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+
+def mark_running(run: RestoreRun) -> None:
+    run.status = RestoreRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["status", "started_at"])
+
+
+def record_safety_backup(run: RestoreRun, location: str) -> None:
+    """Put the safety backup's location on the run as soon as it exists (a crash later must not lose it)."""
+    RestoreRun.objects.filter(pk=run.pk).update(safety_backup=location)

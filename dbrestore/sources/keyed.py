@@ -11,10 +11,10 @@ from pathlib import Path
 
 import ijson
 
-from ..exceptions import BackupFormatError
+from ..exceptions import BackupFormatError, first_line
 from .base import Backup, TableData
 from .bounds import PARSER_BUFFER
-from .readers import data_suffix, first_line, iter_json_array, open_binary
+from .readers import data_suffix, iter_json_array, open_binary
 
 METADATA_KEY = "metadata"
 

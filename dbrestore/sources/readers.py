@@ -17,7 +17,7 @@ import ijson
 import orjson
 
 from .. import layers
-from ..exceptions import BackupFormatError
+from ..exceptions import BackupFormatError, first_line
 from ..storage import StoragePath
 from .base import PositionedRow
 from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
@@ -144,10 +144,3 @@ def first_significant_byte(path: Path) -> bytes:
             if stripped:
                 return stripped[:1]
     return b""
-
-
-def first_line(exc: Exception) -> str:
-    """The first line of an error's message (yajl's are bytes, with the input quoted on the next lines)."""
-    arg = exc.args[0] if exc.args else ""
-    text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__

@@ -1,4 +1,4 @@
-"""``manage.py restore_backup``: the command-line face of :func:`dbrestore.engine.restore`."""
+"""``manage.py restore_backup``: the command-line face of :func:`dbrestore.service.restore`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from dbrestore import conf
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
-from dbrestore.engine import METHODS, MODES, restore, rollback_source
+from dbrestore.options import METHODS, MODES
+from dbrestore.service import restore, rollback_source
 from dbrestore.jobs import queue_restore
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.preview import preview_restore
