@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -429,7 +429,6 @@ class RowConverter:
         self.model = model
         #: The model's own table's columns: a multi-table child's parents have rows of their own.
         self.fields = list(model._meta.local_concrete_fields)
-        self.attnames = [f.attname for f in self.fields]
         pk = model._meta.pk
         #: None for a composite primary key (see ``pk_of``).
         self.pk_index = self.fields.index(pk) if pk.concrete else None
@@ -457,6 +456,13 @@ class RowConverter:
         self.unknown_columns: set[str] = set()
         self.missing_columns: set[str] = set()
         self.dropped_values = 0
+
+    def drift(self, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+        """For rows with these keys: the keys that are no field (their values are dropped) and
+        the columns the rows lack (default or NULL used), as the conversion itself decides."""
+        _, missing, unknown = self._layout(tuple(keys))
+        return list(unknown), [self.fields[p].column for p in missing
+                               if not isinstance(self.fields[p], models.fields.AutoFieldMixin)]
 
     def pk_of(self, values: list[Any]) -> Any:
         """The primary key in converted ``values``: a tuple for a composite key."""

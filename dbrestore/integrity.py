@@ -19,7 +19,6 @@ its (nullable) columns are loaded as NULL and filled in afterwards by
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ from .plan import Plan, PlannedTable
 from .rejects import RejectsFile
 from .report import RestoreResult
 from .sources.base import batched
-
-logger = logging.getLogger(__name__)
 
 ModelType = type[models.Model]
 _CHUNK = 500

@@ -137,16 +137,23 @@ def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: 
 
 def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
     converter = loader.converter
-    if converter.unknown_columns:
-        result.warnings.append(
-            f"{table.data.origin}: columns {', '.join(sorted(converter.unknown_columns))} are not fields of "
-            f"{table.label}; {converter.dropped_values} values dropped"
-        )
-    if converter.missing_columns:
-        result.warnings.append(
+    result.warnings.extend(drift_warnings(table, sorted(converter.unknown_columns), sorted(converter.missing_columns),
+                                          converter.dropped_values))
+
+
+def drift_warnings(table: PlannedTable, unknown: list[str], missing: list[str], dropped: int | None = None) -> list[str]:
+    """The warnings for backup columns that are no field and fields the backup lacks (the
+    preview, which reads one row, has no count of the values dropped)."""
+    warnings = []
+    if unknown:
+        count = "their values dropped" if dropped is None else f"{dropped} values dropped"
+        warnings.append(f"{table.data.origin}: columns {', '.join(unknown)} are not fields of {table.label}; {count}")
+    if missing:
+        warnings.append(
             f"{table.data.origin}: {table.label} fields missing from the backup: "
-            f"{', '.join(sorted(converter.missing_columns))} (default or NULL used; rows rejected where neither)"
+            f"{', '.join(missing)} (default or NULL used; rows rejected where neither)"
         )
+    return warnings
 
 
 def _check_constraints(plan: Plan, connection) -> None:

@@ -17,7 +17,6 @@ How a dump replaces the database's contents, whatever options it was made with:
 from __future__ import annotations
 
 import gzip
-import logging
 import os
 import re
 import shutil
@@ -33,8 +32,6 @@ from django.db import connections
 from . import conf
 from .exceptions import BackupFormatError, RestoreAbortedError, RestoreConfigError
 from .report import RestoreResult
-
-logger = logging.getLogger(__name__)
 
 HISTORY_TABLE = "dbrestore_restorerun"
 _COPY_START = re.compile(r"^COPY (?:public\.)?\"?([\w$]+)\"? .*FROM stdin;$")

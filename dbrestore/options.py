@@ -44,9 +44,7 @@ class RestoreOptions:
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
 
     def validate(self) -> None:
-        if self.database not in connections:
-            known = ", ".join(connections)
-            raise RestoreConfigError(f"unknown database alias {self.database!r} (configured: {known})")
+        check_database(self.database)
         if self.mode not in MODES:
             raise RestoreConfigError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
         if self.batch_size is None:
@@ -115,3 +113,9 @@ def absolute(path: str | Path | StoragePath) -> str:
     a location in a storage is absolute already."""
     location = as_location(path)
     return str(location if isinstance(location, StoragePath) else location.absolute())
+
+
+def check_database(alias: str) -> None:
+    """Refuse an alias that is not in settings.DATABASES, naming the ones that are."""
+    if alias not in connections:
+        raise RestoreConfigError(f"unknown database alias {alias!r} (configured: {', '.join(connections)})")

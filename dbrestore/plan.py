@@ -253,6 +253,12 @@ def build_plan(
     )
 
 
+def plan_warnings(plan: Plan) -> list[str]:
+    """What the plan itself finds worth a warning: backup tables that match no model (with
+    ``ignore_unknown``; otherwise the plan refuses them). FK cycles are no loss nor change."""
+    return [f"{data.origin}: table {data.key!r} matches no model; skipped" for data in plan.unknown]
+
+
 def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
     """The models a backup holds: every concrete, managed model (M2M tables included), parents
     first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""

@@ -31,13 +31,19 @@ logger = logging.getLogger(__name__)
 SMALL_TABLE_ROWS = 1_000
 
 
+def replaces_rows(opts: RestoreOptions) -> bool:
+    """Whether the restore empties tables (replace mode, rows actually written): only then the
+    outside references and the safety backup matter."""
+    return opts.mode == "replace" and not opts.dry_run
+
+
 def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
               progress: BaseListener) -> bool:
     """Before a replace empties anything: refuse or widen for outside references, then take the
     safety backup. Returns whether every table to empty is small (DELETE beats TRUNCATE then)."""
-    if opts.mode != "replace" or opts.dry_run:
+    if not replaces_rows(opts):
         return False
-    prepare_outside_references(plan, opts, result)
+    result.warnings.extend(prepare_outside_references(plan, opts))
     rows_now = table_counts(plan.models_to_empty, opts.database, limit=SMALL_TABLE_ROWS)
     if opts.safety_backup and conf.get("SAFETY_BACKUP"):
         if any(rows_now.values()):
@@ -61,12 +67,13 @@ def outside_references(plan: Plan, using: str) -> dict[type, list[str]]:
     return blocking
 
 
-def prepare_outside_references(plan: Plan, opts: RestoreOptions, result: RestoreResult) -> None:
-    """Refuse to empty tables that rows of tables outside the restore point to, unless
-    ``cascade``: then those tables are emptied too (and named in a warning)."""
+def prepare_outside_references(plan: Plan, opts: RestoreOptions) -> list[str]:
+    """Refuse (:class:`OutsideReferenceError`) to empty tables that rows of tables outside the
+    restore point to, unless ``cascade``: then those tables are added to the plan's tables to
+    empty, and the warning naming them is returned."""
     blocking = outside_references(plan, opts.database)
     if not blocking:
-        return
+        return []
     described = "; ".join(ref for refs in blocking.values() for ref in refs)
     if not opts.cascade:
         raise OutsideReferenceError(
@@ -76,9 +83,7 @@ def prepare_outside_references(plan: Plan, opts: RestoreOptions, result: Restore
     extra = cascade_closure(list(blocking), set(plan.models_to_empty))
     delete_order, _ = order_parents_first(extra)
     plan.models_to_empty[:0] = list(reversed(delete_order))
-    result.warnings.append(
-        "--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"
-    )
+    return ["--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"]
 
 
 def cascade_closure(models: list, already: set) -> list:

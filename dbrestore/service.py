@@ -23,7 +23,7 @@ from .loading import load, restore_transaction
 from .models import RestoreRun
 from .native_restore import restore_native
 from .options import RestoreOptions, absolute
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, plan_warnings
 from .progress import Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
@@ -131,8 +131,7 @@ def default_rejects_path(run: RestoreRun) -> Path:
 
 
 def _note_plan(plan: Plan, result: RestoreResult) -> None:
-    for data in plan.unknown:
-        result.warnings.append(f"{data.origin}: table {data.key!r} matches no model; skipped")
+    result.warnings.extend(plan_warnings(plan))
     for cycle in plan.cycles:  # no loss nor change: not a warning
         logger.info("FK cycle between %s; loaded with deferred constraint checks", ", ".join(cycle))
     for table in plan.tables:

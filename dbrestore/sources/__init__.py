@@ -19,7 +19,7 @@ from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
 from .native import detect_native_format
 from .keyed import is_keyed_object, open_keyed_object
-from .readers import data_suffix, first_significant_byte, iter_rows
+from .readers import first_significant_byte, is_json_lines_name, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse_outputs", "MANIFEST_NAME"]
@@ -36,7 +36,7 @@ FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]
     (is_rejects_file, open_rejects_file),
     (is_dumpdata, open_dumpdata),
     (is_keyed_object, open_keyed_object),
-    (lambda path, first: first == b"[" or data_suffix(path) in (".jsonl", ".ndjson"), open_single_table_file),
+    (lambda path, first: first == b"[" or is_json_lines_name(path), open_single_table_file),
 ]
 
 
