@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .convert import RowConverter
 from .exceptions import OutsideReferenceError
 from .loading import drift_warnings
 from .options import RestoreOptions
 from .plan import build_plan, plan_warnings
+from .row_converter import RowConverter
 from .safety import prepare_outside_references, replaces_rows
 from .sources import open_backup
 
