@@ -9,6 +9,8 @@ the reason at once: a ``queued`` run with no job behind it would block its datab
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
