@@ -35,8 +35,7 @@ def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result
         progress.table_started(result.table(name, name))
 
     progress.phase_started(f"restoring the {backup.format} dump")
-    native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, result=result, on_table=on_table)
-    copied = result.verification.pop("copied_rows", {})
+    copied = native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, on_table=on_table)
     counts = native.table_counts(opts.database)
     mismatches = [f"{table}: {copied[table]} rows in the dump, {counts.get(table)} in the table"
                   for table in copied if counts.get(table) != copied[table]]
