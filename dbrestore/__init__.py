@@ -6,22 +6,34 @@ The public API is :func:`restore` (and :func:`execute` for an existing RestoreRu
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importing them at run time would load Django's models before the app registry
+    from .locks import DatabaseLock
+    from .models import RestoreRun
+    from .progress import ProgressListener
+    from .report import RestoreResult
+    from .storage import StoragePath
 
 __version__ = "0.9.0"
 
 __all__ = ["restore", "execute", "__version__"]
 
 
-def restore(source: Any, **options: Any) -> Any:
-    """Restore ``source``; see :func:`dbrestore.engine.restore`."""
-    from .engine import restore as _restore
+def restore(source: str | Path | StoragePath, *, requested_by: str = "", listeners: Iterable[ProgressListener] = (),
+            **options: Any) -> RestoreResult:
+    """Restore ``source`` (``options``: the fields of :class:`dbrestore.options.RestoreOptions`);
+    see :func:`dbrestore.service.restore`."""
+    from .service import restore as _restore
 
-    return _restore(source, **options)
+    return _restore(source, requested_by=requested_by, listeners=listeners, **options)
 
 
-def execute(run: Any, **options: Any) -> Any:
-    """Run an existing RestoreRun; see :func:`dbrestore.engine.execute`."""
-    from .engine import execute as _execute
+def execute(run: RestoreRun, *, lock: DatabaseLock, listeners: Iterable[ProgressListener] = (),
+            job_id: str | None = None) -> RestoreResult:
+    """Run an existing RestoreRun holding its database's lock; see :func:`dbrestore.service.execute`."""
+    from .service import execute as _execute
 
-    return _execute(run, **options)
+    return _execute(run, lock=lock, listeners=listeners, job_id=job_id)

@@ -29,11 +29,6 @@ def option_value(value) -> str:
         return ", ".join(map(str, value))
     return str(value)
 
-STATUS_COLOURS = {
-    "queued": "#777", "running": "#2a6ebb", "succeeded": "#2e7d32", "partial": "#c77700",
-    "failed": "#c62828", "cancelled": "#555",
-}
-
 
 @admin.register(RestoreRun)
 class RestoreRunAdmin(admin.ModelAdmin):
@@ -68,8 +63,8 @@ class RestoreRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, run: RestoreRun):
         return format_html(
-            '<span class="dbrestore-badge" style="background:{}">{}</span>',
-            STATUS_COLOURS.get(run.status, "#777"), run.get_status_display(),
+            '<span class="dbrestore-badge status-{}">{}</span>',  # colours: dbrestore.css
+            run.status, run.get_status_display(),
         )
 
     @admin.display(description=_("source"), ordering="source")

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .dashboard import can_use_dashboard
 from .discovery import backup_name, backup_root
-from .engine import cancel_restore, queue_restore
+from .jobs import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
 from .models import RestoreRun

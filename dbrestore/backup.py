@@ -27,10 +27,11 @@ import orjson
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from . import crypto
+from . import crypto, native
 from .crypto import EncryptingWriter, check_recipients
-from .exceptions import BackupWriteError
+from .exceptions import BackupWriteError, RestoreConfigError
 from .layers import COMPRESSIONS, compressing
+from .plan import backup_models
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
 from .storage import StoragePath, as_location
 
@@ -227,25 +228,6 @@ class BackupWriter:
         return path
 
 
-def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
-    """The models a backup holds: every concrete, managed model (M2M tables included), parents
-    first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""
-    from django.apps import apps
-
-    from . import conf
-    from .plan import matches_any, order_parents_first
-
-    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
-    chosen = [
-        model
-        for model in apps.get_models(include_auto_created=True)
-        if model._meta.managed and not model._meta.proxy
-        and (not only or matches_any(model, only)) and not matches_any(model, exclude)
-    ]
-    ordered, _ = order_parents_first(chosen)
-    return ordered
-
-
 def applied_migrations(using: str) -> dict[str, list[str]]:
     from django.db.migrations.recorder import MigrationRecorder
 
@@ -313,3 +295,21 @@ def create_backup(
 def timestamped_directory(base: Location | str, prefix: str = "") -> Location:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
     return as_location(base) / f"{prefix}{stamp}"
+
+
+def create_native_backup(directory: Path, using: str) -> Path:
+    """``create_backup --native``: ``database.dump`` (pg_dump -Fc) and a manifest pointing at it."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise RestoreConfigError(f"{directory}: directory is not empty")
+    dump = native.dump_database(directory / "database.dump", using)
+    manifest = {
+        "format": FORMAT_ID,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "vendor": "postgresql",
+        "migrations": applied_migrations(using),
+        "native": {"file": dump.name, "format": "pg-custom", "size": dump.stat().st_size},
+        "tables": [],
+    }
+    (directory / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return directory

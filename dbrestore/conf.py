@@ -71,3 +71,8 @@ def backup_dir() -> Path:
 def _reset_config(*, setting: str, **kwargs: Any) -> None:
     if setting == "DBRESTORE":
         get_config.cache_clear()
+
+
+def run_database() -> str:
+    """The database alias that holds the RestoreRun history."""
+    return get("RUN_DATABASE")

@@ -77,7 +77,6 @@ class CopyTableLoader(TableLoader):
             f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
         self.adapters = [(index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f))]
-        self.batches_copied = 0
         self.batches_fallen_back = 0
 
     def load(self, rows: Iterable[PositionedRow]) -> TableResult:
@@ -194,7 +193,6 @@ class CopyTableLoader(TableLoader):
         primary key go through the ORM chain too, since the database numbers them."""
         if error is None:
             if copied:
-                self.batches_copied += 1
                 self._count(copied, len(copied), None)
         else:
             self.batches_fallen_back += 1

@@ -13,7 +13,6 @@ Keys come from the user's keyring, or the one ``GNUPGHOME`` names.
 from __future__ import annotations
 
 import io
-import logging
 import subprocess
 import tempfile
 import threading
@@ -21,9 +20,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from . import conf
+from .parsing import split_commas
 from .exceptions import EncryptionError
-
-logger = logging.getLogger(__name__)
 
 SUFFIX = ".gpg"
 _CHUNK = 1024 * 1024
@@ -56,7 +54,7 @@ def _stderr_line(stderr: IO[bytes]) -> str:
 
 def recipients_from(options: Iterable[str] | None) -> list[str]:
     """``--encrypt`` values, else ``DBRESTORE["GPG_RECIPIENTS"]``."""
-    chosen = [r.strip() for value in (options or []) for r in value.split(",") if r.strip()]
+    chosen = split_commas(options or [])
     return chosen or list(conf.get("GPG_RECIPIENTS") or [])
 
 

@@ -87,3 +87,11 @@ class LockLostError(RestoreAbortedError):
 class RejectsWriteError(DbRestoreError):
     """A rejected row could not be written to the rejects file (full disk, unwritable path); the
     restore stops (rolled back when atomic) rather than lose the row silently."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (yajl's are bytes, with the input quoted on the next
+    lines; a database error's detail follows its first line), or its class name when empty."""
+    arg = exc.args[0] if exc.args else ""
+    text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

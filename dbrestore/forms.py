@@ -11,7 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .discovery import human_size, list_backups, resolve_backup_name, upload_location
-from .engine import MODES
+from .options import MODES
+from .parsing import split_commas
 from .exceptions import BackupNotFoundError, DbRestoreError
 
 MODE_HELP = {
@@ -39,7 +40,7 @@ def _backup_choices():
 
 
 def _split(value: str) -> list[str]:
-    return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+    return split_commas([value.replace("\n", ",")])
 
 
 class RestoreForm(forms.Form):

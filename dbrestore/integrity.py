@@ -19,7 +19,6 @@ its (nullable) columns are loaded as NULL and filled in afterwards by
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -28,13 +27,12 @@ from typing import Any
 from django.db import connections, models, transaction
 from django.db.models import Exists, OuterRef
 
-from .convert import ConversionError, RowConverter
+from .convert import ConversionError
 from .plan import Plan, PlannedTable
 from .rejects import RejectsFile
 from .report import RestoreResult
+from .row_converter import RowConverter
 from .sources.base import batched
-
-logger = logging.getLogger(__name__)
 
 ModelType = type[models.Model]
 _CHUNK = 500
@@ -277,7 +275,7 @@ def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using
     """Fill in the natural keys that pointed forward (loaddata's ``save_deferred_fields``): every
     table is loaded now, so each key is looked up again. A key still not found rejects its row
     (deleted; rows pointing at it are swept as orphans after)."""
-    from .convert import find_by_natural_key
+    from .row_converter import find_by_natural_key
 
     for table, items in deferred:
         manager = table.model._base_manager.using(using)

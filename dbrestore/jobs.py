@@ -1,4 +1,4 @@
-"""Background restores: the RQ job and how runs get onto the queue.
+"""Background restores: queueing and cancelling a run, the RQ job, how runs get onto the queue.
 
 The job takes a RestoreRun id (never the object) and is enqueued once the run's row is
 committed, so the worker always finds it. With ``DBRESTORE["SYNC_JOBS"]`` (the SQLite demo,
@@ -9,21 +9,56 @@ the reason at once: a ``queued`` run with no job behind it would block its datab
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
 
 from . import conf, locks
-from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
+from .conf import run_database
+from .exceptions import DbRestoreError, RestoreQueueError
 from .models import RestoreRun
+from .options import RestoreOptions, absolute
+from .queue import cancel_job, check_queue, get_queue
+from .runs import cancel_queued, create_run, reap_dead_runs, request_cancel, settle
+from .service import execute
 
 logger = logging.getLogger(__name__)
 
-LIVE_JOB_STATUSES = ("queued", "started", "deferred", "scheduled")
+
+def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any) -> RestoreRun:
+    """Create a queued RestoreRun and hand it to the RQ worker (``--async``, the admin)."""
+    opts = RestoreOptions(**options)
+    opts.validate()
+    opts.make_paths_absolute()
+    check_queue()
+    with locks.holding(opts.database):
+        # The run is created and its job enqueued under the lock: nobody can see it queued
+        # without a job (and fail it for that) in between.
+        run = create_run(
+            source=absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+            requested_by=requested_by, status=RestoreRun.Status.QUEUED,
+        )
+        if not conf.get("SYNC_JOBS"):
+            enqueue(run)
+    if conf.get("SYNC_JOBS"):
+        enqueue(run)  # runs it in-process, taking the lock again
+    return run
 
 
-def run_database() -> str:
-    return conf.get("RUN_DATABASE")
+def cancel_restore(run: RestoreRun) -> str:
+    """Cancel a queued run now, or ask a running one to stop at its next batch boundary."""
+    settle(run.database)
+    run.refresh_from_db()
+    if run.status == RestoreRun.Status.QUEUED:
+        cancel_job(run)
+        cancel_queued(run)
+        return "cancelled"
+    if run.status == RestoreRun.Status.RUNNING:
+        request_cancel(run)
+        return "stopping"
+    return run.status
 
 
 def job_id_for(run: RestoreRun) -> str:
@@ -33,9 +68,6 @@ def job_id_for(run: RestoreRun) -> str:
 def run_restore(run_id: int) -> str:
     """The RQ job: run a queued RestoreRun to its end, holding its database's lock; return
     its final status."""
-    from .engine import execute
-    from .runs import reap_dead_runs
-
     connections.close_all()  # a forked work horse must not share its parent's connections
     run = RestoreRun.objects.using(run_database()).get(pk=run_id)
     lock = locks.lock_for(run.database)
@@ -66,24 +98,6 @@ def _in_rq_job() -> bool:
     from rq import get_current_job
 
     return get_current_job() is not None
-
-
-def get_queue():
-    import django_rq
-
-    return django_rq.get_queue(conf.get("QUEUE"), default_timeout=conf.get("JOB_TIMEOUT"))
-
-
-def check_queue() -> None:
-    """Refuse before any run exists when the configured queue is not one django-rq knows."""
-    if conf.get("SYNC_JOBS"):
-        return
-    from django_rq.settings import QUEUES
-
-    if conf.get("QUEUE") not in QUEUES:
-        raise RestoreConfigError(
-            f"DBRESTORE['QUEUE'] is {conf.get('QUEUE')!r}, which is not in RQ_QUEUES ({', '.join(QUEUES)})"
-        )
 
 
 def enqueue(run: RestoreRun) -> None:
@@ -129,53 +143,3 @@ def _fail_queued(run: RestoreRun, reason: str, level: int = logging.WARNING) -> 
     )
     if updated:
         logger.log(level, "Restore #%s failed before it started: %s", run.pk, reason)
-
-
-def job_exists(job_id: str) -> bool:
-    """Whether RQ still has job ``job_id`` (True when Redis cannot be asked: no false alarms)."""
-    import redis
-
-    try:
-        return bool(get_queue().connection.exists(f"rq:job:{job_id}"))
-    except redis.exceptions.RedisError as exc:
-        logger.warning("Could not ask Redis about job %s: %s", job_id, exc)
-        return True
-
-
-def job_status(run: RestoreRun) -> bool | str | None:
-    """True when a live RQ job stands behind the queued ``run``; else its RQ status or None
-    (no such job). With SYNC_JOBS, or when Redis cannot be asked, True (no false alarms)."""
-    if conf.get("SYNC_JOBS"):
-        return True
-    if not run.job_id:
-        return None
-    import redis
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    try:
-        job = Job.fetch(run.job_id, connection=get_queue().connection)
-        status = job.get_status(refresh=False)
-    except NoSuchJobError:
-        return None
-    except redis.exceptions.RedisError as exc:
-        logger.warning("Could not ask Redis about job %s: %s", run.job_id, exc)
-        return True
-    status = getattr(status, "value", status)
-    return True if status in LIVE_JOB_STATUSES else status
-
-
-def cancel_job(run: RestoreRun) -> bool:
-    """Cancel the queued job of a run; True when there was one to cancel."""
-    if conf.get("SYNC_JOBS") or not run.job_id:
-        return False
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    queue = get_queue()
-    try:
-        job = Job.fetch(run.job_id, connection=queue.connection)
-    except NoSuchJobError:
-        return False
-    job.cancel()
-    return True

@@ -29,9 +29,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
-from .convert import ConversionError, DeferredNaturalKey, RowConverter, build_instance
+from .convert import ConversionError
 from .rejects import RejectsFile
 from .report import TableResult
+from .row_converter import DeferredNaturalKey, RowConverter, build_instance
 from .sources import PositionedRow
 from .sources.base import batched
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import tempfile
 import time
@@ -26,8 +25,6 @@ from pathlib import Path
 from django.db import DatabaseError, connections
 
 from .exceptions import LockLostError, RestoreConfigError, RestoreLockedError
-
-logger = logging.getLogger(__name__)
 
 # pg_try_advisory_lock(int4, int4): advisory locks are per database, so one key pair suffices.
 ADVISORY_KEYS = (0x6462_7273, 1)  # "dbrs"
@@ -221,11 +218,11 @@ def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLoc
 
 
 def _holder(database: str):
+    from . import conf
     from .models import RestoreRun
-    from .runs import run_database
 
     return (
-        RestoreRun.objects.using(run_database())
+        RestoreRun.objects.using(conf.run_database())
         .filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
         .order_by("created_at")
         .first()

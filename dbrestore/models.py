@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from . import report
+
 
 class RestoreRun(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        PARTIAL = "partial", _("Partial")
-        FAILED = "failed", _("Failed")
-        CANCELLED = "cancelled", _("Cancelled")
+        QUEUED = report.QUEUED, _("Queued")
+        RUNNING = report.RUNNING, _("Running")
+        SUCCEEDED = report.SUCCEEDED, _("Succeeded")
+        PARTIAL = report.PARTIAL, _("Partial")
+        FAILED = report.FAILED, _("Failed")
+        CANCELLED = report.CANCELLED, _("Cancelled")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINAL_STATUSES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)

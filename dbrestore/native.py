@@ -17,7 +17,6 @@ How a dump replaces the database's contents, whatever options it was made with:
 from __future__ import annotations
 
 import gzip
-import logging
 import os
 import re
 import shutil
@@ -32,14 +31,9 @@ from django.db import connections
 
 from . import conf
 from .exceptions import BackupFormatError, RestoreAbortedError, RestoreConfigError
-from .report import RestoreResult
-
-logger = logging.getLogger(__name__)
 
 HISTORY_TABLE = "dbrestore_restorerun"
-NATIVE_FORMATS = ("pg-sql", "pg-sql-gz", "pg-custom", "pg-directory")
 _COPY_START = re.compile(r"^COPY (?:public\.)?\"?([\w$]+)\"? .*FROM stdin;$")
-_SQL_START = re.compile(rb"^\s*(--|SET |CREATE |SELECT |BEGIN|\\)", re.IGNORECASE)
 
 DROP_PUBLIC_SQL = f"""
 DO $dbrestore$
@@ -64,28 +58,6 @@ BEGIN
 END
 $dbrestore$;
 """
-
-
-def detect_native_format(path: Path) -> str | None:
-    """``pg-directory``, ``pg-custom``, ``pg-sql-gz``, ``pg-sql`` or None, from the content."""
-    if path.is_dir():
-        return "pg-directory" if (path / "toc.dat").is_file() else None
-    with open(path, "rb") as stream:
-        head = stream.read(5)
-    if head == b"PGDMP":
-        return "pg-custom"
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as stream:
-                start = stream.read(4096)
-        except (OSError, EOFError):
-            return None
-        return "pg-sql-gz" if _SQL_START.match(start) and b"[" != start.lstrip()[:1] else None
-    if path.suffix.lower() == ".sql":
-        return "pg-sql"
-    with open(path, "rb") as stream:
-        start = stream.read(4096)
-    return "pg-sql" if start.startswith(b"--") and b"PostgreSQL database dump" in start else None
 
 
 def tool(name: str) -> str:
@@ -178,9 +150,9 @@ def _pump(source: IO[bytes], process: subprocess.Popen, errors: list[str],
         pass
 
 
-def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, result: RestoreResult,
-                 on_table: Callable[[str], None]) -> None:
-    """Replace the database's contents with the dump's (see the module docstring)."""
+def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Callable[[str], None]) -> dict[str, int]:
+    """Replace the database's contents with the dump's (see the module docstring); return the
+    rows streamed per table (none counted with pg_restore ``--jobs``, which reads the dump itself)."""
     require_postgresql(using)
     env = pg_environment(using)
     psql = [tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
@@ -203,7 +175,7 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, result: Restore
             _run(command, env, path, on_line=lambda line: _verbose_table(line, on_table))
         finally:
             listing.unlink(missing_ok=True)
-        return
+        return {}
     # One transaction: the drop, then the dump as SQL, streamed into psql's standard input.
     process = subprocess.Popen([*psql, "--single-transaction", "-c", DROP_PUBLIC_SQL, "-f", "-"], env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -237,7 +209,7 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, result: Restore
     if process.returncode != 0 or errors:
         message = _first_error(" ".join([*errors, stderr])) or f"exit status {process.returncode}"
         raise RestoreAbortedError(f"{path}: the dump did not restore (rolled back): {message}")
-    result.verification["copied_rows"] = counts
+    return counts
 
 
 def _restore_list(path: Path, env: dict) -> Path:
@@ -309,28 +281,3 @@ def terminate_other_sessions(using: str, keep: Iterable[int] = ()) -> int:
             [list(keep)],
         )
         return cursor.fetchone()[0]
-
-
-def create_native_backup(directory: Path, using: str) -> Path:
-    """``create_backup --native``: ``database.dump`` (pg_dump -Fc) and a manifest pointing at it."""
-    import datetime
-
-    import orjson
-
-    from .backup import applied_migrations
-    from .sources.directory import FORMAT_ID, MANIFEST_NAME
-
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise RestoreConfigError(f"{directory}: directory is not empty")
-    dump = dump_database(directory / "database.dump", using)
-    manifest = {
-        "format": FORMAT_ID,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "vendor": "postgresql",
-        "migrations": applied_migrations(using),
-        "native": {"file": dump.name, "format": "pg-custom", "size": dump.stat().st_size},
-        "tables": [],
-    }
-    (directory / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return directory

@@ -251,3 +251,23 @@ def build_plan(
         cycles=cycles,
         outside_references=outside,
     )
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """What the plan itself finds worth a warning: backup tables that match no model (with
+    ``ignore_unknown``; otherwise the plan refuses them). FK cycles are no loss nor change."""
+    return [f"{data.origin}: table {data.key!r} matches no model; skipped" for data in plan.unknown]
+
+
+def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
+    """The models a backup holds: every concrete, managed model (M2M tables included), parents
+    first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    chosen = [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed and not model._meta.proxy
+        and (not only or matches_any(model, only)) and not matches_any(model, exclude)
+    ]
+    ordered, _ = order_parents_first(chosen)
+    return ordered

@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import RestoreOptions
-from .plan import build_plan
+from .exceptions import OutsideReferenceError
+from .loading import drift_warnings
+from .options import RestoreOptions
+from .plan import build_plan, plan_warnings
+from .row_converter import RowConverter
+from .safety import prepare_outside_references, replaces_rows
 from .sources import open_backup
 
 
@@ -37,11 +41,23 @@ class Preview:
 
 def preview_restore(source: str | Path, **options: Any) -> Preview:
     """The tables a restore would empty (with their row counts now), the rows it would load and
-    the warnings it would give (unknown tables, FK cycles, columns that do not match)."""
+    the warnings it would give, found by the restore's own functions: the plan's findings, the
+    outside references (the refusal the restore would raise, or the ``--cascade`` tables), and
+    the columns the converter would drop or fill in, from the first row (or the manifest)."""
     opts = RestoreOptions(**options)
     opts.validate()
     backup = open_backup(source)
     plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+    warnings = plan_warnings(plan)
+    if replaces_rows(opts):
+        try:
+            warnings += prepare_outside_references(plan, opts)
+        except OutsideReferenceError as exc:
+            warnings.append(str(exc))
+    for table in plan.tables:
+        columns = _columns(table)
+        if columns:  # the restore converts no row of an empty table: nothing to say
+            warnings += drift_warnings(table, *RowConverter(table.model).drift(columns))
     replace = opts.mode == "replace"
 
     def count(model) -> int:
@@ -56,36 +72,15 @@ def preview_restore(source: str | Path, **options: Any) -> Preview:
         for m in plan.models_to_empty
         if replace and m not in loaded
     ]
-    warnings = [f"table {d.key!r} matches no model; it will be skipped" for d in plan.unknown]
-    warnings += [f"FK cycle between {', '.join(c)}; loaded with deferred constraint checks" for c in plan.cycles]
-    for table in plan.tables:
-        warnings += _column_drift(table)
-    if replace:
-        for model, fk in plan.outside_references:
-            if model._base_manager.using(opts.database).filter(**{f"{fk.attname}__isnull": False}).exists():
-                warnings.append(
-                    f"{model._meta.label}.{fk.name} points into {fk.related_model._meta.label}, which would be "
-                    "emptied: the restore will refuse unless --cascade"
-                )
     return Preview(str(source), backup.format, tables, extra, warnings)
 
 
-def _column_drift(table) -> list[str]:
-    """Columns of the first row (or the manifest) that the model lacks, and the reverse."""
-    columns = table.data.columns
-    if columns is None:
-        first = next(iter(table.data.rows()), None)
-        columns = list(first[1]) if first else []
-    fields = table.model._meta.concrete_fields
-    known = {name for f in fields for name in (f.name, f.attname, f.column)}
-    extra = [c for c in columns if c not in known]
-    missing = [f.column for f in fields if not {f.name, f.attname, f.column} & set(columns)]
-    warnings = []
-    if extra:
-        warnings.append(f"{table.label}: backup columns {', '.join(extra)} are not fields; their values will be dropped")
-    if missing and columns:
-        warnings.append(f"{table.label}: fields {', '.join(missing)} are not in the backup; defaults will be used")
-    return warnings
+def _columns(table) -> list[str]:
+    """The columns of the manifest, else of the first row (none for an empty table)."""
+    if table.data.columns is not None:
+        return list(table.data.columns)
+    first = next(iter(table.data.rows()), None)
+    return list(first[1]) if first else []
 
 
 __all__ = ["Preview", "TablePreview", "preview_restore"]

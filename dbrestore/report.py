@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The one set of status names: RestoreRun.Status and the admin's badges (status-<name> in dbrestore.css) use these.
+QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, PARTIAL, FAILED, CANCELLED = "succeeded", "partial", "failed", "cancelled"
 
 
@@ -20,7 +22,6 @@ class TableResult:
     skipped: int = 0
     rejected: int = 0
     seconds: float = 0.0
-    dropped_columns: list[str] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:

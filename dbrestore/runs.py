@@ -21,7 +21,8 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from . import conf, jobs
+from . import conf, queue
+from .conf import run_database
 from .exceptions import RestoreCancelled, RestoreLockedError
 from .locks import DatabaseLock, lock_for, locked_message
 from .models import RestoreRun
@@ -29,10 +30,6 @@ from .progress import BaseListener
 from .report import RestoreResult, TableResult
 
 logger = logging.getLogger(__name__)
-
-
-def run_database() -> str:
-    return conf.get("RUN_DATABASE")
 
 
 def _bounded(messages: list[str]) -> list[str]:
@@ -131,7 +128,7 @@ class RunRecorder(BaseListener):
         cancel = self._update(values)
         if cancel:
             raise RestoreCancelled(f"restore #{self.run.pk} was cancelled")
-        if self.job_id and not jobs.job_exists(self.job_id):
+        if self.job_id and not queue.job_exists(self.job_id):
             raise RestoreCancelled(f"restore #{self.run.pk} stopped: its RQ job {self.job_id} was deleted")
 
     def _update(self, values: dict[str, Any]) -> bool:
@@ -206,7 +203,7 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
         if run.status == RestoreRun.Status.RUNNING:
             reason = "the restoring process died (its database lock was released)"
         else:
-            job = jobs.job_status(run)
+            job = queue.job_status(run)
             if job is True:
                 continue
             reason = (f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); "
@@ -337,3 +334,27 @@ def finish_run(run: RestoreRun, result: RestoreResult, tables: dict[str, Any] | 
         # run's outcome still has to be recorded, so try once more on a fresh connection.
         connections[using].close()
         run.save(using=using)
+
+
+def cancel_queued(run: RestoreRun) -> None:
+    """Mark a queued run (its job already taken off the queue) cancelled."""
+    run.status = RestoreRun.Status.CANCELLED
+    run.finished_at = timezone.now()
+    run.errors = [*run.errors, "cancelled before it started"]
+    run.save(update_fields=["status", "finished_at", "errors"])
+
+
+def request_cancel(run: RestoreRun) -> None:
+    """Ask a running restore to stop at its next batch boundary (its recorder reads the flag)."""
+    RestoreRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+
+def mark_running(run: RestoreRun) -> None:
+    run.status = RestoreRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["status", "started_at"])
+
+
+def record_safety_backup(run: RestoreRun, location: str) -> None:
+    """Put the safety backup's location on the run as soon as it exists (a crash later must not lose it)."""
+    RestoreRun.objects.filter(pk=run.pk).update(safety_backup=location)

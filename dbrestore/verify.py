@@ -13,7 +13,7 @@ from .exceptions import ChecksumMismatchError
 from .plan import Plan
 from .report import RestoreResult
 from .sources import Backup
-from .sources.readers import data_suffix, open_binary
+from .sources.readers import is_json_lines_name, open_binary
 
 _CHUNK = 1024 * 1024
 
@@ -39,7 +39,7 @@ def verify_checksums(plan: Plan) -> None:
                 "(changed or damaged file; --skip-checksum to restore it anyway)",
                 path=data.origin,
             )
-        if data.expected_rows is not None and data_suffix(data.origin) in (".jsonl", ".ndjson") and lines != data.expected_rows:
+        if data.expected_rows is not None and is_json_lines_name(data.origin) and lines != data.expected_rows:
             raise ChecksumMismatchError(
                 f"{lines} rows, but the manifest says {data.expected_rows} (--skip-checksum to restore it anyway)",
                 path=data.origin,

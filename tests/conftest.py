@@ -102,7 +102,7 @@ def redis_queue(settings):
     import redis
 
     settings.DBRESTORE = {**settings.DBRESTORE, "SYNC_JOBS": False}
-    from dbrestore.jobs import get_queue
+    from dbrestore.queue import get_queue
 
     queue = get_queue()
     try:

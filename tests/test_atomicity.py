@@ -107,7 +107,7 @@ def test_a_second_restore_is_refused_while_one_runs(big_backup, tmp_path, run_co
 
 
 def test_cancel_a_running_restore_rolls_it_back(big_backup, tmp_path, before):
-    from dbrestore.engine import cancel_restore
+    from dbrestore.jobs import cancel_restore
 
     process = start_restore(big_backup, tmp_path)
     run = wait_for_progress(process)

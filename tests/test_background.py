@@ -48,7 +48,7 @@ def test_second_restore_refused_while_one_is_queued(redis_queue, sample_backup, 
 
 
 def test_cancel_a_queued_restore(redis_queue, sample_backup, run_command, subprocess_env):
-    from dbrestore.engine import cancel_restore
+    from dbrestore.jobs import cancel_restore
 
     Tag.objects.create(name="kept")
     out, _ = run_command("restore_backup", sample_backup(rows=50), "--async", "--noinput")

@@ -17,8 +17,9 @@ from .base import Backup, PositionedRow, Row, TableData, describe
 from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
+from .native import detect_native_format
 from .keyed import is_keyed_object, open_keyed_object
-from .readers import data_suffix, first_significant_byte, iter_rows
+from .readers import first_significant_byte, is_json_lines_name, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse_outputs", "MANIFEST_NAME"]
@@ -35,15 +36,13 @@ FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]
     (is_rejects_file, open_rejects_file),
     (is_dumpdata, open_dumpdata),
     (is_keyed_object, open_keyed_object),
-    (lambda path, first: first == b"[" or data_suffix(path) in (".jsonl", ".ndjson"), open_single_table_file),
+    (lambda path, first: first == b"[" or is_json_lines_name(path), open_single_table_file),
 ]
 
 
 def _native(path: Path) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
     the engine hands it to :mod:`dbrestore.native`."""
-    from ..native import detect_native_format
-
     if isinstance(path, StoragePath):
         return _stored_native(path)
     if path.is_dir() and (path / MANIFEST_NAME).is_file():

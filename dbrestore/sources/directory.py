@@ -15,11 +15,11 @@ from ..exceptions import BackupFormatError, InputTooLargeError
 from ..storage import StoragePath
 from .base import Backup, TableData
 from .bounds import require_regular_file
-from .readers import data_suffix, first_significant_byte, iter_rows
+from .readers import JSON_LINES_SUFFIXES, data_suffix, first_significant_byte, iter_rows
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_ID = "dbrestore/1"
-DATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
+DATA_SUFFIXES = (".json", *JSON_LINES_SUFFIXES)
 
 
 def is_data_file(path: Path) -> bool:

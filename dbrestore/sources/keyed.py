@@ -11,16 +11,16 @@ from pathlib import Path
 
 import ijson
 
-from ..exceptions import BackupFormatError
+from ..exceptions import BackupFormatError, first_line
 from .base import Backup, TableData
 from .bounds import PARSER_BUFFER
-from .readers import data_suffix, first_line, iter_json_array, open_binary
+from .readers import is_json_lines_name, iter_json_array, open_binary
 
 METADATA_KEY = "metadata"
 
 
 def is_keyed_object(path: Path, first: bytes) -> bool:
-    return first == b"{" and data_suffix(path) not in (".jsonl", ".ndjson")
+    return first == b"{" and not is_json_lines_name(path)
 
 
 def _scan(path: Path) -> tuple[list[str], dict]:

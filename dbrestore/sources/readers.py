@@ -17,7 +17,7 @@ import ijson
 import orjson
 
 from .. import layers
-from ..exceptions import BackupFormatError
+from ..exceptions import BackupFormatError, first_line
 from ..storage import StoragePath
 from .base import PositionedRow
 from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
@@ -61,9 +61,17 @@ def compression_suffix(path: Path) -> str | None:
     return layers.compression_suffix(path)
 
 
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
 def data_suffix(path: Path) -> str:
     """``.json`` or ``.jsonl`` (or another) ignoring compression and encryption suffixes."""
     return Path(layers.content_name(path)).suffix.lower()
+
+
+def is_json_lines_name(path: Path) -> bool:
+    """Named as JSON Lines (``.jsonl`` or ``.ndjson``, under any compression or encryption suffix)."""
+    return data_suffix(path) in JSON_LINES_SUFFIXES
 
 
 def open_binary(path: Path | StoragePath, *, rows: bool = True) -> BoundedReader:
@@ -131,7 +139,7 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
 
 def iter_rows(path: Path) -> Iterator[PositionedRow]:
     """Rows of a ``.jsonl`` or ``.json`` data file (either optionally compressed)."""
-    if data_suffix(path) in (".jsonl", ".ndjson"):
+    if is_json_lines_name(path):
         return iter_json_lines(path)
     return iter_json_array(path)
 
@@ -144,10 +152,3 @@ def first_significant_byte(path: Path) -> bytes:
             if stripped:
                 return stripped[:1]
     return b""
-
-
-def first_line(exc: Exception) -> str:
-    """The first line of an error's message (yajl's are bytes, with the input quoted on the next lines)."""
-    arg = exc.args[0] if exc.args else ""
-    text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__

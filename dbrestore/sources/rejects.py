@@ -14,7 +14,7 @@ import orjson
 
 from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
-from .readers import data_suffix, iter_json_lines, open_binary
+from .readers import is_json_lines_name, iter_json_lines, open_binary
 
 REJECT_KEYS = {"model", "table", "row", "reason"}
 KINDS = ("rejected", "skipped")
@@ -22,7 +22,7 @@ KINDS = ("rejected", "skipped")
 
 def is_rejects_file(path: Path, first: bytes) -> bool:
     """A JSON Lines file whose first line is a rejects record."""
-    if first != b"{" or data_suffix(path) not in (".jsonl", ".ndjson"):
+    if first != b"{" or not is_json_lines_name(path):
         return False
     with open_binary(path) as stream:
         line = next(stream.lines(), b"")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS
 
-from dbrestore.backup import create_backup, timestamped_directory
+from dbrestore.backup import create_backup, create_native_backup, timestamped_directory
 from dbrestore.crypto import recipients_from
 from dbrestore.discovery import backup_root
 from dbrestore.exceptions import DbRestoreError
-from dbrestore.native import create_native_backup
+from dbrestore.options import check_database
+from dbrestore.parsing import split_commas
 from dbrestore.sources.directory import read_manifest
 from dbrestore.storage import StoragePath, as_location
 
@@ -41,9 +42,10 @@ class Command(BaseCommand):
                             help="PostgreSQL: write pg_dump -Fc (database.dump) and a manifest instead of JSON.")
 
     def handle(self, *args, **options):
-        if options["database"] not in connections:
-            raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
-        split = lambda values: [v.strip() for value in values for v in value.split(",") if v.strip()]  # noqa: E731
+        try:
+            check_database(options["database"])
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             output = as_location(options["output"]) if options["output"] else timestamped_directory(
                 backup_root(options["storage"])
@@ -62,7 +64,7 @@ class Command(BaseCommand):
             return
         try:
             directory = create_backup(
-                output, using=options["database"], only=split(options["only"]), exclude=split(options["exclude"]),
+                output, using=options["database"], only=split_commas(options["only"]), exclude=split_commas(options["exclude"]),
                 compress=None if options["compress"] == "none" else options["compress"],
                 recipients=recipients_from(options["encrypt"]),
             )

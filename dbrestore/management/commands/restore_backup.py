@@ -1,4 +1,4 @@
-"""``manage.py restore_backup``: the command-line face of :func:`dbrestore.engine.restore`."""
+"""``manage.py restore_backup``: the command-line face of :func:`dbrestore.service.restore`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from pathlib import Path
 
 import orjson
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS
 
 from dbrestore import conf
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
-from dbrestore.engine import METHODS, MODES, queue_restore, restore, rollback_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
+from dbrestore.jobs import queue_restore
+from dbrestore.options import METHODS, MODES, check_database
+from dbrestore.parsing import split_commas
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
+from dbrestore.service import restore, rollback_source
 from dbrestore.storage import SCHEME, as_location
 
 EXIT_PARTIAL = 3
@@ -123,10 +126,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
-        if options["database"] not in connections:
-            raise CommandError(f"unknown database alias {options['database']!r} (configured: {', '.join(connections)})")
         self.storage = options["storage"]
         try:
+            check_database(options["database"])
             if options["list_backups"]:
                 self._print_backups(include_safety=options["list_all"])
                 return
@@ -134,27 +136,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         source = self._source(options)
         report_path = _report_path(options["report_json"], source)
-        restore_options = dict(
-            database=options["database"],
-            mode=options["mode"],
-            batch_size=options["batch_size"],
-            only=_split(options["only"]),
-            exclude=_split(options["exclude"]),
-            dry_run=options["dry_run"],
-            atomic=options["atomic"],
-            ignore_unknown=options["ignore_unknown"],
-            rejects_file=str(Path(options["rejects_file"]).absolute()) if options["rejects_file"] else None,
-            cascade=options["cascade"],
-            log_skipped=options["log_skipped"],
-            max_rejects=options["max_rejects"],
-            skip_checksum=options["skip_checksum"],
-            method=options["method"],
-            jobs=options["jobs"],
-            terminate_connections=options["terminate_connections"],
-            safety_backup=options["safety_backup"],
-            indexes_after_load=options["indexes_after_load"],
-            storage=options["storage"],
-        )
+        restore_options = _restore_options(options)
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
                 self._confirm(source, restore_options)
@@ -173,11 +155,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self._print_report(result, verbosity)
         if report_path is not None:
-            try:
-                report_path.write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
-            except OSError as exc:
-                raise CommandError(f"restore #{result.run_id} ended {result.status}, but the report could not be "
-                                   f"written to {report_path}: {exc.strerror or exc}") from exc
+            _write_report(result, report_path)
         if result.status != SUCCEEDED:
             where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
             raise CommandError(
@@ -310,5 +288,34 @@ def _who() -> str:
         return "command line"
 
 
-def _split(values: list[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+def _restore_options(options: dict) -> dict:
+    """The command line as :class:`~dbrestore.options.RestoreOptions` keywords."""
+    return dict(
+        database=options["database"],
+        mode=options["mode"],
+        batch_size=options["batch_size"],
+        only=split_commas(options["only"]),
+        exclude=split_commas(options["exclude"]),
+        dry_run=options["dry_run"],
+        atomic=options["atomic"],
+        ignore_unknown=options["ignore_unknown"],
+        rejects_file=str(Path(options["rejects_file"]).absolute()) if options["rejects_file"] else None,
+        cascade=options["cascade"],
+        log_skipped=options["log_skipped"],
+        max_rejects=options["max_rejects"],
+        skip_checksum=options["skip_checksum"],
+        method=options["method"],
+        jobs=options["jobs"],
+        terminate_connections=options["terminate_connections"],
+        safety_backup=options["safety_backup"],
+        indexes_after_load=options["indexes_after_load"],
+        storage=options["storage"],
+    )
+
+
+def _write_report(result, path: Path) -> None:
+    try:
+        path.write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        raise CommandError(f"restore #{result.run_id} ended {result.status}, but the report could not be "
+                           f"written to {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,174 @@
+"""The load phase of a JSON backup: empty, load each table (side by side with ``--jobs``), then
+the integrity steps after it (deferred keys, indexes, orphans, constraints, sequences) and the
+row-count verification."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from django.core.management.color import no_style
+from django.db import connections, transaction
+from django.db.utils import DatabaseError
+
+from . import postload
+from .exceptions import RestoreAbortedError, RestoreCancelled, first_line
+from .integrity import (
+    ForeignKeyEdge,
+    apply_deferred_foreign_keys,
+    apply_deferred_natural_keys,
+    classify_foreign_keys,
+    nullable_deferred_fields,
+    sweep_orphans,
+)
+from .loader import TableLoader
+from .options import RestoreOptions
+from .parallel import load_levels, run_in_threads
+from .plan import Plan, PlannedTable
+from .progress import BaseListener, Broadcast
+from .rejects import RejectsFile
+from .report import RestoreResult
+from .safety import empty_tables
+from .verify import verify_counts
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def restore_transaction(opts: RestoreOptions) -> Iterator[None]:
+    if opts.atomic and not opts.dry_run:
+        with transaction.atomic(using=opts.database):
+            yield
+    else:
+        yield
+
+
+def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
+          progress: Broadcast, started: float, truncate: bool = True) -> None:
+    connection = connections[opts.database]
+    if opts.mode == "replace" and not opts.dry_run:
+        progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
+        empty_tables(plan, opts.database, truncate=truncate)
+    progress.phase_started("checking the rows (dry run)" if opts.dry_run else f"loading {len(plan.tables)} tables")
+    aside = None
+    if opts.indexes_after_load and not opts.dry_run:
+        aside = postload.set_aside(postload.worth_setting_aside(plan.tables), opts.database, restored=plan.models)
+    foreign_keys = classify_foreign_keys(plan)
+    checked_while_loading: set[ForeignKeyEdge] = set()
+    deferred_natural_keys: list[tuple[PlannedTable, list]] = []
+
+    def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
+        settled, deferred = foreign_keys[table.model]
+        table_result = result.table(table.label, table.db_table)
+        listener.table_started(table_result)
+        table_started = time.monotonic()
+
+        def on_batch(current):
+            current.seconds = time.monotonic() - table_started
+            if stop is not None and stop.is_set():
+                raise RestoreCancelled("stopped: the load of another table failed")
+            listener.batch_done(current)
+
+        loader = opts.loader_class()(
+            table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
+            rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
+            # One transaction: FKs are checked after the load by one anti-join each (sweep_orphans),
+            # except those the COPY path has the database check as it goes (checked_foreign_keys).
+            # Batch by batch commits must check settled parents first: COPY has the database do it
+            # as each COPY commits, the ORM path asks a query per FK per batch.
+            fk_checks=[] if opts.atomic else settled,
+            settled_foreign_keys=settled,
+            nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
+            log_skipped=opts.log_skipped,
+            side_by_side=opts.jobs if opts.jobs > 1 and not opts.dry_run else 1,
+        )
+        loader.load(table.data.rows())
+        checked_while_loading.update(loader.checked_foreign_keys)
+        if loader.deferred_natural_keys:
+            deferred_natural_keys.append((table, loader.deferred_natural_keys))
+        _note_drift(table, loader, result)
+        table_result.seconds = time.monotonic() - table_started
+        listener.table_finished(table_result)
+
+    if opts.jobs > 1 and not opts.dry_run:
+        _load_in_parallel(plan, foreign_keys, opts, progress, load_table)
+    else:
+        for table in plan.tables:
+            load_table(table, progress)
+    if not opts.dry_run:
+        apply_deferred_natural_keys(deferred_natural_keys, opts.database, result, rejects)
+        if aside is not None:
+            progress.phase_started("building indexes")
+            aside.rebuild_indexes()
+            if aside.add_foreign_keys_if_valid():  # then PostgreSQL has checked them, once each
+                qn = connection.ops.quote_name
+                checked_while_loading.update(
+                    edge for settled, deferred in foreign_keys.values() for edge in settled + deferred
+                    if aside.validates(qn(edge.model._meta.db_table), edge.field.column)
+                )
+        progress.phase_started("checking foreign keys")
+        if opts.atomic:
+            sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
+                          checked_while_loading=checked_while_loading)
+        else:
+            apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
+        if aside is not None and not aside.foreign_keys_added:
+            progress.phase_started("adding foreign key constraints")
+            aside.rebuild()
+        _check_constraints(plan, connection)
+        reset_sequences(plan, opts.database)
+    progress.phase_started("verifying row counts")
+    result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
+
+
+def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: Broadcast, load_table) -> None:
+    """``--jobs N``: the tables of each FK level in N connections at once (see :mod:`.parallel`)."""
+    tables = {table.model: table for table in plan.tables}
+    parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
+    stop = threading.Event()
+    for level in load_levels(plan.models, parents):
+        logger.info("Loading %s side by side", ", ".join(model._meta.label for model in level))
+        run_in_threads([tables[model] for model in level], lambda table: load_table(table, progress, stop),
+                       jobs=opts.jobs, using=opts.database, stop=stop)
+
+
+def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
+    converter = loader.converter
+    result.warnings.extend(drift_warnings(table, sorted(converter.unknown_columns), sorted(converter.missing_columns),
+                                          converter.dropped_values))
+
+
+def drift_warnings(table: PlannedTable, unknown: list[str], missing: list[str], dropped: int | None = None) -> list[str]:
+    """The warnings for backup columns that are no field and fields the backup lacks (the
+    preview, which reads one row, has no count of the values dropped)."""
+    warnings = []
+    if unknown:
+        count = "their values dropped" if dropped is None else f"{dropped} values dropped"
+        warnings.append(f"{table.data.origin}: columns {', '.join(unknown)} are not fields of {table.label}; {count}")
+    if missing:
+        warnings.append(
+            f"{table.data.origin}: {table.label} fields missing from the backup: "
+            f"{', '.join(missing)} (default or NULL used; rows rejected where neither)"
+        )
+    return warnings
+
+
+def _check_constraints(plan: Plan, connection) -> None:
+    """Fail with the constraint's name before COMMIT rather than at it."""
+    try:
+        connection.check_constraints(table_names=[model._meta.db_table for model in plan.models])
+    except DatabaseError as exc:
+        raise RestoreAbortedError(f"foreign key check failed after the load: {first_line(exc)}") from exc
+
+
+def reset_sequences(plan: Plan, using: str) -> None:
+    """Move PostgreSQL sequences past the restored ids so the next INSERT does not collide."""
+    connection = connections[using]
+    statements = connection.ops.sequence_reset_sql(no_style(), plan.models)
+    if statements:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)

@@ -1,0 +1,47 @@
+"""The restore of a PostgreSQL dump (psql / pg_restore through :mod:`dbrestore.native`): the
+safety dump first, then the tools, then the tables counted against the dump."""
+
+from __future__ import annotations
+
+from . import conf, native, signals
+from .discovery import prune_safety_backups, safety_backup_path
+from .models import RestoreRun
+from .options import RestoreOptions
+from .progress import BaseListener
+from .report import RestoreResult
+from .runs import RunRecorder, record_safety_backup
+from .sources import Backup
+
+
+def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,
+                    progress: BaseListener, recorder: RunRecorder) -> None:
+    """A pg_dump file through psql / pg_restore (see :mod:`dbrestore.native`)."""
+    native.require_postgresql(opts.database)
+    progress.restore_started(result, None)
+    if opts.dry_run:
+        result.warnings.append(f"dry run: {backup.path} is a {backup.format} dump; nothing was restored")
+        return
+    if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+        progress.phase_started("safety backup of the database (pg_dump)")
+        result.safety_backup = str(native.dump_database(safety_backup_path(run.pk, ".dump"), opts.database))
+        prune_safety_backups()
+        record_safety_backup(run, result.safety_backup)
+    if opts.terminate_connections:
+        ended = native.terminate_other_sessions(opts.database, keep=recorder.backend_pids())
+        result.warnings.append(f"--terminate-connections: ended {ended} other sessions")
+    signals.pre_restore.send(sender=RestoreRun, run=run, tables=[])
+
+    def on_table(name: str) -> None:
+        progress.table_started(result.table(name, name))
+
+    progress.phase_started(f"restoring the {backup.format} dump")
+    copied = native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, on_table=on_table)
+    counts = native.table_counts(opts.database)
+    mismatches = [f"{table}: {copied[table]} rows in the dump, {counts.get(table)} in the table"
+                  for table in copied if counts.get(table) != copied[table]]
+    result.tables.clear()
+    for table, rows in counts.items():
+        done = result.table(table, table)
+        done.total = done.inserted = rows
+    result.verification = {"tables": {t: {"in_db": n, "in_dump": copied.get(t)} for t, n in counts.items()},
+                           "mismatches": mismatches, "ok": not mismatches}

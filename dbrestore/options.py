@@ -1,0 +1,121 @@
+"""RestoreOptions, everything that shapes a restore besides its source, and every check on it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from . import conf
+from .exceptions import RestoreConfigError
+from .loader import TableLoader
+from .storage import StoragePath, as_location, configured_alias
+
+MODES = ("replace", "merge", "append")
+METHODS = ("auto", "orm", "copy")
+
+
+@dataclass
+class RestoreOptions:
+    """Everything that shapes a restore besides its source. Stored on RestoreRun.options."""
+
+    database: str = DEFAULT_DB_ALIAS
+    mode: str = "replace"
+    batch_size: int | None = None
+    only: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    atomic: bool = True
+    ignore_unknown: bool = False
+    rejects_file: str | None = None
+    cascade: bool = False  # replace: also empty outside tables whose rows point into restored ones
+    log_skipped: bool = False  # write rows skipped as duplicates to the rejects file too
+    max_rejects: int | None = None  # stop (and roll back when atomic) after this many rejects
+    skip_checksum: bool = False  # do not check data files against the manifest's sha256 and counts
+    safety_backup: bool = True  # back up the tables a replace empties, first (and SAFETY_BACKUP)
+    method: str = "auto"  # auto | orm | copy: auto is COPY on PostgreSQL in replace mode
+    jobs: int = 1  # tables loaded side by side: pg_restore --jobs; JSON backups with --no-atomic
+    terminate_connections: bool = False  # native dumps: end other sessions on the database first
+    # PostgreSQL replace in one transaction: build secondary indexes and FKs between restored tables
+    # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
+    indexes_after_load: bool | None = None
+    storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
+
+    def validate(self) -> None:
+        check_database(self.database)
+        if self.mode not in MODES:
+            raise RestoreConfigError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if self.batch_size is None:
+            self.batch_size = int(conf.get("BATCH_SIZE"))
+        if self.batch_size < 1:
+            raise RestoreConfigError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.method not in METHODS:
+            raise RestoreConfigError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+        if self.method == "copy" and connections[self.database].vendor != "postgresql":
+            raise RestoreConfigError("--method copy needs PostgreSQL")
+        if self.method == "copy" and self.mode != "replace":
+            raise RestoreConfigError("--method copy works in replace mode; merge and append use the ORM path")
+        if self.jobs < 1:
+            raise RestoreConfigError(f"--jobs must be at least 1 (got {self.jobs})")
+        if self.indexes_after_load is None:
+            self.indexes_after_load = self._indexes_after_load_fits()
+        elif self.indexes_after_load:
+            if connections[self.database].vendor != "postgresql":
+                raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
+            if self.mode != "replace" or not self.atomic:
+                raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
+        configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
+        if self.max_rejects is not None and self.max_rejects < 0:
+            raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
+        self.only, self.exclude = list(self.only or []), list(self.exclude or [])
+
+    def check_row_load(self) -> None:
+        """The checks that hold for a JSON backup only: ``--jobs N`` loads tables in parallel
+        connections (a native dump hands ``--jobs`` to pg_restore, in one transaction or not)."""
+        if self.jobs == 1 or self.dry_run:
+            return
+        if connections[self.database].vendor != "postgresql":
+            raise RestoreConfigError("--jobs N loads tables in parallel connections: PostgreSQL only (SQLite has one writer)")
+        if self.atomic:
+            raise RestoreConfigError("--jobs N loads tables in parallel connections, which cannot share one transaction: "
+                                     "add --no-atomic")
+
+    def _indexes_after_load_fits(self) -> bool:
+        """The default: PostgreSQL, replace mode, one transaction, rows actually written."""
+        return (connections[self.database].vendor == "postgresql" and self.mode == "replace" and self.atomic
+                and not self.dry_run)
+
+    def make_paths_absolute(self) -> None:
+        if self.rejects_file:
+            self.rejects_file = absolute(self.rejects_file)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def uses_copy(self) -> bool:
+        """COPY on PostgreSQL in replace mode (unless --method orm), the ORM path otherwise."""
+        return not self.dry_run and (self.method == "copy" or (
+            self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
+        ))
+
+    def loader_class(self) -> type[TableLoader]:
+        if not self.uses_copy():
+            return TableLoader
+        from .copyload import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
+
+        return CopyTableLoader
+
+
+def absolute(path: str | Path | StoragePath) -> str:
+    """Paths on a RestoreRun do not depend on where the process stood (a worker stands elsewhere);
+    a location in a storage is absolute already."""
+    location = as_location(path)
+    return str(location if isinstance(location, StoragePath) else location.absolute())
+
+
+def check_database(alias: str) -> None:
+    """Refuse an alias that is not in settings.DATABASES, naming the ones that are."""
+    if alias not in connections:
+        raise RestoreConfigError(f"unknown database alias {alias!r} (configured: {', '.join(connections)})")

@@ -1,0 +1,147 @@
+"""What makes a replace safe before a row is written: refuse (or, with ``--cascade``, widen)
+when rows outside the restore point in, back up what is about to be emptied, then empty it.
+The admin's preview asks :func:`outside_references` too, so it says what the restore will do."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.core.management.color import no_style
+from django.db import connections, transaction
+
+from . import conf
+from .backup import create_backup
+from .discovery import backup_root, prune_safety_backups, safety_backup_path
+from .exceptions import OutsideReferenceError
+from .models import RestoreRun
+from .options import RestoreOptions
+from .plan import Plan, order_parents_first, referencing_fields
+from .progress import BaseListener
+from .report import RestoreResult
+from .runs import record_safety_backup
+from .sources import Backup
+from .storage import StoragePath
+from .verify import table_counts
+
+logger = logging.getLogger(__name__)
+
+# Tables this small are emptied by DELETE on PostgreSQL: TRUNCATE makes new files for each
+# table and its indexes, several milliseconds a table, while DELETE of a few rows is a round trip.
+SMALL_TABLE_ROWS = 1_000
+
+
+def replaces_rows(opts: RestoreOptions) -> bool:
+    """Whether the restore empties tables (replace mode, rows actually written): only then the
+    outside references and the safety backup matter."""
+    return opts.mode == "replace" and not opts.dry_run
+
+
+def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
+              progress: BaseListener) -> bool:
+    """Before a replace empties anything: refuse or widen for outside references, then take the
+    safety backup. Returns whether every table to empty is small (DELETE beats TRUNCATE then)."""
+    if not replaces_rows(opts):
+        return False
+    result.warnings.extend(prepare_outside_references(plan, opts))
+    rows_now = table_counts(plan.models_to_empty, opts.database, limit=SMALL_TABLE_ROWS)
+    if opts.safety_backup and conf.get("SAFETY_BACKUP"):
+        if any(rows_now.values()):
+            progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
+            result.safety_backup = str(write_safety_backup(
+                run, plan, opts.database, storage=opts.storage, recipients=encryption_recipients(backup),
+            ))
+            record_safety_backup(run, result.safety_backup)
+        else:
+            logger.info("No safety backup: the tables this restore replaces are empty")
+    return all(n < SMALL_TABLE_ROWS for n in rows_now.values())
+
+
+def outside_references(plan: Plan, using: str) -> dict[type, list[str]]:
+    """The models outside the restore whose rows point into a table it would empty, with the FKs
+    (``"app.Model.field -> app.Target"``) that hold such rows now."""
+    blocking: dict[type, list[str]] = {}
+    for model, fk in plan.outside_references:
+        if model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).exists():
+            blocking.setdefault(model, []).append(f"{model._meta.label}.{fk.name} -> {fk.related_model._meta.label}")
+    return blocking
+
+
+def prepare_outside_references(plan: Plan, opts: RestoreOptions) -> list[str]:
+    """Refuse (:class:`OutsideReferenceError`) to empty tables that rows of tables outside the
+    restore point to, unless ``cascade``: then those tables are added to the plan's tables to
+    empty, and the warning naming them is returned."""
+    blocking = outside_references(plan, opts.database)
+    if not blocking:
+        return []
+    described = "; ".join(ref for refs in blocking.values() for ref in refs)
+    if not opts.cascade:
+        raise OutsideReferenceError(
+            f"replace mode would empty tables that rows outside the backup point to: {described} "
+            "(include those tables, use --cascade to empty them too, or --mode append/merge)"
+        )
+    extra = cascade_closure(list(blocking), set(plan.models_to_empty))
+    delete_order, _ = order_parents_first(extra)
+    plan.models_to_empty[:0] = list(reversed(delete_order))
+    return ["--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"]
+
+
+def cascade_closure(models: list, already: set) -> list:
+    """``models`` and, transitively, every model with an FK into them, not in ``already``."""
+    found, todo = [], list(models)
+    while todo:
+        model = todo.pop(0)
+        if model in already or model in found:
+            continue
+        found.append(model)
+        todo.extend(referencing for referencing, _ in referencing_fields(model))
+    return found
+
+
+def write_safety_backup(run: RestoreRun, plan: Plan, using: str, *, storage: str | None = None,
+                        recipients: list[str] | None = None) -> Path | StoragePath:
+    """Back up the tables the restore is about to empty, into ``safety/`` of the backups' storage
+    (or BACKUP_DIR), encrypted for ``recipients`` when given; a failure stops the restore before it
+    empties any table."""
+    root = backup_root(storage)
+    directory = safety_backup_path(run.pk, root=root)
+    create_backup(directory, using=using, models_to_save=plan.models_to_empty, recipients=recipients)
+    logger.info("Safety backup of %d tables in %s", len(plan.models_to_empty), directory)
+    prune_safety_backups(root=root)
+    return directory
+
+
+def encryption_recipients(backup: Backup) -> list[str]:
+    """The GPG recipients an encrypted backup was made for (its safety backup gets the same)."""
+    encryption = backup.metadata.get("encryption")
+    if isinstance(encryption, dict) and encryption.get("method") == "gpg":
+        return [str(r) for r in encryption.get("recipients") or []]
+    return []
+
+
+def empty_tables(plan: Plan, using: str, truncate: bool = True) -> None:
+    """Delete every row of the tables the restore replaces, children first.
+
+    PostgreSQL gets one TRUNCATE of them all, unless a table outside the restore has an FK
+    into one of them (TRUNCATE refuses that even when no row points in), or unless not
+    ``truncate`` (all of them hold fewer than ``SMALL_TABLE_ROWS`` rows: DELETE is quicker
+    there): then DELETE. The
+    statements run in one transaction even with ``--no-atomic``: tables in an FK cycle can only
+    be emptied together (the deferred checks pass at its end), and a failure empties nothing.
+    """
+    connection = connections[using]
+    tables = [model._meta.db_table for model in plan.models_to_empty]
+    if not tables:
+        return
+    if connection.vendor == "postgresql" and not plan.outside_references and truncate:
+        statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=False, allow_cascade=False)
+    else:
+        statements = [f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables]
+        if connection.vendor == "postgresql":
+            # Run the deferred FK checks of the deleted rows now: PostgreSQL refuses to ALTER
+            # (set aside the FKs of) a table with trigger events pending.
+            statements += ["SET CONSTRAINTS ALL IMMEDIATE", "SET CONSTRAINTS ALL DEFERRED"]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+    logger.info("Emptied %d tables: %s", len(tables), ", ".join(tables))

@@ -1,0 +1,191 @@
+"""The restore service: one call used by the command, the admin and the RQ job.
+
+Data flows one way: source (``sources``) -> plan (``plan``) -> safety (``safety``) -> load
+(``loading``, ``loader``, ``convert``) -> integrity and verification -> report (``report``), with
+progress events along the way (``progress``) and the run's history in a RestoreRun row (``runs``).
+A PostgreSQL dump goes through ``native_restore`` instead of the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.db.utils import DatabaseError
+
+from . import conf, locks, signals
+from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
+from .loading import load, restore_transaction
+from .models import RestoreRun
+from .native_restore import restore_native
+from .options import RestoreOptions, absolute
+from .plan import Plan, build_plan, plan_warnings
+from .progress import Broadcast, ProgressListener
+from .rejects import RejectsFile
+from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
+from .runs import RunRecorder, create_run, describe_tables, finish_run, mark_running, tables_progress
+from .safety import make_safe
+from .sources import Backup, open_backup, refuse_outputs
+from .sources.native import NATIVE_FORMATS
+from .storage import StoragePath, as_location
+from .verify import migration_drift, verify_checksums
+
+logger = logging.getLogger(__name__)
+
+
+def restore(
+    source: str | Path,
+    *,
+    requested_by: str = "",
+    listeners: Iterable[ProgressListener] = (),
+    **options: Any,
+) -> RestoreResult:
+    """Restore ``source`` into the database; record and return the outcome.
+
+    Raises a :class:`~dbrestore.exceptions.DbRestoreError` for bad input or options (the run,
+    when one was created, is marked failed with that message first).
+    """
+    opts = RestoreOptions(**options)
+    opts.validate()
+    opts.make_paths_absolute()
+    with locks.holding(opts.database) as lock:
+        run = create_run(source=absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
+                         requested_by=requested_by)
+        return execute(run, lock=lock, listeners=listeners)
+
+
+def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[ProgressListener] = (),
+            job_id: str | None = None) -> RestoreResult:
+    """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end, holding
+    ``lock``, the database's restore lock (``job_id``: the RQ job running it, watched)."""
+    opts = RestoreOptions(**run.options)
+    opts.validate()
+    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
+                           method="copy" if opts.uses_copy() else "orm")
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
+                           lock=lock, job_id=job_id)
+    progress = Broadcast([recorder, *listeners])
+    rejects = RejectsFile(
+        Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
+    )
+    started = time.monotonic()
+    plan: Plan | None = None
+    mark_running(run)
+    try:
+        backup = open_backup(run.source)
+        refuse_outputs(backup, [rejects.path])
+        if opts.rejects_file:  # a typo in --rejects-file fails now, not at the first reject
+            rejects.check_writable()
+        run.source_format = backup.format
+        if backup.format in NATIVE_FORMATS:
+            restore_native(run, backup, opts, result, progress, recorder)
+        else:
+            plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+            _restore_rows(run, backup, plan, opts, result, rejects, progress, started)
+        result.errors.extend(result.verification.get("mismatches", []))
+        result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
+    except RestoreCancelled as exc:
+        result.status = CANCELLED
+        result.errors.append(str(exc))
+    except DbRestoreError as exc:
+        result.status = FAILED
+        result.errors.append(str(exc))
+        raise
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit (SIGTERM) end the run too
+        result.status = FAILED
+        result.errors.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        raise
+    finally:
+        recorder.close()
+        result.seconds = time.monotonic() - started
+        result.rejects_file = str(rejects.path) if rejects.used else None
+        tables = tables_progress(result, recorder.finished)
+        with contextlib.suppress(Exception):  # a full disk must not keep the outcome from being recorded
+            rejects.close()
+        if result.status in (FAILED, CANCELLED):
+            _note_table_states(plan, opts, result, tables)
+        finish_run(run, result, tables)
+        progress.restore_finished(result)
+    signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
+    return result
+
+
+def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult,
+                       tables: dict[str, Any]) -> None:
+    """After a failure, say what each table was left holding (rows now, rows expected, complete
+    or not: counted in the database, recorded on ``tables`` too)."""
+    if plan is None or opts.dry_run:
+        return
+    if opts.atomic:
+        result.errors.append("rolled back: the database is as it was before the restore")
+        return
+    result.errors.extend(describe_tables(opts.database, tables, opts.mode))
+
+
+def default_rejects_path(run: RestoreRun) -> Path:
+    return conf.backup_dir() / "rejects" / f"restore-{run.pk}-rejects.jsonl"
+
+
+def _note_plan(plan: Plan, result: RestoreResult) -> None:
+    result.warnings.extend(plan_warnings(plan))
+    for cycle in plan.cycles:  # no loss nor change: not a warning
+        logger.info("FK cycle between %s; loaded with deferred constraint checks", ", ".join(cycle))
+    for table in plan.tables:
+        result.table(table.label, table.db_table, expected=table.data.expected_rows)
+
+
+def _count_excluded(plan: Plan, result: RestoreResult) -> None:
+    """Rows of excluded models (``--exclude``, ``DBRESTORE["EXCLUDE"]``) are counted as skipped
+    and named, not dropped unseen."""
+    for table in plan.excluded:
+        done = result.table(table.label, table.db_table, expected=table.data.expected_rows)
+        rows = sum(1 for _ in table.data.rows())
+        done.total += rows
+        done.skipped += rows
+        if rows:
+            result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
+                                   "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")
+
+
+def _expected_rows(plan: Plan) -> int | None:
+    counts = [table.data.expected_rows for table in plan.tables]
+    return None if any(count is None for count in counts) else sum(counts)
+
+
+def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
+                  rejects: RejectsFile, progress: Broadcast, started: float) -> None:
+    """A JSON backup: check it, make the restore safe, then load the rows."""
+    opts.check_row_load()
+    _note_plan(plan, result)
+    _count_excluded(plan, result)
+    progress.restore_started(result, _expected_rows(plan))
+    signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
+    if not opts.skip_checksum:
+        progress.phase_started("checking the data files against the manifest")
+        verify_checksums(plan)
+    for warning in migration_drift(backup, opts.database):
+        logger.warning("%s: %s", run.source, warning)
+        result.warnings.append(warning)
+    small = make_safe(run, backup, plan, opts, result, progress)
+    try:
+        with restore_transaction(opts):
+            load(plan, opts, result, rejects, progress, started, truncate=not small)
+    except DatabaseError as exc:
+        raise RestoreAbortedError(f"the database stopped the restore: {first_line(exc)}") from exc
+
+
+def rollback_source(run_id: int) -> Path | StoragePath:
+    """The safety backup restore run ``run_id`` took, to restore it (``--rollback``)."""
+    run = RestoreRun.objects.using(conf.get("RUN_DATABASE")).filter(pk=run_id).first()
+    if run is None:
+        raise RestoreConfigError(f"no restore run #{run_id}")
+    if not run.safety_backup:
+        raise RestoreConfigError(f"restore run #{run_id} took no safety backup; there is nothing to roll back to")
+    path = as_location(run.safety_backup)
+    if not path.exists():
+        raise RestoreConfigError(f"the safety backup of run #{run_id} is gone: {path}")
+    return path
