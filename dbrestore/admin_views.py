@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .dashboard import can_use_dashboard
 from .discovery import backup_name, backup_root
-from .jobs import cancel_restore, queue_restore
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
+from .jobs import cancel_restore, queue_restore
 from .models import RestoreRun
 from .preview import preview_restore
 from .run_display import rolled_back, rows_now

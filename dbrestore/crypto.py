@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from . import conf
-from .parsing import split_commas
 from .exceptions import EncryptionError
+from .parsing import split_commas
 
 SUFFIX = ".gpg"
 _CHUNK = 1024 * 1024

@@ -5,7 +5,14 @@ the service is :mod:`dbrestore.service`, the options :mod:`dbrestore.options`, t
 
 from .loading import reset_sequences
 from .options import METHODS, MODES, RestoreOptions
-from .safety import SMALL_TABLE_ROWS, cascade_closure, empty_tables, encryption_recipients, prepare_outside_references, write_safety_backup
+from .safety import (
+    SMALL_TABLE_ROWS,
+    cascade_closure,
+    empty_tables,
+    encryption_recipients,
+    prepare_outside_references,
+    write_safety_backup,
+)
 from .service import default_rejects_path, execute, restore, rollback_source
 
 __all__ = [

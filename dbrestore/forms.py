@@ -11,9 +11,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .discovery import human_size, list_backups, resolve_backup_name, upload_location
+from .exceptions import BackupNotFoundError, DbRestoreError
 from .options import MODES
 from .parsing import split_commas
-from .exceptions import BackupNotFoundError, DbRestoreError
 
 MODE_HELP = {
     "replace": _("empty the restored tables first, then load the backup (a safety backup is taken first)"),

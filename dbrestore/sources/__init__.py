@@ -17,8 +17,8 @@ from .base import Backup, PositionedRow, Row, TableData, describe
 from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
-from .native import detect_native_format
 from .keyed import is_keyed_object, open_keyed_object
+from .native import detect_native_format
 from .readers import first_significant_byte, is_json_lines_name, iter_rows
 from .rejects import is_rejects_file, open_rejects_file
 
