@@ -83,7 +83,7 @@ class BoundedReader:
         self._digits = digit_limit() if rows else None
         self._digit_run = b"d" * (self._digits + 1) if self._digits else None
         self._trailing_digits = 0
-        self._escapes = rows  # lone surrogate escapes, which ijson would read as "?"
+        self._escapes = False  # refuse lone surrogate escapes (see refuse_lone_surrogates)
         self._tail = b""
 
     # -- the stream protocol ijson, orjson callers and hashlib loops use
@@ -122,6 +122,12 @@ class BoundedReader:
                 self._check_ratio()
                 next_ratio_check = self.offset + PARSER_BUFFER
             yield line
+
+    def refuse_lone_surrogates(self) -> None:
+        """From here on, refuse a lone surrogate escape: ijson, which reads rows from here, would
+        read it as ``?``. (JSON Lines go through the standard library, which keeps it, and the
+        converters reject that row.)"""
+        self._escapes = True
 
     def mark(self) -> None:
         """A row ended at the current offset."""
@@ -180,10 +186,9 @@ class BoundedReader:
             )
 
     def _check_surrogates(self, data: bytes) -> None:
-        """Refuse a lone UTF-16 surrogate escape (``"\\ud800"``): ijson's C parser reads it as
-        ``?``, which would store a changed value silently. (JSON Lines go through the standard
-        library, which keeps it, and the converters reject the row.) The last bytes of each read
-        are kept, so an escape or a pair split between two reads is seen whole."""
+        """Refuse a lone UTF-16 surrogate escape (``"\\ud800"``), which ijson's C parser would read
+        as ``?``, a changed value stored silently. The last bytes of each read are kept, so an
+        escape or a pair split between two reads is seen whole."""
         window = self._tail + data
         judged = len(self._tail) - _ESCAPE_TAIL  # a match ending here or before was judged last time
         self._tail = window[-2 * _ESCAPE_TAIL:]  # the deferred matches and what precedes them

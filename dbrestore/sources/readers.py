@@ -118,6 +118,7 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
     position = 0
     check = RowCheck(path)
     try:
+        stream.refuse_lone_surrogates()
         items = ijson.items(stream, prefix, use_float=False, buf_size=PARSER_BUFFER)
         for position, row in enumerate(items, start=1):
             stream.mark()
