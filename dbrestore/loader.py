@@ -30,6 +30,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
 from .convert import ConversionError
+from .load.insert import Inserter
 from .rejects import RejectsFile
 from .report import TableResult
 from .row_converter import DeferredNaturalKey, RowConverter, build_instance
@@ -60,113 +61,6 @@ class PendingRow:
         if self._obj is None:
             self._obj = build_instance(self.model, self.values)
         return self._obj
-
-
-class Inserter:
-    """Multi-row INSERTs of model instances that report which rows went in.
-
-    ``merge=True`` turns a primary-key conflict into an update of the existing row.
-    """
-
-    def __init__(self, model: type[models.Model], using: str, *, merge: bool = False):
-        self.model = model
-        self.using = using
-        self.connection = connections[using]
-        self.fields = list(model._meta.local_concrete_fields)  # a multi-table child's own table
-        self.pk = model._meta.pk
-        self.merge = merge
-        self.update_fields = [f for f in self.fields if not f.primary_key]
-
-    def _query(self, objs: Sequence[models.Model], fields: list[models.Field]) -> InsertQuery:
-        if self.merge and self.update_fields:
-            query = InsertQuery(
-                self.model, on_conflict=OnConflict.UPDATE, update_fields=self.update_fields, unique_fields=[self.pk]
-            )
-        elif self.connection.vendor == "sqlite":
-            query = InsertQuery(self.model)  # see _statements(): no "INSERT OR IGNORE"
-        else:
-            query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
-        query.insert_values(fields, objs, raw=True)
-        return query
-
-    def _statements(self, compiler) -> list[tuple[str, Any]]:
-        """The compiled INSERTs. On SQLite, Django's ignore_conflicts writes ``INSERT OR IGNORE``,
-        which also swallows NOT NULL and CHECK violations (rows lost as "skipped"); the upsert
-        clause ``ON CONFLICT DO NOTHING`` ignores only uniqueness conflicts, as on PostgreSQL."""
-        statements = compiler.as_sql()
-        if self.connection.vendor != "sqlite" or (self.merge and self.update_fields):
-            return statements
-        patched = []
-        for sql, params in statements:
-            head, returning, tail = sql.rpartition(" RETURNING ")
-            patched.append(
-                (f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING", params)
-            )
-        return patched
-
-    def insert(self, objs: Sequence[models.Model], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
-        """Insert ``objs`` as bulk_create(ignore_conflicts=True) would.
-
-        Returns the number of rows inserted (or updated, in merge mode) and, when asked and the
-        database can say (PostgreSQL, SQLite), the primary keys of those rows.
-        """
-        can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
-        inserted, pks = 0, [] if can_return else None
-        with self.connection.cursor() as cursor:
-            for chunk, fields in self._statement_groups(objs):
-                compiler = self._query(chunk, fields).get_compiler(using=self.using)
-                if can_return:
-                    compiler.returning_fields = [self.pk]
-                for sql, params in self._statements(compiler):
-                    cursor.execute(sql, params)
-                    if can_return:
-                        rows = cursor.fetchall()
-                        pks.extend(self.pk.to_python(row[0]) for row in rows)
-                        inserted += len(rows)
-                    else:
-                        inserted += max(cursor.rowcount, 0)
-        return inserted, pks
-
-    def _statement_groups(self, objs: Sequence[models.Model]) -> Iterator[tuple[list[models.Model], list[models.Field]]]:
-        """Chunks that fit one statement, with the columns to write: rows without a primary key
-        (natural primary keys) leave it out, so that the database numbers them."""
-        size = self._rows_per_statement
-        with_pk = [obj for obj in objs if obj.pk is not None]
-        without_pk = [obj for obj in objs if obj.pk is None]
-        for chunk in batched(with_pk, size):
-            yield chunk, self.fields
-        for chunk in batched(without_pk, size):
-            yield chunk, [f for f in self.fields if f is not self.pk]
-
-    @functools.cached_property
-    def _rows_per_statement(self) -> int:
-        return self.rows_per_statement()
-
-    def rows_per_statement(self) -> int:
-        """Rows that fit one INSERT under the database's limit on bound parameters."""
-        if self.connection.vendor == "sqlite":
-            import sqlite3
-
-            self.connection.ensure_connection()
-            limit = self.connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        else:
-            limit = 65535  # PostgreSQL's wire protocol
-        return max(1, limit // max(1, len(self.fields)))
-
-    def insert_raw(self, obj: models.Model) -> int:
-        """The last resort for one row: a hand-written INSERT with values prepared per field."""
-        qn = self.connection.ops.quote_name
-        columns = ", ".join(qn(f.column) for f in self.fields)
-        placeholders = ", ".join(["%s"] * len(self.fields))
-        params = [f.get_db_prep_save(getattr(obj, f.attname), connection=self.connection) for f in self.fields]
-        table = qn(self.model._meta.db_table)
-        if self.connection.vendor in ("sqlite", "postgresql"):
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
-        else:
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return max(cursor.rowcount, 0)
 
 
 class TableLoader:
