@@ -8,23 +8,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from django.core.management.color import no_style
 from django.db import connections, transaction
-from django.db.utils import DatabaseError
 
 from . import postload
-from .exceptions import RestoreAbortedError, RestoreCancelled, first_line
+from .exceptions import RestoreCancelled
 from .integrity import (
     ForeignKeyEdge,
     apply_deferred_foreign_keys,
     apply_deferred_natural_keys,
+    check_constraints,
     classify_foreign_keys,
     nullable_deferred_fields,
     sweep_orphans,
 )
-from .loader import TableLoader
+from .load.table import TableLoader, never_stop
 from .options import RestoreOptions
 from .parallel import load_levels, run_in_threads
 from .plan import Plan, PlannedTable
@@ -33,6 +34,9 @@ from .rejects import RejectsFile
 from .report import RestoreResult
 from .safety import empty_tables
 from .verify import verify_counts
+
+if TYPE_CHECKING:
+    from .load.copy import CopyTableLoader
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,14 @@ def restore_transaction(opts: RestoreOptions) -> Iterator[None]:
         yield
 
 
+#: Asked between batches whether to stop: a reason, or None (``force``: ask now, not throttled).
+Watch = Callable[..., "str | None"]
+
+
 def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
-          progress: Broadcast, started: float, truncate: bool = True) -> None:
+          progress: Broadcast, started: float, truncate: bool = True, watch: Watch = never_stop) -> None:
+    """Empty, load every table, then the steps after the load. ``watch`` (the run's
+    :class:`~dbrestore.runs.RunWatch`) is asked before each table and between batches."""
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
@@ -63,13 +73,20 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
     def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
         settled, deferred = foreign_keys[table.model]
         table_result = result.table(table.label, table.db_table)
+
+        def should_stop(force: bool = False) -> str | None:
+            if stop is not None and stop.is_set():
+                return "stopped: the load of another table failed"
+            return watch(force=force)
+
+        reason = should_stop(force=True)
+        if reason:
+            raise RestoreCancelled(reason)
         listener.table_started(table_result)
         table_started = time.monotonic()
 
         def on_batch(current):
             current.seconds = time.monotonic() - table_started
-            if stop is not None and stop.is_set():
-                raise RestoreCancelled("stopped: the load of another table failed")
             listener.batch_done(current)
 
         loader = opts.loader_class()(
@@ -84,6 +101,7 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
             side_by_side=opts.jobs if opts.jobs > 1 and not opts.dry_run else 1,
+            should_stop=should_stop,
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
@@ -118,7 +136,7 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         if aside is not None and not aside.foreign_keys_added:
             progress.phase_started("adding foreign key constraints")
             aside.rebuild()
-        _check_constraints(plan, connection)
+        check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
@@ -135,7 +153,7 @@ def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: 
                        jobs=opts.jobs, using=opts.database, stop=stop)
 
 
-def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:
+def _note_drift(table, loader: TableLoader | CopyTableLoader, result: RestoreResult) -> None:
     converter = loader.converter
     result.warnings.extend(drift_warnings(table, sorted(converter.unknown_columns), sorted(converter.missing_columns),
                                           converter.dropped_values))
@@ -154,14 +172,6 @@ def drift_warnings(table: PlannedTable, unknown: list[str], missing: list[str], 
             f"{', '.join(missing)} (default or NULL used; rows rejected where neither)"
         )
     return warnings
-
-
-def _check_constraints(plan: Plan, connection) -> None:
-    """Fail with the constraint's name before COMMIT rather than at it."""
-    try:
-        connection.check_constraints(table_names=[model._meta.db_table for model in plan.models])
-    except DatabaseError as exc:
-        raise RestoreAbortedError(f"foreign key check failed after the load: {first_line(exc)}") from exc
 
 
 def reset_sequences(plan: Plan, using: str) -> None:

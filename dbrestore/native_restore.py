@@ -9,13 +9,14 @@ from .models import RestoreRun
 from .options import RestoreOptions
 from .progress import BaseListener
 from .report import RestoreResult
-from .runs import RunRecorder, record_safety_backup
+from .runs import RunRecorder, RunWatch, record_safety_backup
 from .sources import Backup
 
 
 def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,
-                    progress: BaseListener, recorder: RunRecorder) -> None:
-    """A pg_dump file through psql / pg_restore (see :mod:`dbrestore.native`)."""
+                    progress: BaseListener, recorder: RunRecorder, watch: RunWatch) -> None:
+    """A pg_dump file through psql / pg_restore (see :mod:`dbrestore.native`); ``watch`` is
+    asked as each table starts whether to stop."""
     native.require_postgresql(opts.database)
     progress.restore_started(result, None)
     if opts.dry_run:
@@ -32,6 +33,7 @@ def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result
     signals.pre_restore.send(sender=RestoreRun, run=run, tables=[])
 
     def on_table(name: str) -> None:
+        watch.check(force=True)
         progress.table_started(result.table(name, name))
 
     progress.phase_started(f"restoring the {backup.format} dump")

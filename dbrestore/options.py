@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import conf
 from .exceptions import RestoreConfigError
-from .loader import TableLoader
+from .load.table import TableLoader
 from .storage import StoragePath, as_location, configured_alias
+
+if TYPE_CHECKING:
+    from .load.copy import CopyTableLoader
 
 MODES = ("replace", "merge", "append")
 METHODS = ("auto", "orm", "copy")
@@ -100,10 +103,10 @@ class RestoreOptions:
             self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
         ))
 
-    def loader_class(self) -> type[TableLoader]:
+    def loader_class(self) -> type[TableLoader] | type[CopyTableLoader]:
         if not self.uses_copy():
             return TableLoader
-        from .copyload import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
+        from .load.copy import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
 
         return CopyTableLoader
 

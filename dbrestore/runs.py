@@ -13,6 +13,7 @@ whoever holds the lock may fail the runs left ``running`` (:func:`reap_dead_runs
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -47,20 +48,18 @@ def tables_progress(result: RestoreResult, finished: set[str] | None = None) -> 
 
 
 class RunRecorder(BaseListener):
-    """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds, and
-    stops the restore (at a batch boundary) when it should not go on: a cancel request, its RQ
-    job deleted (``job_id``), or its database lock lost (``lock``).
+    """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds. A
+    listener only observes: whether the run may go on is :class:`RunWatch`'s question, asked by
+    the load loop.
 
     Without one transaction (``--no-atomic``) every committed batch is recorded at once, so the
     run's counts never lag what the database holds.
     """
 
-    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None,
-                 job_id: str | None = None):
+    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None):
         self.run = run
         self.interval = conf.get("PROGRESS_INTERVAL") if atomic else 0.0
         self.lock = lock
-        self.job_id = job_id
         self.finished: set[str] = set()
         self._last_flush = 0.0
         self._result: RestoreResult | None = None
@@ -106,7 +105,7 @@ class RunRecorder(BaseListener):
         return tables_progress(self._result, self.finished)
 
     def write(self, *, force: bool = False, **values: Any) -> None:
-        """Save progress values (throttled unless ``force``) and check the run may go on."""
+        """Save progress values (throttled unless ``force``)."""
         now = time.monotonic()
         if not force and now - self._last_flush < self.interval:
             return
@@ -123,26 +122,64 @@ class RunRecorder(BaseListener):
         values["heartbeat_at"] = timezone.now()
         for name, value in values.items():
             setattr(self.run, name, value)
-        if self.lock is not None:
-            self.lock.check()
-        cancel = self._update(values)
-        if cancel:
-            raise RestoreCancelled(f"restore #{self.run.pk} was cancelled")
-        if self.job_id and not queue.job_exists(self.job_id):
-            raise RestoreCancelled(f"restore #{self.run.pk} stopped: its RQ job {self.job_id} was deleted")
+        self._update(values)
 
-    def _update(self, values: dict[str, Any]) -> bool:
-        """UPDATE the run row and return its ``cancel_requested`` flag."""
+    def _update(self, values: dict[str, Any]) -> None:
+        """UPDATE the run row (through the side connection when there is one)."""
         if self._side is None:
             using = self.run._state.db or run_database()
             RestoreRun.objects.using(using).filter(pk=self.run.pk).update(**values)
-            return RestoreRun.objects.using(using).filter(pk=self.run.pk, cancel_requested=True).exists()
+            return
         query = RestoreRun.objects.filter(pk=self.run.pk).query.chain(UpdateQuery)
         query.add_update_values(values)
         query.get_compiler(connection=self._side).execute_sql(NO_RESULTS)
+
+    def cancel_requested(self) -> bool:
+        """The run row's ``cancel_requested`` flag, read where the recorder writes."""
+        if self._side is None:
+            using = self.run._state.db or run_database()
+            return RestoreRun.objects.using(using).filter(pk=self.run.pk, cancel_requested=True).exists()
         flag = RestoreRun.objects.filter(pk=self.run.pk).values_list("cancel_requested", flat=True).query
         row = flag.get_compiler(connection=self._side).execute_sql(SINGLE)
         return bool(row and row[0])
+
+
+class RunWatch:
+    """Whether a run may go on, asked by the load loop between batches (and as each table or
+    dump table starts): a reason to stop for a cancel request or its RQ job deleted
+    (``job_id``), None to go on; a lost database lock raises :class:`LockLostError`.
+
+    Asked at most every ``interval`` seconds (the recorder's) unless ``force``: the same pace
+    as the progress writes, so a cancel is seen within one of them.
+    """
+
+    def __init__(self, recorder: RunRecorder, *, job_id: str | None = None):
+        self.recorder = recorder
+        self.job_id = job_id
+        self.interval = recorder.interval
+        self._last = float("-inf")
+        self._lock = threading.Lock()  # tables loading side by side (--jobs) ask from several threads
+
+    def __call__(self, force: bool = False) -> str | None:
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last < self.interval:
+                return None
+            self._last = now
+            run = self.recorder.run
+            if self.recorder.lock is not None:
+                self.recorder.lock.check()
+            if self.recorder.cancel_requested():
+                return f"restore #{run.pk} was cancelled"
+            if self.job_id and not queue.job_exists(self.job_id):
+                return f"restore #{run.pk} stopped: its RQ job {self.job_id} was deleted"
+            return None
+
+    def check(self, force: bool = False) -> None:
+        """Raise :class:`RestoreCancelled` when the run should stop."""
+        reason = self(force)
+        if reason:
+            raise RestoreCancelled(reason)
 
 
 def count_rows(database: str, db_table: str) -> int | None:

@@ -27,7 +27,7 @@ from .plan import Plan, build_plan, plan_warnings
 from .progress import Broadcast, ProgressListener
 from .rejects import RejectsFile
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from .runs import RunRecorder, create_run, describe_tables, finish_run, mark_running, tables_progress
+from .runs import RunRecorder, RunWatch, create_run, describe_tables, finish_run, mark_running, tables_progress
 from .safety import make_safe
 from .sources import Backup, open_backup, refuse_outputs
 from .sources.native import NATIVE_FORMATS
@@ -66,8 +66,8 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     opts.validate()
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
                            method="copy" if opts.uses_copy() else "orm")
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
-                           lock=lock, job_id=job_id)
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run, lock=lock)
+    watch = RunWatch(recorder, job_id=job_id)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
         Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
@@ -82,10 +82,10 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
             rejects.check_writable()
         run.source_format = backup.format
         if backup.format in NATIVE_FORMATS:
-            restore_native(run, backup, opts, result, progress, recorder)
+            restore_native(run, backup, opts, result, progress, recorder, watch)
         else:
             plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
-            _restore_rows(run, backup, plan, opts, result, rejects, progress, started)
+            _restore_rows(run, backup, plan, opts, result, rejects, progress, started, watch)
         result.errors.extend(result.verification.get("mismatches", []))
         result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     except RestoreCancelled as exc:
@@ -157,7 +157,7 @@ def _expected_rows(plan: Plan) -> int | None:
 
 
 def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                  rejects: RejectsFile, progress: Broadcast, started: float) -> None:
+                  rejects: RejectsFile, progress: Broadcast, started: float, watch: RunWatch) -> None:
     """A JSON backup: check it, make the restore safe, then load the rows."""
     opts.check_row_load()
     _note_plan(plan, result)
@@ -173,7 +173,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     small = make_safe(run, backup, plan, opts, result, progress)
     try:
         with restore_transaction(opts):
-            load(plan, opts, result, rejects, progress, started, truncate=not small)
+            load(plan, opts, result, rejects, progress, started, truncate=not small, watch=watch)
     except DatabaseError as exc:
         raise RestoreAbortedError(f"the database stopped the restore: {first_line(exc)}") from exc
 

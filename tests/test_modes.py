@@ -67,14 +67,14 @@ def test_cycle_fk_fill_in_sets_only_columns_still_null(fill_in):
     bulk_update where the database has no UPDATE ... FROM) leave a non-NULL column alone."""
     from django.utils import timezone
 
-    from dbrestore import integrity
+    from dbrestore.integrity import edges, repair
 
     first, second, third = (Customer.objects.create(email=f"f{n}@example.com", name=f"F {n}", joined_at=timezone.now())
                             for n in range(3))
     Customer.objects.filter(pk=third.pk).update(referred_by=first)
-    edge = integrity.ForeignKeyEdge(Customer, Customer._meta.get_field("referred_by"), Customer)
+    edge = edges.ForeignKeyEdge(Customer, Customer._meta.get_field("referred_by"), Customer)
     items = [(second.pk, {edge: first.pk}), (third.pk, {edge: second.pk})]
-    getattr(integrity, fill_in)(Customer, Customer.objects.using("default"), (edge,), items)
+    getattr(repair, fill_in)(Customer, Customer.objects.using("default"), (edge,), items)
     assert Customer.objects.get(pk=second.pk).referred_by_id == first.pk
     assert Customer.objects.get(pk=third.pk).referred_by_id == first.pk  # was not NULL: kept
 

@@ -1,97 +1,24 @@
-"""Foreign keys: orphans become rejects instead of a failed COMMIT.
-
-A restored table's FK columns fall in two kinds (see :func:`classify_foreign_keys`):
-
-* *settled*: the parent table is loaded before this one, or is not part of the restore. Each
-  batch asks the parent once per FK column which of its values exist
-  (:func:`reject_missing_parents` in the loader), and rejects the rows that point nowhere.
-* *deferred*: a self reference, or a parent loaded later (an FK cycle). The rows go in as they
-  are (constraint checks are deferred to COMMIT on PostgreSQL and SQLite); after the load,
-  :func:`sweep_orphans` finds the rows whose parent never came with one anti-join per FK,
-  deletes them, and rejects them with their original row, found by re-reading the input (only
-  when there are orphans, so memory stays flat). Deleting a row can orphan its children, so the
-  sweep repeats over the FKs into tables that lost rows until nothing changes.
-
-With ``--no-atomic`` every batch commits on its own, so a deferred FK cannot wait for COMMIT:
-its (nullable) columns are loaded as NULL and filled in afterwards by
-:func:`apply_deferred_foreign_keys`.
-"""
+"""After the load: orphans swept, deferred FK columns and natural keys filled in (see :mod:`dbrestore.integrity`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, transaction
-from django.db.models import Exists, OuterRef
 
-from .convert import ConversionError
-from .plan import Plan, PlannedTable
-from .rejects import RejectsFile
-from .report import RestoreResult
-from .row_converter import RowConverter
-from .sources.base import batched
+from ..convert import ConversionError
+from ..load.ledger import Ledger
+from ..plan import Plan, PlannedTable
+from ..rejects import RejectsFile
+from ..report import RestoreResult
+from ..row_converter import RowConverter, find_by_natural_key
+from ..sources.base import batched
+from .edges import ForeignKeyEdge, ModelType, classify_foreign_keys, existing_values, orphan_pks
 
-ModelType = type[models.Model]
 _CHUNK = 500
 _UPDATE_ROWS = 1000  # rows per UPDATE ... FROM (VALUES ...): at most 1,000 x (1 + FKs) parameters
-
-
-@dataclass(frozen=True)
-class ForeignKeyEdge:
-    model: ModelType
-    field: models.ForeignKey
-    parent: ModelType
-
-    @property
-    def target_attname(self) -> str:
-        return self.field.target_field.attname
-
-    def describe(self, value: Any) -> str:
-        return (
-            f"foreign key {self.model._meta.db_table}.{self.field.column}={value!r} "
-            f"points to no row of {self.parent._meta.db_table}"
-        )
-
-
-def classify_foreign_keys(plan: Plan) -> dict[ModelType, tuple[list[ForeignKeyEdge], list[ForeignKeyEdge]]]:
-    """For each restored model: (settled FKs, deferred FKs)."""
-    position = {table.model: index for index, table in enumerate(plan.tables)}
-    kinds = {}
-    for table in plan.tables:
-        settled, deferred = [], []
-        for f in table.model._meta.local_concrete_fields:
-            if not f.is_relation or not getattr(f, "db_constraint", False):
-                continue
-            parent = f.remote_field.model._meta.concrete_model
-            edge = ForeignKeyEdge(table.model, f, parent)
-            parent_position = position.get(parent)
-            if parent_position is None or parent_position < position[table.model]:
-                settled.append(edge)
-            else:
-                deferred.append(edge)
-        kinds[table.model] = (settled, deferred)
-    return kinds
-
-
-def existing_values(edge: ForeignKeyEdge, values: set[Any], using: str) -> set[Any]:
-    manager = edge.parent._base_manager.using(using)
-    lookup = f"{edge.target_attname}__in"
-    return set(manager.filter(**{lookup: list(values)}).values_list(edge.target_attname, flat=True))
-
-
-def orphan_pks(edge: ForeignKeyEdge, using: str) -> list[Any]:
-    """Primary keys of ``edge.model`` rows whose FK value has no parent row (one anti-join)."""
-    parents = edge.parent._base_manager.using(using).filter(**{edge.target_attname: OuterRef(edge.field.attname)})
-    rows = (
-        edge.model._base_manager.using(using)
-        .filter(**{f"{edge.field.attname}__isnull": False})
-        .filter(~Exists(parents))
-        .values_list("pk", flat=True)
-    )
-    return list(rows)
 
 
 def sweep_orphans(plan: Plan, using: str, result: RestoreResult, rejects: RejectsFile,
@@ -188,7 +115,7 @@ def _reject_from_input(
     """Re-read the table's input to write each deleted orphan to the rejects file as it was."""
     converter = RowConverter(table.model, using=using)
     pending = dict(found)
-    table_result = result.table(table.label, table.db_table)
+    ledger = table_ledger(table, result, rejects)
     for position, row in table.data.rows():
         if not pending:
             break
@@ -199,14 +126,9 @@ def _reject_from_input(
         edge = pending.pop(converter.pk_of(values), None)
         if edge is None:
             continue
-        value = values[converter.fields.index(edge.field)]
-        table_result.inserted -= 1
-        table_result.rejected += 1
-        rejects.write(model=table.label, table=table.db_table, position=position, row=row, reason=edge.describe(value))
+        ledger.withdraw(position, row, edge.describe(values[converter.fields.index(edge.field)]))
     for pk, edge in pending.items():  # rows whose parent was deleted by this sweep: same reason
-        table_result.inserted -= 1
-        table_result.rejected += 1
-        rejects.write(model=table.label, table=table.db_table, position=None, row={"pk": pk}, reason=edge.describe(pk))
+        ledger.withdraw(None, {"pk": pk}, edge.describe(pk))
 
 
 def nullable_deferred_fields(deferred: Iterable[ForeignKeyEdge]) -> list[models.Field]:
@@ -231,7 +153,6 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
     converter = RowConverter(table.model, using=using)
     index = {f: i for i, f in enumerate(converter.fields)}
     manager = table.model._base_manager.using(using)
-    table_result = result.table(table.label, table.db_table)
 
     def wanted(item):
         position, row = item
@@ -262,11 +183,9 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
         # Children may already point at these rows: delete them and their orphaned children at once.
         with transaction.atomic(using=using):
             _delete(table.model, [pk for _, _, pk, _, _ in orphans], using)
+            ledger = table_ledger(table, result, rejects)
             for position, row, _, edge, value in orphans:
-                table_result.inserted -= 1
-                table_result.rejected += 1
-                rejects.write(model=table.label, table=table.db_table, position=position, row=row,
-                              reason=edge.describe(value))
+                ledger.withdraw(position, row, edge.describe(value))
             sweep_orphans(plan, using, result, rejects, parents_changed=[table.model])
 
 
@@ -275,11 +194,8 @@ def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using
     """Fill in the natural keys that pointed forward (loaddata's ``save_deferred_fields``): every
     table is loaded now, so each key is looked up again. A key still not found rejects its row
     (deleted; rows pointing at it are swept as orphans after)."""
-    from .row_converter import find_by_natural_key
-
     for table, items in deferred:
         manager = table.model._base_manager.using(using)
-        table_result = result.table(table.label, table.db_table)
         unresolved: dict[Any, tuple[int, dict, str]] = {}
         for position, row, pk, field, marker in items:
             if pk in unresolved:
@@ -294,7 +210,10 @@ def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using
         if unresolved:
             with transaction.atomic(using=using):
                 _delete(table.model, list(unresolved), using)
+            ledger = table_ledger(table, result, rejects)
             for position, row, reason in unresolved.values():
-                table_result.inserted -= 1
-                table_result.rejected += 1
-                rejects.write(model=table.label, table=table.db_table, position=position, row=row, reason=reason)
+                ledger.withdraw(position, row, reason)
+
+
+def table_ledger(table: PlannedTable, result: RestoreResult, rejects: RejectsFile) -> Ledger:
+    return Ledger(table.label, table.db_table, result.table(table.label, table.db_table), rejects)

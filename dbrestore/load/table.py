@@ -1,0 +1,163 @@
+"""One table's load through the ORM: read -> convert -> check parents -> write, batch by batch.
+
+The pieces are composed, each in its room: :class:`~dbrestore.row_converter.RowConverter`
+(values as loaddata stores them), :class:`~dbrestore.integrity.ParentCheck` (rows whose parent
+is missing), :class:`~dbrestore.load.insert.FallbackChain` (the INSERTs), and the table's
+:class:`~dbrestore.load.ledger.Ledger`, where every row is counted once. The COPY path
+(:mod:`dbrestore.load.copy`) uses the same pieces with its own writer.
+
+Between batches the loader asks ``should_stop`` whether to go on (a cancelled run, another
+table's failure with ``--jobs``): control never comes back through the progress listeners,
+which ``on_batch`` only informs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from django.db import models
+
+from ..convert import ConversionError
+from ..exceptions import RestoreCancelled
+from ..integrity import ForeignKeyEdge, ParentCheck
+from ..rejects import RejectsFile
+from ..report import TableResult
+from ..row_converter import DeferredNaturalKey, RowConverter
+from ..sources import PositionedRow
+from ..sources.base import batched
+from .insert import FallbackChain, Inserter
+from .ledger import Ledger
+from .rows import PendingRow
+
+StopCheck = Callable[[], "str | None"]  # the reason to stop, or None to go on
+
+
+def never_stop(force: bool = False) -> str | None:
+    """The watch of a load nobody can cancel (no RestoreRun behind it)."""
+    return None
+
+
+class TableLoader:
+    """Loads one table's rows in batches through the fallback chain, counting every row.
+
+    ``fk_checks``: FKs whose parents are already complete, checked per batch.
+    ``settled_foreign_keys``: FKs whose parents are already complete, left to the database
+    (the COPY path checks them as it goes, see :mod:`dbrestore.load.copy`).
+    ``nulled_fields``: FK fields loaded as NULL and filled in later (``--no-atomic`` only).
+    ``log_skipped``: write rows skipped as duplicates to the rejects file too.
+    ``side_by_side``: tables loading at the same time (``--jobs``), which share the memory budget.
+    ``should_stop``: asked before each batch; a reason stops the load with RestoreCancelled.
+    """
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        *,
+        using: str,
+        batch_size: int,
+        result: TableResult,
+        rejects: RejectsFile,
+        dry_run: bool = False,
+        on_batch: Callable[[TableResult], None] | None = None,
+        mode: str = "replace",
+        fk_checks: Iterable[ForeignKeyEdge] = (),
+        settled_foreign_keys: Iterable[ForeignKeyEdge] = (),
+        nulled_fields: Iterable[models.Field] = (),
+        log_skipped: bool = False,
+        side_by_side: int = 1,
+        should_stop: StopCheck = never_stop,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.model = model
+        self.using = using
+        self.batch_size = batch_size
+        self.result = result
+        self.rejects = rejects
+        self.dry_run = dry_run
+        self.on_batch = on_batch or (lambda result: None)
+        self.should_stop = should_stop
+        # Forward natural keys are filled in after the load in replace mode only: in append and
+        # merge modes the row may be one that was already there.
+        self.converter = RowConverter(model, using=using, defer_natural_keys=mode == "replace")
+        self.inserter = Inserter(model, using, merge=mode == "merge")
+        self.ledger = Ledger(model._meta.label, model._meta.db_table, result, rejects,
+                             log_skipped=log_skipped and mode != "merge")
+        self.chain = FallbackChain(self.inserter, self.ledger, batch_size=batch_size)
+        self.parents = ParentCheck(self.converter.fields, using, self.ledger)
+        self.fk_checks = list(fk_checks)
+        self.settled_foreign_keys = list(settled_foreign_keys)
+        #: FKs the database checked for every row of this load (no orphan sweep needed for them).
+        self.checked_foreign_keys: list[ForeignKeyEdge] = []
+        self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
+        self.side_by_side = side_by_side
+        #: Rows loaded with NULL for a natural key not found yet: (position, row, pk, field, key).
+        self.deferred_natural_keys: list[tuple[int, dict[str, Any], Any, models.Field, DeferredNaturalKey]] = []
+
+    def load(self, rows: Iterable[PositionedRow],
+             write: Callable[[list[PendingRow]], None] | None = None) -> TableResult:
+        """Load ``rows``; ``write`` (default: the fallback chain) takes each batch once its
+        parents are checked."""
+        write = write or self.chain.write
+        for batch in batched(rows, self.batch_size):
+            self.stop_if_asked()
+            pending = self.convert(batch)
+            if self.dry_run:
+                self.ledger.passed(len(pending))
+            else:
+                pending = self.parents.keep_present(pending, self.fk_checks)
+                if pending:
+                    write(pending)
+            self.batch_done()
+        return self.result
+
+    def stop_if_asked(self) -> None:
+        reason = self.should_stop()
+        if reason:
+            raise RestoreCancelled(reason)
+
+    def batch_done(self) -> None:
+        """After a batch is settled: forget its queries, tell the listeners."""
+        self.forget_queries()
+        self.on_batch(self.result)
+
+    def forget_queries(self) -> None:
+        """With DEBUG on, Django keeps the last 9,000 queries' SQL: megabytes per batch here."""
+        connection = self.inserter.connection
+        if connection.queries_logged:
+            connection.queries_log.clear()
+
+    def convert(self, batch: list[PositionedRow]) -> list[PendingRow]:
+        return list(self._converted(batch))
+
+    def _converted(self, batch: Iterable[PositionedRow]) -> Iterator[PendingRow]:
+        """The batch's rows converted; a row that cannot be is rejected here, with the reason."""
+        ledger = self.ledger
+        for position, row in batch:
+            ledger.read()
+            try:
+                values = self.converter.convert(row)
+            except ConversionError as exc:
+                ledger.reject(position, row, str(exc))
+                continue
+            if self.converter.deferrable_positions and not self._defer_natural_keys(position, row, values):
+                continue
+            for index in self.nulled_indexes:
+                values[index] = None
+            yield PendingRow(position, row, values, self.model)
+
+    def _defer_natural_keys(self, position: int, row: dict[str, Any], values: list[Any]) -> bool:
+        """NULL for natural keys not found yet, noted to be filled in after the load; False (the
+        row rejected) when the row has no primary key to find it again by."""
+        pk = self.converter.pk_of(values)
+        for index in self.converter.deferrable_positions:
+            value = values[index]
+            if value.__class__ is not DeferredNaturalKey:
+                continue
+            if pk is None:
+                self.ledger.reject(position, row, f"column {self.converter.fields[index].column!r}: {value.reason}")
+                return False
+            values[index] = None
+            self.deferred_natural_keys.append((position, row, pk, self.converter.fields[index], value))
+        return True
