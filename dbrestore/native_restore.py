@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import conf, native, signals
 from .discovery import prune_safety_backups, safety_backup_path
+from .load.ledger import Ledger
 from .models import RestoreRun
 from .options import RestoreOptions
 from .progress import BaseListener
@@ -43,7 +44,6 @@ def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result
                   for table in copied if counts.get(table) != copied[table]]
     result.tables.clear()
     for table, rows in counts.items():
-        done = result.table(table, table)
-        done.total = done.inserted = rows
+        Ledger(table, table, result.table(table, table)).counted_in_table(rows)
     result.verification = {"tables": {t: {"in_db": n, "in_dump": copied.get(t)} for t, n in counts.items()},
                            "mismatches": mismatches, "ok": not mismatches}

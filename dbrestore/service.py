@@ -19,6 +19,7 @@ from django.db.utils import DatabaseError
 
 from . import conf, locks, signals
 from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
+from .load.ledger import Ledger
 from .loading import load, restore_transaction
 from .models import RestoreRun
 from .native_restore import restore_native
@@ -144,8 +145,7 @@ def _count_excluded(plan: Plan, result: RestoreResult) -> None:
     for table in plan.excluded:
         done = result.table(table.label, table.db_table, expected=table.data.expected_rows)
         rows = sum(1 for _ in table.data.rows())
-        done.total += rows
-        done.skipped += rows
+        Ledger(table.label, table.db_table, done).excluded(rows)
         if rows:
             result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
                                    "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")

@@ -22,12 +22,13 @@ SKIPPED_REASON = "a row with this primary key or unique value is already there"
 
 
 class Ledger:
-    """Counts onto ``result`` (one table's) and writes to ``rejects``.
+    """Counts onto ``result`` (one table's) and writes to ``rejects`` (None: a ledger that only
+    counts, for excluded models and native dumps).
 
     ``log_skipped``: rows skipped as duplicates go to the rejects file too (``--log-skipped``).
     """
 
-    def __init__(self, label: str, db_table: str, result: TableResult, rejects: RejectsFile, *,
+    def __init__(self, label: str, db_table: str, result: TableResult, rejects: RejectsFile | None = None, *,
                  log_skipped: bool = False):
         self.label = label
         self.db_table = db_table
@@ -40,6 +41,7 @@ class Ledger:
         self.result.total += rows
 
     def reject(self, position: int | None, row: dict[str, Any], reason: str) -> None:
+        assert self.rejects is not None, "a ledger that rejects rows needs the rejects file"
         self.result.rejected += 1
         self.rejects.write(model=self.label, table=self.db_table, position=position, row=row, reason=reason)
 
@@ -52,12 +54,16 @@ class Ledger:
         self.result.total += rows
         self.result.skipped += rows
 
+    def counted_in_table(self, rows: int) -> None:
+        """A native dump: the rows pg_restore / psql left in the table, as its count says."""
+        self.result.total = self.result.inserted = rows
+
     def written(self, pending: Sequence[PendingRow], inserted: int, pks: list[Any] | None) -> None:
         """A write of ``pending`` put ``inserted`` rows in (``pks``: theirs, when the database
         said); the others were skipped as duplicates."""
         self.result.inserted += inserted
         self.result.skipped += len(pending) - inserted
-        if self.log_skipped and inserted < len(pending):
+        if self.log_skipped and inserted < len(pending) and self.rejects is not None:
             for p in _skipped_rows(pending, inserted, pks):
                 self.rejects.write(model=self.label, table=self.db_table, position=p.position, row=p.row,
                                    reason=SKIPPED_REASON, kind="skipped")
