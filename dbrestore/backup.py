@@ -10,14 +10,11 @@ prefix in a Django storage (:mod:`dbrestore.storage`); every file is written as 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
-import decimal
 import hashlib
 import io
 import os
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +27,7 @@ from django.utils import timezone
 from . import crypto, native
 from .crypto import EncryptingWriter, check_recipients
 from .exceptions import BackupWriteError, RestoreConfigError
+from .jsonvalues import encode_value
 from .layers import COMPRESSIONS, compressing
 from .plan import backup_models
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
@@ -38,19 +36,6 @@ from .storage import StoragePath, as_location
 Location = Path | StoragePath  # a local directory or file, or one in a storage
 
 _WRITE_BUFFER = 1024 * 1024
-
-
-def encode_value(value: Any) -> Any:
-    """orjson's fallback for the types it does not write natively."""
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime.timedelta):
-        return value // datetime.timedelta(microseconds=1)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def dumps_row(row: dict[str, Any]) -> bytes:

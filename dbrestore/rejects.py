@@ -7,49 +7,34 @@ transaction, with :class:`RejectsWriteError`: a row that cannot be recorded is n
 
 from __future__ import annotations
 
-import base64
-import datetime
-import decimal
 import json
 import logging
 import os
 import threading
-import uuid
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from .exceptions import RejectsWriteError, TooManyRejectsError
+from .jsonvalues import encode_value
 
 logger = logging.getLogger(__name__)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, (datetime.timedelta,)):
-        return str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError
-
-
 def _json_default(value: Any) -> Any:
     try:
-        return _default(value)
+        return encode_value(value)
     except TypeError:
         return str(value)
 
 
 def dumps_record(record: dict[str, Any]) -> bytes:
-    """One rejects-file line. orjson first; the standard library for what orjson cannot write
+    """One rejects-file line, values written as in a backup (:mod:`dbrestore.jsonvalues`). orjson first; the standard library for what orjson cannot write
     (integers beyond 64 bits, lone surrogates: escaped); a row nested too deeply for either is
     kept as the start of its text."""
     try:
-        return orjson.dumps(record, default=_default)
+        return orjson.dumps(record, default=encode_value)
     except (TypeError, orjson.JSONEncodeError):
         pass
     try:

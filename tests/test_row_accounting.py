@@ -228,3 +228,26 @@ def test_fixed_rejects_file_restores_with_append(bad_backup, run_command, tmp_pa
     run_command("restore_backup", fixed_path, "--noinput", "--mode", "append")
     assert Customer.objects.count() == before + 1
     assert Customer.objects.get(pk=3).joined_at.hour == 9
+
+
+def test_a_duration_is_written_as_dumpdata_writes_it_in_backups_and_rejects_and_read_back(tmp_path, run_command):
+    """Backups and the rejects file share one JSON encoder (DjangoJSONEncoder's ISO 8601
+    durations), and a rejects file holding such a value restores it unchanged."""
+    import datetime
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from dbrestore.backup import dumps_row
+    from dbrestore.rejects import dumps_record
+    from restoreproject.fidelity.models import AllFields
+
+    span = datetime.timedelta(days=-1, hours=2, seconds=3, microseconds=5)
+    as_dumpdata = json.loads(json.dumps(span, cls=DjangoJSONEncoder))
+    assert json.loads(dumps_row({"span": span}))["span"] == as_dumpdata
+    record = {"kind": "rejected", "model": "fidelity.AllFields", "table": "fidelity_allfields", "position": 1,
+              "row": {"id": 7, "span": span}, "reason": "fixed by hand"}
+    path = tmp_path / "fixed.jsonl"
+    path.write_bytes(dumps_record(record) + b"\n")
+    assert json.loads(path.read_text())["row"]["span"] == as_dumpdata
+    run_command("restore_backup", path, "--noinput", "--mode", "append")
+    assert AllFields.objects.get(pk=7).span == span
