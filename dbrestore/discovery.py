@@ -22,7 +22,7 @@ import orjson
 from . import conf
 from .exceptions import BackupNotFoundError
 from .sources.directory import MANIFEST_NAME, is_data_file
-from .storage import StoragePath, configured_alias, storage_root
+from .storage import SCHEME, StoragePath, as_location, configured_alias, storage_root
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,28 @@ def resolve_backup_name(name: str, storage: str | None = None) -> Path | Storage
         if info.name == name:
             return info.path
     raise BackupNotFoundError(f"no backup named {name!r} in {root}")
+
+
+def resolve_source(value: str, storage: str | None = None, *, paths: bool = True) -> Path | StoragePath:
+    """The backup a user named, by the rules the command and the admin share.
+
+    In order: a storage URL ``storage://alias/key`` (``paths`` only), a path that exists
+    (``paths`` only), a backup's name in BACKUP_DIR or the storage (``safety/<name>`` and
+    ``upload-<stamp>/<file>`` are names too, see :func:`backup_name`), and last any other path
+    (``paths`` only; the restore then reports it missing). Paths are made absolute: a queued
+    restore runs in a worker that stands elsewhere. The admin passes ``paths=False``: only a
+    name resolves, so that a form can never point the restore at another file of the server.
+    """
+    if paths and value.startswith(SCHEME):
+        return as_location(value)
+    if paths and Path(value).exists():
+        return Path(value).absolute()
+    try:
+        return resolve_backup_name(value, storage=storage)
+    except BackupNotFoundError:
+        if not paths:
+            raise
+    return Path(value).absolute()
 
 
 def safety_backup_path(run_id: int, suffix: str = "", root: Path | StoragePath | None = None) -> Path | StoragePath:

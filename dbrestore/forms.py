@@ -10,7 +10,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
-from .discovery import human_size, list_backups, resolve_backup_name, upload_location
+from .discovery import human_size, list_backups, resolve_source, upload_location
 from .exceptions import BackupNotFoundError, DbRestoreError
 from .options import MODES
 from .parsing import split_commas
@@ -91,7 +91,7 @@ class RestoreForm(forms.Form):
         folder, is the backup)."""
         upload = self.cleaned_data.get("upload")
         if upload is None:
-            return resolve_backup_name(self.cleaned_data["backup"])
+            return resolve_source(self.cleaned_data["backup"], paths=False)
         path = upload_location(upload.name)
         with path.open("wb") as stream:
             for chunk in upload.chunks():
@@ -121,7 +121,7 @@ class ConfirmForm(forms.Form):
 
     def clean_backup(self):
         try:
-            self.path = resolve_backup_name(self.cleaned_data["backup"])
+            self.path = resolve_source(self.cleaned_data["backup"], paths=False)
         except BackupNotFoundError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return self.cleaned_data["backup"]

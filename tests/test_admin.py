@@ -171,3 +171,27 @@ def test_zip_uploads_are_refused_with_a_reason(operator, backup_dir, settings, a
     text = response.content.decode()
     assert "Zip archives are not read" in text and "Yes, start the restore" not in text
     assert not any(backup_dir.rglob("*.zip")) and RestoreRun.objects.count() == 0 and not Tag.objects.exists()
+
+
+def test_the_command_and_the_admin_resolve_a_backup_by_the_same_rules(operator, sample_backup, backup_dir,
+                                                                       run_command, tmp_path):
+    """discovery.resolve_source serves both: a name in BACKUP_DIR (``safety/<name>`` included)
+    resolves to the same backup; a path is the command's alone."""
+    import shutil
+
+    shutil.copytree(sample_backup(rows=100, name="night"), backup_dir / "safety" / "safety-run1-2024-01-01")
+    name = "safety/safety-run1-2024-01-01"
+    run_command("restore_backup", name, "--noinput", "--no-safety-backup")
+    by_command = RestoreRun.objects.latest("pk")
+    operator.post(reverse("admin:dbrestore_restorerun_confirm"), {
+        "backup": name, "mode": "replace", "atomic": "on", "only": "", "exclude": "", "batch_size": "",
+    })
+    by_admin = RestoreRun.objects.latest("pk")
+    assert by_admin.pk != by_command.pk and by_admin.source == by_command.source == str(backup_dir / name)
+    assert by_command.status == by_admin.status == "succeeded"
+    elsewhere = tmp_path / "night"
+    run_command("restore_backup", elsewhere, "--noinput", "--no-safety-backup")
+    assert RestoreRun.objects.latest("pk").source == str(elsewhere)
+    operator.post(reverse("admin:dbrestore_restorerun_confirm"), {"backup": str(elsewhere), "mode": "replace"})
+    assert RestoreRun.objects.latest("pk").source == str(elsewhere)  # no run from the admin
+    assert RestoreRun.objects.count() == 3

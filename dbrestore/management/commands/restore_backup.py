@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbrestore import conf
-from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
+from dbrestore.discovery import backup_root, human_size, list_backups, resolve_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.jobs import queue_restore
 from dbrestore.options import METHODS, MODES, check_database
@@ -20,7 +20,6 @@ from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
 from dbrestore.service import restore, rollback_source
-from dbrestore.storage import SCHEME, as_location
 
 EXIT_PARTIAL = 3
 NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
@@ -169,7 +168,7 @@ class Command(BaseCommand):
             if options["rollback"] is not None:
                 return rollback_source(options["rollback"])
             if options["source"]:
-                return self._path_or_name(options["source"])
+                return resolve_source(options["source"], storage=self.storage)
             backups = list_backups(storage=self.storage)
             if options["latest"]:
                 if not backups:
@@ -180,17 +179,6 @@ class Command(BaseCommand):
         if options["interactive"] and sys.stdin.isatty() and backups:
             return self._menu(backups)
         raise CommandError(self.no_source_message)
-
-    def _path_or_name(self, source: str):
-        if source.startswith(SCHEME):
-            return as_location(source)
-        path = Path(source)
-        if path.exists() or "/" in source:
-            return path.absolute()  # a queued restore runs in a worker that stands elsewhere
-        try:
-            return resolve_backup_name(source, storage=self.storage)
-        except BackupNotFoundError:
-            return path.absolute()  # the restore reports the missing path
 
     def _menu(self, backups) -> Path:
         self._print_backups(backups, numbered=True)
