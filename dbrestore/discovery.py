@@ -21,7 +21,7 @@ import orjson
 
 from . import conf
 from .exceptions import BackupNotFoundError
-from .sources.directory import MANIFEST_NAME, is_data_file
+from .sources.directory import DATA_SUFFIXES, MANIFEST_NAME, is_data_file
 from .storage import SCHEME, StoragePath, as_location, configured_alias, storage_root
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ SAFETY_DIR = "safety"
 SAFETY_PREFIX = "safety-run"  # also how safety backups written before the safety/ folder are told apart
 NOT_BACKUPS = {"rejects", SAFETY_DIR}
 UPLOAD_PREFIX = "upload-"
-BACKUP_SUFFIXES = (".json", ".jsonl", ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
+BACKUP_SUFFIXES = (*DATA_SUFFIXES, ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
 
 
 @dataclass

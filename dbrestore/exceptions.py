@@ -95,3 +95,11 @@ def first_line(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else ""
     text = (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (the class name alone when there is none)."""
+    arg = exc.args[0] if exc.args else ""
+    if not (arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)).strip():
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}"

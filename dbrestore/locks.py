@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.db import DatabaseError, connections
 
-from .exceptions import LockLostError, RestoreConfigError, RestoreLockedError
+from .exceptions import LockLostError, RestoreConfigError, RestoreLockedError, first_line
 
 # pg_try_advisory_lock(int4, int4): advisory locks are per database, so one key pair suffices.
 ADVISORY_KEYS = (0x6462_7273, 1)  # "dbrs"
@@ -112,7 +112,7 @@ class AdvisoryLock(DatabaseLock):
         except DatabaseError as exc:
             raise LockLostError(
                 f"lost the restore lock of database {self.database!r} (its session ended: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+                f"{first_line(exc)}); "
                 "stopped so that no other restore runs beside this one"
             ) from exc
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from . import conf
 from .exceptions import BackupNotFoundError, RestoreConfigError, StorageError
+from .exceptions import describe as describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,7 @@ def describe(exc: BaseException) -> str:
         if str(code) == "NoSuchBucket":
             return f"no such bucket ({error.get('BucketName') or '?'})"
         return f"{code}: {error.get('Message') or exc}"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return describe_error(exc)
 
 
 def _storage_faults() -> tuple[type[BaseException], ...]:

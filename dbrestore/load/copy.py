@@ -88,7 +88,6 @@ class CopyTableLoader:
             f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
         self.adapters = [(index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f))]
-        self.batches_fallen_back = 0
         #: FKs the database checked for every row of this load (no orphan sweep needed for them).
         self.checked_foreign_keys: list = []
 
@@ -220,7 +219,6 @@ class CopyTableLoader:
             if copied:
                 self.ledger.written(copied, len(copied), None)
         else:
-            self.batches_fallen_back += 1
             logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
                          self.model._meta.label, len(copied), error)
             self.chain.write(self.table.parents.keep_present(copied, settled))

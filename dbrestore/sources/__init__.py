@@ -11,9 +11,9 @@ import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError
+from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError, describe
 from ..storage import StoragePath, as_location
-from .base import Backup, PositionedRow, Row, TableData, describe
+from .base import Backup, PositionedRow, Row, TableData
 from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata

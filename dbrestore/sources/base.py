@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..exceptions import BackupFormatError, DbRestoreError
+from ..exceptions import BackupFormatError, DbRestoreError, describe
 
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
@@ -28,12 +28,6 @@ class TableData:
 
     def rows(self) -> Iterator[PositionedRow]:
         return guarded(self.open_rows, self.origin)
-
-
-def describe(exc: BaseException) -> str:
-    """``TypeName: first line of the message``."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Path) -> Iterator[PositionedRow]:
