@@ -132,49 +132,51 @@ def confirm_view(model_admin):
     return view
 
 
-def progress_page(model_admin):
-    @never_cache
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        _require_view(model_admin, request)
-        run = get_object_or_404(RestoreRun, pk=pk)
-        return TemplateResponse(request, "admin/dbrestore/progress.html", _context(
-            model_admin, request, title=f"Restore #{run.pk}", run=run,
-            progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
-            cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
-            can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run, request),
-            run_url=reverse("admin:dbrestore_restorerun_change", args=[run.pk]),
-        ))
+def _run_view(require, decorator):
+    """A view of one RestoreRun (``<int:pk>/...``): the permission checked by ``require``, the
+    run fetched (404 when there is none), then ``handle(model_admin, request, run)``."""
+    def wrap(handle):
+        def factory(model_admin):
+            @decorator
+            def view(request: HttpRequest, pk: int) -> HttpResponse:
+                require(model_admin, request)
+                return handle(model_admin, request, get_object_or_404(RestoreRun, pk=pk))
 
-    return view
+            return view
 
+        return factory
 
-def progress_json(model_admin):
-    @never_cache
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        _require_view(model_admin, request)
-        run = get_object_or_404(RestoreRun, pk=pk)
-        data = progress_data(run)
-        run.refresh_from_db()
-        data["rolled_back"] = rolled_back(run)
-        data["rows_now"] = rows_now(run) if data["final"] else {}  # asked once: polling stops at a final status
-        return JsonResponse(data)
-
-    return view
+    return wrap
 
 
-def cancel_view(model_admin):
-    @require_POST
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        _require_restore(model_admin, request)
-        run = get_object_or_404(RestoreRun, pk=pk)
-        outcome = cancel_restore(run)
-        if outcome == "cancelled":
-            messages.success(request, f"Restore #{run.pk} was cancelled before it started.")
-        elif outcome == "stopping":
-            messages.warning(request, f"Restore #{run.pk} will stop at its next batch (rolled back when atomic).")
-        else:
-            messages.info(request, f"Restore #{run.pk} had already ended ({outcome}).")
-        model_admin.log_change(request, run, f"Cancel requested: {outcome}")
-        return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+@_run_view(_require_view, never_cache)
+def progress_page(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
+    return TemplateResponse(request, "admin/dbrestore/progress.html", _context(
+        model_admin, request, title=f"Restore #{run.pk}", run=run,
+        progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
+        cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
+        can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run, request),
+        run_url=reverse("admin:dbrestore_restorerun_change", args=[run.pk]),
+    ))
 
-    return view
+
+@_run_view(_require_view, never_cache)
+def progress_json(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
+    data = progress_data(run)
+    run.refresh_from_db()
+    data["rolled_back"] = rolled_back(run)
+    data["rows_now"] = rows_now(run) if data["final"] else {}  # asked once: polling stops at a final status
+    return JsonResponse(data)
+
+
+@_run_view(_require_restore, require_POST)
+def cancel_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
+    outcome = cancel_restore(run)
+    if outcome == "cancelled":
+        messages.success(request, f"Restore #{run.pk} was cancelled before it started.")
+    elif outcome == "stopping":
+        messages.warning(request, f"Restore #{run.pk} will stop at its next batch (rolled back when atomic).")
+    else:
+        messages.info(request, f"Restore #{run.pk} had already ended ({outcome}).")
+    model_admin.log_change(request, run, f"Cancel requested: {outcome}")
+    return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)

@@ -70,7 +70,26 @@ def check_recipients(recipients: list[str]) -> None:
                                       f"({_stderr_line(stderr)}); import it or check GNUPGHOME")
 
 
-class EncryptingWriter(io.RawIOBase):
+class _GpgPipe(io.RawIOBase):
+    """A stream through a gpg process, with a thread pumping its other end."""
+
+    _process: subprocess.Popen
+    _pump: threading.Thread
+    _stderr: IO[bytes]
+    _error: BaseException | None
+    _label: object
+
+    def _wait_for_gpg(self, doing: str) -> None:
+        """Wait for the pump and gpg; raise the pump's error, or gpg's reason when it failed."""
+        self._pump.join()
+        self._process.wait()
+        if self._error is not None:
+            raise self._error
+        if self._process.returncode != 0:
+            raise EncryptionError(f"{self._label}: gpg could not {doing}: {_stderr_line(self._stderr)}")
+
+
+class EncryptingWriter(_GpgPipe):
     """Writable: bytes in, ``gpg --encrypt`` for ``recipients``, ciphertext out to ``sink``."""
 
     def __init__(self, sink: IO[bytes], recipients: list[str], *, label: object):
@@ -109,12 +128,7 @@ class EncryptingWriter(io.RawIOBase):
             self._process.stdin.close()
         except BrokenPipeError:
             pass
-        self._pump.join()
-        self._process.wait()
-        if self._error is not None:
-            raise self._error
-        if self._process.returncode != 0:
-            raise EncryptionError(f"{self._label}: gpg could not encrypt: {_stderr_line(self._stderr)}")
+        self._wait_for_gpg("encrypt")
 
     def close(self) -> None:
         if self.closed:
@@ -126,7 +140,7 @@ class EncryptingWriter(io.RawIOBase):
             super().close()
 
 
-class DecryptingReader(io.RawIOBase):
+class DecryptingReader(_GpgPipe):
     """Readable: ``source``'s ciphertext through ``gpg --decrypt``; the plaintext is read from
     gpg's stdout and never stored. The end of the stream is only reported once gpg has exited 0."""
 
@@ -166,13 +180,8 @@ class DecryptingReader(io.RawIOBase):
         return count or 0
 
     def _end(self) -> None:
-        self._pump.join()
-        self._process.wait()
         self._finished = True
-        if self._error is not None:
-            raise self._error
-        if self._process.returncode != 0:
-            raise EncryptionError(f"{self._label}: gpg could not decrypt: {_stderr_line(self._stderr)}")
+        self._wait_for_gpg("decrypt")
 
     def close(self) -> None:
         if self.closed:
