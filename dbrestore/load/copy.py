@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, models
 from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
 from psycopg.adapt import Transformer
 
 from .. import conf
-from ..integrity import checked_as_copied
+from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
+from ..row_converter import RowConverter
 from ..sources import PositionedRow
 from ..sources.base import batched
 from .insert import is_fatal
@@ -74,7 +75,7 @@ class CopyTableLoader:
     copied, one after the other.
     """
 
-    def __init__(self, model, *, batch_size: int, side_by_side: int = 1, **kwargs: Any):
+    def __init__(self, model: type[models.Model], *, batch_size: int, side_by_side: int = 1, **kwargs: Any):
         copy_batch_size = max(batch_size, int(conf.get("COPY_BATCH_SIZE")) // side_by_side)
         self.table = TableLoader(model, batch_size=copy_batch_size, side_by_side=side_by_side, **kwargs)
         self.table.chain.batch_size = batch_size  # the fallback writes --batch-size batches
@@ -89,14 +90,15 @@ class CopyTableLoader:
         )
         self.adapters = [(index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f))]
         #: FKs the database checked for every row of this load (no orphan sweep needed for them).
-        self.checked_foreign_keys: list = []
+        self.checked_foreign_keys: list[ForeignKeyEdge] = []
 
     @property
-    def converter(self):
+    def converter(self) -> RowConverter:
         return self.table.converter
 
     @property
     def deferred_natural_keys(self) -> list:
+        """As :attr:`TableLoader.deferred_natural_keys <dbrestore.load.table.TableLoader>`."""
         return self.table.deferred_natural_keys
 
     @property
