@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
+    "DISTRIBUTE_RETRIES": 2,  # --distribute: times RQ retries a chunk job that failed, before the run fails
     "SAFETY_BACKUP": True,  # back up the tables a restore replaces, before emptying them
     "SAFETY_BACKUP_KEEP": 10,  # safety backups kept in BACKUP_DIR/safety/ (the newest N; None keeps all)
     "RUN_DATABASE": "default",  # database alias that stores RestoreRun history

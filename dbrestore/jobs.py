@@ -21,7 +21,7 @@ from .exceptions import DbRestoreError, RestoreQueueError
 from .models import RestoreRun
 from .options import RestoreOptions, absolute
 from .queue import cancel_job, check_queue, get_queue
-from .runs import cancel_queued, create_run, reap_dead_runs, request_cancel, settle
+from .runs import cancel_queued, create_run, mark_running, reap_dead_runs, request_cancel, settle
 from .service import execute
 
 logger = logging.getLogger(__name__)
@@ -83,13 +83,24 @@ def run_restore(run_id: int) -> str:
             return run.status
         reap_dead_runs(run.database)  # runs left running are dead: we hold the lock (this one is alive)
         try:
-            execute(run, lock=lock, job_id=run.job_id if _in_rq_job() else None)
+            if run.options.get("distribute"):
+                _start_distributed(run)
+            else:
+                execute(run, lock=lock, job_id=run.job_id if _in_rq_job() else None)
         except DbRestoreError as exc:
             logger.warning("Restore #%s failed: %s", run_id, exc)  # recorded on the run already
     finally:
         lock.release()
     run.refresh_from_db()
     return run.status
+
+
+def _start_distributed(run: RestoreRun) -> None:
+    """``--distribute``: prepare the run and enqueue its chunks (they run once this job ends)."""
+    from .distribute import start
+
+    mark_running(run)
+    start(run, first_job_id=run.job_id if _in_rq_job() else None)
 
 
 def _in_rq_job() -> bool:

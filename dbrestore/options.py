@@ -42,6 +42,7 @@ class RestoreOptions:
     # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
     indexes_after_load: bool | None = None
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
+    distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
 
     def validate(self) -> None:
         check_database(self.database)
@@ -70,6 +71,22 @@ class RestoreOptions:
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
+        if self.distribute:
+            self._check_distribute()
+
+    def _check_distribute(self) -> None:
+        """``--distribute`` loads chunks in RQ workers, each committing its own."""
+        if self.atomic:
+            raise RestoreConfigError("--distribute loads the chunks in several RQ workers, which cannot share one "
+                                     "transaction: add --no-atomic")
+        if self.dry_run:
+            raise RestoreConfigError("--distribute writes rows in RQ workers; --dry-run checks in this process: "
+                                     "drop one of them")
+        if connections[self.database].vendor != "postgresql":
+            raise RestoreConfigError("--distribute needs PostgreSQL: workers on several hosts load side by side "
+                                     "(SQLite has one writer)")
+        if conf.get("SYNC_JOBS"):
+            raise RestoreConfigError("--distribute needs RQ workers, and DBRESTORE['SYNC_JOBS'] runs jobs in-process")
 
     def check_row_load(self) -> None:
         """The checks that hold for a JSON backup only: ``--jobs N`` loads tables in parallel

@@ -21,7 +21,7 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from . import conf, queue
+from . import conf, fanout, queue
 from .conf import run_database
 from .exceptions import RestoreCancelled, RestoreLockedError
 from .locks import DatabaseLock, lock_for, locked_message
@@ -200,7 +200,13 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
     dead = []
     runs = RestoreRun.objects.using(run_database()).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
     for run in runs:
-        if run.status == RestoreRun.Status.RUNNING:
+        if run.status == RestoreRun.Status.RUNNING and run.options.get("distribute"):
+            alive, why = fanout.run_alive(run.pk, database)  # no process holds the lock between its jobs
+            if alive:
+                continue
+            reason = f"the distributed restore has no live RQ job left ({why})"
+            fanout.cancel_jobs(run.pk)  # what still waits behind a failed job would never run
+        elif run.status == RestoreRun.Status.RUNNING:
             reason = "the restoring process died (its database lock was released)"
         else:
             job = queue.job_status(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -123,6 +124,13 @@ class Command(BaseCommand):
         parser.add_argument("--async", action="store_true", dest="run_async",
                             help="Queue the restore for the RQ worker (manage.py rqworker dbrestore) and print the "
                                  "run id on the last line; follow it with restore_status RUN_ID.")
+        parser.add_argument("--distribute", action="store_true",
+                            help="With --no-atomic (PostgreSQL): queue the restore's chunks as RQ jobs on the dbrestore "
+                                 "queue, FK level after FK level, for any number of rqworker processes on any host "
+                                 "that reaches the database and the backup; prints the run id and returns.")
+        parser.add_argument("--wait", action="store_true",
+                            help="With --async or --distribute: wait for the run to end, showing its progress; exit "
+                                 "status as without them.")
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
@@ -140,14 +148,11 @@ class Command(BaseCommand):
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
                 self._confirm(source, restore_options)
-            if options["run_async"]:
-                run = queue_restore(source, requested_by=_who(), **restore_options)
-                run.refresh_from_db()  # with SYNC_JOBS it has already run
-                if verbosity >= 1:
-                    self.stdout.write(f"Restore #{run.pk}: {run.status}; follow it with: "
-                                      f"python manage.py restore_status {run.pk}")
-                self.stdout.write(str(run.pk))
+            if options["run_async"] or options["distribute"]:
+                self._queue(source, restore_options, verbosity, wait=options["wait"])
                 return
+            if options["wait"]:
+                raise CommandError("--wait waits for a queued restore: use it with --async or --distribute")
             # tqdm needs the raw stream: Django's OutputWrapper adds a newline to every write.
             progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
             result = restore(source, listeners=[progress], requested_by=_who(), **restore_options)
@@ -162,6 +167,27 @@ class Command(BaseCommand):
                 f"restore #{result.run_id} ended {result.status}: {result.rejected} rows rejected{where}",
                 returncode=EXIT_PARTIAL if result.status == PARTIAL else 1,
             )
+
+    def _queue(self, source, restore_options: dict, verbosity: int, *, wait: bool) -> None:
+        """``--async`` / ``--distribute``: queue the run, print its id; with ``--wait`` follow it."""
+        run = queue_restore(source, requested_by=_who(), **restore_options)
+        run.refresh_from_db()  # with SYNC_JOBS it has already run
+        if verbosity >= 1:
+            self.stdout.write(f"Restore #{run.pk}: {run.status}; follow it with: "
+                              f"python manage.py restore_status {run.pk}")
+        self.stdout.write(str(run.pk))
+        if not wait:
+            return
+        from dbrestore.distribute import wait as wait_for
+
+        run = wait_for(run, self.stderr._out if verbosity >= 1 else io.StringIO())
+        for error in run.errors if verbosity >= 1 else ():
+            self.stdout.write(self.style.ERROR(f"error: {error}"))
+        if run.status != SUCCEEDED:
+            raise CommandError(f"restore #{run.pk} ended {run.status}",
+                               returncode=EXIT_PARTIAL if run.status == PARTIAL else 1)
+        self.stdout.write(self.style.SUCCESS(f"Restored {run.rows_inserted} rows ({run.rows_skipped} skipped, "
+                                             f"{run.rows_rejected} rejected): run #{run.pk} {run.status}"))
 
     def _source(self, options) -> Path:
         """The backup to restore: a path, a name in BACKUP_DIR, --latest, --rollback, or a menu."""
@@ -310,6 +336,7 @@ def _restore_options(options: dict) -> dict:
         safety_backup=options["safety_backup"],
         indexes_after_load=options["indexes_after_load"],
         storage=options["storage"],
+        distribute=options["distribute"],
     )
 
 

@@ -1,0 +1,257 @@
+"""``--distribute``: a ``--no-atomic`` restore's chunks as RQ jobs that any number of workers run.
+
+The run is queued like ``--async``; its first job (:func:`dbrestore.jobs.run_restore`, holding the
+database's lock) prepares it (checks, safety backup, emptying, the chunk plan) and enqueues:
+
+* one job per chunk (:func:`run_chunk`); the chunks of FK level 0 wait for that first job to end,
+  so nothing loads before the plan is wholly on the queue;
+* after each level a job that waits for every chunk of it (:func:`level_done`, RQ ``depends_on``
+  with the list of their ids), which the next level's chunks wait for: one dependency each, not
+  one per chunk of the level before;
+* a final job (:func:`finish`) after the last level: the post-load steps, and the run's end.
+
+A chunk job that raises is retried ``DISTRIBUTE_RETRIES`` times by RQ (``Retry``); after the last
+attempt its failure callback fails the run with the reason and cancels the jobs still waiting,
+leaving the run resumable (``restore_backup --resume RUN_ID``: the committed chunks are kept).
+A work horse killed mid-chunk is retried by its worker at once; a worker lost with its work horse
+is found by its chunk lock (:mod:`dbrestore.fanout`) and requeued. Once the first job has ended
+no process holds the database's lock: the run's liveness follows from its RQ jobs instead
+(:func:`dbrestore.runs.reap_dead_runs` asks :func:`dbrestore.fanout.run_alive`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import IO, Any
+
+from django.db import connections
+from django.utils import timezone
+
+from . import conf, fanout
+from .conf import run_database
+from .exceptions import DbRestoreError, RestoreQueueError, first_line
+from .models import RestoreRun
+from .options import RestoreOptions
+from .queue import get_queue
+
+logger = logging.getLogger(__name__)
+
+_held: list[fanout.ChunkLock] = []  # the chunk lock of this process's last chunk (see run_chunk)
+
+
+def _core():
+    """The chunked restore this module fans out (:mod:`dbrestore.chunked`)."""
+    from . import chunked
+
+    return chunked
+
+
+# The first job: prepare, then enqueue --------------------------------------------------------
+def start(run: RestoreRun, *, first_job_id: str | None) -> None:
+    """Prepare ``run`` (its first job holds the database's lock) and enqueue its chunks."""
+    opts = RestoreOptions(**run.options)
+    opts.validate()
+    try:
+        levels = _core().prepare_chunked_run(run, opts)
+        count = enqueue_levels(run.pk, levels, after=first_job_id)
+    except BaseException as exc:
+        fail_run(run.pk, str(exc) if isinstance(exc, DbRestoreError) else f"{type(exc).__name__}: {exc}")
+        raise
+    logger.info("Restore #%s: %s chunks in %s FK levels enqueued on %r", run.pk, count, len(levels), conf.get("QUEUE"))
+
+
+def _job_options(run_id: int) -> dict[str, Any]:
+    from rq import Retry
+
+    keep = int(conf.get("JOB_TIMEOUT"))  # statuses stay readable for as long as a job may run
+    retries = int(conf.get("DISTRIBUTE_RETRIES"))
+    return {"timeout": keep, "result_ttl": keep, "failure_ttl": keep, "retry": Retry(max=retries) if retries else None}
+
+
+def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -> int:
+    """Enqueue the chunk jobs level by level, a barrier after each, and the final job; return
+    the number of chunks. ``after``: the job the first level waits for (the preparing one)."""
+    from rq import Callback
+
+    chunks = [(number, level, chunk) for number, (level, chunk) in enumerate(
+        (level, chunk) for level, items in enumerate(levels) for chunk in items)]
+    ids = [fanout.job_id(run_id, f"c{number}") for number, _, _ in chunks]
+    ids += [fanout.job_id(run_id, f"level{level}") for level in range(len(levels))] + [fanout.job_id(run_id, "finish")]
+    fanout.remember_jobs(run_id, ids)
+    queue, options = get_queue(), _job_options(run_id)
+    depends: str | list[str] | None = after
+    try:
+        for level in range(len(levels)):
+            mine = [item for item in chunks if item[1] == level]
+            for number, _, chunk in mine:
+                queue.enqueue_call(
+                    run_chunk, args=(run_id, number, chunk), job_id=fanout.job_id(run_id, f"c{number}"),
+                    depends_on=depends, on_failure=Callback(chunk_failed), **options,
+                    description=f"dbrestore: restore #{run_id} chunk {number} ({describe(chunk)})",
+                )
+            barrier = queue.enqueue_call(
+                level_done, args=(run_id, level), job_id=fanout.job_id(run_id, f"level{level}"),
+                depends_on=[fanout.job_id(run_id, f"c{number}") for number, _, _ in mine] or depends,
+                description=f"dbrestore: restore #{run_id} FK level {level} loaded", **{**options, "retry": None},
+            )
+            depends = barrier.id
+        queue.enqueue_call(finish, args=(run_id,), job_id=fanout.job_id(run_id, "finish"), depends_on=depends,
+                           on_failure=Callback(finish_failed), description=f"dbrestore: restore #{run_id} post-load steps",
+                           **options)
+    except Exception as exc:  # Redis went away midway: nothing half-enqueued may run
+        fanout.cancel_jobs(run_id)
+        raise RestoreQueueError(f"could not enqueue the chunks of restore #{run_id} on RQ queue "
+                                f"{conf.get('QUEUE')!r}: {type(exc).__name__}: {exc}") from exc
+    return len(chunks)
+
+
+def describe(chunk: Any) -> str:
+    """A chunk in one line for job descriptions and messages."""
+    describe_chunk = getattr(_core(), "describe_chunk", None)
+    return describe_chunk(chunk) if describe_chunk else str(chunk)
+
+
+# The jobs ----------------------------------------------------------------------------------
+def _load_run(run_id: int) -> RestoreRun:
+    connections.close_all()  # a forked work horse must not share its parent's connections
+    return RestoreRun.objects.using(run_database()).get(pk=run_id)
+
+
+def _goes_on(run: RestoreRun) -> bool:
+    return run.status == RestoreRun.Status.RUNNING and not run.cancel_requested
+
+
+def run_chunk(run_id: int, number: int, chunk: Any) -> str:
+    """The RQ job of one chunk: load it (a second load of a committed chunk does nothing)."""
+    run = _load_run(run_id)
+    if not _goes_on(run):
+        return "skipped"  # the run failed or is being cancelled: load nothing more
+    _sweep(run)
+    for lock in _held:  # a worker without fork (SimpleWorker) runs the next chunk in this process
+        lock.release()
+    _held.clear()
+    lock = fanout.ChunkLock(run.database, run_id, number)
+    if not lock.acquire():
+        logger.warning("Restore #%s: chunk %s is being loaded by another process; waiting for it", run_id, number)
+        lock.wait()
+    # Held until this process ends, so past the moment RQ records the job as finished: a started
+    # job whose lock is free is then truly abandoned (see fanout).
+    _held.append(lock)
+    _core().load_chunk(run_id, chunk)
+    return "loaded"
+
+
+def _sweep(run: RestoreRun) -> None:
+    """Requeue the run's chunks abandoned by a dead worker (any job of the run looks)."""
+    try:
+        fanout.requeue_abandoned(run.pk, run.database)
+    except Exception as exc:  # a look-around must not fail the chunk
+        logger.warning("Restore #%s: could not look for abandoned chunks: %s", run.pk, exc)
+
+
+def level_done(run_id: int, level: int) -> str:
+    """The barrier after FK level ``level``: a cancel request ends the run here."""
+    run = _load_run(run_id)
+    if run.status == RestoreRun.Status.RUNNING and run.cancel_requested:
+        end_cancelled(run_id)
+        return "cancelled"
+    _sweep(run)
+    return "next level"
+
+
+def finish(run_id: int) -> str:
+    """The final job: the post-load steps (FK fill-in, constraint checks, sequences,
+    verification), and the run's end; its final status."""
+    run = _load_run(run_id)
+    if run.status == RestoreRun.Status.RUNNING and run.cancel_requested:
+        end_cancelled(run_id)
+    elif run.status == RestoreRun.Status.RUNNING:
+        _core().finish_chunked_run(run_id)
+    run.refresh_from_db()
+    return run.status
+
+
+# Failures --------------------------------------------------------------------------------
+def chunk_failed(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ's failure callback of a chunk job (each attempt, and an abandoned one): after the last
+    attempt, the run fails with the reason."""
+    run_id, number, chunk = job.args
+    reason = first_line(exc_value) if str(exc_value) else "the worker running it died"
+    if job.should_retry:
+        logger.warning("Restore #%s: chunk %s failed (%s); retried, %s attempts left", run_id, number, reason,
+                       job.retries_left)
+        return
+    attempts = 1 + int(conf.get("DISTRIBUTE_RETRIES"))
+    fail_run(run_id, f"chunk {number} ({describe(chunk)}) failed {attempts} times: {exc_type.__name__}: {reason}")
+
+
+def finish_failed(job, connection, exc_type, exc_value, traceback) -> None:
+    if not job.should_retry:
+        fail_run(job.args[0], f"the post-load steps failed: {exc_type.__name__}: {first_line(exc_value)}")
+
+
+def fail_run(run_id: int, reason: str) -> bool:
+    """Fail a running distributed run (once), cancel its waiting jobs, say how to resume."""
+    fanout.cancel_jobs(run_id)
+    using = run_database()
+    run = RestoreRun.objects.using(using).filter(pk=run_id).first()
+    if run is None or not run.is_active:
+        return False
+    errors = [*run.errors, reason, f"the chunks committed are kept: continue with restore_backup --resume {run_id}"]
+    updated = RestoreRun.objects.using(using).filter(pk=run_id, status__in=RestoreRun.ACTIVE_STATUSES).update(
+        status=RestoreRun.Status.FAILED, finished_at=timezone.now(), current_table="",
+        errors=errors[-conf.get("MAX_MESSAGES"):],
+    )
+    if updated:
+        logger.warning("Restore #%s failed: %s", run_id, reason)
+    return bool(updated)
+
+
+def end_cancelled(run_id: int) -> None:
+    """End a run whose cancel was asked for: the chunks not started are not loaded."""
+    fanout.cancel_jobs(run_id)
+    RestoreRun.objects.using(run_database()).filter(pk=run_id, status=RestoreRun.Status.RUNNING).update(
+        status=RestoreRun.Status.CANCELLED, finished_at=timezone.now(), current_table="",
+    )
+
+
+# Waiting (restore_backup --wait) --------------------------------------------------------------
+def wait(run: RestoreRun, stream: IO[str], *, interval: float = 2.0, poll: float = 0.5) -> RestoreRun:
+    """Follow ``run`` to its end, a progress line every ``interval`` seconds on ``stream``; dead
+    workers' chunks are requeued and a run with no live job left is failed on the way."""
+    from .runs import settle
+
+    last_line, shown = 0.0, None
+    while True:
+        run.refresh_from_db()
+        if run.is_active:
+            settle(run.database)  # fails a run nobody carries on any more (and requeues abandoned chunks)
+            run.refresh_from_db()
+        line = progress_line(run)
+        if line != shown and (time.monotonic() - last_line >= interval or not run.is_active):
+            stream.write(line + "\n")
+            stream.flush()
+            last_line, shown = time.monotonic(), line
+        if not run.is_active:
+            return run
+        time.sleep(poll)
+
+
+def progress_line(run: RestoreRun) -> str:
+    of = f"/{run.rows_total}" if run.rows_total else ""
+    speed = f", {run.rows_per_s:,.0f} rows/s" if run.rows_per_s and run.is_active else ""
+    chunks = chunk_counts(run.pk) if run.options.get("distribute") else None
+    done = f", chunks {chunks[0]}/{chunks[1]}" if chunks else ""
+    return f"Restore #{run.pk}: {run.status}, {run.rows_processed}{of} rows ({run.percent:.1f}%){done}{speed}"
+
+
+def chunk_counts(run_id: int) -> tuple[int, int] | None:
+    """(chunk jobs finished, chunk jobs) of a distributed run, as RQ has them."""
+    try:
+        jobs = [job for job in fanout.fetch_jobs(run_id) if job is not None and fanout.chunk_number(job) is not None]
+    except Exception:  # progress text only
+        return None
+    if not jobs:
+        return None
+    return sum(1 for job in jobs if fanout.status_of(job) == "finished"), len(jobs)
