@@ -240,7 +240,8 @@ def wait(run: RestoreRun, stream: IO[str], *, interval: float = 2.0, poll: float
 
 def progress_line(run: RestoreRun) -> str:
     of = f"/{run.rows_total}" if run.rows_total else ""
-    speed = f", {run.rows_per_s:,.0f} rows/s" if run.rows_per_s and run.is_active else ""
+    elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0
+    speed = f", {run.rows_processed / elapsed:,.0f} rows/s" if elapsed > 0 and run.is_active else ""
     chunks = chunk_counts(run.pk) if run.options.get("distribute") else None
     done = f", chunks {chunks[0]}/{chunks[1]}" if chunks else ""
     return f"Restore #{run.pk}: {run.status}, {run.rows_processed}{of} rows ({run.percent:.1f}%){done}{speed}"
