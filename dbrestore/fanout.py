@@ -20,8 +20,6 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from django.db import DatabaseError, connections
-
 from . import conf
 from .locks import AdvisoryLock
 from .queue import get_queue
@@ -80,35 +78,13 @@ class ChunkLock(AdvisoryLock):
     """The advisory lock (run id, chunk number) a chunk job holds while it loads its chunk."""
 
     def __init__(self, database: str, run_id: int, chunk: int):
-        super().__init__(database)
-        self.keys = (run_id, chunk)
-
-    def _try(self) -> bool:
-        if self._connection is None:
-            self._connection = self._open()
-        with self._connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()", self.keys)
-            got, self.backend_pid = cursor.fetchone()
-        return bool(got)
+        super().__init__(database, keys=(run_id, chunk))
 
     def wait(self) -> None:
         """Block until the lock is ours (another process runs this chunk: wait for it to end)."""
         with self._connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s, %s)", self.keys)
         self.held = True
-
-    def busy(self) -> bool | None:
-        try:
-            with connections[self.database].cursor() as cursor:
-                cursor.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = %s AND objid = %s AND objsubid = 2 "
-                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-                    self.keys,
-                )
-                return bool(cursor.fetchone()[0])
-        except DatabaseError:
-            return None
 
 
 def _abandoned(job, database: str, run_id: int) -> bool:

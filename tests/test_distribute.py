@@ -70,6 +70,14 @@ def table_checksums(run_command, path: Path) -> dict[str, tuple[int, str]]:
     return {entry["table"]: (entry["rows"], entry["sha256"]) for entry in manifest(path)["tables"]}
 
 
+def clean_restore(run_command, backup: Path, path: Path) -> dict[str, tuple[int, str]]:
+    """The checksums of ``backup`` restored the plain way; the database emptied again."""
+    run_command("restore_backup", backup, "--noinput", "--no-safety-backup")
+    checksums = table_checksums(run_command, path)
+    run_command("flush", "--noinput")
+    return checksums
+
+
 def queue_distributed(run_command, backup: Path) -> RestoreRun:
     out, _ = run_command("restore_backup", backup, *DISTRIBUTE)
     return RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
@@ -121,9 +129,7 @@ def assert_counts_add_up(run: RestoreRun, backup: Path) -> None:
 def test_two_workers_restore_what_a_clean_restore_does(redis_queue, chunk_settings, sample_backup, run_command,
                                                        workers, tmp_path):
     backup = sample_backup(rows=600)
-    run_command("restore_backup", backup, "--noinput", "--no-safety-backup")
-    clean = table_checksums(run_command, tmp_path / "clean")
-    run_command("flush", "--noinput")
+    clean = clean_restore(run_command, backup, tmp_path / "clean")
 
     processes = workers(2)
     run = wait_for(queue_distributed(run_command, backup))
@@ -148,9 +154,7 @@ def _chunk_job_ids(run: RestoreRun) -> list[str]:
 def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(redis_queue, chunk_settings, sample_backup, run_command,
                                                             workers, tmp_path):
     backup = sample_backup(rows=600)
-    run_command("restore_backup", backup, "--noinput", "--no-safety-backup")
-    clean = table_checksums(run_command, tmp_path / "clean")
-    run_command("flush", "--noinput")
+    clean = clean_restore(run_command, backup, tmp_path / "clean")
 
     run = queue_distributed(run_command, backup)
     workers(1, "--max-jobs", "1")  # the first job only: the plan is made, the tables emptied, no chunk runs
