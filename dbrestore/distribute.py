@@ -30,10 +30,13 @@ from django.utils import timezone
 
 from . import conf, fanout
 from .conf import run_database
-from .exceptions import DbRestoreError, RestoreQueueError, first_line
+from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError, first_line
+from .locks import DatabaseLock
 from .models import RestoreRun
 from .options import RestoreOptions
 from .queue import get_queue
+from .report import RestoreResult
+from .runs import tables_progress
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +44,42 @@ _held: list[fanout.ChunkLock] = []  # the chunk lock of this process's last chun
 
 
 def _core():
-    """The chunked restore this module fans out (:mod:`dbrestore.chunked`)."""
+    """The chunked restore this module fans out (:mod:`dbrestore.chunked`, imported when used:
+    it imports much of dbrestore)."""
     from . import chunked
 
     return chunked
 
 
 # The first job: prepare, then enqueue --------------------------------------------------------
-def start(run: RestoreRun, *, first_job_id: str | None) -> None:
-    """Prepare ``run`` (its first job holds the database's lock) and enqueue its chunks."""
+def start(run: RestoreRun, *, lock: DatabaseLock, first_job_id: str | None) -> None:
+    """Prepare ``run`` in its first job, holding the database's ``lock`` (checks, safety backup,
+    emptying, the chunk plan: done once, recorded for a resume), then enqueue its chunks."""
+    from .plan import build_plan
+    from .runs import RunRecorder
+    from .sources import open_backup
+    from .sources.native import NATIVE_FORMATS
+
     opts = RestoreOptions(**run.options)
     opts.validate()
+    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database,
+                           method="copy" if opts.uses_copy() else "orm")
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=True, lock=lock)  # its own connection
     try:
-        levels = _core().prepare_chunked_run(run, opts)
+        backup = open_backup(run.source)
+        RestoreRun.objects.using(run_database()).filter(pk=run.pk).update(source_format=backup.format)
+        if backup.format in NATIVE_FORMATS:
+            raise RestoreConfigError(f"--distribute loads JSON backups chunk by chunk; {run.source} is a PostgreSQL "
+                                     "dump, which pg_restore loads (--jobs N runs it in parallel)")
+        plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+        levels = _core().prepare_chunked_run(run, opts, backup, plan, result, recorder)
+        recorder.write(tables=tables_progress(result), warnings=result.warnings, force=True)
         count = enqueue_levels(run.pk, levels, after=first_job_id)
     except BaseException as exc:
         fail_run(run.pk, str(exc) if isinstance(exc, DbRestoreError) else f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        recorder.close()
     logger.info("Restore #%s: %s chunks in %s FK levels enqueued on %r", run.pk, count, len(levels), conf.get("QUEUE"))
 
 
@@ -108,8 +130,8 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
 
 def describe(chunk: Any) -> str:
     """A chunk in one line for job descriptions and messages."""
-    describe_chunk = getattr(_core(), "describe_chunk", None)
-    return describe_chunk(chunk) if describe_chunk else str(chunk)
+    end = "the end" if chunk.end is None else f"byte {chunk.end}"
+    return f"{chunk.table} chunk {chunk.index}, bytes {chunk.start} to {end}"
 
 
 # The jobs ----------------------------------------------------------------------------------
@@ -138,8 +160,28 @@ def run_chunk(run_id: int, number: int, chunk: Any) -> str:
     # Held until this process ends, so past the moment RQ records the job as finished: a started
     # job whose lock is free is then truly abandoned (see fanout).
     _held.append(lock)
-    _core().load_chunk(run_id, chunk)
-    return "loaded"
+    counts = _core().load_chunk(run_id, chunk)
+    record_progress(run, chunk.table)
+    return "loaded" if counts is not None else "done already"
+
+
+def record_progress(run: RestoreRun, current_table: str = "") -> None:
+    """The run's counts as the sum of its done chunks' checkpoints (read back, never added to:
+    a chunk run twice is counted once)."""
+    from . import checkpoints
+
+    states = checkpoints.table_states(run.pk, run.database)
+    run.refresh_from_db()
+    tables = dict(run.tables)
+    for label, state in states.items():
+        entry = tables.setdefault(label, {"table": label})
+        entry.update({name: state[name] for name in checkpoints.COUNTS}, chunks=state["chunks"],
+                     chunks_done=state["chunks_done"], finished=state["chunks_done"] == state["chunks"])
+    totals = {name: sum(entry.get(name, 0) for entry in tables.values()) for name in checkpoints.COUNTS}
+    RestoreRun.objects.using(run_database()).filter(pk=run.pk, status=RestoreRun.Status.RUNNING).update(
+        tables=tables, current_table=current_table, heartbeat_at=timezone.now(), rows_processed=totals["total"],
+        rows_inserted=totals["inserted"], rows_skipped=totals["skipped"], rows_rejected=totals["rejected"],
+    )
 
 
 def _sweep(run: RestoreRun) -> None:
@@ -198,9 +240,15 @@ def fail_run(run_id: int, reason: str) -> bool:
     run = RestoreRun.objects.using(using).filter(pk=run_id).first()
     if run is None or not run.is_active:
         return False
-    errors = [*run.errors, reason, f"the chunks committed are kept: continue with restore_backup --resume {run_id}"]
+    tables = dict(run.tables)
+    states = RestoreResult(run_id=run_id, source=run.source, database=run.database)
+    try:
+        _core().note_chunk_states(run, states, tables)  # "resume it with: ... (table done; table partial: N of M)"
+    except Exception as exc:  # the reason must be recorded all the same
+        logger.warning("Could not read the checkpoints of restore #%s: %s", run_id, exc)
+    errors = [*run.errors, reason, *(states.errors or [f"resume it with: manage.py restore_backup --resume {run_id}"])]
     updated = RestoreRun.objects.using(using).filter(pk=run_id, status__in=RestoreRun.ACTIVE_STATUSES).update(
-        status=RestoreRun.Status.FAILED, finished_at=timezone.now(), current_table="",
+        status=RestoreRun.Status.FAILED, finished_at=timezone.now(), current_table="", tables=tables,
         errors=errors[-conf.get("MAX_MESSAGES"):],
     )
     if updated:

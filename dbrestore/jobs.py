@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import conf, locks
 from .conf import run_database
-from .exceptions import DbRestoreError, RestoreQueueError
+from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
 from .models import RestoreRun
 from .options import RestoreOptions, absolute
 from .queue import cancel_job, check_queue, get_queue
@@ -33,6 +33,8 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
     opts.validate()
     opts.make_paths_absolute()
     check_queue()
+    if opts.distribute and conf.get("SYNC_JOBS"):
+        raise RestoreConfigError("--distribute needs RQ workers, and DBRESTORE['SYNC_JOBS'] runs jobs in-process")
     with locks.holding(opts.database):
         # The run is created and its job enqueued under the lock: nobody can see it queued
         # without a job (and fail it for that) in between.
@@ -84,7 +86,7 @@ def run_restore(run_id: int) -> str:
         reap_dead_runs(run.database)  # runs left running are dead: we hold the lock (this one is alive)
         try:
             if run.options.get("distribute"):
-                _start_distributed(run)
+                _start_distributed(run, lock)
             else:
                 execute(run, lock=lock, job_id=run.job_id if _in_rq_job() else None)
         except DbRestoreError as exc:
@@ -95,12 +97,12 @@ def run_restore(run_id: int) -> str:
     return run.status
 
 
-def _start_distributed(run: RestoreRun) -> None:
+def _start_distributed(run: RestoreRun, lock: locks.DatabaseLock) -> None:
     """``--distribute``: prepare the run and enqueue its chunks (they run once this job ends)."""
     from .distribute import start
 
     mark_running(run)
-    start(run, first_job_id=run.job_id if _in_rq_job() else None)
+    start(run, lock=lock, first_job_id=run.job_id if _in_rq_job() else None)
 
 
 def _in_rq_job() -> bool:

@@ -85,8 +85,6 @@ class RestoreOptions:
         if connections[self.database].vendor != "postgresql":
             raise RestoreConfigError("--distribute needs PostgreSQL: workers on several hosts load side by side "
                                      "(SQLite has one writer)")
-        if conf.get("SYNC_JOBS"):
-            raise RestoreConfigError("--distribute needs RQ workers, and DBRESTORE['SYNC_JOBS'] runs jobs in-process")
 
     def check_row_load(self) -> None:
         """The checks that hold for a JSON backup only: ``--jobs N`` loads tables in parallel
