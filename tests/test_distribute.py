@@ -147,7 +147,7 @@ def test_two_workers_restore_what_a_clean_restore_does(redis_queue, chunk_settin
 def _chunk_job_ids(run: RestoreRun) -> list[str]:
     from dbrestore import fanout
 
-    return [job_id for job_id in fanout.run_job_ids(run.pk) if "-c" in job_id.rsplit("-", 1)[-1][:2]]
+    return [job_id for job_id in fanout.run_job_ids(run.pk) if job_id.rsplit("-", 1)[-1][1:].isdigit()]
 
 
 @pytest.mark.postgres
@@ -159,22 +159,24 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(redis_queue, chunk_se
     run = queue_distributed(run_command, backup)
     workers(1, "--max-jobs", "1")  # the first job only: the plan is made, the tables emptied, no chunk runs
     prepared(run)
-    last = manifest(backup)["tables"][-1]["table"]
+    last = manifest(backup)["tables"][-1]
     with connection.cursor() as cursor:  # the chunks of that table wait on this lock: a worker is mid-chunk
         cursor.execute("BEGIN")
-        cursor.execute(f'LOCK TABLE "{last}" IN SHARE MODE')
-        first, second = workers(2)
-        victim = _worker_blocked_in(run, last)
+        cursor.execute(f'LOCK TABLE "{last["table"]}" IN SHARE MODE')
+        workers(2)
+        victim, job_id = _worker_blocked_in(run, last["model"])
         kill_tree(victim)
         cursor.execute("ROLLBACK")
     run = wait_for(run)
     assert run.status == "succeeded", run.errors
+    killed = rq_job(job_id)  # found abandoned, run again by the other worker
+    assert killed.get_status() == "finished" and killed.retries_left == WORKER_SETTINGS["DISTRIBUTE_RETRIES"] - 1
     assert table_checksums(run_command, tmp_path / "distributed") == clean
     assert_counts_add_up(run, backup)
 
 
-def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 20) -> int:
-    """The pid of a worker whose chunk of ``table`` waits on a lock."""
+def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 20) -> tuple[int, str]:
+    """A worker whose chunk of ``table`` (a model label) waits on a lock: its pid, the job's id."""
     from rq.worker import Worker
 
     from dbrestore.queue import get_queue
@@ -187,7 +189,7 @@ def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 20) -> int:
                 worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
                                             connection=get_queue().connection)
                 if worker is not None and _waiting_on_lock():
-                    return worker.pid
+                    return worker.pid, job_id
         time.sleep(0.05)
     raise AssertionError(f"no chunk of {table} got to wait on the lock")
 
