@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import connections
+from django.db.models import F
 from django.utils import timezone
 
 from .chunks import Chunk
@@ -55,9 +56,14 @@ def planned_levels(run_id: int, using: str) -> list[list[Chunk]]:
 
 def claim(run_id: int, chunk: Chunk, using: str) -> RestoreChunk:
     """The chunk's checkpoint row, locked until the caller's transaction ends: a second loader
-    of the same chunk waits here, then finds it done."""
-    return (RestoreChunk.objects.using(using).select_for_update()
-            .get(run_id=run_id, table=chunk.table, index=chunk.index))
+    of the same chunk waits here, then finds it done.
+
+    An UPDATE first, not SELECT ... FOR UPDATE: on SQLite a transaction that reads first and
+    writes later fails at once (SQLITE_BUSY) when another writer came in between, while one that
+    writes first waits for it (the busy timeout); on PostgreSQL both lock the row."""
+    rows = RestoreChunk.objects.using(using).filter(run_id=run_id, table=chunk.table, index=chunk.index)
+    rows.update(state=F("state"))
+    return rows.get()
 
 
 def mark_done(row: RestoreChunk, counts: TableResult, details: dict[str, Any], using: str) -> None:
@@ -95,3 +101,23 @@ def describe_state(state: dict[str, int]) -> str:
     if planned and done == planned:
         return "done"
     return f"partial: {done} of {planned} chunks" if done else "untouched"
+
+
+def overlay(run: Any, data: dict[str, Any]) -> None:
+    """Per table of a chunked run's progress document: chunks planned and done, and its state
+    (done, partial N of M chunks, untouched). Once the run has ended, its counts are what the
+    done chunks hold (a killed process may have recorded rows its last chunk never committed)."""
+    if not (run.checkpoint or {}).get("prepared") or run.database not in connections:
+        return
+    states = table_states(run.pk, run.database)
+    tables = data.get("tables") or {}
+    for label, state in states.items():
+        if label not in tables:
+            continue
+        entry = tables[label]
+        entry.update(chunks=state["chunks"], chunks_done=state["chunks_done"], state=describe_state(state))
+        if not run.is_active and run.status != "succeeded":
+            entry.update({name: state[name] for name in COUNTS})
+    if not run.is_active and run.status != "succeeded" and states:
+        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected")):
+            data[key] = sum(entry.get(name, 0) for entry in tables.values())

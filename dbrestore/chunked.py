@@ -183,6 +183,7 @@ def restore_chunked(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOp
     for level in levels:
         todo = [chunk for chunk in level if (chunk.table, chunk.index) not in done]
         if opts.jobs > 1:
+            logger.info("Loading %s side by side", ", ".join(dict.fromkeys(chunk.table for chunk in todo)))
             run_in_threads(todo, lambda chunk: _load_tracked(context, chunk, tracker, stop), jobs=opts.jobs,
                            using=opts.database, stop=stop)
         else:
