@@ -356,3 +356,20 @@ def note_chunk_states(run: RestoreRun, result: RestoreResult, tables: dict[str, 
                                  state=checkpoints.describe_state(state))
             described.append(f"{label} {checkpoints.describe_state(state)}")
     result.errors.append(f"resume it with: manage.py restore_backup --resume {run.pk} ({'; '.join(described)})")
+
+
+def refresh_run_counts(run_id: int) -> None:
+    """Put the sums of the run's done chunks on its RestoreRun row (its progress when chunks
+    load elsewhere: RQ workers, worker processes)."""
+    run = RestoreRun.objects.get(pk=run_id)
+    states = checkpoints.table_states(run_id, run.database)
+    tables = dict(run.tables or {})
+    for label, state in states.items():
+        entry = tables.setdefault(label, {})
+        entry.update({name: state[name] for name in checkpoints.COUNTS}, chunks=state["chunks"],
+                     chunks_done=state["chunks_done"], state=checkpoints.describe_state(state))
+    sums = {name: sum(state[name] for state in states.values()) for name in checkpoints.COUNTS}
+    RestoreRun.objects.filter(pk=run_id).update(
+        tables=tables, rows_processed=sums["total"], rows_inserted=sums["inserted"], rows_skipped=sums["skipped"],
+        rows_rejected=sums["rejected"],
+    )
