@@ -118,7 +118,7 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         if aside is not None and not aside.foreign_keys_added:
             progress.phase_started("adding foreign key constraints")
             aside.rebuild()
-        _check_constraints(plan, connection)
+        check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
@@ -156,7 +156,7 @@ def drift_warnings(table: PlannedTable, unknown: list[str], missing: list[str], 
     return warnings
 
 
-def _check_constraints(plan: Plan, connection) -> None:
+def check_constraints(plan: Plan, connection) -> None:
     """Fail with the constraint's name before COMMIT rather than at it."""
     try:
         connection.check_constraints(table_names=[model._meta.db_table for model in plan.models])

@@ -42,6 +42,7 @@ class RestoreOptions:
     # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
     indexes_after_load: bool | None = None
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
+    chunk_bytes: int | None = None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
     distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
 
     def validate(self) -> None:
@@ -68,6 +69,8 @@ class RestoreOptions:
             if self.mode != "replace" or not self.atomic:
                 raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
+        if self.chunk_bytes is not None and self.chunk_bytes < 1:
+            raise RestoreConfigError(f"--chunk-bytes must be at least 1 (got {self.chunk_bytes})")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])

@@ -21,7 +21,7 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from . import conf, fanout, queue
+from . import checkpoints, conf, fanout, queue
 from .conf import run_database
 from .exceptions import RestoreCancelled, RestoreLockedError
 from .locks import DatabaseLock, lock_for, locked_message
@@ -69,6 +69,8 @@ class RunRecorder(BaseListener):
         if atomic and history_db == restore_database and connections[history_db].vendor == "postgresql":
             main = connections[history_db]
             self._side = type(main)(dict(main.settings_dict), history_db)
+            # Chunks loading in threads (--jobs) report through it too, one at a time (Broadcast's lock).
+            self._side.inc_thread_sharing()
 
     def backend_pids(self) -> list[int]:
         """PostgreSQL backend pids of this recorder's own connection and of the lock's (to spare them)."""
@@ -268,7 +270,7 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
         run.refresh_from_db()
     speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
     remaining = max(run.rows_total - run.rows_processed, 0)
-    return {
+    data = {
         "id": run.pk,
         "status": run.status,
         "final": run.status in RestoreRun.FINAL_STATUSES,
@@ -286,6 +288,8 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
         "warnings": run.warnings,
         "cancel_requested": run.cancel_requested,
     }
+    checkpoints.overlay(run, data)
+    return data
 
 
 def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",

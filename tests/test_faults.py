@@ -277,17 +277,18 @@ def test_a_restore_waiting_on_a_table_lock_stays_running(backup, small_backup, s
 
 
 def test_a_restore_waiting_on_the_sqlite_write_lock_stays_running(backup, small_backup, subprocess_env, run_command):
-    """SQLite: a --no-atomic restore blocked between two batches by another writer."""
+    """SQLite: a --no-atomic restore blocked between two chunks (each a transaction) by another writer."""
     import sqlite3
 
     if connection.vendor != "sqlite":
         pytest.skip("the PostgreSQL case waits on a table lock (above)")
-    process = start_restore(backup, subprocess_env(), "--no-atomic", "--method", "orm", "--batch-size", "20")
+    process = start_restore(backup, subprocess_env(), "--no-atomic", "--method", "orm", "--batch-size", "20",
+                            "--chunk-bytes", "300")
     run = wait_for(lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=100).first(),
                    "rows committed", process=process)
     other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=30)
     try:
-        other.execute("BEGIN IMMEDIATE")  # between two of the restore's batches
+        other.execute("BEGIN IMMEDIATE")  # between two of the restore's chunks
         inserted = other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?", [run.pk]).fetchone()
         time.sleep(1.0)
         assert process.poll() is None
@@ -496,8 +497,8 @@ def test_running_job_deleted_stops_its_run(redis_queue, long_backup, small_backu
 
 @pytest.mark.parametrize("method", ["orm", "auto"])
 def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_command, method, settings):
-    """The counts recorded match the table, on the COPY path too (its batch in flight at the
-    failure had committed: it is counted)."""
+    """The counts recorded match the table, on the COPY path too. Chunks of about 50 bytes (three
+    rows): the first commits, the one with the bad line rolls back."""
     settings.DBRESTORE = {**settings.DBRESTORE, "COPY_BATCH_SIZE": 2}
     folder = tmp_path / "breaks"
     folder.mkdir()
@@ -506,7 +507,7 @@ def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_c
     (folder / "shop_tag.jsonl").write_text(good + '{"id": 6, "name": \n')
     with pytest.raises(CommandError) as error:
         run_command("restore_backup", folder, "--noinput", "--no-atomic", "--batch-size", "2", "--method", method,
-                    "--no-safety-backup")
+                    "--no-safety-backup", "--chunk-bytes", "50")
     assert len(str(error.value).splitlines()) == 1
     run = RestoreRun.objects.get()
     assert run.status == "failed"

@@ -20,7 +20,7 @@ from dbrestore.parsing import split_commas
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
-from dbrestore.service import restore, rollback_source
+from dbrestore.service import restore, resume, rollback_source
 from dbrestore.storage import SCHEME, as_location
 
 EXIT_PARTIAL = 3
@@ -50,6 +50,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.epilog = self.epilog
+        self._parser = parser
         parser.add_argument("source", nargs="?", help="Backup directory or file, or the name of a backup in "
                             "BACKUP_DIR. Without it: --latest, --list, or (on a terminal) a menu.")
         parser.add_argument("--list", action="store_true", dest="list_backups",
@@ -60,6 +61,14 @@ class Command(BaseCommand):
         parser.add_argument("--storage", default=None, metavar="ALIAS",
                             help="Find backups (names, --latest, --list, the menu) in this settings.STORAGES alias and "
                                  "write the safety backup there (default DBRESTORE['STORAGE'], or BACKUP_DIR).")
+        parser.add_argument("--resume", type=int, metavar="RUN_ID", default=None,
+                            help="Continue --no-atomic restore RUN_ID that failed, was cancelled or was killed: its "
+                                 "finished chunks are kept, the interrupted one is redone, then the post-load steps "
+                                 "run. Refused when the backup, the database or the options differ from the run's. "
+                                 "Atomic restores roll back: run them again.")
+        parser.add_argument("--chunk-bytes", type=int, metavar="BYTES", default=None,
+                            help="With --no-atomic: bytes of a JSON Lines file per chunk, each one transaction with "
+                                 f"its checkpoint (default DBRESTORE['CHUNK_BYTES'], now {conf.get('CHUNK_BYTES')}).")
         parser.add_argument("--rollback", type=int, metavar="RUN_ID", default=None,
                             help="Restore the safety backup that restore run RUN_ID took before it emptied tables.")
         parser.add_argument("--skip-checksum", action="store_true",
@@ -134,6 +143,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
+        if options["resume"] is not None:
+            return self._resume(options)
         self.storage = options["storage"]
         try:
             check_database(options["database"])
@@ -161,6 +172,27 @@ class Command(BaseCommand):
         self._print_report(result, verbosity)
         if report_path is not None:
             _write_report(result, report_path)
+        self._exit_status(result)
+
+    @property
+    def _defaults(self) -> dict:
+        return {action.dest: action.default for action in self._parser._actions if action.dest != "help"}
+
+    def _resume(self, options) -> None:
+        """``--resume RUN_ID``: the options given (those not left at their defaults) must be the run's."""
+        defaults = _restore_options({**options, **self._defaults})
+        given = {name: value for name, value in _restore_options(options).items() if value != defaults[name]}
+        given.pop("atomic", None)  # a resumed run is --no-atomic, said or not
+        source = self._path_or_name(options["source"]) if options["source"] else None
+        progress = ConsoleProgress(self.stderr._out, verbosity=options["verbosity"])
+        try:
+            result = resume(options["resume"], source=source, listeners=[progress], **given)
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        self._print_report(result, options["verbosity"])
+        self._exit_status(result)
+
+    def _exit_status(self, result) -> None:
         if result.status != SUCCEEDED:
             where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
             raise CommandError(
@@ -336,6 +368,7 @@ def _restore_options(options: dict) -> dict:
         safety_backup=options["safety_backup"],
         indexes_after_load=options["indexes_after_load"],
         storage=options["storage"],
+        chunk_bytes=options["chunk_bytes"],
         distribute=options["distribute"],
     )
 

@@ -1,0 +1,106 @@
+"""--no-atomic restores in chunks with checkpoints, and --resume: the same rows, counts and
+rejects as a restore that was never interrupted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management.base import CommandError
+
+from dbrestore.exceptions import RestoreCancelled
+from dbrestore.models import RestoreChunk, RestoreRun
+from dbrestore.progress import BaseListener
+from dbrestore.service import restore
+from dbrestore.sources import open_backup
+from dbrestore.sources.ranges import line_ranges, range_rows
+from tests.backup_data import assert_table_matches, manifest
+from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class StopAt(BaseListener):
+    """Interrupts the restore inside table ``label`` once it has read ``rows`` rows."""
+
+    def __init__(self, label: str, rows: int):
+        self.label, self.rows = label, rows
+
+    def batch_done(self, table) -> None:
+        if table.label == self.label and table.total >= self.rows:
+            raise RestoreCancelled("interrupted by the test")
+
+
+def counts(run_id: int) -> dict:
+    run = RestoreRun.objects.get(pk=run_id)
+    return {label: (t["total"], t["inserted"], t["skipped"], t["rejected"]) for label, t in run.tables.items()}
+
+
+def rejects(path: str | None) -> list[tuple]:
+    if not path:
+        return []
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return sorted((r["table"], r["position"] or 0, r["reason"]) for r in lines)
+
+
+def test_ranges_cover_the_file_on_line_boundaries(sample_backup):
+    backup = open_backup(sample_backup(rows=300))
+    data = next(t for t in backup.tables if t.key == "shop_customer")
+    ranges = line_ranges(data, 1000)
+    assert len(ranges) > 5 and ranges[0][0] == 0 and ranges[-1][1] is None
+    assert all(end == following[0] for (_, end, _), following in zip(ranges, ranges[1:]))
+    rows = [row for start, end, first in ranges for row in range_rows(data, start, end, first)]
+    assert rows == list(data.rows())  # the same rows, numbered by their line in the whole file
+
+
+def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_backup, run_command):  # noqa: F811
+    clean = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False)
+    clean_counts, clean_rejects = counts(clean.run_id), rejects(clean.rejects_file)
+
+    stopped = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False,
+                      listeners=[StopAt("shop.Customer", 8)])
+    assert stopped.status == "cancelled"
+    run = RestoreRun.objects.get(pk=stopped.run_id)
+    assert any(f"--resume {run.pk}" in error and "shop.Customer partial" in error for error in run.errors)
+    out, _ = run_command("restore_status", run.pk)
+    assert "shop.Customer: " in out and "partial: " in out and "untouched" in out
+
+    with pytest.raises(CommandError) as info:  # rejected rows: ends partial, as the clean run did
+        run_command("restore_backup", "--resume", run.pk, "--noinput")
+    assert info.value.returncode == 3
+    assert counts(run.pk) == clean_counts
+    run.refresh_from_db()
+    assert run.status == "partial" and rejects(run.rejects_file) == clean_rejects  # no line lost nor doubled
+    assert run.rows_inserted + run.rows_skipped + run.rows_rejected == run.rows_processed
+    with pytest.raises(CommandError, match=f"restore #{run.pk} cannot resume: it finished"):
+        run_command("restore_backup", "--resume", run.pk, "--noinput")
+
+
+def test_resume_in_two_steps_gives_the_whole_backup(sample_backup, run_command):
+    backup = sample_backup(rows=600)
+    first = restore(backup, atomic=False, chunk_bytes=4000, batch_size=50, listeners=[StopAt("shop.Order", 100)])
+    assert first.status == "cancelled"
+    chunks = RestoreChunk.objects.filter(run_id=first.run_id)
+    assert chunks.filter(state="done").exists() and chunks.exclude(state="done").exists()
+    run_command("restore_backup", "--resume", first.run_id, "--noinput")
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+    run = RestoreRun.objects.get(pk=first.run_id)
+    assert run.status == "succeeded" and run.rows_inserted == sum(e["rows"] for e in manifest(backup)["tables"])
+    assert not chunks.exclude(state="done").exists()
+
+
+def test_resume_refuses_a_changed_backup_other_options_and_atomic_runs(sample_backup, run_command):
+    backup = sample_backup(rows=300)
+    stopped = restore(backup, atomic=False, chunk_bytes=2000, listeners=[StopAt("shop.Order", 10)])
+    with pytest.raises(CommandError, match=f"restore #{stopped.run_id} cannot resume: the option mode='merge' differs"):
+        run_command("restore_backup", "--resume", stopped.run_id, "--noinput", "--mode", "merge")
+    data = backup / "shop_order.jsonl"
+    data.write_bytes(data.read_bytes() + b"\n")
+    with pytest.raises(CommandError, match=f"restore #{stopped.run_id} cannot resume: the backup changed since it "
+                                           r"began \(.*shop_order.jsonl"):
+        run_command("restore_backup", "--resume", stopped.run_id, "--noinput")
+    atomic = restore(backup, skip_checksum=True, listeners=[StopAt("shop.Order", 10)])
+    with pytest.raises(CommandError, match="atomic restores roll back: run it again"):
+        run_command("restore_backup", "--resume", atomic.run_id, "--noinput")
