@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 from typing import IO, Any
 
 from django.db import connections
@@ -108,7 +109,7 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
             mine = [item for item in chunks if item[1] == level]
             for number, _, chunk in mine:
                 queue.enqueue_call(
-                    run_chunk, args=(run_id, number, chunk), job_id=fanout.job_id(run_id, f"c{number}"),
+                    run_chunk, args=(run_id, number, chunk.as_dict()), job_id=fanout.job_id(run_id, f"c{number}"),
                     depends_on=depends, on_failure=Callback(chunk_failed), **options,
                     description=f"dbrestore: restore #{run_id} chunk {number} ({describe(chunk)})",
                 )
@@ -129,7 +130,8 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
 
 
 def describe(chunk: Any) -> str:
-    """A chunk in one line for job descriptions and messages."""
+    """A chunk (or its ``as_dict()``) in one line for job descriptions and messages."""
+    chunk = chunk if not isinstance(chunk, dict) else SimpleNamespace(**chunk)
     end = "the end" if chunk.end is None else f"byte {chunk.end}"
     return f"{chunk.table} chunk {chunk.index}, bytes {chunk.start} to {end}"
 
@@ -144,8 +146,9 @@ def _goes_on(run: RestoreRun) -> bool:
     return run.status == RestoreRun.Status.RUNNING and not run.cancel_requested
 
 
-def run_chunk(run_id: int, number: int, chunk: Any) -> str:
-    """The RQ job of one chunk: load it (a second load of a committed chunk does nothing)."""
+def run_chunk(run_id: int, number: int, chunk: dict[str, Any]) -> str:
+    """The RQ job of chunk ``number`` (``Chunk.as_dict()``): load it (a second load of a
+    committed chunk does nothing)."""
     run = _load_run(run_id)
     if not _goes_on(run):
         return "skipped"  # the run failed or is being cancelled: load nothing more
@@ -161,27 +164,8 @@ def run_chunk(run_id: int, number: int, chunk: Any) -> str:
     # job whose lock is free is then truly abandoned (see fanout).
     _held.append(lock)
     counts = _core().load_chunk(run_id, chunk)
-    record_progress(run, chunk.table)
+    _core().refresh_run_counts(run_id)  # the sums of the done chunks' checkpoints: none counted twice
     return "loaded" if counts is not None else "done already"
-
-
-def record_progress(run: RestoreRun, current_table: str = "") -> None:
-    """The run's counts as the sum of its done chunks' checkpoints (read back, never added to:
-    a chunk run twice is counted once)."""
-    from . import checkpoints
-
-    states = checkpoints.table_states(run.pk, run.database)
-    run.refresh_from_db()
-    tables = dict(run.tables)
-    for label, state in states.items():
-        entry = tables.setdefault(label, {"table": label})
-        entry.update({name: state[name] for name in checkpoints.COUNTS}, chunks=state["chunks"],
-                     chunks_done=state["chunks_done"], finished=state["chunks_done"] == state["chunks"])
-    totals = {name: sum(entry.get(name, 0) for entry in tables.values()) for name in checkpoints.COUNTS}
-    RestoreRun.objects.using(run_database()).filter(pk=run.pk, status=RestoreRun.Status.RUNNING).update(
-        tables=tables, current_table=current_table, heartbeat_at=timezone.now(), rows_processed=totals["total"],
-        rows_inserted=totals["inserted"], rows_skipped=totals["skipped"], rows_rejected=totals["rejected"],
-    )
 
 
 def _sweep(run: RestoreRun) -> None:
