@@ -111,7 +111,7 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
                 queue.enqueue_call(
                     run_chunk, args=(run_id, number, chunk.as_dict()), job_id=fanout.job_id(run_id, f"c{number}"),
                     depends_on=depends, on_failure=Callback(chunk_failed), **options,
-                    description=f"dbrestore: restore #{run_id} chunk {number} ({describe(chunk)})",
+                    description=f"dbrestore: restore #{run_id}: {describe(chunk)}",
                 )
             barrier = queue.enqueue_call(
                 level_done, args=(run_id, level), job_id=fanout.job_id(run_id, f"level{level}"),
@@ -133,7 +133,7 @@ def describe(chunk: Any) -> str:
     """A chunk (or its ``as_dict()``) in one line for job descriptions and messages."""
     chunk = chunk if not isinstance(chunk, dict) else SimpleNamespace(**chunk)
     end = "the end" if chunk.end is None else f"byte {chunk.end}"
-    return f"{chunk.table} chunk {chunk.index}, bytes {chunk.start} to {end}"
+    return f"{chunk.table} chunk {chunk.index} (bytes {chunk.start} to {end})"
 
 
 # The jobs ----------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def chunk_failed(job, connection, exc_type, exc_value, traceback) -> None:
                        job.retries_left)
         return
     attempts = 1 + int(conf.get("DISTRIBUTE_RETRIES"))
-    fail_run(run_id, f"chunk {number} ({describe(chunk)}) failed {attempts} times: {exc_type.__name__}: {reason}")
+    fail_run(run_id, f"{describe(chunk)} failed {attempts} times: {exc_type.__name__}: {reason}")
 
 
 def finish_failed(job, connection, exc_type, exc_value, traceback) -> None:
@@ -218,7 +218,18 @@ def finish_failed(job, connection, exc_type, exc_value, traceback) -> None:
 
 
 def fail_run(run_id: int, reason: str) -> bool:
-    """Fail a running distributed run (once), cancel its waiting jobs, say how to resume."""
+    """Fail an active distributed run (once), cancel its waiting jobs, say how to resume."""
+    return _end(run_id, RestoreRun.Status.FAILED, reason)
+
+
+def end_cancelled(run_id: int) -> bool:
+    """End a run whose cancel was asked for: the chunks not started are not loaded."""
+    return _end(run_id, RestoreRun.Status.CANCELLED, f"restore #{run_id} was cancelled")
+
+
+def _end(run_id: int, status: str, reason: str) -> bool:
+    """End the run ``status`` with ``reason`` and what each table holds (done, partial N of M
+    chunks, untouched: resumable); its jobs still waiting are cancelled first."""
     fanout.cancel_jobs(run_id)
     using = run_database()
     run = RestoreRun.objects.using(using).filter(pk=run_id).first()
@@ -232,20 +243,12 @@ def fail_run(run_id: int, reason: str) -> bool:
         logger.warning("Could not read the checkpoints of restore #%s: %s", run_id, exc)
     errors = [*run.errors, reason, *(states.errors or [f"resume it with: manage.py restore_backup --resume {run_id}"])]
     updated = RestoreRun.objects.using(using).filter(pk=run_id, status__in=RestoreRun.ACTIVE_STATUSES).update(
-        status=RestoreRun.Status.FAILED, finished_at=timezone.now(), current_table="", tables=tables,
+        status=status, finished_at=timezone.now(), current_table="", tables=tables,
         errors=errors[-conf.get("MAX_MESSAGES"):],
     )
     if updated:
-        logger.warning("Restore #%s failed: %s", run_id, reason)
+        logger.warning("Restore #%s %s: %s", run_id, status, reason)
     return bool(updated)
-
-
-def end_cancelled(run_id: int) -> None:
-    """End a run whose cancel was asked for: the chunks not started are not loaded."""
-    fanout.cancel_jobs(run_id)
-    RestoreRun.objects.using(run_database()).filter(pk=run_id, status=RestoreRun.Status.RUNNING).update(
-        status=RestoreRun.Status.CANCELLED, finished_at=timezone.now(), current_table="",
-    )
 
 
 # Waiting (restore_backup --wait) --------------------------------------------------------------

@@ -219,6 +219,11 @@ def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(redis_queue, 
     from dbrestore import fanout
 
     assert not fanout.run_alive(run.pk, run.database)[0]  # nothing left waiting on the queue
+    (backup / f"{entry['file']}.gone").rename(backup / entry["file"])
+    run_command("restore_backup", "--resume", run.pk, "--noinput")  # in this process: the committed chunks kept
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.errors
+    assert_counts_add_up(run, backup)
 
 
 def test_distribute_needs_no_atomic_and_postgres(sample_backup, run_command, vendor, settings):
