@@ -97,31 +97,27 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
     the number of chunks. ``after``: the job the first level waits for (the preparing one)."""
     from rq import Callback
 
+    name = fanout.JobNames(run_id)
     chunks = [(number, level, chunk) for number, (level, chunk) in enumerate(
         (level, chunk) for level, items in enumerate(levels) for chunk in items)]
-    ids = [fanout.job_id(run_id, f"c{number}") for number, _, _ in chunks]
-    ids += [fanout.job_id(run_id, f"level{level}") for level in range(len(levels))] + [fanout.job_id(run_id, "finish")]
-    fanout.remember_jobs(run_id, ids)
+    fanout.remember_jobs(run_id, [*(name.chunk(number) for number, _, _ in chunks),
+                                  *(name.level(level) for level in range(len(levels))), name.finish])
     queue, options = get_queue(), _job_options(run_id)
     depends: str | list[str] | None = after
     try:
         for level in range(len(levels)):
-            mine = [item for item in chunks if item[1] == level]
-            for number, _, chunk in mine:
-                queue.enqueue_call(
-                    run_chunk, args=(run_id, number, chunk.as_dict()), job_id=fanout.job_id(run_id, f"c{number}"),
-                    depends_on=depends, on_failure=Callback(chunk_failed), **options,
-                    description=f"dbrestore: restore #{run_id}: {describe(chunk)}",
-                )
-            barrier = queue.enqueue_call(
-                level_done, args=(run_id, level), job_id=fanout.job_id(run_id, f"level{level}"),
-                depends_on=[fanout.job_id(run_id, f"c{number}") for number, _, _ in mine] or depends,
-                description=f"dbrestore: restore #{run_id} FK level {level} loaded", **{**options, "retry": None},
-            )
-            depends = barrier.id
-        queue.enqueue_call(finish, args=(run_id,), job_id=fanout.job_id(run_id, "finish"), depends_on=depends,
-                           on_failure=Callback(finish_failed), description=f"dbrestore: restore #{run_id} post-load steps",
-                           **options)
+            mine = [(number, chunk) for number, at, chunk in chunks if at == level]
+            for number, chunk in mine:
+                queue.enqueue_call(run_chunk, args=(run_id, number, chunk.as_dict()), job_id=name.chunk(number),
+                                   depends_on=depends, on_failure=Callback(chunk_failed), **options,
+                                   description=f"dbrestore: restore #{run_id}: {describe(chunk)}")
+            depends = queue.enqueue_call(
+                level_done, args=(run_id, level), job_id=name.level(level), **{**options, "retry": None},
+                depends_on=[name.chunk(number) for number, _ in mine] or depends,
+                description=f"dbrestore: restore #{run_id} FK level {level} loaded",
+            ).id
+        queue.enqueue_call(finish, args=(run_id,), job_id=name.finish, depends_on=depends, **options,
+                           on_failure=Callback(finish_failed), description=f"dbrestore: restore #{run_id} post-load steps")
     except Exception as exc:  # Redis went away midway: nothing half-enqueued may run
         fanout.cancel_jobs(run_id)
         raise RestoreQueueError(f"could not enqueue the chunks of restore #{run_id} on RQ queue "
@@ -149,10 +145,11 @@ def _goes_on(run: RestoreRun) -> bool:
 def run_chunk(run_id: int, number: int, chunk: dict[str, Any]) -> str:
     """The RQ job of chunk ``number`` (``Chunk.as_dict()``): load it (a second load of a
     committed chunk does nothing)."""
+    from rq import get_current_job
+
     run = _load_run(run_id)
     if not _goes_on(run):
         return "skipped"  # the run failed or is being cancelled: load nothing more
-    _sweep(run)
     for lock in _held:  # a worker without fork (SimpleWorker) runs the next chunk in this process
         lock.release()
     _held.clear()
@@ -163,6 +160,9 @@ def run_chunk(run_id: int, number: int, chunk: dict[str, Any]) -> str:
     # Held until this process ends, so past the moment RQ records the job as finished: a started
     # job whose lock is free is then truly abandoned (see fanout).
     _held.append(lock)
+    if get_current_job() is not None:
+        fanout.mark_locked(get_current_job())
+    _sweep(run)
     counts = _core().load_chunk(run_id, chunk)
     _core().refresh_run_counts(run_id)  # the sums of the done chunks' checkpoints: none counted twice
     return "loaded" if counts is not None else "done already"
@@ -229,11 +229,12 @@ def end_cancelled(run_id: int) -> bool:
 
 def _end(run_id: int, status: str, reason: str) -> bool:
     """End the run ``status`` with ``reason`` and what each table holds (done, partial N of M
-    chunks, untouched: resumable); its jobs still waiting are cancelled first."""
-    fanout.cancel_jobs(run_id)
+    chunks, untouched: resumable); then cancel its jobs still waiting (after: a run with only
+    cancelled jobs left, still active, would look dead to :func:`dbrestore.runs.reap_dead_runs`)."""
     using = run_database()
     run = RestoreRun.objects.using(using).filter(pk=run_id).first()
     if run is None or not run.is_active:
+        fanout.cancel_jobs(run_id)
         return False
     tables = dict(run.tables)
     states = RestoreResult(run_id=run_id, source=run.source, database=run.database)
@@ -246,6 +247,7 @@ def _end(run_id: int, status: str, reason: str) -> bool:
         status=status, finished_at=timezone.now(), current_table="", tables=tables,
         errors=errors[-conf.get("MAX_MESSAGES"):],
     )
+    fanout.cancel_jobs(run_id)
     if updated:
         logger.warning("Restore #%s %s: %s", run_id, status, reason)
     return bool(updated)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
-
+import secrets
 from . import conf
 from .locks import AdvisoryLock
 from .queue import get_queue
@@ -28,12 +27,21 @@ logger = logging.getLogger(__name__)
 
 LIVE = ("queued", "started", "scheduled")
 DEAD = ("failed", "canceled", "stopped")
-GRACE = timedelta(seconds=3)  # a chunk job takes its lock right after RQ marks it started
 
 
-def job_id(run_id: int, kind: str) -> str:
-    """``dbrestore-run-<id>-<kind>``: ``c<N>`` a chunk, ``level<N>`` a level's end, ``finish``."""
-    return f"dbrestore-run-{run_id}-{kind}"
+class JobNames:
+    """``dbrestore-run-<id>-<tag>-<kind>``: ``c<N>`` a chunk, ``level<N>`` a level's end,
+    ``finish``; the tag (new at each enqueue) keeps them apart from an earlier enqueue's."""
+
+    def __init__(self, run_id: int):
+        self.prefix = f"dbrestore-run-{run_id}-{secrets.token_hex(3)}"
+        self.finish = f"{self.prefix}-finish"
+
+    def chunk(self, number: int) -> str:
+        return f"{self.prefix}-c{number}"
+
+    def level(self, number: int) -> str:
+        return f"{self.prefix}-level{number}"
 
 
 def _jobs_key(run_id: int) -> str:
@@ -87,13 +95,24 @@ class ChunkLock(AdvisoryLock):
         self.held = True
 
 
-def _abandoned(job, database: str, run_id: int) -> bool:
-    """A started chunk job nobody runs: its lock is free past the grace period."""
-    from rq.utils import now
+def mark_locked(job) -> None:
+    """Note on the RQ job that this attempt holds its chunk lock (from here on, a free lock
+    means a dead process)."""
+    job.meta["chunk_lock_for"] = _attempt(job)
+    job.save_meta()
 
+
+def _attempt(job) -> str:
+    """This attempt's start as RQ stored it (the work horse's own ``job.started_at`` is set again
+    after that, in memory only)."""
+    return (job.connection.hget(job.key, "started_at") or b"").decode()
+
+
+def _abandoned(job, database: str, run_id: int) -> bool:
+    """A started chunk job whose attempt took its lock, and whose lock is free now."""
     number = chunk_number(job)
-    if number is None or job.started_at is None or now() - job.started_at < GRACE:
-        return False
+    if number is None or not job.started_at or job.get_meta(refresh=True).get("chunk_lock_for") != _attempt(job):
+        return False  # not a chunk, or not yet locked: RQ's own heartbeat check covers that moment
     if ChunkLock(database, run_id, number).busy() is not False:
         return False
     return status_of(job.__class__.fetch(job.id, connection=job.connection)) == "started"

@@ -204,7 +204,8 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
     for run in runs:
         if run.status == RestoreRun.Status.RUNNING and run.options.get("distribute"):
             alive, why = fanout.run_alive(run.pk, database)  # no process holds the lock between its jobs
-            if alive:
+            run.refresh_from_db()  # its last job (or a failure callback) may have ended it meanwhile
+            if alive or run.status != RestoreRun.Status.RUNNING:
                 continue
             reason = f"the distributed restore has no live RQ job left ({why})"
             fanout.cancel_jobs(run.pk)  # what still waits behind a failed job would never run

@@ -83,7 +83,7 @@ def queue_distributed(run_command, backup: Path) -> RestoreRun:
     return RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
 
 
-def wait_for(run: RestoreRun, timeout: float = 40) -> RestoreRun:
+def wait_for(run: RestoreRun, timeout: float = 60) -> RestoreRun:
     """The run at its end, looked at as ``--wait`` and ``restore_status`` look (which requeues
     the chunks of dead workers and fails a run nobody carries on)."""
     from dbrestore.runs import settle
@@ -106,7 +106,7 @@ def rq_job(job_id: str):
     return Job.fetch(job_id, connection=get_queue().connection)
 
 
-def prepared(run: RestoreRun, timeout: float = 20) -> None:
+def prepared(run: RestoreRun, timeout: float = 60) -> None:
     """Wait until the run's first job (the plan, emptying, enqueueing) has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,6 +114,12 @@ def prepared(run: RestoreRun, timeout: float = 20) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"the first job of restore #{run.pk} did not end")
+
+
+def outcome(run: RestoreRun) -> str:
+    """What a run that did not succeed says: errors, counts, the first rejects."""
+    rejects = Path(run.rejects_file).read_text()[:2000] if run.rejects_file else ""
+    return f"{run.status}: {run.errors} {run.tables} {rejects}"
 
 
 def assert_counts_add_up(run: RestoreRun, backup: Path) -> None:
@@ -133,7 +139,7 @@ def test_two_workers_restore_what_a_clean_restore_does(redis_queue, chunk_settin
 
     processes = workers(2)
     run = wait_for(queue_distributed(run_command, backup))
-    assert run.status == "succeeded", run.errors
+    assert run.status == "succeeded", outcome(run)
     assert table_checksums(run_command, tmp_path / "distributed") == clean
     assert_counts_add_up(run, backup)
     from dbrestore.distribute import chunk_counts
@@ -162,20 +168,22 @@ def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(redis_queue, chunk_se
     last = manifest(backup)["tables"][-1]
     with connection.cursor() as cursor:  # the chunks of that table wait on this lock: a worker is mid-chunk
         cursor.execute("BEGIN")
-        cursor.execute(f'LOCK TABLE "{last["table"]}" IN SHARE MODE')
-        workers(2)
-        victim, job_id = _worker_blocked_in(run, last["model"])
-        kill_tree(victim)
-        cursor.execute("ROLLBACK")
+        try:
+            cursor.execute(f'LOCK TABLE "{last["table"]}" IN SHARE MODE')
+            workers(2)
+            victim, job_id = _worker_blocked_in(run, last["model"])
+            kill_tree(victim)
+        finally:
+            cursor.execute("ROLLBACK")
     run = wait_for(run)
-    assert run.status == "succeeded", run.errors
+    assert run.status == "succeeded", outcome(run)
     killed = rq_job(job_id)  # found abandoned, run again by the other worker
     assert killed.get_status() == "finished" and killed.retries_left == WORKER_SETTINGS["DISTRIBUTE_RETRIES"] - 1
     assert table_checksums(run_command, tmp_path / "distributed") == clean
     assert_counts_add_up(run, backup)
 
 
-def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 20) -> tuple[int, str]:
+def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 60) -> tuple[int, str]:
     """A worker whose chunk of ``table`` (a model label) waits on a lock: its pid, the job's id."""
     from rq.worker import Worker
 
@@ -222,7 +230,7 @@ def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(redis_queue, 
     (backup / f"{entry['file']}.gone").rename(backup / entry["file"])
     run_command("restore_backup", "--resume", run.pk, "--noinput")  # in this process: the committed chunks kept
     run.refresh_from_db()
-    assert run.status == "succeeded", run.errors
+    assert run.status == "succeeded", outcome(run)
     assert_counts_add_up(run, backup)
 
 
@@ -245,3 +253,39 @@ def test_admin_form_refuses_distribute_in_one_transaction():
     form = RestoreForm({"backup": "", "mode": "replace", "atomic": "on", "distribute": "on"})
     assert not form.is_valid()
     assert "untick" in " ".join(form.non_field_errors())
+
+
+@pytest.mark.postgres
+def test_cancel_stops_a_distributed_run_between_chunks(redis_queue, chunk_settings, sample_backup, run_command,
+                                                       workers):
+    from dbrestore.jobs import cancel_restore
+
+    run = queue_distributed(run_command, sample_backup(rows=300))
+    workers(1, "--max-jobs", "1")
+    prepared(run)
+    assert cancel_restore(run) == "stopping"
+    workers(1)
+    run = wait_for(run)
+    assert run.status == "cancelled" and run.rows_inserted == 0
+    assert any(f"--resume {run.pk}" in error and "untouched" in error for error in run.errors), run.errors
+
+
+@pytest.mark.postgres
+def test_the_admin_starts_a_distributed_restore(redis_queue, chunk_settings, admin_client, sample_backup, backup_dir,
+                                                workers):
+    import shutil
+
+    from django.urls import reverse
+
+    backup = shutil.copytree(sample_backup(rows=100), backup_dir / "nightly")
+    options = {"backup": "nightly", "mode": "replace", "distribute": "on"}
+    confirm = admin_client.post(reverse("admin:dbrestore_restorerun_restore"), options)
+    assert "chunk by chunk in the RQ workers" in confirm.content.decode()
+    admin_client.post(reverse("admin:dbrestore_restorerun_confirm"), {**options, "only": "", "exclude": "",
+                                                                      "batch_size": ""})
+    run = RestoreRun.objects.latest("pk")
+    assert run.status == "queued" and run.options["distribute"] and not run.options["atomic"]
+    workers(2)
+    run = wait_for(run)
+    assert run.status == "succeeded", outcome(run)
+    assert_counts_add_up(run, backup)
