@@ -3,8 +3,7 @@
 The run is queued like ``--async``; its first job (:func:`dbrestore.jobs.run_restore`, holding the
 database's lock) prepares it (checks, safety backup, emptying, the chunk plan) and enqueues:
 
-* one job per chunk (:func:`run_chunk`); the chunks of FK level 0 wait for that first job to end,
-  so nothing loads before the plan is wholly on the queue;
+* one job per chunk (:func:`run_chunk`); those of FK level 0 may start at once;
 * after each level a job that waits for every chunk of it (:func:`level_done`, RQ ``depends_on``
   with the list of their ids), which the next level's chunks wait for: one dependency each, not
   one per chunk of the level before;
@@ -53,7 +52,7 @@ def _core():
 
 
 # The first job: prepare, then enqueue --------------------------------------------------------
-def start(run: RestoreRun, *, lock: DatabaseLock, first_job_id: str | None) -> None:
+def start(run: RestoreRun, *, lock: DatabaseLock) -> None:
     """Prepare ``run`` in its first job, holding the database's ``lock`` (checks, safety backup,
     emptying, the chunk plan: done once, recorded for a resume), then enqueue its chunks."""
     from .plan import build_plan
@@ -75,7 +74,7 @@ def start(run: RestoreRun, *, lock: DatabaseLock, first_job_id: str | None) -> N
         plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
         levels = _core().prepare_chunked_run(run, opts, backup, plan, result, recorder)
         recorder.write(tables=tables_progress(result), warnings=result.warnings, force=True)
-        count = enqueue_levels(run.pk, levels, after=first_job_id)
+        count = enqueue_levels(run.pk, levels)
     except BaseException as exc:
         fail_run(run.pk, str(exc) if isinstance(exc, DbRestoreError) else f"{type(exc).__name__}: {exc}")
         raise
@@ -92,9 +91,11 @@ def _job_options(run_id: int) -> dict[str, Any]:
     return {"timeout": keep, "result_ttl": keep, "failure_ttl": keep, "retry": Retry(max=retries) if retries else None}
 
 
-def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -> int:
+def enqueue_levels(run_id: int, levels: list[list[Any]]) -> int:
     """Enqueue the chunk jobs level by level, a barrier after each, and the final job; return
-    the number of chunks. ``after``: the job the first level waits for (the preparing one)."""
+    the number of chunks. Every dependency is on a job of this enqueue (named with its tag):
+    a dependency on a job id used before (``dbrestore-run-<id>``, the same id in another
+    database's history) would also wake the dependents recorded under it back then."""
     from rq import Callback
 
     name = fanout.JobNames(run_id)
@@ -103,7 +104,7 @@ def enqueue_levels(run_id: int, levels: list[list[Any]], *, after: str | None) -
     fanout.remember_jobs(run_id, [*(name.chunk(number) for number, _, _ in chunks),
                                   *(name.level(level) for level in range(len(levels))), name.finish])
     queue, options = get_queue(), _job_options(run_id)
-    depends: str | list[str] | None = after
+    depends: str | list[str] | None = None  # the first level runs at once: the run is prepared
     try:
         for level in range(len(levels)):
             mine = [(number, chunk) for number, at, chunk in chunks if at == level]
@@ -133,13 +134,22 @@ def describe(chunk: Any) -> str:
 
 
 # The jobs ----------------------------------------------------------------------------------
-def _load_run(run_id: int) -> RestoreRun:
+def _load_run(run_id: int) -> RestoreRun | None:
+    """The job's run, or None when this job is not one of the run's current jobs: left behind
+    by an earlier enqueue of the run (RQ retries an abandoned job whenever it finds it), or of a
+    run of the same id in another database."""
+    from rq import get_current_job
+
     connections.close_all()  # a forked work horse must not share its parent's connections
+    job = get_current_job()
+    if job is not None and job.id not in fanout.run_job_ids(run_id):
+        logger.warning("Job %s is not a job of restore #%s now; it does nothing", job.id, run_id)
+        return None
     return RestoreRun.objects.using(run_database()).get(pk=run_id)
 
 
-def _goes_on(run: RestoreRun) -> bool:
-    return run.status == RestoreRun.Status.RUNNING and not run.cancel_requested
+def _goes_on(run: RestoreRun | None) -> bool:
+    return run is not None and run.status == RestoreRun.Status.RUNNING and not run.cancel_requested
 
 
 def run_chunk(run_id: int, number: int, chunk: dict[str, Any]) -> str:
@@ -179,6 +189,8 @@ def _sweep(run: RestoreRun) -> None:
 def level_done(run_id: int, level: int) -> str:
     """The barrier after FK level ``level``: a cancel request ends the run here."""
     run = _load_run(run_id)
+    if run is None:
+        return "not this run's"
     if run.status == RestoreRun.Status.RUNNING and run.cancel_requested:
         end_cancelled(run_id)
         return "cancelled"
@@ -190,6 +202,8 @@ def finish(run_id: int) -> str:
     """The final job: the post-load steps (FK fill-in, constraint checks, sequences,
     verification), and the run's end; its final status."""
     run = _load_run(run_id)
+    if run is None:
+        return "not this run's"
     if run.status == RestoreRun.Status.RUNNING and run.cancel_requested:
         end_cancelled(run_id)
     elif run.status == RestoreRun.Status.RUNNING:

@@ -98,11 +98,11 @@ def run_restore(run_id: int) -> str:
 
 
 def _start_distributed(run: RestoreRun, lock: locks.DatabaseLock) -> None:
-    """``--distribute``: prepare the run and enqueue its chunks (they run once this job ends)."""
+    """``--distribute``: prepare the run and enqueue its chunks, for any worker to run."""
     from .distribute import start
 
     mark_running(run)
-    start(run, lock=lock, first_job_id=run.job_id if _in_rq_job() else None)
+    start(run, lock=lock)
 
 
 def _in_rq_job() -> bool:

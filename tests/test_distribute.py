@@ -204,6 +204,7 @@ def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 60) -> tupl
 
 def _waiting_on_lock() -> bool:
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside the test's transaction: not its first look
         cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                        "AND datname = current_database() AND pid <> pg_backend_pid())")
         return cursor.fetchone()[0]
