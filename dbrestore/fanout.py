@@ -25,8 +25,10 @@ from .queue import get_queue
 
 logger = logging.getLogger(__name__)
 
-LIVE = ("queued", "started", "scheduled")
 DEAD = ("failed", "canceled", "stopped")
+ENDED = ("finished", *DEAD)
+# Any other status (queued, started, scheduled, ready_to_enqueue between a parent's end and its
+# dependents' enqueue, ...) is a job on its way; "deferred" waits for another job.
 
 
 class JobNames:
@@ -151,7 +153,7 @@ def run_alive(run_id: int, database: str) -> tuple[bool, str]:
     statuses = [status_of(job) for job in jobs]
     if not jobs:
         return False, "its RQ jobs are gone"
-    if any(status in LIVE for status in statuses):
+    if any(status not in (*ENDED, "deferred", None) for status in statuses):
         return True, ""
     failed = [job for job, status in zip(jobs, statuses, strict=True) if status in DEAD]
     if failed:
