@@ -18,6 +18,8 @@ from typing import Any
 from django.db.utils import DatabaseError
 
 from . import chunked, conf, locks, signals
+from . import resume as resume_rules
+from .chunk_loop import restore_chunked
 from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
 from .loading import load, restore_transaction
 from .models import RestoreRun
@@ -28,7 +30,6 @@ from .prepare import check_and_make_safe
 from .progress import Broadcast, ProgressListener
 from .rejects import RejectsFile, default_rejects_path
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from . import resume as resume_rules
 from .runs import RunRecorder, create_run, describe_tables, finish_run, mark_running, reap_dead_runs, tables_progress
 from .sources import Backup, open_backup, refuse_outputs
 from .sources.native import NATIVE_FORMATS
@@ -148,7 +149,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`.chunked`)."""
     try:
         if chunked.applies(opts):
-            chunked.restore_chunked(run, backup, plan, opts, result, progress)
+            restore_chunked(run, backup, plan, opts, result, progress)
             return
         small = check_and_make_safe(run, backup, plan, opts, result, progress)
         with restore_transaction(opts):

@@ -3,6 +3,7 @@ rejects as a restore that was never interrupted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_ranges_cover_the_file_on_line_boundaries(sample_backup):
     data = next(t for t in backup.tables if t.key == "shop_customer")
     ranges = line_ranges(data, 1000)
     assert len(ranges) > 5 and ranges[0][0] == 0 and ranges[-1][1] is None
-    assert all(end == following[0] for (_, end, _), following in zip(ranges, ranges[1:]))
+    assert all(end == following[0] for (_, end, _), following in itertools.pairwise(ranges))
     rows = [row for start, end, first in ranges for row in range_rows(data, start, end, first)]
     assert rows == list(data.rows())  # the same rows, numbered by their line in the whole file
 
@@ -104,3 +105,23 @@ def test_resume_refuses_a_changed_backup_other_options_and_atomic_runs(sample_ba
     atomic = restore(backup, skip_checksum=True, listeners=[StopAt("shop.Order", 10)])
     with pytest.raises(CommandError, match="atomic restores roll back: run it again"):
         run_command("restore_backup", "--resume", atomic.run_id, "--noinput")
+
+
+def test_admin_run_page_shows_chunks_and_resumes(sample_backup, admin_client):
+    from django.urls import reverse
+
+    backup = sample_backup(rows=300)
+    stopped = restore(backup, atomic=False, chunk_bytes=2000, listeners=[StopAt("shop.Order", 10)])
+    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[stopped.run_id])).content.decode()
+    assert 'class="dbrestore-resume"' in page
+    assert "<td class=\"chunks\">done (1)</td>" in page and ("partial: " in page or "untouched" in page)
+    response = admin_client.post(reverse("admin:dbrestore_restorerun_resume", args=[stopped.run_id]))
+    assert response.status_code == 302  # to the progress page; SYNC_JOBS ran the resume in-process
+    run = RestoreRun.objects.get(pk=stopped.run_id)
+    assert run.status == "succeeded"
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[run.pk])).content.decode()
+    assert 'class="dbrestore-resume"' not in page
+    response = admin_client.post(reverse("admin:dbrestore_restorerun_resume", args=[run.pk]), follow=True)
+    assert f"Restore #{run.pk} cannot resume: it finished (succeeded)" in response.content.decode()
