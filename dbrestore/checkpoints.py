@@ -110,14 +110,30 @@ def overlay(run: Any, data: dict[str, Any]) -> None:
     if not (run.checkpoint or {}).get("prepared") or run.database not in connections:
         return
     states = table_states(run.pk, run.database)
+    ended = not run.is_active and run.status != "succeeded"
     tables = data.get("tables") or {}
+    _apply(states, tables, counts=ended)
+    if ended and states:
+        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
+            data[key] = sum(entry.get(name, 0) for entry in tables.values())
+
+
+def settle_counts(run: Any) -> None:
+    """A chunked run that died: its table entries and counts set to what its done chunks hold
+    (the caller saves the run)."""
+    if not (run.checkpoint or {}).get("prepared") or run.database not in connections:
+        return
+    states = table_states(run.pk, run.database)
+    _apply(states, run.tables, counts=True)
+    for name, field in zip(COUNTS, ("rows_processed", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
+        setattr(run, field, sum(entry.get(name, 0) for entry in run.tables.values()))
+
+
+def _apply(states: dict[str, dict[str, int]], tables: dict[str, Any], *, counts: bool) -> None:
     for label, state in states.items():
         if label not in tables:
             continue
         entry = tables[label]
         entry.update(chunks=state["chunks"], chunks_done=state["chunks_done"], state=describe_state(state))
-        if not run.is_active and run.status != "succeeded":
+        if counts:
             entry.update({name: state[name] for name in COUNTS})
-    if not run.is_active and run.status != "succeeded" and states:
-        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected")):
-            data[key] = sum(entry.get(name, 0) for entry in tables.values())

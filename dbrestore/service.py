@@ -68,8 +68,8 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
                            method="copy" if opts.uses_copy() else "orm")
     # Chunks commit in transactions of their own: progress goes through a connection of its own too.
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=(opts.atomic or chunked.applies(opts))
-                           and not opts.dry_run, lock=lock, job_id=job_id)
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
+                           lock=lock, job_id=job_id, own_connection=not opts.dry_run)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
         Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
