@@ -21,13 +21,22 @@ from .report import TableResult
 COUNTS = ("total", "inserted", "skipped", "rejected")
 
 
+_present: set[str] = set()  # the aliases whose database has the table (asked once per process)
+
+
+def has_table(using: str) -> bool:
+    if using not in _present and RestoreChunk._meta.db_table in connections[using].introspection.table_names():
+        _present.add(using)
+    return using in _present
+
+
 def ensure_table(using: str) -> None:
     """Create dbrestore_restorechunk in ``using`` if it is not there."""
-    connection = connections[using]
-    if RestoreChunk._meta.db_table in connection.introspection.table_names():
+    if has_table(using):
         return
-    with connection.schema_editor() as editor:
+    with connections[using].schema_editor() as editor:
         editor.create_model(RestoreChunk)
+    _present.add(using)
 
 
 def record_planned(run_id: int, levels: list[list[Chunk]], using: str) -> None:
@@ -83,7 +92,7 @@ def done_rows(run_id: int, using: str) -> list[RestoreChunk]:
 def table_states(run_id: int, using: str) -> dict[str, dict[str, int]]:
     """Per table: chunks planned and done, and the counts of the done ones."""
     states: dict[str, dict[str, int]] = {}
-    if RestoreChunk._meta.db_table not in connections[using].introspection.table_names():
+    if not has_table(using):
         return states
     for row in RestoreChunk.objects.using(using).filter(run_id=run_id).order_by("position"):
         state = states.setdefault(row.table, {"chunks": 0, "chunks_done": 0, **dict.fromkeys(COUNTS, 0)})

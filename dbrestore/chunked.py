@@ -99,6 +99,7 @@ def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, p
         refuse_changed(run, plan)  # checked when it was queued too; the backup may have changed since
         _resume_result(run, opts, plan, result, progress)
         return checkpoints.planned_levels(run.pk, opts.database)
+    result.safety_backup = run.safety_backup or None  # taken by an attempt that died before the plan was recorded
     small = check_and_make_safe(run, backup, plan, opts, result, progress)
     checkpoints.ensure_table(opts.database)
     if opts.mode == "replace":
@@ -270,7 +271,14 @@ def finish_chunked_run(run_id: int) -> RestoreResult:
     result.errors.extend(result.verification.get("mismatches", []))
     result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     finish_run(run, result, tables_progress(result, set(context.tables)))
+    discard_parts(run, opts, result.status)
     return result
+
+
+def discard_parts(run: RestoreRun, opts: RestoreOptions, status: str) -> None:
+    """Once a run has finished (it can no longer resume), its rejects file holds every part."""
+    if applies(opts) and status in (SUCCEEDED, PARTIAL):
+        parts.remove(Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run))
 
 
 def complete(context: ChunkedRun, result: RestoreResult, progress: BaseListener) -> None:

@@ -112,6 +112,7 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
             _note_table_states(plan, opts, result, tables)
             chunked.note_chunk_states(run, result, tables)
         finish_run(run, result, tables)
+        chunked.discard_parts(run, opts, result.status)
         progress.restore_finished(result)
     signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
     return result

@@ -73,6 +73,7 @@ def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_bac
     assert counts(run.pk) == clean_counts
     run.refresh_from_db()
     assert run.status == "partial" and rejects(run.rejects_file) == clean_rejects  # no line lost nor doubled
+    assert not Path(run.rejects_file + ".parts").exists()  # joined into the rejects file: the run is over
     assert run.rows_inserted + run.rows_skipped + run.rows_rejected == run.rows_processed
     with pytest.raises(CommandError, match=f"restore #{run.pk} cannot resume: it finished"):
         run_command("restore_backup", "--resume", run.pk, "--noinput")
