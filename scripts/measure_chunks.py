@@ -78,6 +78,8 @@ def main() -> None:
         "base": ([sys.executable, *common], Path(args.base_dir or ROOT), args.base_url),
         "chunked": ([sys.executable, *common], ROOT, args.url),
         "jobs2": ([sys.executable, *common, "--jobs", "2"], ROOT, args.url),
+        "chunked-8m": ([sys.executable, *common, "--chunk-bytes", str(8 * 1024**2)], ROOT, args.url),
+        "jobs2-8m": ([sys.executable, *common, "--jobs", "2", "--chunk-bytes", str(8 * 1024**2)], ROOT, args.url),
     }
     chosen = [name for name in args.configs.split(",") if name]
     results: dict[str, list] = {name: [] for name in chosen}
