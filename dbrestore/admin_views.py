@@ -20,7 +20,7 @@ from .dashboard import can_use_dashboard
 from .discovery import backup_name, backup_root
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
-from .jobs import cancel_restore, queue_restore
+from .jobs import cancel_restore, queue_restore, queue_resume
 from .models import RestoreRun
 from .preview import preview_restore
 from .run_display import rolled_back, rows_now
@@ -175,6 +175,24 @@ def cancel_view(model_admin):
         else:
             messages.info(request, f"Restore #{run.pk} had already ended ({outcome}).")
         model_admin.log_change(request, run, f"Cancel requested: {outcome}")
+        return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+
+    return view
+
+
+def resume_view(model_admin):
+    """The Resume button of a failed, cancelled or dead ``--no-atomic`` run: queued as RQ job."""
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        _require_restore(model_admin, request)
+        run = get_object_or_404(RestoreRun, pk=pk)
+        try:
+            queue_resume(run, requested_by=request.user.get_username())
+        except DbRestoreError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:dbrestore_restorerun_change", run.pk)
+        model_admin.log_change(request, run, f"Resume of restore #{run.pk} queued")
+        messages.success(request, f"Restore #{run.pk} resumes: its finished chunks are kept.")
         return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
 
     return view

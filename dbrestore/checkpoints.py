@@ -21,13 +21,22 @@ from .report import TableResult
 COUNTS = ("total", "inserted", "skipped", "rejected")
 
 
+_present: set[str] = set()  # the aliases whose database has the table (asked once per process)
+
+
+def has_table(using: str) -> bool:
+    if using not in _present and RestoreChunk._meta.db_table in connections[using].introspection.table_names():
+        _present.add(using)
+    return using in _present
+
+
 def ensure_table(using: str) -> None:
     """Create dbrestore_restorechunk in ``using`` if it is not there."""
-    connection = connections[using]
-    if RestoreChunk._meta.db_table in connection.introspection.table_names():
+    if has_table(using):
         return
-    with connection.schema_editor() as editor:
+    with connections[using].schema_editor() as editor:
         editor.create_model(RestoreChunk)
+    _present.add(using)
 
 
 def record_planned(run_id: int, levels: list[list[Chunk]], using: str) -> None:
@@ -83,7 +92,7 @@ def done_rows(run_id: int, using: str) -> list[RestoreChunk]:
 def table_states(run_id: int, using: str) -> dict[str, dict[str, int]]:
     """Per table: chunks planned and done, and the counts of the done ones."""
     states: dict[str, dict[str, int]] = {}
-    if RestoreChunk._meta.db_table not in connections[using].introspection.table_names():
+    if not has_table(using):
         return states
     for row in RestoreChunk.objects.using(using).filter(run_id=run_id).order_by("position"):
         state = states.setdefault(row.table, {"chunks": 0, "chunks_done": 0, **dict.fromkeys(COUNTS, 0)})
@@ -110,14 +119,30 @@ def overlay(run: Any, data: dict[str, Any]) -> None:
     if not (run.checkpoint or {}).get("prepared") or run.database not in connections:
         return
     states = table_states(run.pk, run.database)
+    ended = not run.is_active and run.status != "succeeded"
     tables = data.get("tables") or {}
+    _apply(states, tables, counts=ended)
+    if ended and states:
+        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
+            data[key] = sum(entry.get(name, 0) for entry in tables.values())
+
+
+def settle_counts(run: Any) -> None:
+    """A chunked run that died: its table entries and counts set to what its done chunks hold
+    (the caller saves the run)."""
+    if not (run.checkpoint or {}).get("prepared") or run.database not in connections:
+        return
+    states = table_states(run.pk, run.database)
+    _apply(states, run.tables, counts=True)
+    for name, field in zip(COUNTS, ("rows_processed", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
+        setattr(run, field, sum(entry.get(name, 0) for entry in run.tables.values()))
+
+
+def _apply(states: dict[str, dict[str, int]], tables: dict[str, Any], *, counts: bool) -> None:
     for label, state in states.items():
         if label not in tables:
             continue
         entry = tables[label]
         entry.update(chunks=state["chunks"], chunks_done=state["chunks_done"], state=describe_state(state))
-        if not run.is_active and run.status != "succeeded":
+        if counts:
             entry.update({name: state[name] for name in COUNTS})
-    if not run.is_active and run.status != "succeeded" and states:
-        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected")):
-            data[key] = sum(entry.get(name, 0) for entry in tables.values())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,14 @@ from django.db import DatabaseError, connections, transaction
 
 from . import checkpoints, parts
 from .chunks import Chunk, chunk_bytes, plan_chunks
-from .exceptions import RestoreCancelled, RestoreConfigError
+from .exceptions import RestoreConfigError
 from .integrity import classify_foreign_keys, nullable_deferred_fields
-from .loading import drift_warnings
 from .models import RestoreRun
 from .options import RestoreOptions
-from .parallel import run_in_threads
-from .postfill import post_load
 from .plan import Plan, PlannedTable, build_plan
+from .postfill import post_load
 from .prepare import check_and_make_safe, expected_rows, note_plan
-from .progress import BaseListener, Broadcast
+from .progress import BaseListener
 from .rejects import RejectsFile, default_rejects_path
 from .report import PARTIAL, SUCCEEDED, RestoreResult, TableResult
 from .runs import finish_run, tables_progress
@@ -99,8 +96,10 @@ def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, p
     """Do (once per run) what comes before the first chunk and plan the chunks; return them,
     grouped by FK level. A prepared run (a resume) gets its recorded chunks and counts back."""
     if run.checkpoint.get("prepared"):
+        refuse_changed(run, plan)  # checked when it was queued too; the backup may have changed since
         _resume_result(run, opts, plan, result, progress)
         return checkpoints.planned_levels(run.pk, opts.database)
+    result.safety_backup = run.safety_backup or None  # taken by an attempt that died before the plan was recorded
     small = check_and_make_safe(run, backup, plan, opts, result, progress)
     checkpoints.ensure_table(opts.database)
     if opts.mode == "replace":
@@ -130,7 +129,7 @@ def _resume_result(run: RestoreRun, opts: RestoreOptions, plan: Plan, result: Re
         excluded.total, excluded.skipped = done.get("total", 0), done.get("skipped", 0)
     for label, counts in checkpoints.table_states(run.pk, opts.database).items():
         if label in result.tables:
-            _add(result.tables[label], counts)
+            add(result.tables[label], counts)
     progress.restore_started(result, expected_rows(plan))
 
 
@@ -171,63 +170,6 @@ def refuse_changed(run: RestoreRun, plan: Plan) -> None:
 
 
 # -- load ----------------------------------------------------------------------------------
-def restore_chunked(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                    progress: Broadcast) -> None:
-    """The whole chunked restore in this process (``--jobs N``: N chunks at a time)."""
-    context = ChunkedRun(run, opts, backup, plan)
-    levels = prepare_chunked_run(run, opts, backup, plan, result, progress)
-    done = {(row.table, row.index) for row in checkpoints.done_rows(run.pk, opts.database)}
-    progress.phase_started(f"loading {len(plan.tables)} tables in {sum(map(len, levels))} chunks")
-    tracker = _Tracker(levels, done, progress, result)
-    stop = threading.Event()
-    for level in levels:
-        todo = [chunk for chunk in level if (chunk.table, chunk.index) not in done]
-        if opts.jobs > 1:
-            logger.info("Loading %s side by side", ", ".join(dict.fromkeys(chunk.table for chunk in todo)))
-            run_in_threads(todo, lambda chunk: _load_tracked(context, chunk, tracker, stop), jobs=opts.jobs,
-                           using=opts.database, stop=stop)
-        else:
-            for chunk in todo:
-                _load_tracked(context, chunk, tracker, stop)
-    complete(context, result, progress)
-
-
-class _Tracker:
-    """Table started / finished events around the chunks of each table."""
-
-    def __init__(self, levels: list[list[Chunk]], done: set, progress: BaseListener, result: RestoreResult):
-        self.left: dict[str, int] = {}
-        for level in levels:
-            for chunk in level:
-                if (chunk.table, chunk.index) not in done:
-                    self.left[chunk.table] = self.left.get(chunk.table, 0) + 1
-        self.progress, self.result = progress, result
-        self.started: set[str] = set()
-        self.lock = threading.Lock()
-
-    def table_result(self, chunk: Chunk) -> TableResult:
-        table = self.result.tables[chunk.table]
-        with self.lock:
-            first = chunk.table not in self.started
-            self.started.add(chunk.table)
-        if first:
-            self.progress.table_started(table)
-        return table
-
-    def chunk_done(self, chunk: Chunk) -> None:
-        with self.lock:
-            self.left[chunk.table] -= 1
-            last = not self.left[chunk.table]
-        if last:
-            self.progress.table_finished(self.result.tables[chunk.table])
-
-
-def _load_tracked(context: ChunkedRun, chunk: Chunk, tracker: _Tracker, stop: threading.Event) -> None:
-    table_result = tracker.table_result(chunk)
-    _load(context, chunk, table_result, tracker.progress, stop)
-    tracker.chunk_done(chunk)
-
-
 def load_chunk(run_id: int, chunk: Chunk | dict[str, Any]) -> dict[str, int] | None:
     """Load one chunk of a prepared run, its checkpoint in the same transaction; from any
     process. Returns its counts, or None when it was done already (safe to call twice)."""
@@ -235,13 +177,14 @@ def load_chunk(run_id: int, chunk: Chunk | dict[str, Any]) -> dict[str, int] | N
     chunk = chunk if isinstance(chunk, Chunk) else Chunk.from_dict(chunk)
     table = context.tables[chunk.table]
     counts = TableResult(label=table.label, table=table.db_table)
-    return _load(context, chunk, counts, BaseListener(), None)
+    return load_counted(context, chunk, counts, BaseListener())
 
 
-def _load(context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener,
-          stop: threading.Event | None) -> dict[str, int] | None:
+def load_counted(context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener,
+                 side_by_side: int = 1) -> dict[str, int] | None:
     """Load ``chunk`` in one transaction with its checkpoint, counting into ``table_result``
-    (put back as it was when the chunk rolls back: a commit is never counted twice or lost)."""
+    (put back as it was when the chunk rolls back: a commit is never counted twice or lost).
+    ``side_by_side``: loads sharing this process's memory budget."""
     opts, using = context.opts, context.using
     table = context.tables[chunk.table]
     settled, deferred = context.foreign_keys[table.model]
@@ -253,8 +196,6 @@ def _load(context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener
 
     def on_batch(current: TableResult) -> None:
         _set(table_result, before, current)
-        if stop is not None and stop.is_set():
-            raise RestoreCancelled("stopped: the load of another chunk failed")
         listener.batch_done(table_result)
 
     try:
@@ -266,7 +207,7 @@ def _load(context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener
                 table.model, using=using, batch_size=opts.batch_size, result=counts, rejects=rejects,
                 on_batch=on_batch, mode=opts.mode, fk_checks=settled, settled_foreign_keys=settled,
                 nulled_fields=nullable_deferred_fields(deferred), log_skipped=opts.log_skipped,
-                side_by_side=max(opts.jobs, 1),
+                side_by_side=side_by_side,
             )
             loader.load(chunk.rows(table))
             rejects.close()
@@ -311,7 +252,7 @@ def _set(result: TableResult, before: dict[str, int], chunk: TableResult | None)
         setattr(result, name, before[name] + (getattr(chunk, name) if chunk is not None else 0))
 
 
-def _add(result: TableResult, counts: dict[str, int]) -> None:
+def add(result: TableResult, counts: dict[str, int]) -> None:
     for name in checkpoints.COUNTS:
         setattr(result, name, getattr(result, name) + counts[name])
 
@@ -330,7 +271,14 @@ def finish_chunked_run(run_id: int) -> RestoreResult:
     result.errors.extend(result.verification.get("mismatches", []))
     result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     finish_run(run, result, tables_progress(result, set(context.tables)))
+    discard_parts(run, opts, result.status)
     return result
+
+
+def discard_parts(run: RestoreRun, opts: RestoreOptions, status: str) -> None:
+    """Once a run has finished (it can no longer resume), its rejects file holds every part."""
+    if applies(opts) and status in (SUCCEEDED, PARTIAL):
+        parts.remove(Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run))
 
 
 def complete(context: ChunkedRun, result: RestoreResult, progress: BaseListener) -> None:

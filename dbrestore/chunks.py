@@ -9,6 +9,7 @@ before it are done, side by side with the others of its level.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,9 +17,8 @@ from . import conf
 from .integrity import classify_foreign_keys
 from .parallel import load_levels
 from .plan import Plan, PlannedTable
-from .sources.ranges import line_ranges, range_rows
 from .sources.base import PositionedRow
-from collections.abc import Iterator
+from .sources.ranges import line_ranges, range_rows
 
 
 @dataclass(frozen=True)

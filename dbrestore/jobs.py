@@ -21,6 +21,7 @@ from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
 from .models import RestoreRun
 from .options import RestoreOptions, absolute
 from .queue import cancel_job, check_queue, get_queue
+from .resume import refuse_resume, reopen
 from .runs import cancel_queued, create_run, mark_running, reap_dead_runs, request_cancel, settle
 from .service import execute
 
@@ -46,6 +47,25 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
             enqueue(run)
     if conf.get("SYNC_JOBS"):
         enqueue(run)  # runs it in-process, taking the lock again
+    return run
+
+
+def queue_resume(run: RestoreRun, *, requested_by: str = "") -> RestoreRun:
+    """Queue the resume of failed, cancelled or dead ``--no-atomic`` run ``run`` (the admin's
+    Resume button): refused as ``restore_backup --resume`` refuses; the same run goes on."""
+    check_queue()
+    with locks.holding(run.database):
+        reap_dead_runs(run.database)  # the run itself, when its process died
+        run.refresh_from_db()
+        refuse_resume(run)
+        reopen(run)
+        run.status = RestoreRun.Status.QUEUED
+        run.save(update_fields=["status"])
+        logger.info("Restore #%s queued to resume (by %s)", run.pk, requested_by or "?")
+        if not conf.get("SYNC_JOBS"):
+            enqueue(run, resumed=True)
+    if conf.get("SYNC_JOBS"):
+        enqueue(run, resumed=True)
     return run
 
 
@@ -113,14 +133,14 @@ def _in_rq_job() -> bool:
     return get_current_job() is not None
 
 
-def enqueue(run: RestoreRun) -> None:
+def enqueue(run: RestoreRun, *, resumed: bool = False) -> None:
     """Put the run on the queue once its row is committed (or run it now with SYNC_JOBS).
 
     Raises :class:`RestoreQueueError` (the run failed with the reason) when it cannot be
     enqueued now; when the enqueue waits for an outer transaction's commit, a failure then
     fails the run and is logged.
     """
-    run.job_id = job_id_for(run)
+    run.job_id = job_id_for(run) + (f"-resume-{int(timezone.now().timestamp())}" if resumed else "")
     RestoreRun.objects.using(run_database()).filter(pk=run.pk).update(job_id=run.job_id)
     if conf.get("SYNC_JOBS"):
         transaction.on_commit(lambda: run_restore(run.pk), using=run_database())

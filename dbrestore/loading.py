@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,7 +14,7 @@ from django.db import connections, transaction
 from django.db.utils import DatabaseError
 
 from . import postload
-from .exceptions import RestoreAbortedError, RestoreCancelled, first_line
+from .exceptions import RestoreAbortedError, first_line
 from .integrity import (
     ForeignKeyEdge,
     apply_deferred_foreign_keys,
@@ -26,7 +25,6 @@ from .integrity import (
 )
 from .loader import TableLoader
 from .options import RestoreOptions
-from .parallel import load_levels, run_in_threads
 from .plan import Plan, PlannedTable
 from .progress import BaseListener, Broadcast
 from .rejects import RejectsFile
@@ -60,7 +58,7 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
     checked_while_loading: set[ForeignKeyEdge] = set()
     deferred_natural_keys: list[tuple[PlannedTable, list]] = []
 
-    def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
+    def load_table(table: PlannedTable, listener: BaseListener) -> None:
         settled, deferred = foreign_keys[table.model]
         table_result = result.table(table.label, table.db_table)
         listener.table_started(table_result)
@@ -68,8 +66,6 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
 
         def on_batch(current):
             current.seconds = time.monotonic() - table_started
-            if stop is not None and stop.is_set():
-                raise RestoreCancelled("stopped: the load of another table failed")
             listener.batch_done(current)
 
         loader = opts.loader_class()(
@@ -83,7 +79,6 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             settled_foreign_keys=settled,
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
-            side_by_side=opts.jobs if opts.jobs > 1 and not opts.dry_run else 1,
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
@@ -93,11 +88,8 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         table_result.seconds = time.monotonic() - table_started
         listener.table_finished(table_result)
 
-    if opts.jobs > 1 and not opts.dry_run:
-        _load_in_parallel(plan, foreign_keys, opts, progress, load_table)
-    else:
-        for table in plan.tables:
-            load_table(table, progress)
+    for table in plan.tables:  # --no-atomic (and --jobs N with it) goes through chunked.py instead
+        load_table(table, progress)
     if not opts.dry_run:
         apply_deferred_natural_keys(deferred_natural_keys, opts.database, result, rejects)
         if aside is not None:
@@ -122,17 +114,6 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
-
-
-def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: Broadcast, load_table) -> None:
-    """``--jobs N``: the tables of each FK level in N connections at once (see :mod:`.parallel`)."""
-    tables = {table.model: table for table in plan.tables}
-    parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
-    stop = threading.Event()
-    for level in load_levels(plan.models, parents):
-        logger.info("Loading %s side by side", ", ".join(model._meta.label for model in level))
-        run_in_threads([tables[model] for model in level], lambda table: load_table(table, progress, stop),
-                       jobs=opts.jobs, using=opts.database, stop=stop)
 
 
 def _note_drift(table, loader: TableLoader, result: RestoreResult) -> None:

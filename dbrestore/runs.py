@@ -51,12 +51,13 @@ class RunRecorder(BaseListener):
     stops the restore (at a batch boundary) when it should not go on: a cancel request, its RQ
     job deleted (``job_id``), or its database lock lost (``lock``).
 
-    Without one transaction (``--no-atomic``) every committed batch is recorded at once, so the
-    run's counts never lag what the database holds.
+    Without one transaction (``--no-atomic``, chunk by chunk) every batch is recorded at once,
+    the chunk in flight included; once the run has ended, its counts are those of its done chunks
+    (:func:`dbrestore.checkpoints.settle_counts`).
     """
 
     def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None,
-                 job_id: str | None = None):
+                 job_id: str | None = None, own_connection: bool | None = None):
         self.run = run
         self.interval = conf.get("PROGRESS_INTERVAL") if atomic else 0.0
         self.lock = lock
@@ -66,7 +67,10 @@ class RunRecorder(BaseListener):
         self._result: RestoreResult | None = None
         self._side = None
         history_db = run._state.db or run_database()
-        if atomic and history_db == restore_database and connections[history_db].vendor == "postgresql":
+        # Its own connection outside the restore's transaction: in one transaction (atomic) and
+        # when chunks commit in transactions of their own (``own_connection``, chunked restores).
+        separate = atomic if own_connection is None else own_connection
+        if separate and history_db == restore_database and connections[history_db].vendor == "postgresql":
             main = connections[history_db]
             self._side = type(main)(dict(main.settings_dict), history_db)
             # Chunks loading in threads (--jobs) report through it too, one at a time (Broadcast's lock).
@@ -229,12 +233,14 @@ def _fail(run: RestoreRun, reason: str) -> None:
         if atomic:
             messages.append("rolled back: the database is as it was before the restore")
         else:
+            checkpoints.settle_counts(run)  # chunked: what the done chunks hold, not what was in flight
             messages.extend(describe_tables(run.database, run.tables, run.mode))
     run.status = RestoreRun.Status.FAILED
     run.finished_at = timezone.now()
     run.current_table = ""
     run.errors = messages[-conf.get("MAX_MESSAGES"):]
-    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table"])
+    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table", "rows_processed",
+                            "rows_inserted", "rows_skipped", "rows_rejected"])
     logger.warning("Restore #%s marked failed: %s", run.pk, reason)
 
 

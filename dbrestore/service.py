@@ -18,6 +18,8 @@ from typing import Any
 from django.db.utils import DatabaseError
 
 from . import chunked, conf, locks, signals
+from . import resume as resume_rules
+from .chunk_loop import restore_chunked
 from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
 from .loading import load, restore_transaction
 from .models import RestoreRun
@@ -28,7 +30,6 @@ from .prepare import check_and_make_safe
 from .progress import Broadcast, ProgressListener
 from .rejects import RejectsFile, default_rejects_path
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from . import resume as resume_rules
 from .runs import RunRecorder, create_run, describe_tables, finish_run, mark_running, reap_dead_runs, tables_progress
 from .sources import Backup, open_backup, refuse_outputs
 from .sources.native import NATIVE_FORMATS
@@ -67,8 +68,8 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
                            method="copy" if opts.uses_copy() else "orm")
     # Chunks commit in transactions of their own: progress goes through a connection of its own too.
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=(opts.atomic or chunked.applies(opts))
-                           and not opts.dry_run, lock=lock, job_id=job_id)
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
+                           lock=lock, job_id=job_id, own_connection=not opts.dry_run)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
         Path(opts.rejects_file) if opts.rejects_file else default_rejects_path(run), max_rejects=opts.max_rejects
@@ -111,6 +112,7 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
             _note_table_states(plan, opts, result, tables)
             chunked.note_chunk_states(run, result, tables)
         finish_run(run, result, tables)
+        chunked.discard_parts(run, opts, result.status)
         progress.restore_finished(result)
     signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
     return result
@@ -148,7 +150,7 @@ def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOpti
     or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`.chunked`)."""
     try:
         if chunked.applies(opts):
-            chunked.restore_chunked(run, backup, plan, opts, result, progress)
+            restore_chunked(run, backup, plan, opts, result, progress)
             return
         small = check_and_make_safe(run, backup, plan, opts, result, progress)
         with restore_transaction(opts):

@@ -3,6 +3,7 @@ rejects as a restore that was never interrupted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_ranges_cover_the_file_on_line_boundaries(sample_backup):
     data = next(t for t in backup.tables if t.key == "shop_customer")
     ranges = line_ranges(data, 1000)
     assert len(ranges) > 5 and ranges[0][0] == 0 and ranges[-1][1] is None
-    assert all(end == following[0] for (_, end, _), following in zip(ranges, ranges[1:]))
+    assert all(end == following[0] for (_, end, _), following in itertools.pairwise(ranges))
     rows = [row for start, end, first in ranges for row in range_rows(data, start, end, first)]
     assert rows == list(data.rows())  # the same rows, numbered by their line in the whole file
 
@@ -72,6 +73,7 @@ def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_bac
     assert counts(run.pk) == clean_counts
     run.refresh_from_db()
     assert run.status == "partial" and rejects(run.rejects_file) == clean_rejects  # no line lost nor doubled
+    assert not Path(run.rejects_file + ".parts").exists()  # joined into the rejects file: the run is over
     assert run.rows_inserted + run.rows_skipped + run.rows_rejected == run.rows_processed
     with pytest.raises(CommandError, match=f"restore #{run.pk} cannot resume: it finished"):
         run_command("restore_backup", "--resume", run.pk, "--noinput")
@@ -104,3 +106,65 @@ def test_resume_refuses_a_changed_backup_other_options_and_atomic_runs(sample_ba
     atomic = restore(backup, skip_checksum=True, listeners=[StopAt("shop.Order", 10)])
     with pytest.raises(CommandError, match="atomic restores roll back: run it again"):
         run_command("restore_backup", "--resume", atomic.run_id, "--noinput")
+
+
+def test_admin_run_page_shows_chunks_and_resumes(sample_backup, admin_client):
+    from django.urls import reverse
+
+    backup = sample_backup(rows=300)
+    stopped = restore(backup, atomic=False, chunk_bytes=2000, listeners=[StopAt("shop.Order", 10)])
+    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[stopped.run_id])).content.decode()
+    assert 'class="dbrestore-resume"' in page
+    assert "<td class=\"chunks\">done (1)</td>" in page and ("partial: " in page or "untouched" in page)
+    response = admin_client.post(reverse("admin:dbrestore_restorerun_resume", args=[stopped.run_id]))
+    assert response.status_code == 302  # to the progress page; SYNC_JOBS ran the resume in-process
+    run = RestoreRun.objects.get(pk=stopped.run_id)
+    assert run.status == "succeeded"
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[run.pk])).content.decode()
+    assert 'class="dbrestore-resume"' not in page
+    response = admin_client.post(reverse("admin:dbrestore_restorerun_resume", args=[run.pk]), follow=True)
+    assert f"Restore #{run.pk} cannot resume: it finished (succeeded)" in response.content.decode()
+
+
+def checksums(run_command, output: Path) -> dict[str, str]:
+    """The sha256 of each table's rows as create_backup writes them: equal means equal tables."""
+    run_command("create_backup", "--output", output, "--no-compress")
+    return {entry["model"]: entry["sha256"] for entry in manifest(output)["tables"] if entry["model"].startswith("shop.")}
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one process", "jobs 2"])
+def test_sigkill_midway_then_resume_gives_the_database_of_a_clean_restore(
+        sample_backup, subprocess_env, run_command, tmp_path, jobs, vendor):
+    from tests.test_faults import killed, start, table_counts, wait_for
+
+    if jobs > 1 and vendor != "postgresql":
+        pytest.skip("--jobs N needs PostgreSQL")
+    backup = sample_backup(rows=20000, name="kill")
+    total = sum(entry["rows"] for entry in manifest(backup)["tables"])
+    run_command("restore_backup", backup, "--noinput", "--no-atomic", "--no-safety-backup")
+    clean = checksums(run_command, tmp_path / "clean")
+
+    process = start(["restore_backup", backup, "--noinput", "--no-atomic", "--chunk-bytes", "30000",
+                     "--jobs", jobs, "--batch-size", "200"], subprocess_env())
+    # Killed once a few of shop.OrderItem's chunks are done (its parents are 42% of the rows).
+    clean_run = RestoreRun.objects.latest("pk").pk
+    done = RestoreChunk.objects.filter(run_id__gt=clean_run, table="shop.OrderItem", state="done")
+    wait_for(lambda: done.count() >= 3, "chunks of shop.OrderItem done", process=process, interval=0.01)
+    killed(process)
+    run = RestoreRun.objects.get(pk=done.first().run_id)
+    out, _ = run_command("restore_status", run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "partial: " in out
+    held = table_counts()
+    assert {label: t["inserted"] for label, t in run.tables.items()} == {label: held[label] for label in run.tables}
+    assert 0 < run.rows_inserted < total
+
+    run_command("restore_backup", "--resume", run.pk, "--noinput", "--jobs", jobs)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.errors
+    assert checksums(run_command, tmp_path / "resumed") == clean
+    assert run.rows_processed == run.rows_inserted == total  # no row counted twice, none lost
+    now = table_counts()
+    assert {label: t["inserted"] for label, t in run.tables.items()} == {label: now[label] for label in run.tables}
