@@ -262,11 +262,12 @@ def test_admin_form_refuses_distribute_in_one_transaction():
 
 
 @pytest.mark.postgres
-def test_cancel_stops_a_distributed_run_between_chunks(redis_queue, chunk_settings, sample_backup, run_command,
+def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(redis_queue, chunk_settings, sample_backup, run_command,
                                                        workers):
-    from dbrestore.jobs import cancel_restore
+    from dbrestore.jobs import cancel_restore, queue_resume
 
-    run = queue_distributed(run_command, sample_backup(rows=300))
+    backup = sample_backup(rows=300)
+    run = queue_distributed(run_command, backup)
     workers(1, "--max-jobs", "1")
     prepared(run)
     assert cancel_restore(run) == "stopping"
@@ -274,6 +275,10 @@ def test_cancel_stops_a_distributed_run_between_chunks(redis_queue, chunk_settin
     run = wait_for(run)
     assert run.status == "cancelled" and run.rows_inserted == 0
     assert any(f"--resume {run.pk}" in error and "untouched" in error for error in run.errors), run.errors
+    queue_resume(run)  # the admin's Resume button: distributed again, over the workers there are
+    run = wait_for(run)
+    assert run.status == "succeeded", outcome(run)
+    assert_counts_add_up(run, backup)
 
 
 @pytest.mark.postgres
