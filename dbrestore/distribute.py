@@ -28,38 +28,28 @@ from typing import IO, Any
 from django.db import connections
 from django.utils import timezone
 
-from . import conf, fanout
+from . import chunked, conf, fanout
 from .conf import run_database
 from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError, first_line
 from .locks import DatabaseLock
 from .models import RestoreRun
 from .options import RestoreOptions
+from .plan import build_plan
 from .queue import get_queue
 from .report import RestoreResult
-from .runs import tables_progress
+from .runs import RunRecorder, settle, tables_progress
+from .sources import open_backup
+from .sources.native import NATIVE_FORMATS
 
 logger = logging.getLogger(__name__)
 
 _held: list[fanout.ChunkLock] = []  # the chunk lock of this process's last chunk (see run_chunk)
 
 
-def _core():
-    """The chunked restore this module fans out (:mod:`dbrestore.chunked`, imported when used:
-    it imports much of dbrestore)."""
-    from . import chunked
-
-    return chunked
-
-
 # The first job: prepare, then enqueue --------------------------------------------------------
 def start(run: RestoreRun, *, lock: DatabaseLock) -> None:
     """Prepare ``run`` in its first job, holding the database's ``lock`` (checks, safety backup,
     emptying, the chunk plan: done once, recorded for a resume), then enqueue its chunks."""
-    from .plan import build_plan
-    from .runs import RunRecorder
-    from .sources import open_backup
-    from .sources.native import NATIVE_FORMATS
-
     opts = RestoreOptions(**run.options)
     opts.validate()
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database,
@@ -72,7 +62,7 @@ def start(run: RestoreRun, *, lock: DatabaseLock) -> None:
             raise RestoreConfigError(f"--distribute loads JSON backups chunk by chunk; {run.source} is a PostgreSQL "
                                      "dump, which pg_restore loads (--jobs N runs it in parallel)")
         plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
-        levels = _core().prepare_chunked_run(run, opts, backup, plan, result, recorder)
+        levels = chunked.prepare_chunked_run(run, opts, backup, plan, result, recorder)
         recorder.write(tables=tables_progress(result), warnings=result.warnings, force=True)
         count = enqueue_levels(run.pk, levels)
     except BaseException as exc:
@@ -173,8 +163,8 @@ def run_chunk(run_id: int, number: int, chunk: dict[str, Any]) -> str:
     if get_current_job() is not None:
         fanout.mark_locked(get_current_job())
     _sweep(run)
-    counts = _core().load_chunk(run_id, chunk)
-    _core().refresh_run_counts(run_id)  # the sums of the done chunks' checkpoints: none counted twice
+    counts = chunked.load_chunk(run_id, chunk)
+    chunked.refresh_run_counts(run_id)  # the sums of the done chunks' checkpoints: none counted twice
     return "loaded" if counts is not None else "done already"
 
 
@@ -207,7 +197,7 @@ def finish(run_id: int) -> str:
     if run.status == RestoreRun.Status.RUNNING and run.cancel_requested:
         end_cancelled(run_id)
     elif run.status == RestoreRun.Status.RUNNING:
-        _core().finish_chunked_run(run_id)
+        chunked.finish_chunked_run(run_id)
     run.refresh_from_db()
     return run.status
 
@@ -253,7 +243,7 @@ def _end(run_id: int, status: str, reason: str) -> bool:
     tables = dict(run.tables)
     states = RestoreResult(run_id=run_id, source=run.source, database=run.database)
     try:
-        _core().note_chunk_states(run, states, tables)  # "resume it with: ... (table done; table partial: N of M)"
+        chunked.note_chunk_states(run, states, tables)  # "resume it with: ... (table done; table partial: N of M)"
     except Exception as exc:  # the reason must be recorded all the same
         logger.warning("Could not read the checkpoints of restore #%s: %s", run_id, exc)
     errors = [*run.errors, reason, *(states.errors or [f"resume it with: manage.py restore_backup --resume {run_id}"])]
@@ -271,8 +261,6 @@ def _end(run_id: int, status: str, reason: str) -> bool:
 def wait(run: RestoreRun, stream: IO[str], *, interval: float = 2.0, poll: float = 0.5) -> RestoreRun:
     """Follow ``run`` to its end, a progress line every ``interval`` seconds on ``stream``; dead
     workers' chunks are requeued and a run with no live job left is failed on the way."""
-    from .runs import settle
-
     last_line, shown = 0.0, None
     while True:
         run.refresh_from_db()

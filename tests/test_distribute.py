@@ -138,8 +138,11 @@ def test_two_workers_restore_what_a_clean_restore_does(redis_queue, chunk_settin
     clean = clean_restore(run_command, backup, tmp_path / "clean")
 
     processes = workers(2)
-    run = wait_for(queue_distributed(run_command, backup))
+    out, err = run_command("restore_backup", backup, *DISTRIBUTE, "--wait")  # returns once the run has ended
+    run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[1]))
     assert run.status == "succeeded", outcome(run)
+    assert f"Restored {run.rows_inserted} rows (0 skipped, 0 rejected): run #{run.pk} succeeded" in out
+    assert f"Restore #{run.pk}: succeeded, {run.rows_processed}/{run.rows_total} rows (100.0%)" in err
     assert table_checksums(run_command, tmp_path / "distributed") == clean
     assert_counts_add_up(run, backup)
     from dbrestore.distribute import chunk_counts
