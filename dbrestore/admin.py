@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import admin_views
 from .models import RestoreRun
-from .run_display import rolled_back, table_rows, verification_rows
+from .run_display import may_resume, rolled_back, table_rows, verification_rows
 from .runs import settle
 
 SOURCE_CHARS = 40  # of a long source path, the history shows the end (the full path is its tooltip)
@@ -125,6 +125,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
             path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name="%s_%s_progress_page" % info),
             path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name="%s_%s_progress" % info),
             path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name="%s_%s_cancel" % info),
+            path("<int:pk>/resume/", wrap(admin_views.resume_view(self)), name="%s_%s_resume" % info),
             *super().get_urls(),
         ]
 
@@ -148,5 +149,8 @@ class RestoreRunAdmin(admin.ModelAdmin):
             "verification_rows": verification_rows(run) if run else [],
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
             "rq_job_url": admin_views.rq_job_url(run, request) if run else None,
+            "resume_url": reverse("admin:dbrestore_restorerun_resume", args=[object_id])
+            if run and may_resume(run) and self.has_restore_permission(request) else None,
+            "chunked": any("state" in table for table in tables),
         }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -20,7 +20,7 @@ from .dashboard import can_use_dashboard
 from .discovery import backup_name, backup_root
 from .exceptions import DbRestoreError
 from .forms import ConfirmForm, RestoreForm
-from .jobs import cancel_restore, queue_restore
+from .jobs import cancel_restore, queue_restore, queue_resume
 from .models import RestoreRun
 from .preview import preview_restore
 from .run_display import rolled_back, rows_now
@@ -179,4 +179,17 @@ def cancel_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRespo
     else:
         messages.info(request, f"Restore #{run.pk} had already ended ({outcome}).")
     model_admin.log_change(request, run, f"Cancel requested: {outcome}")
+    return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+
+
+@_run_view(_require_restore, require_POST)
+def resume_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
+    """The Resume button of a failed, cancelled or dead ``--no-atomic`` run: queued as an RQ job."""
+    try:
+        queue_resume(run, requested_by=request.user.get_username())
+    except DbRestoreError as exc:
+        messages.error(request, str(exc))
+        return redirect("admin:dbrestore_restorerun_change", run.pk)
+    model_admin.log_change(request, run, f"Resume of restore #{run.pk} queued")
+    messages.success(request, f"Restore #{run.pk} resumes: its finished chunks are kept.")
     return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)

@@ -14,10 +14,12 @@ DEFAULTS: dict[str, Any] = {
     "BACKUP_DIR": None,  # folder of backups (path); None: BASE_DIR / "backups"; relative: under BASE_DIR
     "STORAGE": None,  # alias in settings.STORAGES holding the backups instead of BACKUP_DIR (None: BACKUP_DIR)
     "BATCH_SIZE": 1000,  # rows per INSERT batch
+    "CHUNK_BYTES": 32 * 1024**2,  # --no-atomic: bytes of a JSON Lines file per chunk (a transaction and a checkpoint)
     "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
+    "DISTRIBUTE_RETRIES": 2,  # --distribute: times RQ retries a chunk job that failed, before the run fails
     "SAFETY_BACKUP": True,  # back up the tables a restore replaces, before emptying them
     "SAFETY_BACKUP_KEEP": 10,  # safety backups kept in BACKUP_DIR/safety/ (the newest N; None keeps all)
     "RUN_DATABASE": "default",  # database alias that stores RestoreRun history

@@ -50,6 +50,11 @@ class RestoreForm(forms.Form):
                              widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}))
     batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
     atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)
+    distribute = forms.BooleanField(
+        label=_("Spread over the RQ workers"), required=False,
+        help_text=_("PostgreSQL, not in one transaction: the chunks go on the queue as jobs, FK level after FK "
+                    "level, for every rqworker that reaches the database and the backup."),
+    )
     only = forms.CharField(label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated."))
     exclude = forms.CharField(label=_("Exclude these tables"), required=False)
 
@@ -79,6 +84,9 @@ class RestoreForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if data.get("distribute") and data.get("atomic"):
+            raise forms.ValidationError(_("Spreading over the RQ workers commits chunk by chunk: untick "
+                                          "“One transaction”."))
         if not data.get("backup") and not data.get("upload"):
             raise forms.ValidationError(_("Choose a backup or upload one."))
         if data.get("backup") and data.get("upload"):
@@ -104,6 +112,7 @@ class RestoreForm(forms.Form):
             "mode": data["mode"],
             "batch_size": data.get("batch_size") or None,
             "atomic": bool(data.get("atomic")),
+            "distribute": bool(data.get("distribute")),
             "only": _split(data.get("only") or ""),
             "exclude": _split(data.get("exclude") or ""),
         }
@@ -116,6 +125,7 @@ class ConfirmForm(forms.Form):
     mode = forms.ChoiceField(choices=[(m, m) for m in MODES], widget=forms.HiddenInput)
     batch_size = forms.IntegerField(min_value=1, max_value=100_000, required=False, widget=forms.HiddenInput)
     atomic = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    distribute = forms.BooleanField(required=False, widget=forms.HiddenInput)
     only = forms.CharField(required=False, widget=forms.HiddenInput)
     exclude = forms.CharField(required=False, widget=forms.HiddenInput)
 

@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from . import conf, locks
 from .conf import run_database
-from .exceptions import DbRestoreError, RestoreQueueError
+from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
 from .models import RestoreRun
 from .options import RestoreOptions, absolute
 from .queue import cancel_job, check_queue, get_queue
-from .runs import cancel_queued, create_run, reap_dead_runs, request_cancel, settle
+from .resume import refuse_resume, reopen
+from .runs import cancel_queued, create_run, mark_running, reap_dead_runs, request_cancel, settle
 from .service import execute
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
     opts.validate()
     opts.make_paths_absolute()
     check_queue()
+    if opts.distribute and conf.get("SYNC_JOBS"):
+        raise RestoreConfigError("--distribute needs RQ workers, and DBRESTORE['SYNC_JOBS'] runs jobs in-process")
     with locks.holding(opts.database):
         # The run is created and its job enqueued under the lock: nobody can see it queued
         # without a job (and fail it for that) in between.
@@ -44,6 +47,25 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
             enqueue(run)
     if conf.get("SYNC_JOBS"):
         enqueue(run)  # runs it in-process, taking the lock again
+    return run
+
+
+def queue_resume(run: RestoreRun, *, requested_by: str = "") -> RestoreRun:
+    """Queue the resume of failed, cancelled or dead ``--no-atomic`` run ``run`` (the admin's
+    Resume button): refused as ``restore_backup --resume`` refuses; the same run goes on."""
+    check_queue()
+    with locks.holding(run.database):
+        reap_dead_runs(run.database)  # the run itself, when its process died
+        run.refresh_from_db()
+        refuse_resume(run)
+        reopen(run)
+        run.status = RestoreRun.Status.QUEUED
+        run.save(update_fields=["status"])
+        logger.info("Restore #%s queued to resume (by %s)", run.pk, requested_by or "?")
+        if not conf.get("SYNC_JOBS"):
+            enqueue(run, resumed=True)
+    if conf.get("SYNC_JOBS"):
+        enqueue(run, resumed=True)
     return run
 
 
@@ -83,13 +105,24 @@ def run_restore(run_id: int) -> str:
             return run.status
         reap_dead_runs(run.database)  # runs left running are dead: we hold the lock (this one is alive)
         try:
-            execute(run, lock=lock, job_id=run.job_id if _in_rq_job() else None)
+            if run.options.get("distribute"):
+                _start_distributed(run, lock)
+            else:
+                execute(run, lock=lock, job_id=run.job_id if _in_rq_job() else None)
         except DbRestoreError as exc:
             logger.warning("Restore #%s failed: %s", run_id, exc)  # recorded on the run already
     finally:
         lock.release()
     run.refresh_from_db()
     return run.status
+
+
+def _start_distributed(run: RestoreRun, lock: locks.DatabaseLock) -> None:
+    """``--distribute``: prepare the run and enqueue its chunks, for any worker to run."""
+    from .distribute import start
+
+    mark_running(run)
+    start(run, lock=lock)
 
 
 def _in_rq_job() -> bool:
@@ -100,14 +133,14 @@ def _in_rq_job() -> bool:
     return get_current_job() is not None
 
 
-def enqueue(run: RestoreRun) -> None:
+def enqueue(run: RestoreRun, *, resumed: bool = False) -> None:
     """Put the run on the queue once its row is committed (or run it now with SYNC_JOBS).
 
     Raises :class:`RestoreQueueError` (the run failed with the reason) when it cannot be
     enqueued now; when the enqueue waits for an outer transaction's commit, a failure then
     fails the run and is logged.
     """
-    run.job_id = job_id_for(run)
+    run.job_id = job_id_for(run) + (f"-resume-{int(timezone.now().timestamp())}" if resumed else "")
     RestoreRun.objects.using(run_database()).filter(pk=run.pk).update(job_id=run.job_id)
     if conf.get("SYNC_JOBS"):
         transaction.on_commit(lambda: run_restore(run.pk), using=run_database())

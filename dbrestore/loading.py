@@ -1,4 +1,4 @@
-"""The load phase of a JSON backup: empty, load each table (side by side with ``--jobs``), then
+"""The load phase of a JSON backup in one transaction (or a dry run): empty, load each table, then
 the integrity steps after it (deferred keys, indexes, orphans, constraints, sequences) and the
 row-count verification."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -27,7 +26,6 @@ from .integrity import (
 )
 from .load.table import TableLoader, never_stop
 from .options import RestoreOptions
-from .parallel import load_levels, run_in_threads
 from .plan import Plan, PlannedTable
 from .progress import BaseListener, Broadcast
 from .rejects import RejectsFile
@@ -70,16 +68,10 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
     checked_while_loading: set[ForeignKeyEdge] = set()
     deferred_natural_keys: list[tuple[PlannedTable, list]] = []
 
-    def load_table(table: PlannedTable, listener: BaseListener, stop: threading.Event | None = None) -> None:
+    def load_table(table: PlannedTable, listener: BaseListener) -> None:
         settled, deferred = foreign_keys[table.model]
         table_result = result.table(table.label, table.db_table)
-
-        def should_stop(force: bool = False) -> str | None:
-            if stop is not None and stop.is_set():
-                return "stopped: the load of another table failed"
-            return watch(force=force)
-
-        reason = should_stop(force=True)
+        reason = watch(force=True)
         if reason:
             raise RestoreCancelled(reason)
         listener.table_started(table_result)
@@ -100,8 +92,7 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             settled_foreign_keys=settled,
             nulled_fields=[] if opts.atomic else nullable_deferred_fields(deferred),
             log_skipped=opts.log_skipped,
-            side_by_side=opts.jobs if opts.jobs > 1 and not opts.dry_run else 1,
-            should_stop=should_stop,
+            should_stop=watch,
         )
         loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
@@ -111,11 +102,8 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         table_result.seconds = time.monotonic() - table_started
         listener.table_finished(table_result)
 
-    if opts.jobs > 1 and not opts.dry_run:
-        _load_in_parallel(plan, foreign_keys, opts, progress, load_table)
-    else:
-        for table in plan.tables:
-            load_table(table, progress)
+    for table in plan.tables:  # --no-atomic (and --jobs N with it) goes through chunked.py instead
+        load_table(table, progress)
     if not opts.dry_run:
         apply_deferred_natural_keys(deferred_natural_keys, opts.database, result, rejects)
         if aside is not None:
@@ -140,17 +128,6 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
-
-
-def _load_in_parallel(plan: Plan, foreign_keys, opts: RestoreOptions, progress: Broadcast, load_table) -> None:
-    """``--jobs N``: the tables of each FK level in N connections at once (see :mod:`.parallel`)."""
-    tables = {table.model: table for table in plan.tables}
-    parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
-    stop = threading.Event()
-    for level in load_levels(plan.models, parents):
-        logger.info("Loading %s side by side", ", ".join(model._meta.label for model in level))
-        run_in_threads([tables[model] for model in level], lambda table: load_table(table, progress, stop),
-                       jobs=opts.jobs, using=opts.database, stop=stop)
 
 
 def _note_drift(table, loader: TableLoader | CopyTableLoader, result: RestoreResult) -> None:

@@ -70,8 +70,9 @@ class DatabaseLock:
 class AdvisoryLock(DatabaseLock):
     """A PostgreSQL session advisory lock on a dedicated connection."""
 
-    def __init__(self, database: str):
+    def __init__(self, database: str, keys: tuple[int, int] = ADVISORY_KEYS):
         super().__init__(database)
+        self.keys = keys  # the int4 pair of pg_try_advisory_lock (chunk locks use others, see fanout)
         self._connection = None
         self.backend_pid: int | None = None
 
@@ -91,7 +92,7 @@ class AdvisoryLock(DatabaseLock):
         if self._connection is None:
             self._connection = self._open()
         with self._connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()", ADVISORY_KEYS)
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s), pg_backend_pid()", self.keys)
             got, self.backend_pid = cursor.fetchone()
         return bool(got)
 
@@ -127,7 +128,7 @@ class AdvisoryLock(DatabaseLock):
                     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
                     "AND classid = %s AND objid = %s AND objsubid = 2 "
                     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-                    ADVISORY_KEYS,
+                    self.keys,
                 )
                 return bool(cursor.fetchone()[0])
         except DatabaseError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -53,6 +54,9 @@ class RestoreRun(models.Model):
     verification = models.JSONField(_("verification"), default=dict, blank=True)
     safety_backup = models.CharField(_("safety backup"), max_length=1024, blank=True)
     rejects_file = models.CharField(_("rejects file"), max_length=1024, blank=True)
+    #: A chunked (``--no-atomic``) restore: whether it is prepared (checks, safety backup,
+    #: emptying done), the backup's fingerprint and the target, for ``--resume``.
+    checkpoint = models.JSONField(_("checkpoint"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("restore run")
@@ -89,3 +93,42 @@ class RestoreRun(models.Model):
         if not self.rows_total:
             return 0.0
         return min(100.0, 100.0 * self.rows_processed / self.rows_total)
+
+
+class RestoreChunk(models.Model):
+    """The checkpoint of one chunk of a ``--no-atomic`` restore (see :mod:`dbrestore.chunked`).
+
+    Written in the RESTORE database (not the run history's), in the same transaction as the
+    chunk's rows: a chunk is ``done`` exactly when its rows are committed, so a resume neither
+    loads it twice nor counts it twice. ``run_id`` is the RestoreRun's id (no foreign key: the
+    history may live in another database).
+    """
+
+    PLANNED, DONE = "planned", "done"
+
+    run_id = models.BigIntegerField(_("restore run"), db_index=True)
+    table = models.CharField(_("model"), max_length=255)
+    index = models.IntegerField(_("chunk"))
+    level = models.IntegerField(_("FK level"), default=0)
+    position = models.IntegerField(_("order"), default=0)
+    start = models.BigIntegerField(_("first byte"), default=0)
+    end = models.BigIntegerField(_("end byte"), null=True, blank=True)
+    first_line = models.BigIntegerField(_("first line"), default=1)
+    state = models.CharField(_("state"), max_length=16, default=PLANNED)
+    total = models.BigIntegerField(default=0)
+    inserted = models.BigIntegerField(default=0)
+    skipped = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    #: What the post-load steps need from the chunk: drift (unknown and missing columns, values
+    #: dropped) and the natural keys to fill in once every table is loaded.
+    details = models.JSONField(_("details"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("restore chunk")
+        verbose_name_plural = _("restore chunks")
+        ordering = ["run_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["run_id", "table", "index"], name="dbrestore_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"Restore #{self.run_id} {self.table} chunk {self.index} ({self.state})"

@@ -45,6 +45,8 @@ class RestoreOptions:
     # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
     indexes_after_load: bool | None = None
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
+    chunk_bytes: int | None = None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
+    distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
 
     def validate(self) -> None:
         check_database(self.database)
@@ -70,9 +72,25 @@ class RestoreOptions:
             if self.mode != "replace" or not self.atomic:
                 raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
+        if self.chunk_bytes is not None and self.chunk_bytes < 1:
+            raise RestoreConfigError(f"--chunk-bytes must be at least 1 (got {self.chunk_bytes})")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
+        if self.distribute:
+            self._check_distribute()
+
+    def _check_distribute(self) -> None:
+        """``--distribute`` loads chunks in RQ workers, each committing its own."""
+        if self.atomic:
+            raise RestoreConfigError("--distribute loads the chunks in several RQ workers, which cannot share one "
+                                     "transaction: add --no-atomic")
+        if self.dry_run:
+            raise RestoreConfigError("--distribute writes rows in RQ workers; --dry-run checks in this process: "
+                                     "drop one of them")
+        if connections[self.database].vendor != "postgresql":
+            raise RestoreConfigError("--distribute needs PostgreSQL: workers on several hosts load side by side "
+                                     "(SQLite has one writer)")
 
     def check_row_load(self) -> None:
         """The checks that hold for a JSON backup only: ``--jobs N`` loads tables in parallel

@@ -22,6 +22,10 @@ from .sources import Backup, TableData
 
 ModelType = type[models.Model]
 
+#: Never backed up, restored nor emptied, whatever ``DBRESTORE["EXCLUDE"]`` says: the
+#: checkpoints of restores live in the restored database itself.
+ALWAYS_EXCLUDED = ["dbrestore.RestoreChunk"]
+
 
 @dataclass
 class PlannedTable:
@@ -207,7 +211,7 @@ def build_plan(
 ) -> Plan:
     """Map the backup's tables to models, apply only/exclude, and order load and delete."""
     index = index or ModelIndex()
-    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE")) + ALWAYS_EXCLUDED
     planned: dict[ModelType, PlannedTable] = {}
     unknown: list[TableData] = []
     excluded: list[PlannedTable] = []
@@ -262,7 +266,7 @@ def plan_warnings(plan: Plan) -> list[str]:
 def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[type[models.Model]]:
     """The models a backup holds: every concrete, managed model (M2M tables included), parents
     first, without ``DBRESTORE["EXCLUDE"]``, narrowed by ``only`` / ``exclude``."""
-    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE"))
+    only, exclude = list(only), list(exclude) + list(conf.get("EXCLUDE")) + ALWAYS_EXCLUDED
     chosen = [
         model
         for model in apps.get_models(include_auto_created=True)

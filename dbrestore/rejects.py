@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from . import conf
 from .exceptions import RejectsWriteError, TooManyRejectsError
 from .jsonvalues import encode_value
 
@@ -112,3 +113,8 @@ class RejectsFile:
                 self._stream.close()
             except OSError as exc:
                 logger.warning("closing the rejects file %s: %s", self.path, exc)
+
+
+def default_rejects_path(run) -> Path:
+    """BACKUP_DIR/rejects/restore-<run>-rejects.jsonl: where a run's rejected rows go by default."""
+    return conf.backup_dir() / "rejects" / f"restore-{run.pk}-rejects.jsonl"

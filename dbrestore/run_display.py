@@ -9,6 +9,7 @@ from typing import Any
 from django.apps import apps
 from django.db import DatabaseError, connections
 
+from . import checkpoints
 from .models import RestoreRun
 
 ROLLED_BACK_STATUSES = (RestoreRun.Status.FAILED, RestoreRun.Status.CANCELLED)
@@ -42,7 +43,12 @@ def table_rows(run: RestoreRun) -> list[dict[str, Any]]:
     """The run's tables in restore order, each with ``rows_now`` once the run is final."""
     final = run.status in RestoreRun.FINAL_STATUSES
     now = rows_now(run) if final else {}
-    ordered = sorted((run.tables or {}).items(), key=lambda item: item[1].get("position", 0))
+    data = {"tables": {label: dict(table) for label, table in (run.tables or {}).items()}}
+    try:
+        checkpoints.overlay(run, data)  # done / partial N of M chunks / untouched
+    except DatabaseError:
+        pass
+    ordered = sorted(data["tables"].items(), key=lambda item: item[1].get("position", 0))
     return [{"label": label, **table, "rows_now": now.get(label)} for label, table in ordered]
 
 
@@ -54,3 +60,10 @@ def verification_rows(run: RestoreRun) -> list[dict[str, Any]]:
          "in_db": data.get("in_db"), "ok": data.get("ok", data.get("in_db") == data.get("in_dump"))}
         for label, data in tables.items()
     ]
+
+
+def may_resume(run: RestoreRun) -> bool:
+    """Whether the run page offers Resume: a failed or cancelled ``--no-atomic`` JSON restore."""
+    options = run.options or {}
+    return (run.status in ROLLED_BACK_STATUSES and not options.get("atomic", True) and not options.get("dry_run")
+            and bool((run.checkpoint or {}).get("prepared")))

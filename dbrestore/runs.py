@@ -22,7 +22,7 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from . import conf, queue
+from . import checkpoints, conf, fanout, queue
 from .conf import run_database
 from .exceptions import RestoreCancelled, RestoreLockedError
 from .locks import DatabaseLock, lock_for, locked_message
@@ -52,11 +52,13 @@ class RunRecorder(BaseListener):
     listener only observes: whether the run may go on is :class:`RunWatch`'s question, asked by
     the load loop.
 
-    Without one transaction (``--no-atomic``) every committed batch is recorded at once, so the
-    run's counts never lag what the database holds.
+    Without one transaction (``--no-atomic``, chunk by chunk) every batch is recorded at once,
+    the chunk in flight included; once the run has ended, its counts are those of its done chunks
+    (:func:`dbrestore.checkpoints.settle_counts`).
     """
 
-    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None):
+    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None,
+                 own_connection: bool | None = None):
         self.run = run
         self.interval = conf.get("PROGRESS_INTERVAL") if atomic else 0.0
         self.lock = lock
@@ -65,9 +67,14 @@ class RunRecorder(BaseListener):
         self._result: RestoreResult | None = None
         self._side = None
         history_db = run._state.db or run_database()
-        if atomic and history_db == restore_database and connections[history_db].vendor == "postgresql":
+        # Its own connection outside the restore's transaction: in one transaction (atomic) and
+        # when chunks commit in transactions of their own (``own_connection``, chunked restores).
+        separate = atomic if own_connection is None else own_connection
+        if separate and history_db == restore_database and connections[history_db].vendor == "postgresql":
             main = connections[history_db]
             self._side = type(main)(dict(main.settings_dict), history_db)
+            # Chunks loading in threads (--jobs) report through it too, one at a time (Broadcast's lock).
+            self._side.inc_thread_sharing()
 
     def backend_pids(self) -> list[int]:
         """PostgreSQL backend pids of this recorder's own connection and of the lock's (to spare them)."""
@@ -237,7 +244,14 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
     dead = []
     runs = RestoreRun.objects.using(run_database()).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
     for run in runs:
-        if run.status == RestoreRun.Status.RUNNING:
+        if run.status == RestoreRun.Status.RUNNING and run.options.get("distribute"):
+            alive, why = fanout.run_alive(run.pk, database)  # no process holds the lock between its jobs
+            run.refresh_from_db()  # its last job (or a failure callback) may have ended it meanwhile
+            if alive or run.status != RestoreRun.Status.RUNNING:
+                continue
+            reason = f"the distributed restore has no live RQ job left ({why})"
+            fanout.cancel_jobs(run.pk)  # what still waits behind a failed job would never run
+        elif run.status == RestoreRun.Status.RUNNING:
             reason = "the restoring process died (its database lock was released)"
         else:
             job = queue.job_status(run)
@@ -257,12 +271,14 @@ def _fail(run: RestoreRun, reason: str) -> None:
         if atomic:
             messages.append("rolled back: the database is as it was before the restore")
         else:
+            checkpoints.settle_counts(run)  # chunked: what the done chunks hold, not what was in flight
             messages.extend(describe_tables(run.database, run.tables, run.mode))
     run.status = RestoreRun.Status.FAILED
     run.finished_at = timezone.now()
     run.current_table = ""
     run.errors = messages[-conf.get("MAX_MESSAGES"):]
-    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table"])
+    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table", "rows_processed",
+                            "rows_inserted", "rows_skipped", "rows_rejected"])
     logger.warning("Restore #%s marked failed: %s", run.pk, reason)
 
 
@@ -299,7 +315,7 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
         run.refresh_from_db()
     speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
     remaining = max(run.rows_total - run.rows_processed, 0)
-    return {
+    data = {
         "id": run.pk,
         "status": run.status,
         "final": run.status in RestoreRun.FINAL_STATUSES,
@@ -317,6 +333,8 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
         "warnings": run.warnings,
         "cancel_requested": run.cancel_requested,
     }
+    checkpoints.overlay(run, data)
+    return data
 
 
 def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",

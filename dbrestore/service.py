@@ -17,23 +17,32 @@ from typing import Any
 
 from django.db.utils import DatabaseError
 
-from . import conf, locks, signals
+from . import chunked, conf, locks, signals
+from . import resume as resume_rules
+from .chunk_loop import restore_chunked
 from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
-from .load.ledger import Ledger
 from .loading import load, restore_transaction
 from .models import RestoreRun
 from .native_restore import restore_native
 from .options import RestoreOptions, absolute
-from .plan import Plan, build_plan, plan_warnings
+from .plan import Plan, build_plan
+from .prepare import check_and_make_safe
 from .progress import Broadcast, ProgressListener
-from .rejects import RejectsFile
+from .rejects import RejectsFile, default_rejects_path
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from .runs import RunRecorder, RunWatch, create_run, describe_tables, finish_run, mark_running, tables_progress
-from .safety import make_safe
+from .runs import (
+    RunRecorder,
+    RunWatch,
+    create_run,
+    describe_tables,
+    finish_run,
+    mark_running,
+    reap_dead_runs,
+    tables_progress,
+)
 from .sources import Backup, open_backup, refuse_outputs
 from .sources.native import NATIVE_FORMATS
 from .storage import StoragePath, as_location
-from .verify import migration_drift, verify_checksums
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +76,9 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     opts.validate()
     result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
                            method="copy" if opts.uses_copy() else "orm")
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run, lock=lock)
+    # Chunks commit in transactions of their own: progress goes through a connection of its own too.
+    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
+                           lock=lock, own_connection=not opts.dry_run)
     watch = RunWatch(recorder, job_id=job_id)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
@@ -103,16 +114,32 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     finally:
         recorder.close()
         result.seconds = time.monotonic() - started
-        result.rejects_file = str(rejects.path) if rejects.used else None
+        result.rejects_file = result.rejects_file or (str(rejects.path) if rejects.used else None)
         tables = tables_progress(result, recorder.finished)
         with contextlib.suppress(Exception):  # a full disk must not keep the outcome from being recorded
             rejects.close()
         if result.status in (FAILED, CANCELLED):
             _note_table_states(plan, opts, result, tables)
+            chunked.note_chunk_states(run, result, tables)
         finish_run(run, result, tables)
+        chunked.discard_parts(run, opts, result.status)
         progress.restore_finished(result)
     signals.post_restore.send(sender=RestoreRun, run=run, tables=list(result.tables), result=result)
     return result
+
+
+def resume(run_id: int, *, source: str | Path | None = None, listeners: Iterable[ProgressListener] = (),
+           **options: Any) -> RestoreResult:
+    """Resume failed, cancelled or dead ``--no-atomic`` run ``run_id`` (``--resume``): its done
+    chunks are skipped, the others loaded, then the post-load steps run. ``source`` and
+    ``options``, when given, must be the run's; so must the backup and the target database."""
+    run = resume_rules.resumable_run(run_id)
+    with locks.holding(run.database) as lock:
+        reap_dead_runs(run.database)  # the run itself, if its process died
+        run.refresh_from_db()
+        resume_rules.refuse_resume(run, source, options)
+        resume_rules.reopen(run)
+        return execute(run, lock=lock, listeners=listeners)
 
 
 def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult,
@@ -127,51 +154,15 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
     result.errors.extend(describe_tables(opts.database, tables, opts.mode))
 
 
-def default_rejects_path(run: RestoreRun) -> Path:
-    return conf.backup_dir() / "rejects" / f"restore-{run.pk}-rejects.jsonl"
-
-
-def _note_plan(plan: Plan, result: RestoreResult) -> None:
-    result.warnings.extend(plan_warnings(plan))
-    for cycle in plan.cycles:  # no loss nor change: not a warning
-        logger.info("FK cycle between %s; loaded with deferred constraint checks", ", ".join(cycle))
-    for table in plan.tables:
-        result.table(table.label, table.db_table, expected=table.data.expected_rows)
-
-
-def _count_excluded(plan: Plan, result: RestoreResult) -> None:
-    """Rows of excluded models (``--exclude``, ``DBRESTORE["EXCLUDE"]``) are counted as skipped
-    and named, not dropped unseen."""
-    for table in plan.excluded:
-        done = result.table(table.label, table.db_table, expected=table.data.expected_rows)
-        rows = sum(1 for _ in table.data.rows())
-        Ledger(table.label, table.db_table, done).excluded(rows)
-        if rows:
-            result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
-                                   "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")
-
-
-def _expected_rows(plan: Plan) -> int | None:
-    counts = [table.data.expected_rows for table in plan.tables]
-    return None if any(count is None for count in counts) else sum(counts)
-
-
 def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
                   rejects: RejectsFile, progress: Broadcast, started: float, watch: RunWatch) -> None:
-    """A JSON backup: check it, make the restore safe, then load the rows."""
-    opts.check_row_load()
-    _note_plan(plan, result)
-    _count_excluded(plan, result)
-    progress.restore_started(result, _expected_rows(plan))
-    signals.pre_restore.send(sender=RestoreRun, run=run, tables=[t.label for t in plan.tables])
-    if not opts.skip_checksum:
-        progress.phase_started("checking the data files against the manifest")
-        verify_checksums(plan)
-    for warning in migration_drift(backup, opts.database):
-        logger.warning("%s: %s", run.source, warning)
-        result.warnings.append(warning)
-    small = make_safe(run, backup, plan, opts, result, progress)
+    """A JSON backup: check it, make the restore safe, then load the rows (in one transaction,
+    or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`.chunked`)."""
     try:
+        if chunked.applies(opts):
+            restore_chunked(run, backup, plan, opts, result, progress, watch)
+            return
+        small = check_and_make_safe(run, backup, plan, opts, result, progress)
         with restore_transaction(opts):
             load(plan, opts, result, rejects, progress, started, truncate=not small, watch=watch)
     except DatabaseError as exc:

@@ -13,8 +13,10 @@ Configured from the environment, twelve-factor style:
   server, ``DBRESTORE_S3_PREFIX`` (default ``dbrestore``) for the key prefix. Credentials come
   the usual boto3 way (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a profile, a role).
 * ``DBRESTORE_GPG_RECIPIENTS``: comma-separated keys ``create_backup`` encrypts for.
+* ``DBRESTORE_SETTINGS_JSON``: more ``DBRESTORE`` keys, as one JSON object (the tests' workers).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -125,6 +127,8 @@ DBRESTORE = {
     "GPG_RECIPIENTS": [r for r in os.environ.get("DBRESTORE_GPG_RECIPIENTS", "").split(",") if r],
     "QUEUE": "dbrestore",
     "SYNC_JOBS": os.environ.get("DBRESTORE_SYNC_JOBS", "1" if _IS_SQLITE else "0") == "1",
+    # More keys as one JSON object (workers started by the tests, say: '{"DISTRIBUTE_RETRIES": 1}').
+    **json.loads(os.environ.get("DBRESTORE_SETTINGS_JSON") or "{}"),
 }
 
 LOGGING = {

@@ -73,6 +73,12 @@ class Ledger:
         self.result.inserted -= 1
         self.reject(position, row, reason)
 
+    def withdrawn_earlier(self, rows: int = 1) -> None:
+        """Rows an earlier attempt of a chunked run's post-load steps withdrew: their lines are in
+        the rejects file already, the chunks' checkpoints still count them as inserted."""
+        self.result.inserted -= rows
+        self.result.rejected += rows
+
 
 def _skipped_rows(pending: Sequence[PendingRow], inserted: int, pks: list[Any] | None) -> list[PendingRow]:
     if pks is None:  # the database did not say which rows went in; a lone row it can

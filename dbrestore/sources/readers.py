@@ -89,23 +89,29 @@ def open_binary(path: Path | StoragePath, *, rows: bool = True) -> BoundedReader
 
 def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
+    with open_binary(path) as stream:
+        yield from iter_json_lines_stream(stream, path)
+
+
+def iter_json_lines_stream(stream: BoundedReader, path: Path, first_line: int = 1) -> Iterator[PositionedRow]:
+    """The rows of JSON Lines read from ``stream``, numbered from ``first_line`` (a chunk of a
+    file starts on a later line, see :mod:`.ranges`)."""
     check = RowCheck(path, numbers=False)
     deep_enough = 2 * check.max_depth if check.max_depth else float("inf")  # a shorter line cannot nest deeper
-    with open_binary(path) as stream:
-        for line_number, line in enumerate(stream.lines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = loads_line(line)
-            except orjson.JSONDecodeError as exc:
-                raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
-            if not isinstance(row, dict):
-                raise BackupFormatError(
-                    f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
-                )
-            if len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
-                check(row, f"line {line_number}")
-            yield line_number, row
+    for line_number, line in enumerate(stream.lines(), start=first_line):
+        if not line.strip():
+            continue
+        try:
+            row = loads_line(line)
+        except orjson.JSONDecodeError as exc:
+            raise BackupFormatError(f"invalid JSON: {exc}", path=path, position=f"line {line_number}") from exc
+        if not isinstance(row, dict):
+            raise BackupFormatError(
+                f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
+            )
+        if len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
+            check(row, f"line {line_number}")
+        yield line_number, row
 
 
 def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]:

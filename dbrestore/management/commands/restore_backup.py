@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from dbrestore.parsing import split_commas
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
-from dbrestore.service import restore, rollback_source
+from dbrestore.service import restore, resume, rollback_source
 
 EXIT_PARTIAL = 3
 NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
@@ -48,6 +49,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.epilog = self.epilog
+        self._parser = parser
         parser.add_argument("source", nargs="?", help="Backup directory or file, or the name of a backup in "
                             "BACKUP_DIR. Without it: --latest, --list, or (on a terminal) a menu.")
         parser.add_argument("--list", action="store_true", dest="list_backups",
@@ -58,6 +60,14 @@ class Command(BaseCommand):
         parser.add_argument("--storage", default=None, metavar="ALIAS",
                             help="Find backups (names, --latest, --list, the menu) in this settings.STORAGES alias and "
                                  "write the safety backup there (default DBRESTORE['STORAGE'], or BACKUP_DIR).")
+        parser.add_argument("--resume", type=int, metavar="RUN_ID", default=None,
+                            help="Continue --no-atomic restore RUN_ID that failed, was cancelled or was killed: its "
+                                 "finished chunks are kept, the interrupted one is redone, then the post-load steps "
+                                 "run. Refused when the backup, the database or the options differ from the run's. "
+                                 "Atomic restores roll back: run them again.")
+        parser.add_argument("--chunk-bytes", type=int, metavar="BYTES", default=None,
+                            help="With --no-atomic: bytes of a JSON Lines file per chunk, each one transaction with "
+                                 f"its checkpoint (default DBRESTORE['CHUNK_BYTES'], now {conf.get('CHUNK_BYTES')}).")
         parser.add_argument("--rollback", type=int, metavar="RUN_ID", default=None,
                             help="Restore the safety backup that restore run RUN_ID took before it emptied tables.")
         parser.add_argument("--skip-checksum", action="store_true",
@@ -122,9 +132,18 @@ class Command(BaseCommand):
         parser.add_argument("--async", action="store_true", dest="run_async",
                             help="Queue the restore for the RQ worker (manage.py rqworker dbrestore) and print the "
                                  "run id on the last line; follow it with restore_status RUN_ID.")
+        parser.add_argument("--distribute", action="store_true",
+                            help="With --no-atomic (PostgreSQL): queue the restore's chunks as RQ jobs on the dbrestore "
+                                 "queue, FK level after FK level, for any number of rqworker processes on any host "
+                                 "that reaches the database and the backup; prints the run id and returns.")
+        parser.add_argument("--wait", action="store_true",
+                            help="With --async or --distribute: wait for the run to end, showing its progress; exit "
+                                 "status as without them.")
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
+        if options["resume"] is not None:
+            return self._resume(options)
         self.storage = options["storage"]
         try:
             check_database(options["database"])
@@ -139,14 +158,11 @@ class Command(BaseCommand):
         try:
             if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
                 self._confirm(source, restore_options)
-            if options["run_async"]:
-                run = queue_restore(source, requested_by=_who(), **restore_options)
-                run.refresh_from_db()  # with SYNC_JOBS it has already run
-                if verbosity >= 1:
-                    self.stdout.write(f"Restore #{run.pk}: {run.status}; follow it with: "
-                                      f"python manage.py restore_status {run.pk}")
-                self.stdout.write(str(run.pk))
+            if options["run_async"] or options["distribute"]:
+                self._queue(source, restore_options, verbosity, wait=options["wait"])
                 return
+            if options["wait"]:
+                raise CommandError("--wait waits for a queued restore: use it with --async or --distribute")
             # tqdm needs the raw stream: Django's OutputWrapper adds a newline to every write.
             progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
             result = restore(source, listeners=[progress], requested_by=_who(), **restore_options)
@@ -155,12 +171,54 @@ class Command(BaseCommand):
         self._print_report(result, verbosity)
         if report_path is not None:
             _write_report(result, report_path)
+        self._exit_status(result)
+
+    @property
+    def _defaults(self) -> dict:
+        return {action.dest: action.default for action in self._parser._actions if action.dest != "help"}
+
+    def _resume(self, options) -> None:
+        """``--resume RUN_ID``: the options given (those not left at their defaults) must be the run's."""
+        defaults = _restore_options({**options, **self._defaults})
+        given = {name: value for name, value in _restore_options(options).items() if value != defaults[name]}
+        given.pop("atomic", None)  # a resumed run is --no-atomic, said or not
+        progress = ConsoleProgress(self.stderr._out, verbosity=options["verbosity"])
+        try:
+            source = resolve_source(options["source"], storage=options["storage"]) if options["source"] else None
+            result = resume(options["resume"], source=source, listeners=[progress], **given)
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        self._print_report(result, options["verbosity"])
+        self._exit_status(result)
+
+    def _exit_status(self, result) -> None:
         if result.status != SUCCEEDED:
             where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
             raise CommandError(
                 f"restore #{result.run_id} ended {result.status}: {result.rejected} rows rejected{where}",
                 returncode=EXIT_PARTIAL if result.status == PARTIAL else 1,
             )
+
+    def _queue(self, source, restore_options: dict, verbosity: int, *, wait: bool) -> None:
+        """``--async`` / ``--distribute``: queue the run, print its id; with ``--wait`` follow it."""
+        run = queue_restore(source, requested_by=_who(), **restore_options)
+        run.refresh_from_db()  # with SYNC_JOBS it has already run
+        if verbosity >= 1:
+            self.stdout.write(f"Restore #{run.pk}: {run.status}; follow it with: "
+                              f"python manage.py restore_status {run.pk}")
+        self.stdout.write(str(run.pk))
+        if not wait:
+            return
+        from dbrestore.distribute import wait as wait_for
+
+        run = wait_for(run, self.stderr._out if verbosity >= 1 else io.StringIO())
+        for error in run.errors if verbosity >= 1 else ():
+            self.stdout.write(self.style.ERROR(f"error: {error}"))
+        if run.status != SUCCEEDED:
+            raise CommandError(f"restore #{run.pk} ended {run.status}",
+                               returncode=EXIT_PARTIAL if run.status == PARTIAL else 1)
+        self.stdout.write(self.style.SUCCESS(f"Restored {run.rows_inserted} rows ({run.rows_skipped} skipped, "
+                                             f"{run.rows_rejected} rejected): run #{run.pk} {run.status}"))
 
     def _source(self, options) -> Path:
         """The backup to restore: a path, a name in BACKUP_DIR, --latest, --rollback, or a menu."""
@@ -298,6 +356,8 @@ def _restore_options(options: dict) -> dict:
         safety_backup=options["safety_backup"],
         indexes_after_load=options["indexes_after_load"],
         storage=options["storage"],
+        chunk_bytes=options["chunk_bytes"],
+        distribute=options["distribute"],
     )
 
 

@@ -36,10 +36,17 @@ class Command(BaseCommand):
         for label, table in data["tables"].items():
             self.stdout.write(
                 f"  {label}: {table['total']} read, {table['inserted']} inserted, {table['skipped']} skipped, "
-                f"{table['rejected']} rejected" + _left_holding(table)
+                f"{table['rejected']} rejected" + _chunks(table) + _left_holding(table)
             )
         for message in data["errors"]:
             self.stdout.write(self.style.ERROR(f"  error: {message}"))
+
+
+def _chunks(table: dict) -> str:
+    """A chunked (``--no-atomic``) run: done, partial N of M chunks, or untouched."""
+    if "state" not in table:
+        return ""
+    return f"; {table['state']}" if table["state"] != "done" else f"; done ({table['chunks']} chunks)"
 
 
 def _left_holding(table: dict) -> str:
