@@ -55,7 +55,7 @@ Watch = Callable[..., "str | None"]
 def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
           progress: Broadcast, started: float, truncate: bool = True, watch: Watch = never_stop) -> None:
     """Empty, load every table, then the steps after the load. ``watch`` (the run's
-    :class:`~dbrestore.runs.RunWatch`) is asked before each table and between batches."""
+    :class:`~dbrestore.watch.RunWatch`) is asked before each table and between batches."""
     connection = connections[opts.database]
     if opts.mode == "replace" and not opts.dry_run:
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")

@@ -10,8 +10,9 @@ from .models import RestoreRun
 from .options import RestoreOptions
 from .progress import BaseListener
 from .report import RestoreResult
-from .runs import RunRecorder, RunWatch, record_safety_backup
+from .runs import RunRecorder, record_safety_backup
 from .sources import Backup
+from .watch import RunWatch
 
 
 def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,

@@ -13,7 +13,6 @@ whoever holds the lock may fail the runs left ``running`` (:func:`reap_dead_runs
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from django.utils import timezone
 
 from . import checkpoints, conf, fanout, queue
 from .conf import run_database
-from .exceptions import RestoreCancelled, RestoreLockedError
+from .exceptions import RestoreLockedError
 from .locks import DatabaseLock, lock_for, locked_message
 from .models import RestoreRun
 from .progress import BaseListener
@@ -49,7 +48,7 @@ def tables_progress(result: RestoreResult, finished: set[str] | None = None) -> 
 
 class RunRecorder(BaseListener):
     """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds. A
-    listener only observes: whether the run may go on is :class:`RunWatch`'s question, asked by
+    listener only observes: whether the run may go on is :class:`~dbrestore.watch.RunWatch`'s question, asked by
     the load loop.
 
     Without one transaction (``--no-atomic``, chunk by chunk) every batch is recorded at once,
@@ -149,44 +148,6 @@ class RunRecorder(BaseListener):
         flag = RestoreRun.objects.filter(pk=self.run.pk).values_list("cancel_requested", flat=True).query
         row = flag.get_compiler(connection=self._side).execute_sql(SINGLE)
         return bool(row and row[0])
-
-
-class RunWatch:
-    """Whether a run may go on, asked by the load loop between batches (and as each table or
-    dump table starts): a reason to stop for a cancel request or its RQ job deleted
-    (``job_id``), None to go on; a lost database lock raises :class:`LockLostError`.
-
-    Asked at most every ``interval`` seconds (the recorder's) unless ``force``: the same pace
-    as the progress writes, so a cancel is seen within one of them.
-    """
-
-    def __init__(self, recorder: RunRecorder, *, job_id: str | None = None):
-        self.recorder = recorder
-        self.job_id = job_id
-        self.interval = recorder.interval
-        self._last = float("-inf")
-        self._lock = threading.Lock()  # tables loading side by side (--jobs) ask from several threads
-
-    def __call__(self, force: bool = False) -> str | None:
-        with self._lock:
-            now = time.monotonic()
-            if not force and now - self._last < self.interval:
-                return None
-            self._last = now
-            run = self.recorder.run
-            if self.recorder.lock is not None:
-                self.recorder.lock.check()
-            if self.recorder.cancel_requested():
-                return f"restore #{run.pk} was cancelled"
-            if self.job_id and not queue.job_exists(self.job_id):
-                return f"restore #{run.pk} stopped: its RQ job {self.job_id} was deleted"
-            return None
-
-    def check(self, force: bool = False) -> None:
-        """Raise :class:`RestoreCancelled` when the run should stop."""
-        reason = self(force)
-        if reason:
-            raise RestoreCancelled(reason)
 
 
 def count_rows(database: str, db_table: str) -> int | None:

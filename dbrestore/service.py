@@ -32,7 +32,6 @@ from .rejects import RejectsFile, default_rejects_path
 from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from .runs import (
     RunRecorder,
-    RunWatch,
     create_run,
     describe_tables,
     finish_run,
@@ -43,6 +42,7 @@ from .runs import (
 from .sources import Backup, open_backup, refuse_outputs
 from .sources.native import NATIVE_FORMATS
 from .storage import StoragePath, as_location
+from .watch import RunWatch
 
 logger = logging.getLogger(__name__)
 
