@@ -37,6 +37,7 @@ from .sources import PositionedRow
 from .sources.base import batched
 
 if TYPE_CHECKING:
+    from .direct_insert import DirectInsert
     from .integrity import ForeignKeyEdge
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,14 @@ class PendingRow:
     values: list[Any]
     model: type[models.Model]
     _obj: models.Model | None = None
+
+    @property
+    def pk(self) -> Any:
+        """The primary key value, without building the instance when the field is concrete."""
+        pk = self.model._meta.pk
+        if pk.concrete and self._obj is None:
+            return self.values[self.model._meta.local_concrete_fields.index(pk)]
+        return self.obj.pk
 
     @property
     def obj(self) -> models.Model:
@@ -103,6 +112,51 @@ class Inserter:
                 (f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING", params)
             )
         return patched
+
+    @functools.cached_property
+    def direct(self) -> DirectInsert | None:
+        """The SQL builder that inserts converted values without model instances, or None where
+        an instance could change a value on the way (see :mod:`dbrestore.direct_insert`)."""
+        from .direct_insert import DirectInsert
+
+        return DirectInsert.for_model(self.model, self.connection, merge=self.merge,
+                                      update_fields=self.update_fields)
+
+    def insert_values(self, rows: Sequence[list[Any]], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
+        """Insert rows of converted values (``local_concrete_fields`` order) as :meth:`insert`
+        would insert model instances holding them: the same statement and bound values, built
+        here without the instances and Django's insert compiler."""
+        direct = self.direct
+        if direct is None:
+            return self.insert([build_instance(self.model, values) for values in rows], returning_pks=returning_pks)
+        can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
+        inserted, pks = 0, [] if can_return else None
+        pk_index = direct.pk_index
+        with self.connection.cursor() as cursor:
+            for chunk, with_pk in self._value_groups(rows, pk_index):
+                sql, params = direct.statement(chunk, with_pk=with_pk, returning=can_return)
+                cursor.execute(sql, params)
+                if can_return:
+                    returned = cursor.fetchall()
+                    pks.extend(self.pk.to_python(row[0]) for row in returned)
+                    inserted += len(returned)
+                else:
+                    inserted += max(cursor.rowcount, 0)
+        return inserted, pks
+
+    def _value_groups(self, rows: Sequence[list[Any]], pk_index: int) -> Iterator[tuple[Sequence[list[Any]], bool]]:
+        """As :meth:`_statement_groups`, for rows of values."""
+        size = self._rows_per_statement
+        with_pk = [values for values in rows if values[pk_index] is not None]
+        if len(with_pk) == len(rows):
+            for start in range(0, len(rows), size):
+                yield rows[start:start + size], True
+            return
+        without_pk = [values for values in rows if values[pk_index] is None]
+        for chunk in batched(with_pk, size):
+            yield chunk, True
+        for chunk in batched(without_pk, size):
+            yield chunk, False
 
     def insert(self, objs: Sequence[models.Model], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
         """Insert ``objs`` as bulk_create(ignore_conflicts=True) would.
@@ -303,7 +357,7 @@ class TableLoader:
         """Steps 1-4 of the fallback chain (see the module docstring)."""
         try:
             with transaction.atomic(using=self.using):
-                inserted, pks = self.inserter.insert([p.obj for p in pending], returning_pks=self.log_skipped)
+                inserted, pks = self.inserter.insert_values([p.values for p in pending], returning_pks=self.log_skipped)
         except DatabaseError as exc:
             if is_fatal(exc, self.inserter.connection):
                 raise
@@ -347,8 +401,9 @@ class TableLoader:
         went_in = Counter(pks)
         skipped = []
         for p in pending:
-            if went_in[p.obj.pk] > 0:
-                went_in[p.obj.pk] -= 1
+            pk = p.pk
+            if went_in[pk] > 0:
+                went_in[pk] -= 1
             else:
                 skipped.append(p)
         return skipped
