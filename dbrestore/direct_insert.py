@@ -92,13 +92,8 @@ class DirectInsert:
     def statement(self, rows: Sequence[list[Any]], *, with_pk: bool, returning: bool) -> tuple[str, Any]:
         """The SQL and parameters inserting ``rows`` (all with a primary key, or all without:
         then the column is left out and the database numbers them)."""
-        preps = self._preps
-        if with_pk:
-            prepared = [[prep(value) for prep, value in zip(preps, values)] for values in rows]
-        else:
-            skip = self.pk_index
-            prepared = [[prep(value) for i, (prep, value) in enumerate(zip(preps, values)) if i != skip]
-                        for values in rows]
+        prepare = self._prepare_row[with_pk]
+        prepared = [prepare(values) for values in rows]
         unnest = len(rows) > 1 and self._can_unnest
         key = (with_pk, returning, 0 if unnest else len(rows))
         sql = self._statements.get(key)
@@ -109,6 +104,11 @@ class DirectInsert:
         if unnest:
             return sql, [list(column) for column in zip(*prepared)]
         return sql, [value for values in prepared for value in values]
+
+    @functools.cached_property
+    def _prepare_row(self) -> dict[bool, Callable[[list[Any]], list[Any]]]:
+        fast = [_pass_through(f, self.connection) for f in self.fields]
+        return {with_pk: _compile(self._preps, fast, None if with_pk else self.pk_index) for with_pk in (True, False)}
 
     def _columns(self, with_pk: bool) -> list[models.Field]:
         return self.fields if with_pk else [f for f in self.fields if f is not self.pk]
@@ -158,3 +158,72 @@ def _prep(field: models.Field, connection, *, empty_for_none: bool) -> Callable[
     if empty_for_none:
         return lambda value: prepare("" if value is None else value)
     return prepare
+
+
+def _pass_through(field: models.Field, connection) -> tuple[type, Callable[[Any], Any] | None] | None:
+    """(T, wrap) when ``get_db_prep_save`` of a value of exactly class T (or None) is the value
+    itself (``wrap`` None) or ``wrap(value)``, read off the methods the field class inherits
+    from Django: integers (PostgreSQL wraps them in psycopg's Int2/Int4/Int8 by column type),
+    text and booleans. Other fields and subclasses overriding any of these methods: None (the
+    full ``get_db_prep_save`` call)."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+    from django.db.models import fields as f
+
+    kind = type(field)
+    if field.is_relation:
+        from django.db.models.fields.related import ForeignKey
+
+        if kind.get_db_prep_save is not ForeignKey.get_db_prep_save:
+            return None
+        target = _pass_through(field.target_field, connection)
+        return target if target is not None and target[0] is int else None  # "" may become NULL there
+    if kind.get_db_prep_save is not f.Field.get_db_prep_save:
+        return None
+    ops = type(connection.ops)
+    if isinstance(field, f.AutoFieldMixin):
+        plain = (kind.get_db_prep_value is f.AutoFieldMixin.get_db_prep_value
+                 and kind.get_prep_value is f.IntegerField.get_prep_value
+                 and ops.validate_autopk_value is BaseDatabaseOperations.validate_autopk_value)
+        return (int, None) if plain else None
+    if isinstance(field, f.IntegerField):
+        if kind.get_prep_value is not f.IntegerField.get_prep_value \
+                or kind.get_db_prep_value is not f.IntegerField.get_db_prep_value:
+            return None
+        if ops.adapt_integerfield_value is BaseDatabaseOperations.adapt_integerfield_value:
+            return int, None
+        type_map = getattr(connection.ops, "integerfield_type_map", None)  # PostgreSQL with psycopg 3
+        if connection.vendor == "postgresql" and type_map and field.get_internal_type() in type_map:
+            return int, type_map[field.get_internal_type()]
+        return None
+    if kind.get_db_prep_value is not f.Field.get_db_prep_value:
+        return None
+    for base, value_class in ((f.CharField, str), (f.TextField, str), (f.BooleanField, bool)):
+        if isinstance(field, base):
+            same = kind.get_prep_value is base.get_prep_value and kind.to_python is base.to_python
+            return (value_class, None) if same else None
+    return None
+
+
+def _compile(preps: list[Callable], fast: list, skip: int | None) -> Callable[[list[Any]], list[Any]]:
+    """One function preparing a row: the loop over the columns unrolled, ``get_db_prep_save``
+    skipped for the values :func:`_pass_through` vouches for (``skip``: the column left out)."""
+    namespace: dict[str, Any] = {}
+    names = [f"v{i}" for i in range(len(preps))]
+    items = []
+    for i, (prep, through) in enumerate(zip(preps, fast)):
+        if i == skip:
+            continue
+        namespace[f"prep{i}"] = prep
+        if through is None:
+            items.append(f"prep{i}(v{i})")
+            continue
+        namespace[f"type{i}"], wrap = through
+        if wrap is None:
+            items.append(f"(v{i} if v{i} is None or v{i}.__class__ is type{i} else prep{i}(v{i}))")
+        else:
+            namespace[f"wrap{i}"] = wrap
+            items.append(f"(None if v{i} is None else wrap{i}(v{i}) if v{i}.__class__ is type{i} else prep{i}(v{i}))")
+    unpack = f"{', '.join(names)}, = values"
+    source = f"def prepare(values):\n    {unpack}\n    return [{', '.join(items)}]"
+    exec(source, namespace)  # noqa: S102 - source built from the names above only
+    return namespace["prepare"]

@@ -135,3 +135,28 @@ def test_multi_table_child_and_a_large_batch():
                                 "added_at": "2024-05-05T05:05:05.123456Z"}) for i in range(1, 2501)]
     before, after, via_instances, via_values = _both_ways(OrderItem, items)
     assert len(after) == 2500 and after == before and via_values == via_instances == (2500, None)
+
+
+def test_values_passed_through_are_what_get_db_prep_save_returns():
+    """Where get_db_prep_save is skipped (or replaced by psycopg's IntN wrapper), its result is
+    the same value of the same type, for every field of every installed model."""
+    import functools
+
+    from django.apps import apps
+
+    from dbrestore.direct_insert import _compile, _pass_through
+
+    samples = {int: [0, -1, 7, 2**31 - 1], str: ["", "x", "é\t\\N"], bool: [True, False]}
+    checked = 0
+    for model in apps.get_models():
+        for field in model._meta.local_concrete_fields:
+            through = _pass_through(field, connection)
+            if through is None:
+                continue
+            prepare = _compile([functools.partial(field.get_db_prep_save, connection=connection)], [through], None)
+            for value in [*samples[through[0]], None]:
+                expected = field.get_db_prep_save(value, connection=connection)
+                got = prepare([value])[0]
+                assert (type(got), got) == (type(expected), expected), (model, field, value)
+                checked += 1
+    assert checked > 100
