@@ -22,7 +22,7 @@ tests/test_direct_insert.py stores the same rows both ways and compares them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.db import models
@@ -88,6 +88,34 @@ class DirectInsert:
                 return None
             preps.append(_prep(f, connection, empty_for_none=kind == "file"))
         return cls(model, connection, fields, preps, merge_fields=list(update_fields) if merge else [])
+
+    def execute(self, rows: Sequence[list[Any]], *, returning: bool, rows_per_statement: int) -> tuple[int, list[Any] | None]:
+        """Insert ``rows``: (rows inserted, their primary keys when ``returning``), as
+        ``Inserter.insert`` counts them (RETURNING where the keys are wanted, rowcount otherwise)."""
+        inserted, pks = 0, [] if returning else None
+        to_python = self.pk.to_python
+        with self.connection.cursor() as cursor:
+            for chunk, with_pk in self._groups(rows, rows_per_statement):
+                sql, params = self.statement(chunk, with_pk=with_pk, returning=returning)
+                cursor.execute(sql, params)
+                if returning:
+                    returned = cursor.fetchall()
+                    pks.extend(to_python(row[0]) for row in returned)
+                    inserted += len(returned)
+                else:
+                    inserted += max(cursor.rowcount, 0)
+        return inserted, pks
+
+    def _groups(self, rows: Sequence[list[Any]], size: int) -> Iterator[tuple[Sequence[list[Any]], bool]]:
+        """Chunks that fit one statement: rows with a primary key, then rows without one (natural
+        primary keys), which leave the column out so that the database numbers them."""
+        index = self.pk_index
+        without_pk = [values for values in rows if values[index] is None]
+        with_pk = [values for values in rows if values[index] is not None] if without_pk else rows
+        for start in range(0, len(with_pk), size):
+            yield with_pk[start:start + size], True
+        for start in range(0, len(without_pk), size):
+            yield without_pk[start:start + size], False
 
     def statement(self, rows: Sequence[list[Any]], *, with_pk: bool, returning: bool) -> tuple[str, Any]:
         """The SQL and parameters inserting ``rows`` (all with a primary key, or all without:

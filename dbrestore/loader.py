@@ -30,6 +30,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
 from .convert import ConversionError
+from .direct_insert import DirectInsert
 from .rejects import RejectsFile
 from .report import TableResult
 from .row_converter import DeferredNaturalKey, RowConverter, build_instance
@@ -37,7 +38,6 @@ from .sources import PositionedRow
 from .sources.base import batched
 
 if TYPE_CHECKING:
-    from .direct_insert import DirectInsert
     from .integrity import ForeignKeyEdge
 
 logger = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ class PendingRow:
     values: list[Any]
     model: type[models.Model]
     _obj: models.Model | None = None
-
-    @property
-    def pk(self) -> Any:
-        """The primary key value, without building the instance when the field is concrete."""
-        pk = self.model._meta.pk
-        if pk.concrete and self._obj is None:
-            return self.values[self.model._meta.local_concrete_fields.index(pk)]
-        return self.obj.pk
 
     @property
     def obj(self) -> models.Model:
@@ -117,46 +109,15 @@ class Inserter:
     def direct(self) -> DirectInsert | None:
         """The SQL builder that inserts converted values without model instances, or None where
         an instance could change a value on the way (see :mod:`dbrestore.direct_insert`)."""
-        from .direct_insert import DirectInsert
-
         return DirectInsert.for_model(self.model, self.connection, merge=self.merge,
                                       update_fields=self.update_fields)
 
     def insert_values(self, rows: Sequence[list[Any]], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
-        """Insert rows of converted values (``local_concrete_fields`` order) as :meth:`insert`
-        would insert model instances holding them: the same statement and bound values, built
-        here without the instances and Django's insert compiler."""
-        direct = self.direct
-        if direct is None:
+        """:meth:`insert` for rows of converted values, without model instances where it can."""
+        if self.direct is None:
             return self.insert([build_instance(self.model, values) for values in rows], returning_pks=returning_pks)
         can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
-        inserted, pks = 0, [] if can_return else None
-        pk_index = direct.pk_index
-        with self.connection.cursor() as cursor:
-            for chunk, with_pk in self._value_groups(rows, pk_index):
-                sql, params = direct.statement(chunk, with_pk=with_pk, returning=can_return)
-                cursor.execute(sql, params)
-                if can_return:
-                    returned = cursor.fetchall()
-                    pks.extend(self.pk.to_python(row[0]) for row in returned)
-                    inserted += len(returned)
-                else:
-                    inserted += max(cursor.rowcount, 0)
-        return inserted, pks
-
-    def _value_groups(self, rows: Sequence[list[Any]], pk_index: int) -> Iterator[tuple[Sequence[list[Any]], bool]]:
-        """As :meth:`_statement_groups`, for rows of values."""
-        size = self._rows_per_statement
-        with_pk = [values for values in rows if values[pk_index] is not None]
-        if len(with_pk) == len(rows):
-            for start in range(0, len(rows), size):
-                yield rows[start:start + size], True
-            return
-        without_pk = [values for values in rows if values[pk_index] is None]
-        for chunk in batched(with_pk, size):
-            yield chunk, True
-        for chunk in batched(without_pk, size):
-            yield chunk, False
+        return self.direct.execute(rows, returning=can_return, rows_per_statement=self._rows_per_statement)
 
     def insert(self, objs: Sequence[models.Model], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
         """Insert ``objs`` as bulk_create(ignore_conflicts=True) would.
@@ -388,20 +349,21 @@ class TableLoader:
         self.result.inserted += inserted
         self.result.skipped += len(pending) - inserted
         if self.log_skipped and inserted < len(pending):
-            for p in self._skipped_rows(pending, inserted, pks):
+            for p in self._skipped_rows(pending, inserted, pks, self.converter.pk_of):
                 self.rejects.write(
                     model=self.model._meta.label, table=self.model._meta.db_table, position=p.position, row=p.row,
                     reason="a row with this primary key or unique value is already there", kind="skipped",
                 )
 
     @staticmethod
-    def _skipped_rows(pending: list[PendingRow], inserted: int, pks: list[Any] | None) -> list[PendingRow]:
+    def _skipped_rows(pending: list[PendingRow], inserted: int, pks: list[Any] | None,
+                      pk_of: Callable[[list[Any]], Any]) -> list[PendingRow]:
         if pks is None:  # the database did not say which rows went in; a lone row it can
             return pending if inserted == 0 and len(pending) == 1 else []
         went_in = Counter(pks)
         skipped = []
         for p in pending:
-            pk = p.pk
+            pk = pk_of(p.values)
             if went_in[pk] > 0:
                 went_in[pk] -= 1
             else:
