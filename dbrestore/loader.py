@@ -7,8 +7,8 @@ converter's reason). Per batch:
 0. rows whose FK points to a parent that is not there are rejected first (one query per FK
    column per batch; see :mod:`dbrestore.integrity`);
 1. one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (bulk_create's ``ignore_conflicts``
-   query, executed through its compiler so that the row count tells inserted from skipped;
-   ``ON CONFLICT (pk) DO UPDATE`` in merge mode);
+   query, built from the values by :mod:`dbrestore.direct_insert`, the row count telling
+   inserted from skipped; ``ON CONFLICT (pk) DO UPDATE`` in merge mode);
 2. if the batch fails, it is split in halves, each retried under a savepoint, down to single
    rows: one bad row in 1,000 costs about 2*log2(1000) = 20 small statements, not 1,000;
 3. a single row that still fails through the ORM is tried once more as a raw cursor
