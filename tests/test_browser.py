@@ -187,7 +187,9 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
     assert "0 (500 rolled back)" in row and row.split("\t")[5].strip() == "3", row  # in the table now
     page.screenshot(path=str(OUTPUT / "run-rolled-back.png"), full_page=True)
     page.goto(f"{web_server}/admin/dbrestore/restorerun/{failed.pk}/progress/")
-    page.wait_for_function("document.getElementById('status').textContent === 'failed'")
+    # The page is served with the status already "failed": wait for the script's first render too.
+    page.wait_for_function("document.getElementById('status').textContent === 'failed'"
+                           " && document.getElementById('summary').textContent !== ''")
     summary = page.inner_text("#summary")
     assert "0 inserted (500 rolled back)" in summary and "500 inserted" not in summary.replace("(500 rolled", "")
     grey = "rgb(158, 158, 158)"
