@@ -70,7 +70,7 @@ def loading(process: subprocess.Popen | None = None, *, rows: int = 1) -> Restor
         journal = Path(f"{connection.settings_dict['NAME']}-journal")
         run = wait_for(lambda: journal.exists() and RestoreRun.objects.filter(status="running").first(),
                        "a restore's transaction", process=process)
-        time.sleep(0.2)
+        time.sleep(0.05)  # the ORM path loads 10,000 rows in about 0.3 s on SQLite
         return run
     return wait_for(lambda: RestoreRun.objects.filter(status="running", rows_processed__gte=rows).first(),
                     "rows loaded", process=process)

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -89,6 +90,11 @@ class CopyTableLoader:
             f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
         self.adapters = [(index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f))]
+        #: Datetime columns whose backup text, when it is plain ISO 8601 with an offset, is copied
+        #: as it is (see _ISO_WITH_OFFSET): Django's own DateTimeField only (a subclass may change
+        #: the value), and only where one key can feed the field.
+        self.iso_texts = [(index, f.attname) for index, f in enumerate(fields)
+                          if type(f) is models.DateTimeField and f.name == f.attname == f.column]
         #: FKs the database checked for every row of this load (no orphan sweep needed for them).
         self.checked_foreign_keys: list[ForeignKeyEdge] = []
 
@@ -173,7 +179,11 @@ class CopyTableLoader:
         formatter = self._formatter
         try:
             with self.connection.wrap_database_errors:
-                chunks = [data for p in pending if (data := formatter.write_row(self._adapt(p.values)))]
+                if self.adapters or self.iso_texts:
+                    adapt = self._adapt
+                    chunks = [data for p in pending if (data := formatter.write_row(adapt(p.values, p.row)))]
+                else:
+                    chunks = [data for p in pending if (data := formatter.write_row(p.values))]
         except DatabaseError as exc:
             formatter.end()
             return exc
@@ -234,13 +244,25 @@ class CopyTableLoader:
         error = self._copy_data(self._format(keyed), self.connection.in_atomic_block)
         self._settle(keyed, numbered, error)
 
-    def _adapt(self, values: list[Any]) -> list[Any]:
-        if not self.adapters:
-            return values
+    def _adapt(self, values: list[Any], row: dict[str, Any]) -> list[Any]:
         values = list(values)
         for index, adapter in self.adapters:
             values[index] = adapter(values[index])
+        for index, key in self.iso_texts:
+            text = row.get(key)
+            if text.__class__ is str and values[index] is not None and _ISO_WITH_OFFSET(text):
+                values[index] = text
         return values
+
+
+#: A datetime written as ISO 8601 with its offset (or Z) and 0, 3 or 6 decimals, as
+#: create_backup and dumpdata write them. The converter has parsed it (``fromisoformat``) and
+#: checked its range; PostgreSQL reads the same instant from this text as from the datetime
+#: psycopg would format (tests/test_copy_format.py), so COPY takes the text: formatting a
+#: datetime costs psycopg 0.9 us, the check 0.25 us. Naive text is never copied as it is: it
+#: is read in TIME_ZONE by the converter, in the session's zone by the server.
+_ISO_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d\d:\d\d)",
+                             re.ASCII).fullmatch
 
 
 _switch_lock = threading.Lock()

@@ -4,8 +4,8 @@ Per batch (the rows whose parents are missing were rejected before, see
 :class:`dbrestore.integrity.ParentCheck`):
 
 1. one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` (bulk_create's ``ignore_conflicts``
-   query, executed through its compiler so that the row count tells inserted from skipped;
-   ``ON CONFLICT (pk) DO UPDATE`` in merge mode);
+   query, built from the values by :mod:`dbrestore.load.direct`, the row count telling
+   inserted from skipped; ``ON CONFLICT (pk) DO UPDATE`` in merge mode);
 2. if the batch fails, it is split in halves, each retried under a savepoint, down to single
    rows: one bad row in 1,000 costs about 2*log2(1000) = 20 small statements, not 1,000;
 3. a single row that still fails through the ORM is tried once more as a raw cursor
@@ -27,7 +27,9 @@ from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
 from ..exceptions import first_line
+from ..row_converter import build_instance
 from ..sources.base import batched
+from .direct import DirectInsert
 from .ledger import Ledger
 from .rows import PendingRow
 
@@ -75,6 +77,20 @@ class Inserter:
                 (f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING", params)
             )
         return patched
+
+    @functools.cached_property
+    def direct(self) -> DirectInsert | None:
+        """The SQL builder that inserts converted values without model instances, or None where
+        an instance could change a value on the way (see :mod:`dbrestore.load.direct`)."""
+        return DirectInsert.for_model(self.model, self.connection, merge=self.merge,
+                                      update_fields=self.update_fields)
+
+    def insert_values(self, rows: Sequence[list[Any]], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
+        """:meth:`insert` for rows of converted values, without model instances where it can."""
+        if self.direct is None:
+            return self.insert([build_instance(self.model, values) for values in rows], returning_pks=returning_pks)
+        can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
+        return self.direct.execute(rows, returning=can_return, rows_per_statement=self._rows_per_statement)
 
     def insert(self, objs: Sequence[models.Model], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
         """Insert ``objs`` as bulk_create(ignore_conflicts=True) would.
@@ -161,7 +177,7 @@ class FallbackChain:
     def _insert_halving(self, pending: list[PendingRow]) -> None:
         try:
             with transaction.atomic(using=self.using):
-                inserted, pks = self.inserter.insert([p.obj for p in pending], returning_pks=self.ledger.log_skipped)
+                inserted, pks = self.inserter.insert_values([p.values for p in pending], returning_pks=self.ledger.log_skipped)
         except DatabaseError as exc:
             if is_fatal(exc, self.inserter.connection):
                 raise

@@ -129,10 +129,26 @@ class TableLoader:
             connection.queries_log.clear()
 
     def convert(self, batch: list[PositionedRow]) -> list[PendingRow]:
-        return list(self._converted(batch))
+        """The batch's rows converted; a row that cannot be is rejected here, with the reason.
+        In one loop where no natural key or nulled FK needs a look at each row (a generator step
+        per row was a fifth of the time around the conversion)."""
+        if self.converter.deferrable_positions or self.nulled_indexes:
+            return list(self._converted(batch))
+        convert, model, ledger = self.converter.convert, self.model, self.ledger
+        pending: list[PendingRow] = []
+        append = pending.append
+        ledger.read(len(batch))
+        for position, row in batch:
+            try:
+                values = convert(row)
+            except ConversionError as exc:
+                ledger.reject(position, row, str(exc))
+                continue
+            append(PendingRow(position, row, values, model))
+        return pending
 
     def _converted(self, batch: Iterable[PositionedRow]) -> Iterator[PendingRow]:
-        """The batch's rows converted; a row that cannot be is rejected here, with the reason."""
+        """:meth:`convert` row by row, natural keys deferred and FK columns nulled."""
         ledger = self.ledger
         for position, row in batch:
             ledger.read()
