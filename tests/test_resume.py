@@ -196,3 +196,13 @@ def test_post_load_steps_interrupted_then_resumed_count_each_row_once(bad_backup
         run_command("restore_backup", "--resume", stopped.run_id, "--noinput")
     run = RestoreRun.objects.get(pk=stopped.run_id)
     assert counts(run.pk) == clean_counts and rejects(run.rejects_file) == clean_rejects
+
+
+def test_progress_json_of_a_stopped_run_says_each_tables_chunks(sample_backup, admin_client):
+    from django.urls import reverse
+
+    stopped = restore(sample_backup(rows=300), atomic=False, chunk_bytes=2000, listeners=[StopAt("shop.Order", 10)])
+    data = admin_client.get(reverse("admin:dbrestore_restorerun_progress", args=[stopped.run_id])).json()
+    states = {label: table.get("state") for label, table in data["tables"].items()}
+    assert states["shop.Customer"] == "done" and states["shop.OrderItem"] == "untouched"
+    assert data["rows_inserted"] == sum(table["inserted"] for table in data["tables"].values())
