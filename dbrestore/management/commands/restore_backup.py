@@ -340,31 +340,22 @@ def _who() -> str:
         return "command line"
 
 
+#: Command-line options handed to RestoreOptions under the same name, as they are.
+_AS_GIVEN = (
+    "database", "mode", "batch_size", "dry_run", "atomic", "ignore_unknown", "cascade", "log_skipped", "max_rejects",
+    "skip_checksum", "method", "jobs", "terminate_connections", "safety_backup", "indexes_after_load", "storage",
+    "chunk_bytes", "distribute",
+)
+
+
 def _restore_options(options: dict) -> dict:
     """The command line as :class:`~dbrestore.options.RestoreOptions` keywords."""
-    return dict(
-        database=options["database"],
-        mode=options["mode"],
-        batch_size=options["batch_size"],
-        only=split_commas(options["only"]),
-        exclude=split_commas(options["exclude"]),
-        dry_run=options["dry_run"],
-        atomic=options["atomic"],
-        ignore_unknown=options["ignore_unknown"],
-        rejects_file=str(Path(options["rejects_file"]).absolute()) if options["rejects_file"] else None,
-        cascade=options["cascade"],
-        log_skipped=options["log_skipped"],
-        max_rejects=options["max_rejects"],
-        skip_checksum=options["skip_checksum"],
-        method=options["method"],
-        jobs=options["jobs"],
-        terminate_connections=options["terminate_connections"],
-        safety_backup=options["safety_backup"],
-        indexes_after_load=options["indexes_after_load"],
-        storage=options["storage"],
-        chunk_bytes=options["chunk_bytes"],
-        distribute=options["distribute"],
-    )
+    return {
+        **{name: options[name] for name in _AS_GIVEN},
+        "only": split_commas(options["only"]),
+        "exclude": split_commas(options["exclude"]),
+        "rejects_file": str(Path(options["rejects_file"]).absolute()) if options["rejects_file"] else None,
+    }
 
 
 def _write_report(result, path: Path) -> None:
