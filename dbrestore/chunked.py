@@ -28,6 +28,7 @@ from django.db import DatabaseError, connections, transaction
 
 from . import checkpoints, parts
 from .chunks import Chunk, chunk_bytes, plan_chunks
+from .conf import run_database
 from .exceptions import RestoreConfigError
 from .integrity import classify_foreign_keys, nullable_deferred_fields
 from .models import RestoreRun
@@ -81,7 +82,7 @@ def open_run(run_id: int) -> ChunkedRun:
     """The run's context (cached per process: its backup opened and planned once)."""
     key = (run_id, os.getpid())
     if key not in _open_runs:
-        run = RestoreRun.objects.get(pk=run_id)
+        run = RestoreRun.objects.using(run_database()).get(pk=run_id)
         opts = RestoreOptions(**run.options)
         opts.validate()
         backup = open_backup(run.source)
@@ -112,7 +113,7 @@ def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, p
         "warnings": list(result.warnings),
         "excluded": {t.label: result.tables[t.label].as_dict() for t in plan.excluded},
     }
-    RestoreRun.objects.filter(pk=run.pk).update(checkpoint=run.checkpoint)
+    RestoreRun.objects.using(run._state.db or run_database()).filter(pk=run.pk).update(checkpoint=run.checkpoint)
     return levels
 
 
@@ -309,7 +310,8 @@ def note_chunk_states(run: RestoreRun, result: RestoreResult, tables: dict[str, 
 def refresh_run_counts(run_id: int) -> None:
     """Put the sums of the run's done chunks on its RestoreRun row (its progress when chunks
     load elsewhere: RQ workers, worker processes)."""
-    run = RestoreRun.objects.get(pk=run_id)
+    runs = RestoreRun.objects.using(run_database())
+    run = runs.get(pk=run_id)
     states = checkpoints.table_states(run_id, run.database)
     tables = dict(run.tables or {})
     for label, state in states.items():
@@ -317,7 +319,7 @@ def refresh_run_counts(run_id: int) -> None:
         entry.update({name: state[name] for name in checkpoints.COUNTS}, chunks=state["chunks"],
                      chunks_done=state["chunks_done"], state=checkpoints.describe_state(state))
     sums = {name: sum(state[name] for state in states.values()) for name in checkpoints.COUNTS}
-    RestoreRun.objects.filter(pk=run_id).update(
+    runs.filter(pk=run_id).update(
         tables=tables, rows_processed=sums["total"], rows_inserted=sums["inserted"], rows_skipped=sums["skipped"],
         rows_rejected=sums["rejected"],
     )

@@ -50,14 +50,15 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
     return run
 
 
-def queue_resume(run: RestoreRun, *, requested_by: str = "") -> RestoreRun:
+def queue_resume(run: RestoreRun, *, requested_by: str = "", source: Any = None,
+                 options: dict[str, Any] | None = None) -> RestoreRun:
     """Queue the resume of failed, cancelled or dead ``--no-atomic`` run ``run`` (the admin's
     Resume button): refused as ``restore_backup --resume`` refuses; the same run goes on."""
     check_queue()
     with locks.holding(run.database):
         reap_dead_runs(run.database)  # the run itself, when its process died
         run.refresh_from_db()
-        refuse_resume(run)
+        refuse_resume(run, source, options)
         reopen(run)
         run.status = RestoreRun.Status.QUEUED
         run.save(update_fields=["status"])

@@ -85,7 +85,8 @@ def test_resume_in_two_steps_gives_the_whole_backup(sample_backup, run_command):
     assert first.status == "cancelled"
     chunks = RestoreChunk.objects.filter(run_id=first.run_id)
     assert chunks.filter(state="done").exists() and chunks.exclude(state="done").exists()
-    run_command("restore_backup", "--resume", first.run_id, "--noinput")
+    out, _ = run_command("restore_backup", "--resume", first.run_id, "--noinput", "--async")  # SYNC_JOBS: in-process
+    assert out.strip() == str(first.run_id)
     for entry in manifest(backup)["tables"]:
         assert_table_matches(backup, entry)
     run = RestoreRun.objects.get(pk=first.run_id)

@@ -14,12 +14,13 @@ from django.db import DEFAULT_DB_ALIAS
 from dbrestore import conf
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_backup_name
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
-from dbrestore.jobs import queue_restore
+from dbrestore.jobs import queue_restore, queue_resume
 from dbrestore.options import METHODS, MODES, check_database
 from dbrestore.parsing import split_commas
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
+from dbrestore.resume import resumable_run
 from dbrestore.service import restore, resume, rollback_source
 from dbrestore.storage import SCHEME, as_location
 
@@ -100,9 +101,9 @@ class Command(BaseCommand):
                             help="How rows go in: copy (PostgreSQL COPY, replace mode), orm (batched INSERTs), "
                                  "auto (default: copy on PostgreSQL in replace mode, orm otherwise).")
         parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                            help="Load N tables at a time in parallel connections (PostgreSQL): pg_restore --jobs N for "
-                                 "dumps; for JSON backups, with --no-atomic, the tables of one FK level side by side. "
-                                 "Default 1: the whole restore in one transaction.")
+                            help="Load in N parallel connections (PostgreSQL): pg_restore --jobs N for dumps; for JSON "
+                                 "backups, with --no-atomic, the chunks of one FK level (several tables, several chunks of "
+                                 "one table) in N worker processes, each its own connection and memory budget. Default 1.")
         parser.add_argument("--indexes-after-load", action="store_const", const=True, default=None,
                             help="PostgreSQL, replace mode, one transaction (the default there): drop the restored "
                                  "tables' non-unique indexes and the FK constraints between them, load, then build "
@@ -124,7 +125,8 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_const", const=0, dest="max_rejects",
                             help="Stop at the first rejected row (same as --max-rejects 0).")
         parser.add_argument("--no-atomic", action="store_false", dest="atomic",
-                            help="Commit batch by batch instead of one transaction for the whole restore.")
+                            help="Commit chunk by chunk (see --chunk-bytes), each with its checkpoint, instead of one "
+                                 "transaction for the whole restore: an interrupted run continues with --resume RUN_ID.")
         parser.add_argument("--ignore-unknown", action="store_true",
                             help="Skip (with a warning) tables that match no installed model instead of failing.")
         parser.add_argument("--rejects-file", default=None, metavar="PATH",
@@ -186,6 +188,10 @@ class Command(BaseCommand):
         source = self._path_or_name(options["source"]) if options["source"] else None
         progress = ConsoleProgress(self.stderr._out, verbosity=options["verbosity"])
         try:
+            if options["run_async"]:  # as the admin's Resume button: the RQ worker resumes it
+                run = queue_resume(resumable_run(options["resume"]), requested_by=_who(), source=source, options=given)
+                self.stdout.write(str(run.pk))
+                return
             result = resume(options["resume"], source=source, listeners=[progress], **given)
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
