@@ -73,8 +73,6 @@ class RunRecorder(BaseListener):
         if separate and history_db == restore_database and connections[history_db].vendor == "postgresql":
             main = connections[history_db]
             self._side = type(main)(dict(main.settings_dict), history_db)
-            # Chunks loading in threads (--jobs) report through it too, one at a time (Broadcast's lock).
-            self._side.inc_thread_sharing()
 
     def backend_pids(self) -> list[int]:
         """PostgreSQL backend pids of this recorder's own connection and of the lock's (to spare them)."""
