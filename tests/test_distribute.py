@@ -267,7 +267,7 @@ def test_admin_form_refuses_distribute_in_one_transaction():
 @pytest.mark.postgres
 def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(redis_queue, chunk_settings, sample_backup, run_command,
                                                        workers):
-    from dbrestore.jobs import cancel_restore, queue_resume
+    from dbrestore.jobs import cancel_restore
 
     backup = sample_backup(rows=300)
     run = queue_distributed(run_command, backup)
@@ -278,7 +278,7 @@ def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(redis_
     run = wait_for(run)
     assert run.status == "cancelled" and run.rows_inserted == 0
     assert any(f"--resume {run.pk}" in error and "untouched" in error for error in run.errors), run.errors
-    queue_resume(run)  # the admin's Resume button: distributed again, over the workers there are
+    run_command("restore_backup", "--resume", run.pk, "--distribute")  # as the admin's Resume button: over the workers
     run = wait_for(run)
     assert run.status == "succeeded", outcome(run)
     assert_counts_add_up(run, backup)

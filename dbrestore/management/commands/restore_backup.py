@@ -187,7 +187,7 @@ class Command(BaseCommand):
         progress = ConsoleProgress(self.stderr._out, verbosity=options["verbosity"])
         try:
             source = resolve_source(options["source"], storage=options["storage"]) if options["source"] else None
-            if options["run_async"]:  # as the admin's Resume button: the RQ worker resumes it
+            if options["run_async"] or options["distribute"]:  # as the admin's Resume button: through RQ
                 run = queue_resume(resumable_run(options["resume"]), requested_by=_who(), source=source, options=given)
                 self.stdout.write(str(run.pk))
                 return
