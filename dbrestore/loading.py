@@ -128,6 +128,11 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")
     result.verification = verify_counts(plan, result, opts.database, None if opts.dry_run else opts.mode)
+    # The last look before COMMIT, not throttled: a run cancelled or without its lock (another
+    # restore may have started) never commits, however soon after the last batch that happened.
+    reason = watch(force=True)
+    if reason:
+        raise RestoreCancelled(reason)
 
 
 def _note_drift(table, loader: TableLoader | CopyTableLoader, result: RestoreResult) -> None:

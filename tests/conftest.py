@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,7 @@ GPG_RECIPIENT = "dbrestore-test@example.invalid"
 
 
 @pytest.fixture(scope="session")
-def gpg_home(tmp_path_factory) -> Path:
+def gpg_home(tmp_path_factory) -> Iterator[Path]:
     """A throwaway GnuPG keyring holding one key (``GPG_RECIPIENT``) without passphrase."""
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
@@ -174,7 +175,10 @@ def gpg_home(tmp_path_factory) -> Path:
         ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
         env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True,
     )
-    return home
+    yield home
+    # gpg starts an agent per keyring; it would outlive the suite.
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)}, check=False,
+                   capture_output=True)
 
 
 @pytest.fixture
