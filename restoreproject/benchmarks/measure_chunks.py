@@ -2,7 +2,7 @@
 and --jobs 1 against --jobs 2 (worker processes). Runs alternate (noisy machine); medians of
 ``--repeat`` runs; peak RSS per process sampled from /proc every 50 ms.
 
-    .venv/bin/python scripts/measure_chunks.py --backup /tmp/sample-1m \\
+    .venv/bin/python restoreproject/benchmarks/measure_chunks.py --backup /tmp/sample-1m \\
         --url postgres://postgres@127.0.0.1:5432/NAME --base-dir /tmp/base --base-url postgres://.../BASE
 
 ``--base-dir`` holds the starting commit's tree (``git archive adc0b94 | tar -x -C DIR``), migrated
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tree(pid: int) -> list[int]:
