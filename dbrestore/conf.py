@@ -16,6 +16,8 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 1000,  # rows per INSERT batch
     "CHUNK_BYTES": 32 * 1024**2,  # --no-atomic: bytes of a JSON Lines file per chunk (a transaction and a checkpoint)
     "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
+    "CONVERT_PROCESSES": None,  # forked processes converting a big JSON Lines table for COPY (None: the cores, at most 4; 0 or 1: none)
+    "CONVERT_MIN_ROWS": 50_000,  # rows from which a table is converted in those processes (smaller ones are over sooner)
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)

@@ -94,7 +94,11 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             log_skipped=opts.log_skipped,
             should_stop=watch,
         )
-        loader.load(table.data.rows())
+        processes = opts.conversion_processes(table.data)
+        if processes > 1:
+            loader.load(table.data.rows(), blocks=table.data.blocks, processes=processes)
+        else:
+            loader.load(table.data.rows())
         checked_while_loading.update(loader.checked_foreign_keys)
         if loader.deferred_natural_keys:
             deferred_natural_keys.append((table, loader.deferred_natural_keys))

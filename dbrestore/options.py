@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from .storage import StoragePath, as_location, configured_alias
 
 if TYPE_CHECKING:
     from .load.copy import CopyTableLoader
+    from .sources import TableData
 
 MODES = ("replace", "merge", "append")
 METHODS = ("auto", "orm", "copy")
@@ -47,6 +50,9 @@ class RestoreOptions:
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
     chunk_bytes: int | None = None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
     distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
+    # COPY in one transaction: forked processes that read and convert a big JSON Lines table's rows
+    # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
+    convert_processes: int | None = None
 
     def validate(self) -> None:
         check_database(self.database)
@@ -74,6 +80,10 @@ class RestoreOptions:
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
         if self.chunk_bytes is not None and self.chunk_bytes < 1:
             raise RestoreConfigError(f"--chunk-bytes must be at least 1 (got {self.chunk_bytes})")
+        if self.convert_processes is None:
+            self.convert_processes = default_convert_processes()
+        if self.convert_processes < 0:
+            raise RestoreConfigError(f"--convert-processes must be 0 or more (got {self.convert_processes})")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
@@ -121,6 +131,14 @@ class RestoreOptions:
             self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
         ))
 
+    def conversion_processes(self, data: TableData) -> int:
+        """Processes that convert this table's rows (1: this one): ``convert_processes`` for a
+        JSON Lines table of ``CONVERT_MIN_ROWS`` rows or more loaded by COPY in one transaction;
+        smaller tables are over before forking would pay (a few milliseconds a process)."""
+        if not (self.uses_copy() and self.atomic and data.blocks is not None and self.convert_processes > 1):
+            return 1
+        return self.convert_processes if data.at_least_rows(int(conf.get("CONVERT_MIN_ROWS"))) else 1
+
     def loader_class(self) -> type[TableLoader] | type[CopyTableLoader]:
         if not self.uses_copy():
             return TableLoader
@@ -134,6 +152,19 @@ def absolute(path: str | Path | StoragePath) -> str:
     a location in a storage is absolute already."""
     location = as_location(path)
     return str(location if isinstance(location, StoragePath) else location.absolute())
+
+
+def default_convert_processes() -> int:
+    """``DBRESTORE["CONVERT_PROCESSES"]``, or where it is None, the cores this process may run
+    on, at most 4 (the restoring process and the server need their share), and 1 where
+    processes cannot be forked."""
+    configured = conf.get("CONVERT_PROCESSES")
+    if configured is not None:
+        return int(configured)
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 4)
 
 
 def check_database(alias: str) -> None:

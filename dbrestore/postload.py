@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.db import IntegrityError, connections, models, transaction
 
@@ -113,20 +112,10 @@ def worth_setting_aside(tables: list) -> list[type[models.Model]]:
 
     Dropping and rebuilding costs a few statements per index and FK, about a millisecond each;
     keeping them costs an index insertion and an FK trigger per row, a few microseconds. A table
-    of fewer than ``MIN_ROWS`` rows keeps its indexes and FKs (then checked as it is copied).
-    Without a manifest count (a dumpdata fixture), a file under ``MIN_ROWS`` * 100 bytes holds
-    fewer rows than that in any table (a dumpdata object takes well over 100 bytes).
+    of fewer than ``MIN_ROWS`` rows (:meth:`~dbrestore.sources.TableData.at_least_rows`) keeps
+    its indexes and FKs (then checked as it is copied).
     """
-    return [table.model for table in tables if _rows_at_least(table.data, MIN_ROWS)]
-
-
-def _rows_at_least(data, rows: int) -> bool:
-    if data.expected_rows is not None:
-        return data.expected_rows >= rows
-    try:
-        return Path(data.origin).stat().st_size >= rows * 100
-    except (OSError, TypeError):
-        return True
+    return [table.model for table in tables if table.data.at_least_rows(MIN_ROWS)]
 
 
 def set_aside(models_to_load: list[type[models.Model]], using: str,

@@ -31,23 +31,32 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, models
 from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
 from psycopg.adapt import Transformer
 
 from .. import conf
+from ..convert import ConversionError
 from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
 from ..row_converter import RowConverter
 from ..sources import PositionedRow
 from ..sources.base import batched
+from .forked import ordered_map
 from .insert import is_fatal
 from .rows import PendingRow
 from .table import TableLoader
 
+if TYPE_CHECKING:
+    from ..sources.readers import JsonLinesBlocks
+
 logger = logging.getLogger(__name__)
+#: Bytes of JSON Lines per ``COPY_BATCH_SIZE`` rows, for the blocks prepared in forked processes
+#: (one COPY each): 500 kB by default, about 3,800 rows of the benchmark's 130 bytes.
+BLOCK_BYTES_PER_ROW = 100
 
 
 def _copy_adapter(field) -> Callable[[Any], Any] | None:
@@ -111,35 +120,93 @@ class CopyTableLoader:
     def result(self) -> TableResult:
         return self.table.result
 
-    def load(self, rows: Iterable[PositionedRow]) -> TableResult:
+    def load(self, rows: Iterable[PositionedRow], blocks: JsonLinesBlocks | None = None,
+             processes: int = 1) -> TableResult:
+        """Load ``rows``; with ``blocks`` (the same rows, as blocks of JSON Lines) and
+        ``processes`` > 1, prepared by that many forked processes (:mod:`.forked`)."""
         if self.table.dry_run or self.converter.may_query_database:
             # Batch by batch: converted (queries included), parents checked, then copied.
             return self.table.load(rows, write=self._copy_batch)
-        return self._load_pipelined(rows)
+        if blocks is not None and processes > 1:
+            return self._pipeline(self._prepared_in_processes(blocks, processes))
+        return self._pipeline(self._prepared_here(rows))
 
-    def _load_pipelined(self, rows: Iterable[PositionedRow]) -> TableResult:
-        """Convert batch N+1 here while a second thread COPYs batch N (see the module docstring).
+    def prepare(self, rows: Iterable[PositionedRow]) -> PreparedBatch:
+        """Convert and format a batch for COPY, counting nothing: this may run in another process."""
+        convert = self.converter.convert
+        pk_index = self.converter.pk_index
+        nulled = self.table.nulled_indexes
+        keyed: list[tuple[list[Any], dict[str, Any]]] = []
+        rejected: list[tuple[int, dict[str, Any], str]] = []
+        numbered: list[tuple[int, dict[str, Any], list[Any]]] = []
+        read = 0
+        for position, row in rows:
+            read += 1
+            try:
+                values = convert(row)
+            except ConversionError as exc:
+                rejected.append((position, row, str(exc)))
+                continue
+            for index in nulled:
+                values[index] = None
+            if pk_index is not None and values[pk_index] is None:
+                numbered.append((position, row, values))
+            else:
+                keyed.append((values, row))
+        return PreparedBatch(read, self._copy_text(keyed), len(keyed), rejected, numbered)
 
-        The connection belongs to the COPY thread while a batch is in flight; this thread
-        touches it again only once that batch is done (its fallback, its rows without a key).
+    def _prepared_here(self, rows: Iterable[PositionedRow]) -> Iterator[tuple[PreparedBatch, Callable]]:
+        for batch in batched(rows, self.table.batch_size):
+            self.table.stop_if_asked()
+            yield self.prepare(batch), lambda batch=batch: batch
+
+    def _prepared_in_processes(self, blocks: JsonLinesBlocks, processes: int) -> Iterator[tuple[PreparedBatch, Callable]]:
+        """Blocks of the file prepared in forked processes, in order (a block that failed there is
+        prepared again here, raising what it raises without them)."""
+        _ = self._formatter  # built before the fork, for the children to use
+        logger.info("%s: rows converted in %d forked processes", self.model._meta.label, processes)
+        converter = self.converter
+
+        def prepare_block(block: bytes, first_line: int) -> tuple[PreparedBatch, tuple[set, set, int]]:
+            dropped = converter.dropped_values
+            prepared = self.prepare(blocks.rows(first_line, block))
+            drift = (converter.unknown_columns, converter.missing_columns, converter.dropped_values - dropped)
+            converter.dropped_values = dropped  # counted once, where the result arrives
+            return prepared, drift
+
+        block_bytes = int(conf.get("COPY_BATCH_SIZE")) * BLOCK_BYTES_PER_ROW
+        sized = ((block, first_line) for first_line, block in blocks.blocks(block_bytes))
+        with contextlib.closing(ordered_map(prepare_block, sized, processes, 2 * block_bytes)) as results:
+            for block, first_line, result in results:
+                self.table.stop_if_asked()
+                prepared, (unknown, missing, dropped) = result or prepare_block(block, first_line)
+                converter.unknown_columns |= unknown
+                converter.missing_columns |= missing
+                converter.dropped_values += dropped
+                yield prepared, functools.partial(blocks.rows, first_line, block)
+
+    def _pipeline(self, batches: Iterator[tuple[PreparedBatch, Callable[[], Iterable[PositionedRow]]]]) -> TableResult:
+        """COPY batch N in a second thread while batch N+1 is prepared (see the module docstring).
+
+        ``batches``: each batch prepared, with how to read its rows again (for the ORM chain,
+        should its COPY fail). The connection belongs to the COPY thread while a batch is in
+        flight; this thread touches it again only once that batch is done.
         """
-        table = self.table
-        in_flight: tuple[Future, list[PendingRow], list[PendingRow]] | None = None
+        in_flight: tuple[Future, PreparedBatch, Callable] | None = None
         in_transaction = self.connection.in_atomic_block
         with (
-            checked_as_copied(self.connection, self.model, table.settled_foreign_keys) as checked,
+            checked_as_copied(self.connection, self.model, self.table.settled_foreign_keys) as checked,
+            contextlib.closing(batches),
             _quick_thread_switches(),
             ThreadPoolExecutor(1, thread_name_prefix="dbrestore-copy") as copier,
         ):
             try:
-                for batch in batched(rows, table.batch_size):
-                    table.stop_if_asked()
-                    keyed, numbered = self._split_by_key(table.convert(batch))
-                    data = self._format(keyed)
+                for prepared, rows_again in batches:
+                    self._record(prepared)
                     if in_flight is not None:
                         finishing, in_flight = in_flight, None  # counted once, even if _finish raises
                         self._finish(*finishing)
-                    in_flight = (copier.submit(self._copy_data, data, in_transaction), keyed, numbered)
+                    in_flight = (copier.submit(self._copy_data, prepared.data, in_transaction), prepared, rows_again)
             except BaseException:
                 if in_flight is not None:
                     self._count_if_copied(*in_flight)
@@ -147,14 +214,20 @@ class CopyTableLoader:
             if in_flight is not None:
                 self._finish(*in_flight)
         self.checked_foreign_keys = checked
-        return table.result
+        return self.table.result
 
-    def _count_if_copied(self, copying: Future, copied: list[PendingRow], numbered: list[PendingRow]) -> None:
+    def _record(self, prepared: PreparedBatch) -> None:
+        """Count a prepared batch's rows as read, and reject the ones that could not be converted."""
+        self.ledger.read(prepared.read)
+        for position, row, reason in prepared.rejected:
+            self.ledger.reject(position, row, reason)
+
+    def _count_if_copied(self, copying: Future, prepared: PreparedBatch, rows_again: Callable) -> None:
         """After a failure mid-load, count the batch in flight if its COPY went in (with
         ``--no-atomic`` it committed by itself), so that the run's counts do not lag the table."""
         with contextlib.suppress(Exception):
-            if copying.result() is None and copied:
-                self.ledger.written(copied, len(copied), None)
+            if copying.result() is None and prepared.copied:
+                self.ledger.copied(prepared.copied)
 
     def _split_by_key(self, pending: list[PendingRow]) -> tuple[list[PendingRow], list[PendingRow]]:
         """(rows with a primary key, for the COPY; rows the database must number, for the ORM)."""
@@ -172,18 +245,19 @@ class CopyTableLoader:
         connection.ensure_connection()
         return TextFormatter(Transformer(connection.connection))
 
-    def _format(self, pending: list[PendingRow]) -> bytes | DatabaseError:
-        """The rows as COPY text, formatted in this thread so that the COPY thread only has to
+    def _copy_text(self, rows: list[tuple[list[Any], dict[str, Any]]]) -> bytes | DatabaseError:
+        """``(values, row)`` pairs as COPY text, formatted before the COPY thread only has to
         send them; or the error that stopped it (a value psycopg cannot adapt: the batch takes
         the ORM path)."""
         formatter = self._formatter
+        write_row = formatter.write_row
         try:
             with self.connection.wrap_database_errors:
                 if self.adapters or self.iso_texts:
                     adapt = self._adapt
-                    chunks = [data for p in pending if (data := formatter.write_row(adapt(p.values, p.row)))]
+                    chunks = [data for values, row in rows if (data := write_row(adapt(values, row)))]
                 else:
-                    chunks = [data for p in pending if (data := formatter.write_row(p.values))]
+                    chunks = [data for values, _ in rows if (data := write_row(values))]
         except DatabaseError as exc:
             formatter.end()
             return exc
@@ -217,23 +291,41 @@ class CopyTableLoader:
                 cursor.execute("RELEASE SAVEPOINT dbrestore_copy")
         return None
 
-    def _finish(self, copying: Future, copied: list[PendingRow], numbered: list[PendingRow]) -> None:
+    def _finish(self, copying: Future, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]) -> None:
         """Wait for a batch's COPY in the COPY thread, then settle the batch."""
-        self._settle(copied, numbered, copying.result())
+        numbered = [PendingRow(position, row, values, self.model) for position, row, values in prepared.numbered]
+        self._settle(prepared.copied, copying.result(), lambda: self._keyed_again(prepared, rows_again), numbered)
         self.table.batch_done()
 
-    def _settle(self, copied: list[PendingRow], numbered: list[PendingRow], error: DatabaseError | None) -> None:
+    def _keyed_again(self, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]) -> list[PendingRow]:
+        """The rows of a prepared batch that went to the COPY, converted again for the ORM chain
+        (the COPY failed): every row but the ones rejected or numbered, which convert as before."""
+        apart = {position for position, *_ in prepared.rejected} | {position for position, *_ in prepared.numbered}
+        converter = self.converter
+        dropped = converter.dropped_values
+        pending = []
+        for position, row in rows_again():
+            if position not in apart:
+                values = converter.convert(row)
+                for index in self.table.nulled_indexes:
+                    values[index] = None
+                pending.append(PendingRow(position, row, values, self.model))
+        converter.dropped_values = dropped  # counted when the batch was prepared
+        return pending
+
+    def _settle(self, copied: int, error: DatabaseError | None, keyed: Callable[[], list[PendingRow]],
+                numbered: list[PendingRow]) -> None:
         """Count a batch's copied rows, or send them through the ORM chain if the COPY failed
         (after rejecting the rows whose parent is missing, the likely cause); the rows without a
         primary key go through the ORM chain too, since the database numbers them."""
         settled = self.table.settled_foreign_keys
         if error is None:
             if copied:
-                self.ledger.written(copied, len(copied), None)
+                self.ledger.copied(copied)
         else:
             logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
-                         self.model._meta.label, len(copied), error)
-            self.chain.write(self.table.parents.keep_present(copied, settled))
+                         self.model._meta.label, copied, error)
+            self.chain.write(self.table.parents.keep_present(keyed(), settled))
         if numbered:
             self.chain.write(self.table.parents.keep_present(numbered, settled))
 
@@ -241,8 +333,8 @@ class CopyTableLoader:
         """COPY an already converted batch in this thread (the path without the pipeline), then
         settle it as the pipeline does."""
         keyed, numbered = self._split_by_key(pending)
-        error = self._copy_data(self._format(keyed), self.connection.in_atomic_block)
-        self._settle(keyed, numbered, error)
+        data = self._copy_text([(p.values, p.row) for p in keyed])
+        self._settle(len(keyed), self._copy_data(data, self.connection.in_atomic_block), lambda: keyed, numbered)
 
     def _adapt(self, values: list[Any], row: dict[str, Any]) -> list[Any]:
         values = list(values)
@@ -253,6 +345,18 @@ class CopyTableLoader:
             if text.__class__ is str and values[index] is not None and _ISO_WITH_OFFSET(text):
                 values[index] = text
         return values
+
+
+@dataclass
+class PreparedBatch:
+    """A batch made ready for COPY, here or in a forked process (:mod:`.forked`): what the
+    restoring process needs to count it, copy it, and take it through the ORM chain instead."""
+
+    read: int  # rows read: each ends inserted, skipped or rejected
+    data: bytes | DatabaseError  # the keyed rows as COPY text, or the error that stopped formatting them
+    copied: int  # rows in ``data``
+    rejected: list[tuple[int, dict[str, Any], str]]  # (position, row, reason): rows that cannot be converted
+    numbered: list[tuple[int, dict[str, Any], list[Any]]]  # (position, row, values): no primary key given
 
 
 #: A datetime written as ISO 8601 with its offset (or Z) and 0, 3 or 6 decimals, as

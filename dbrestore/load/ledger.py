@@ -68,6 +68,10 @@ class Ledger:
                 self.rejects.write(model=self.label, table=self.db_table, position=p.position, row=p.row,
                                    reason=SKIPPED_REASON, kind="skipped")
 
+    def copied(self, rows: int) -> None:
+        """Rows a COPY put in (all of its rows, or it failed)."""
+        self.result.inserted += rows
+
     def withdraw(self, position: int | None, row: dict[str, Any], reason: str) -> None:
         """A row that went in and was deleted again by the integrity steps: rejected after all."""
         self.result.inserted -= 1

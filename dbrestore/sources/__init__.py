@@ -7,7 +7,6 @@ directories in :func:`open_backup`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,11 +14,11 @@ from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError,
 from ..storage import StoragePath, as_location
 from .base import Backup, PositionedRow, Row, TableData
 from .bounds import require_regular_file
-from .directory import MANIFEST_NAME, open_directory, table_key
+from .directory import MANIFEST_NAME, file_table, open_directory, table_key
 from .dumpdata import is_dumpdata, open_dumpdata
 from .keyed import is_keyed_object, open_keyed_object
 from .native import detect_native_format
-from .readers import first_significant_byte, is_json_lines_name, iter_rows
+from .readers import first_significant_byte, is_json_lines_name
 from .rejects import is_rejects_file, open_rejects_file
 
 __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse_outputs", "MANIFEST_NAME"]
@@ -27,7 +26,7 @@ __all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse
 
 def open_single_table_file(path: Path) -> Backup:
     """A lone ``<table>.json`` array or ``<table>.jsonl`` file: one table named after the file."""
-    table = TableData(key=table_key(path), origin=path, open_rows=functools.partial(iter_rows, path))
+    table = file_table(table_key(path), path)
     return Backup(path=path, format="json-table", tables=[table])
 
 

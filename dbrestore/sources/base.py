@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..exceptions import BackupFormatError, DbRestoreError, describe
+
+if TYPE_CHECKING:
+    from .readers import JsonLinesBlocks
 
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
@@ -25,9 +28,22 @@ class TableData:
     expected_rows: int | None = None  # from the manifest
     expected_sha256: str | None = None  # of the uncompressed data file, from the manifest
     columns: list[str] | None = None
+    #: JSON Lines only: the same rows as ``open_rows``, readable as blocks of whole lines.
+    blocks: JsonLinesBlocks | None = None
 
     def rows(self) -> Iterator[PositionedRow]:
         return guarded(self.open_rows, self.origin)
+
+    def at_least_rows(self, rows: int) -> bool:
+        """Whether the table holds ``rows`` rows or more, as far as can be told before reading it:
+        the manifest's count; else the file's size, at 100 bytes a row (a dumpdata object takes
+        well over 100 bytes, so a smaller file holds fewer rows); an unknown size counts as big."""
+        if self.expected_rows is not None:
+            return self.expected_rows >= rows
+        try:
+            return Path(self.origin).stat().st_size >= rows * 100
+        except (OSError, TypeError):
+            return True
 
 
 def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Path) -> Iterator[PositionedRow]:

@@ -15,7 +15,14 @@ from ..exceptions import BackupFormatError, InputTooLargeError
 from ..storage import StoragePath
 from .base import Backup, TableData
 from .bounds import require_regular_file
-from .readers import JSON_LINES_SUFFIXES, data_suffix, first_significant_byte, iter_rows
+from .readers import (
+    JSON_LINES_SUFFIXES,
+    JsonLinesBlocks,
+    data_suffix,
+    first_significant_byte,
+    is_json_lines_name,
+    iter_rows,
+)
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_ID = "dbrestore/1"
@@ -32,6 +39,13 @@ def table_key(path: Path) -> str:
     while Path(name).suffix:
         name = Path(name).stem
     return name
+
+
+def file_table(key: str, path: Path, **known: Any) -> TableData:
+    """One table's rows in a data file of its own (a JSON array, or JSON Lines, which can also
+    be read in blocks)."""
+    blocks = JsonLinesBlocks(path) if is_json_lines_name(path) else None
+    return TableData(key=key, origin=path, open_rows=functools.partial(iter_rows, path), blocks=blocks, **known)
 
 
 def read_manifest(path: Path) -> dict:
@@ -146,17 +160,10 @@ def open_manifest_directory(directory: Path) -> Backup:
         if problem:
             raise BackupFormatError(f"table entry {index}: {problem}", path=manifest_path)
         check_table_file(data_path)
-        tables.append(
-            TableData(
-                key=entry.get("table") or table_key(data_path),
-                origin=data_path,
-                open_rows=functools.partial(iter_rows, data_path),
-                model_label=entry.get("model"),
-                expected_rows=entry.get("rows"),
-                expected_sha256=entry.get("sha256"),
-                columns=entry.get("columns"),
-            )
-        )
+        tables.append(file_table(
+            entry.get("table") or table_key(data_path), data_path, model_label=entry.get("model"),
+            expected_rows=entry.get("rows"), expected_sha256=entry.get("sha256"), columns=entry.get("columns"),
+        ))
     metadata = {key: value for key, value in manifest.items() if key != "tables"}
     return Backup(path=directory, format="dbrestore", tables=tables, metadata=metadata)
 
@@ -173,7 +180,7 @@ def open_plain_directory(directory: Path) -> Backup:
         files.append(path)
     if not files:
         raise BackupFormatError("no manifest.json and no .json/.jsonl data files", path=directory)
-    tables = [TableData(key=table_key(path), origin=path, open_rows=functools.partial(iter_rows, path)) for path in files]
+    tables = [file_table(table_key(path), path) for path in files]
     return Backup(path=directory, format="json-directory", tables=tables)
 
 

@@ -8,9 +8,11 @@ and encryption (:mod:`dbrestore.layers`) off a local file or a stored object ali
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import ijson
@@ -19,7 +21,7 @@ import orjson
 from .. import layers
 from ..exceptions import BackupFormatError, first_line
 from ..storage import StoragePath
-from .base import PositionedRow
+from .base import PositionedRow, guarded
 from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
 #: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
@@ -96,9 +98,38 @@ def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
 def iter_json_lines_stream(stream: BoundedReader, path: Path, first_line: int = 1) -> Iterator[PositionedRow]:
     """The rows of JSON Lines read from ``stream``, numbered from ``first_line`` (a chunk of a
     file starts on a later line, see :mod:`.ranges`)."""
+    return rows_of_lines(stream.lines(), path, first_line)
+
+
+class JsonLinesBlocks:
+    """A JSON Lines file read as blocks of whole lines, each parsed on its own (in another
+    process, see :mod:`dbrestore.load.forked`) into exactly the rows :func:`iter_json_lines` reads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def blocks(self, size: int) -> Iterator[tuple[int, bytes]]:
+        """``(number of its first line, block)``: blocks of about ``size`` bytes, read under the
+        bounds of :meth:`BoundedReader.line_blocks`."""
+        first_line = 1
+        with open_binary(self.path) as stream:
+            for block in stream.line_blocks(size):
+                yield first_line, block
+                first_line += block.count(b"\n")
+
+    def rows(self, first_line: int, block: bytes) -> Iterator[PositionedRow]:
+        """The rows of one block, behind the readers' error boundary."""
+        return guarded(functools.partial(self._parse, first_line, block), self.path)
+
+    def _parse(self, first_line: int, block: bytes) -> Iterator[PositionedRow]:
+        return rows_of_lines(io.BytesIO(block), self.path, first_line)  # lines as readline cuts them
+
+
+def rows_of_lines(lines: Iterable[bytes], path: Path, first_line: int) -> Iterator[PositionedRow]:
+    """Each non-blank line parsed (as ``json.loads``, at orjson's speed), numbered from ``first_line``."""
     check = RowCheck(path, numbers=False)
     deep_enough = 2 * check.max_depth if check.max_depth else float("inf")  # a shorter line cannot nest deeper
-    for line_number, line in enumerate(stream.lines(), start=first_line):
+    for line_number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:

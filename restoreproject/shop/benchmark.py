@@ -37,6 +37,7 @@ class Measurement:
     rows: int
     seconds: float
     peak_rss_mb: float
+    peak_pss_all_mb: float = 0.0  # the process and every process it started
 
     @property
     def rows_per_s(self) -> float:
@@ -132,11 +133,14 @@ def database_url() -> str:
     return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def run_child(argv: list[str]) -> tuple[float, float]:
-    """Run one method in a child process: (seconds, peak RSS in MB, sampled every 20 ms).
+def run_child(argv: list[str]) -> tuple[float, float, float]:
+    """Run one method in a child process: (seconds, peak RSS of that process in MB, sampled every
+    20 ms; peak PSS in MB of it and every process it started, sampled every 200 ms).
 
     Sampled rather than read from ``wait4``: a forked child counts its parent's pages until it
-    execs, which would give every method the parent's size.
+    execs, which would give every method the parent's size. The PSS sum is the memory of the
+    whole restore: a page shared by a process and its forked converters counts once, split
+    between them (their RSS would count it in each).
     """
     import psutil
 
@@ -144,17 +148,33 @@ def run_child(argv: list[str]) -> tuple[float, float]:
     env = {**os.environ, "DATABASE_URL": database_url()}
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     watched = psutil.Process(process.pid)
-    peak = 0
+    peak = peak_tree = 0
+    samples = 0
     while process.poll() is None:
         try:
             peak = max(peak, watched.memory_info().rss)
+            if samples % 10 == 0:
+                peak_tree = max(peak_tree, _tree_pss(watched))
         except psutil.Error:
             pass
+        samples += 1
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])}... failed: {process.stderr.read().decode()[-500:]}")
-    return seconds, peak / 1024 / 1024
+    return seconds, peak / 1024 / 1024, peak_tree / 1024 / 1024
+
+
+def _tree_pss(process) -> int:
+    import psutil
+
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
 
 
 def naive_load(fixture: Path) -> None:

@@ -103,6 +103,12 @@ class Command(BaseCommand):
                             help="Load in N parallel connections (PostgreSQL): pg_restore --jobs N for dumps; for JSON "
                                  "backups, with --no-atomic, the chunks of one FK level (several tables, several chunks of "
                                  "one table) in N worker processes, each its own connection and memory budget. Default 1.")
+        parser.add_argument("--convert-processes", type=int, default=None, metavar="N",
+                            help="COPY in one transaction (PostgreSQL, the default there): N forked processes read and "
+                                 "convert the rows of each JSON Lines table of 50,000 rows or more, while this one "
+                                 "sends them to the server, in its one connection and transaction. Default "
+                                 "DBRESTORE['CONVERT_PROCESSES'], else the cores available, at most 4; 0 or 1: this "
+                                 "process alone (each process takes about 30 MB of its own).")
         parser.add_argument("--indexes-after-load", action="store_const", const=True, default=None,
                             help="PostgreSQL, replace mode, one transaction (the default there): drop the restored "
                                  "tables' non-unique indexes and the FK constraints between them, load, then build "
@@ -344,7 +350,7 @@ def _who() -> str:
 _AS_GIVEN = (
     "database", "mode", "batch_size", "dry_run", "atomic", "ignore_unknown", "cascade", "log_skipped", "max_rejects",
     "skip_checksum", "method", "jobs", "terminate_connections", "safety_backup", "indexes_after_load", "storage",
-    "chunk_bytes", "distribute",
+    "chunk_bytes", "distribute", "convert_processes",
 )
 
 

@@ -42,7 +42,7 @@ class Command(BaseCommand):
             rows = sum(entry["rows"] for entry in json.loads((backup / "manifest.json").read_text())["tables"])
             results: dict[str, list[dict]] = {"no_atomic": [], "distribute": []}
             for attempt in range(options["repeat"]):
-                seconds, rss = run_child(_restore(backup, "--no-atomic"))
+                seconds, rss, _ = run_child(_restore(backup, "--no-atomic"))
                 results["no_atomic"].append({"seconds": seconds, "peak_rss_mb": [rss]})
                 self._line("no-atomic", attempt, rows, results["no_atomic"][-1])
                 results["distribute"].append(_distributed(backup, options["workers"]))

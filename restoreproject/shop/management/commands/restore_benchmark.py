@@ -56,21 +56,25 @@ class Command(BaseCommand):
             for method in methods:
                 benchmark.empty_table()
                 n = slow_rows if method in benchmark.SLOW else rows
-                seconds, rss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
-                results.append(benchmark.Measurement(method, n, seconds, rss))
-                self.stdout.write(f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB")
+                seconds, rss, pss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
+                results.append(benchmark.Measurement(method, n, seconds, rss, pss))
+                self.stdout.write(f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB"
+                                  f" {pss:>7.1f} MB all")
             benchmark.empty_table()
         self._print(results)
         if options["json"]:
             Path(options["json"]).write_text(json.dumps({
                 "rows": rows, "slow_rows": slow_rows,
                 "methods": {m.method: {"rows": m.rows, "rows_per_s": round(m.rows_per_s, 1), "seconds": round(m.seconds, 3),
-                                       "peak_rss_mb": round(m.peak_rss_mb, 1)} for m in results},
+                                       "peak_rss_mb": round(m.peak_rss_mb, 1),
+                                       "peak_pss_all_mb": round(m.peak_pss_all_mb, 1)} for m in results},
             }, indent=2))
 
     def _print(self, results) -> None:
-        self.stdout.write(f"\n{'method':<10} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak RSS MB':>12}")
+        self.stdout.write(f"\n{'method':<10} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak RSS MB':>12} "
+                          f"{'peak PSS MB, all processes':>27}")
         for m in results:
             note = " (subset)" if m.method in benchmark.SLOW and m.rows < max(r.rows for r in results) else ""
-            self.stdout.write(f"{m.method:<10} {m.rows:>10} {m.seconds:>9.2f} {m.rows_per_s:>10.0f} {m.peak_rss_mb:>12.1f}{note}")
+            self.stdout.write(f"{m.method:<10} {m.rows:>10} {m.seconds:>9.2f} {m.rows_per_s:>10.0f} {m.peak_rss_mb:>12.1f} "
+                              f"{m.peak_pss_all_mb:>27.1f}{note}")
 
