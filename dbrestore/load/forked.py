@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import logging
 import mmap
 import multiprocessing
@@ -70,12 +71,15 @@ class ForkedMap(Generic[R]):
         self.free_slots = list(range(processes * DEPTH))
         self.children: list[_Child] = []
         context = multiprocessing.get_context("fork")
+        gc.freeze()  # the children's collector leaves what they inherit alone, so its pages stay shared
         try:
             for _ in range(processes):
                 self.children.append(self._start(context))
         except BaseException:
             self.close()
             raise
+        finally:
+            gc.unfreeze()
         self._next_child = 0
 
     def _start(self, context) -> _Child:
