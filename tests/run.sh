@@ -17,4 +17,13 @@ echo "=== test suite on PostgreSQL ($PG_URL) ==="
 # A test database left behind by an interrupted run would stop pytest-django from creating it.
 psql "${PG_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS test_${PG_URL##*/} WITH (FORCE)" >/dev/null 2>&1 || true
 DATABASE_URL="$PG_URL" "$PY" -m pytest "$@" || status=1
+if [ $# -eq 0 ]; then
+  # The restore tests once more, with every JSON Lines table converted in forked processes, in
+  # blocks of a row or two: the assertions written for one process are the oracle for the children.
+  echo "=== restore tests on PostgreSQL, rows converted in forked processes ==="
+  DATABASE_URL="$PG_URL" DBRESTORE_SETTINGS_JSON='{"CONVERT_PROCESSES": 2, "CONVERT_MIN_ROWS": 0, "COPY_BATCH_SIZE": 20}' "$PY" -m pytest \
+    tests/test_row_accounting.py tests/test_atomicity.py tests/test_modes.py tests/test_bad_input_corpus.py \
+    tests/test_indexes_after_load.py tests/test_value_limits.py tests/test_formats.py tests/test_restore_command.py \
+    || status=1
+fi
 exit $status

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError, models
 from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
@@ -44,14 +44,11 @@ from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
 from ..row_converter import RowConverter
 from ..sources import PositionedRow
-from ..sources.base import batched
+from ..sources.base import BlockSource, batched
 from .forked import ordered_map
 from .insert import is_fatal
 from .rows import PendingRow
 from .table import TableLoader
-
-if TYPE_CHECKING:
-    from ..sources.readers import JsonLinesBlocks
 
 logger = logging.getLogger(__name__)
 #: Bytes of JSON Lines per ``COPY_BATCH_SIZE`` rows, for the blocks prepared in forked processes
@@ -120,7 +117,7 @@ class CopyTableLoader:
     def result(self) -> TableResult:
         return self.table.result
 
-    def load(self, rows: Iterable[PositionedRow], blocks: JsonLinesBlocks | None = None,
+    def load(self, rows: Iterable[PositionedRow], blocks: BlockSource | None = None,
              processes: int = 1) -> TableResult:
         """Load ``rows``; with ``blocks`` (the same rows, as blocks of JSON Lines) and
         ``processes`` > 1, prepared by that many forked processes (:mod:`.forked`)."""
@@ -160,7 +157,7 @@ class CopyTableLoader:
             self.table.stop_if_asked()
             yield self.prepare(batch), lambda batch=batch: batch
 
-    def _prepared_in_processes(self, blocks: JsonLinesBlocks, processes: int) -> Iterator[tuple[PreparedBatch, Callable]]:
+    def _prepared_in_processes(self, blocks: BlockSource, processes: int) -> Iterator[tuple[PreparedBatch, Callable]]:
         """Blocks of the file prepared in forked processes, in order (a block that failed there is
         prepared again here, raising what it raises without them)."""
         _ = self._formatter  # built before the fork, for the children to use
@@ -246,9 +243,9 @@ class CopyTableLoader:
         return TextFormatter(Transformer(connection.connection))
 
     def _copy_text(self, rows: list[tuple[list[Any], dict[str, Any]]]) -> bytes | DatabaseError:
-        """``(values, row)`` pairs as COPY text, formatted before the COPY thread only has to
-        send them; or the error that stopped it (a value psycopg cannot adapt: the batch takes
-        the ORM path)."""
+        """``(values, row)`` pairs as COPY text (the values adapted in place), formatted before
+        the COPY thread only has to send them; or the error that stopped it (a value psycopg
+        cannot adapt: the batch takes the ORM path)."""
         formatter = self._formatter
         write_row = formatter.write_row
         try:
@@ -333,11 +330,11 @@ class CopyTableLoader:
         """COPY an already converted batch in this thread (the path without the pipeline), then
         settle it as the pipeline does."""
         keyed, numbered = self._split_by_key(pending)
-        data = self._copy_text([(p.values, p.row) for p in keyed])
+        data = self._copy_text([(list(p.values), p.row) for p in keyed])  # the ORM chain may need p.values yet
         self._settle(len(keyed), self._copy_data(data, self.connection.in_atomic_block), lambda: keyed, numbered)
 
     def _adapt(self, values: list[Any], row: dict[str, Any]) -> list[Any]:
-        values = list(values)
+        """``values`` as COPY writes them, changed in place (they are used for nothing else)."""
         for index, adapter in self.adapters:
             values[index] = adapter(values[index])
         for index, key in self.iso_texts:

@@ -70,6 +70,7 @@ class ForkedMap(Generic[R]):
         self.slots = mmap.mmap(-1, slot_bytes * processes * DEPTH)  # MAP_SHARED: the children see it
         self.free_slots = list(range(processes * DEPTH))
         self.children: list[_Child] = []
+        self._next_child = 0
         context = multiprocessing.get_context("fork")
         gc.freeze()  # the children's collector leaves what they inherit alone, so its pages stay shared
         try:
@@ -80,7 +81,6 @@ class ForkedMap(Generic[R]):
             raise
         finally:
             gc.unfreeze()
-        self._next_child = 0
 
     def _start(self, context) -> _Child:
         tasks_in, tasks_out = context.Pipe(duplex=False)

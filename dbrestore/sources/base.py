@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..exceptions import BackupFormatError, DbRestoreError, describe
-
-if TYPE_CHECKING:
-    from .readers import JsonLinesBlocks
 
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
 PositionedRow = tuple[int, Row]
+
+
+class BlockSource(Protocol):
+    """A table's rows as blocks of bytes, each parsed on its own (in another process): see
+    :class:`~dbrestore.sources.readers.JsonLinesBlocks`."""
+
+    def blocks(self, size: int) -> Iterator[tuple[int, bytes]]: ...
+
+    def rows(self, first_line: int, block: bytes) -> Iterator[PositionedRow]: ...
 
 
 @dataclass
@@ -29,7 +35,7 @@ class TableData:
     expected_sha256: str | None = None  # of the uncompressed data file, from the manifest
     columns: list[str] | None = None
     #: JSON Lines only: the same rows as ``open_rows``, readable as blocks of whole lines.
-    blocks: JsonLinesBlocks | None = None
+    blocks: BlockSource | None = None
 
     def rows(self) -> Iterator[PositionedRow]:
         return guarded(self.open_rows, self.origin)
