@@ -31,6 +31,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         *_unknown_keys(user),
         *_positive_integers(config),
         *_safety_keep(config),
+        *_conversion(config),
         *_queue(config),
         *_run_database(config),
         *_backup_dir(config),
@@ -58,6 +59,21 @@ def _positive_integers(config: dict) -> list:
                 hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
                 id="dbrestore.E002",
             ))
+    return found
+
+
+def _conversion(config: dict) -> list:
+    """CONVERT_PROCESSES (None or a count) and CONVERT_MIN_ROWS (rows): whole numbers, 0 allowed."""
+    found = []
+    for key, allow_none in (("CONVERT_PROCESSES", True), ("CONVERT_MIN_ROWS", False)):
+        value = config[key]
+        if (value is None and allow_none) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            continue
+        found.append(Error(
+            f"DBRESTORE[{key!r}] must be a whole number of 0 or more{' or None' if allow_none else ''}, not {value!r}.",
+            hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
+            id="dbrestore.E007",
+        ))
     return found
 
 

@@ -44,6 +44,15 @@ def test_safety_backup_keep(settings, backup_dir, value):
     assert messages(settings, BACKUP_DIR=str(backup_dir), SAFETY_BACKUP_KEEP=None) == {}
 
 
+@pytest.mark.parametrize("key, value", [("CONVERT_PROCESSES", -1), ("CONVERT_PROCESSES", "2"), ("CONVERT_PROCESSES", 1.5),
+                                        ("CONVERT_MIN_ROWS", None), ("CONVERT_MIN_ROWS", -5), ("CONVERT_MIN_ROWS", True)])
+def test_conversion_settings(settings, backup_dir, key, value):
+    found = messages(settings, BACKUP_DIR=str(backup_dir), **{key: value})
+    assert set(found) == {"dbrestore.E007"} and key in found["dbrestore.E007"].msg
+    assert messages(settings, BACKUP_DIR=str(backup_dir), CONVERT_PROCESSES=None, CONVERT_MIN_ROWS=0) == {}
+    assert messages(settings, BACKUP_DIR=str(backup_dir), CONVERT_PROCESSES=0) == {}
+
+
 def test_check_command_fails_on_an_error(settings, backup_dir):
     settings.DBRESTORE = {"BACKUP_DIR": str(backup_dir), "BATCH_SIZE": -1}
     with pytest.raises(SystemCheckError, match=r"dbrestore\.E002.*BATCH_SIZE.*positive integer"):

@@ -19,6 +19,7 @@ from django.core.management.base import CommandError
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
 from tests.backup_data import assert_table_matches, manifest
+from tests.conftest import run_worker
 from tests.test_faults import children, killed, start_restore, table_counts, wait_for
 from tests.test_row_accounting import customer, order, read_rejects, write_jsonl
 
@@ -159,3 +160,26 @@ def test_a_killed_child_leaves_its_blocks_to_the_restoring_process(sample_backup
     assert run.status == "succeeded"
     for entry in manifest(backup)["tables"]:
         assert_table_matches(backup, entry)
+
+
+def test_a_restore_queued_for_a_real_rqworker_converts_in_children_of_its_work_horse(
+        redis_queue, sample_backup, run_command, subprocess_env):
+    backup = sample_backup(rows=2000)
+    out, _ = run_command("restore_backup", backup, "--async", "--noinput")
+    run_id = int(out.strip().splitlines()[-1])
+    forked = json.dumps({**FORKED, "CONVERT_PROCESSES": 2})
+    worker = run_worker(subprocess_env(DBRESTORE_SETTINGS_JSON=forked, DBRESTORE_LOG_LEVEL="INFO"))
+    assert worker.returncode == 0, worker.stderr
+    assert "shop.OrderItem: rows converted in 2 forked processes" in worker.stderr
+    run = RestoreRun.objects.get(pk=run_id)
+    assert run.status == "succeeded", run.errors
+    for entry in manifest(backup)["tables"]:
+        assert_table_matches(backup, entry)
+
+
+def test_a_negative_count_is_refused_before_anything_is_touched(sample_backup, run_command):
+    backup = sample_backup(rows=50)
+    before = table_counts()
+    with pytest.raises(CommandError, match=r"--convert-processes must be 0 or more \(got -1\)"):
+        run_command("restore_backup", backup, "--noinput", "--convert-processes", -1)
+    assert table_counts() == before
