@@ -108,7 +108,7 @@ class Command(BaseCommand):
                                  "convert the rows of each JSON Lines table of 50,000 rows or more, while this one "
                                  "sends them to the server, in its one connection and transaction. Default "
                                  "DBRESTORE['CONVERT_PROCESSES'], else the cores available, at most 4; 0 or 1: this "
-                                 "process alone (each process takes about 30 MB of its own).")
+                                 "process alone (each process takes about 10 MB of its own).")
         parser.add_argument("--indexes-after-load", action="store_const", const=True, default=None,
                             help="PostgreSQL, replace mode, one transaction (the default there): drop the restored "
                                  "tables' non-unique indexes and the FK constraints between them, load, then build "
