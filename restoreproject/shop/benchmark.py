@@ -135,7 +135,8 @@ def database_url() -> str:
 
 def run_child(argv: list[str]) -> tuple[float, float, float]:
     """Run one method in a child process: (seconds, peak RSS of that process in MB, sampled every
-    20 ms; peak PSS in MB of it and every process it started, sampled every 200 ms).
+    20 ms; peak PSS in MB of it and every process it started, sampled every 200 ms and at each
+    new peak of the RSS).
 
     Sampled rather than read from ``wait4``: a forked child counts its parent's pages until it
     execs, which would give every method the parent's size. The PSS sum is the memory of the
@@ -152,9 +153,10 @@ def run_child(argv: list[str]) -> tuple[float, float, float]:
     samples = 0
     while process.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss)
-            if samples % 10 == 0:
+            rss = watched.memory_info().rss
+            if rss > peak or samples % 10 == 0:  # a new peak, or the children may have grown
                 peak_tree = max(peak_tree, _tree_pss(watched))
+            peak = max(peak, rss)
         except psutil.Error:
             pass
         samples += 1
