@@ -80,9 +80,7 @@ class RestoreOptions:
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
         if self.chunk_bytes is not None and self.chunk_bytes < 1:
             raise RestoreConfigError(f"--chunk-bytes must be at least 1 (got {self.chunk_bytes})")
-        if self.convert_processes is None:
-            self.convert_processes = default_convert_processes()
-        if self.convert_processes < 0:
+        if self.convert_processes is not None and self.convert_processes < 0:
             raise RestoreConfigError(f"--convert-processes must be 0 or more (got {self.convert_processes})")
         if self.max_rejects is not None and self.max_rejects < 0:
             raise RestoreConfigError(f"--max-rejects must be 0 or more (got {self.max_rejects})")
@@ -134,10 +132,13 @@ class RestoreOptions:
     def conversion_processes(self, data: TableData) -> int:
         """Processes that convert this table's rows (1: this one): ``convert_processes`` for a
         JSON Lines table of ``CONVERT_MIN_ROWS`` rows or more loaded by COPY in one transaction;
-        smaller tables are over before forking would pay (a few milliseconds a process)."""
-        if not (self.uses_copy() and self.atomic and data.blocks is not None and self.convert_processes > 1):
+        smaller tables are over before forking would pay (a few milliseconds a process). The
+        default is decided here, where the restore runs (an RQ worker's cores, not the web
+        server's that queued it)."""
+        processes = default_convert_processes() if self.convert_processes is None else self.convert_processes
+        if not (processes > 1 and self.uses_copy() and self.atomic and data.blocks is not None):
             return 1
-        return self.convert_processes if data.at_least_rows(int(conf.get("CONVERT_MIN_ROWS"))) else 1
+        return processes if data.at_least_rows(int(conf.get("CONVERT_MIN_ROWS"))) else 1
 
     def loader_class(self) -> type[TableLoader] | type[CopyTableLoader]:
         if not self.uses_copy():
