@@ -31,6 +31,7 @@ from .chunks import Chunk, chunk_bytes, plan_chunks
 from .conf import run_database
 from .exceptions import RestoreConfigError
 from .integrity import classify_foreign_keys, nullable_deferred_fields
+from .load.m2m import clear_given_lists
 from .load.table import StopCheck, never_stop
 from .models import RestoreRun
 from .options import RestoreOptions
@@ -207,6 +208,8 @@ def load_counted(context: ChunkedRun, chunk: Chunk, table_result: TableResult, l
             checkpoint = checkpoints.claim(context.run.pk, chunk, using)
             if checkpoint.state == checkpoint.DONE:
                 return None
+            if opts.mode == "merge" and table.data.open_owners is not None:  # a fixture: one chunk
+                clear_given_lists(table, using)
             loader = opts.loader_class()(
                 table.model, using=using, batch_size=opts.batch_size, result=counts, rejects=rejects,
                 on_batch=on_batch, mode=opts.mode, fk_checks=settled, settled_foreign_keys=settled,

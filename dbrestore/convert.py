@@ -300,6 +300,23 @@ _INTEGER_TYPES = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField",
                   "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField"}
 
 
+#: The methods through which a field class turns a backup value into what the database stores.
+_VALUE_METHODS = ("to_python", "get_prep_value", "get_db_prep_value", "get_db_prep_save")
+
+
+def converts_as_django(field: models.Field) -> bool:
+    """Whether ``field`` (an FK: its target) turns values into database values as the Django
+    field class it derives from does: that class itself, or a subclass overriding none of
+    :data:`_VALUE_METHODS`. The fast converters here and the COPY path's adapters are written
+    for Django's own classes; any other field (a JSON field of a CMS, an encrypted or money
+    field, an enum) is converted by its own ``to_python`` and written through its own
+    ``get_db_prep_save``, as loaddata and the ORM would."""
+    target = field.target_field if field.is_relation else field
+    kind = type(target)
+    django_class = next((k for k in kind.__mro__ if k.__module__.startswith("django.")), models.Field)
+    return all(getattr(kind, name) is getattr(django_class, name) for name in _VALUE_METHODS)
+
+
 def converter_for(field: models.Field, using: str | None = None) -> Converter:
     """The function that turns a backup value into this field's Python value (None passes),
     for the database ``using`` (its integer ranges, what it can store)."""
@@ -307,6 +324,11 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
     vendor = connection.vendor
     target = field.target_field if field.is_relation else field
     internal = target.get_internal_type()
+    if not converts_as_django(target):
+        own = _django(target)
+        if internal == "JSONField":  # JSON as json.loads (loaddata) reads it, then the field's own
+            return lambda value: own(_json_value(value))
+        return own
     if internal in _INTEGER_TYPES:
         return _integer_converter(target, connection)
     if internal in _TEXT_TYPES:

@@ -16,6 +16,7 @@ from .options import MODES
 from .parsing import split_commas
 
 MODE_HELP = {
+    "auto": _("merge for a Django dumpdata fixture (what loaddata does), replace for any other backup"),
     "replace": _("empty the restored tables first, then load the backup (a safety backup is taken first)"),
     "merge": _("insert new rows and update existing ones by primary key; nothing is deleted"),
     "append": _("insert new rows only; rows already there stay, and conflicts count as skipped"),
@@ -46,7 +47,7 @@ def _split(value: str) -> list[str]:
 class RestoreForm(forms.Form):
     backup = forms.ChoiceField(label=_("Backup"), required=False, choices=_backup_choices)
     upload = forms.FileField(label=_("…or upload one"), required=False)
-    mode = forms.ChoiceField(label=_("Mode"), choices=MODE_CHOICES, initial="replace",
+    mode = forms.ChoiceField(label=_("Mode"), choices=MODE_CHOICES, initial="auto",
                              widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}))
     batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
     atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)

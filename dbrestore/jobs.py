@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any) -> RestoreRun:
     """Create a queued RestoreRun and hand it to the RQ worker (``--async``, the admin)."""
     opts = RestoreOptions(**options)
+    opts.resolve_mode(source)
     opts.validate()
     opts.make_paths_absolute()
     check_queue()

@@ -24,13 +24,14 @@ from .integrity import (
     nullable_deferred_fields,
     sweep_orphans,
 )
+from .load.m2m import clear_given_lists
 from .load.table import TableLoader, never_stop
 from .options import RestoreOptions
 from .plan import Plan, PlannedTable
 from .progress import BaseListener, Broadcast
 from .rejects import RejectsFile
 from .report import RestoreResult
-from .safety import empty_tables
+from .safety import check_outside_rows, empty_tables
 from .verify import verify_counts
 
 if TYPE_CHECKING:
@@ -57,7 +58,10 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
     """Empty, load every table, then the steps after the load. ``watch`` (the run's
     :class:`~dbrestore.watch.RunWatch`) is asked before each table and between batches."""
     connection = connections[opts.database]
+    outside_aside = None
     if opts.mode == "replace" and not opts.dry_run:
+        outside_aside = postload.set_aside_foreign_keys([(kept.model, kept.field) for kept in plan.kept_outside],
+                                                        opts.database)
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
         empty_tables(plan, opts.database, truncate=truncate)
     progress.phase_started("checking the rows (dry run)" if opts.dry_run else f"loading {len(plan.tables)} tables")
@@ -76,6 +80,8 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             raise RestoreCancelled(reason)
         listener.table_started(table_result)
         table_started = time.monotonic()
+        if opts.mode == "merge" and table.data.open_owners is not None and not opts.dry_run:
+            clear_given_lists(table, opts.database)
 
         def on_batch(current):
             current.seconds = time.monotonic() - table_started
@@ -128,6 +134,10 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
         if aside is not None and not aside.foreign_keys_added:
             progress.phase_started("adding foreign key constraints")
             aside.rebuild()
+        if plan.kept_outside:
+            check_outside_rows(plan, opts.database)
+        if outside_aside is not None:
+            outside_aside.rebuild()
         check_constraints(plan, connection)
         reset_sequences(plan, opts.database)
     progress.phase_started("verifying row counts")

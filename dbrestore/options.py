@@ -13,13 +13,15 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from . import conf
 from .exceptions import RestoreConfigError
 from .load.table import TableLoader
+from .sources import is_fixture
 from .storage import StoragePath, as_location, configured_alias
 
 if TYPE_CHECKING:
     from .load.copy import CopyTableLoader
     from .sources import TableData
 
-MODES = ("replace", "merge", "append")
+#: ``auto`` (the default) is resolved against the source by :meth:`RestoreOptions.resolve_mode`.
+MODES = ("auto", "replace", "merge", "append")
 METHODS = ("auto", "orm", "copy")
 
 
@@ -28,7 +30,7 @@ class RestoreOptions:
     """Everything that shapes a restore besides its source. Stored on RestoreRun.options."""
 
     database: str = DEFAULT_DB_ALIAS
-    mode: str = "replace"
+    mode: str = "auto"  # auto | replace | merge | append; auto: merge for a dumpdata fixture, else replace
     batch_size: int | None = None
     only: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
@@ -54,8 +56,16 @@ class RestoreOptions:
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
     convert_processes: int | None = None
 
+    def resolve_mode(self, source: object) -> None:
+        """``auto``: a dumpdata fixture is merged, as ``loaddata`` loads it (rows upserted by
+        primary key, nothing else deleted); every other backup replaces the tables it holds."""
+        if self.mode == "auto":
+            self.mode = "merge" if is_fixture(source) else "replace"
+
     def validate(self) -> None:
         check_database(self.database)
+        if self.mode == "auto":  # no source to look at: the mode of a backup
+            self.mode = "replace"
         if self.mode not in MODES:
             raise RestoreConfigError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
         if self.batch_size is None:
@@ -166,6 +176,13 @@ def default_convert_processes() -> int:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 4)
+
+
+def resolved_mode(source: object, mode: str) -> str:
+    """The mode a restore of ``source`` asked for as ``mode`` runs in (see ``resolve_mode``)."""
+    opts = RestoreOptions(mode=mode)
+    opts.resolve_mode(source)
+    return opts.mode
 
 
 def check_database(alias: str) -> None:

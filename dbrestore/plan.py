@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.db import models
@@ -42,6 +43,21 @@ class PlannedTable:
 
 
 @dataclass
+class OutsideRows:
+    """Rows of a model outside the restore whose FK ``field`` points into a table it empties."""
+
+    model: ModelType
+    field: models.Field
+    rows: int
+    example_pk: Any
+
+    def describe(self, what: str = "") -> str:
+        target = self.field.related_model._meta.label
+        rows = "1 row" if self.rows == 1 else f"{self.rows} rows"
+        return f"{self.model._meta.label}.{self.field.name} -> {target} ({rows}{what}, e.g. pk {self.example_pk!r})"
+
+
+@dataclass
 class Plan:
     tables: list[PlannedTable]  # in load order: parents first
     models_to_empty: list[ModelType]  # in delete order: children first
@@ -52,6 +68,9 @@ class Plan:
     cycles: list[list[str]] = field(default_factory=list)
     #: FKs from models outside the restore into a model it empties: (referencing model, field).
     outside_references: list[tuple[ModelType, models.Field]] = field(default_factory=list)
+    #: The outside FKs that hold rows, kept by a replace in one transaction and checked after
+    #: the load (:func:`dbrestore.safety.check_outside_rows`).
+    kept_outside: list[OutsideRows] = field(default_factory=list)
 
     @property
     def models(self) -> list[ModelType]:
@@ -184,21 +203,16 @@ def referencing_fields(model: ModelType) -> list[tuple[ModelType, models.Field]]
     ]
 
 
-def tables_to_empty(load_order: list[ModelType], exclude: list[str]) -> tuple[list[ModelType], list]:
-    """The restored models plus the auto-created M2M tables that point at them (their rows
-    would dangle), and the other outside FKs that point into them."""
-    to_empty = list(load_order)
-    outside = []
+def outside_foreign_keys(load_order: list[ModelType]) -> list[tuple[ModelType, models.Field]]:
+    """The FKs of models outside the restore (auto-created M2M tables included) that point into
+    a restored model, each once. Their rows are kept by a replace: see :mod:`dbrestore.safety`."""
+    restored = set(load_order)
+    found: list[tuple[ModelType, models.Field]] = []
     for model in load_order:
         for referencing, fk in referencing_fields(model):
-            if referencing in to_empty:
-                continue
-            if referencing._meta.auto_created and not matches_any(referencing, exclude):
-                to_empty.append(referencing)
-            else:
-                outside.append((referencing, fk))
-    outside = [(model, fk) for model, fk in outside if model not in to_empty]
-    return to_empty, outside
+            if referencing not in restored and (referencing, fk) not in found:
+                found.append((referencing, fk))
+    return found
 
 
 def build_plan(
@@ -245,15 +259,13 @@ def build_plan(
     load_order, cycles = order_parents_first(list(planned))
     tables = [planned[model] for model in load_order]
 
-    to_empty, outside = tables_to_empty(load_order, exclude)
-    delete_order, _ = order_parents_first(to_empty)
     return Plan(
         tables=tables,
-        models_to_empty=list(reversed(delete_order)),
+        models_to_empty=list(reversed(load_order)),
         unknown=unknown,
         excluded=excluded,
         cycles=cycles,
-        outside_references=outside,
+        outside_references=outside_foreign_keys(load_order),
     )
 
 

@@ -141,3 +141,24 @@ def set_aside(models_to_load: list[type[models.Model]], using: str,
             cursor.execute(f"DROP INDEX {name}")
     logger.info("Set aside %d indexes and %d foreign keys for the load", len(aside.indexes), len(aside.foreign_keys))
     return aside
+
+
+def set_aside_foreign_keys(foreign_keys: list[tuple[type[models.Model], models.Field]], using: str) -> SetAside:
+    """Drop the FK constraints of these (model, field) pairs (PostgreSQL): the outside rows a
+    replace keeps point into tables it empties, and the check of those FKs would otherwise fire
+    as the emptied tables are altered. :meth:`SetAside.rebuild` adds them back, validating
+    every row, once :func:`dbrestore.safety.check_outside_rows` has named any that point nowhere."""
+    connection = connections[using]
+    aside = SetAside(using)
+    if connection.vendor != "postgresql":
+        return aside
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model, fk in foreign_keys:
+            table = qn(model._meta.db_table)
+            cursor.execute(_FOREIGN_KEYS, [table, [qn(fk.related_model._meta.db_table)]])
+            aside.foreign_keys.extend((table, *constraint) for constraint in cursor.fetchall()
+                                      if constraint[2] == fk.column)
+        for table, name, _, _ in aside.foreign_keys:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    return aside

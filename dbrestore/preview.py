@@ -29,9 +29,12 @@ class TablePreview:
 class Preview:
     source: str
     format: str
+    mode: str  # the mode the restore runs in (``auto`` resolved)
     tables: list[TablePreview]
-    also_emptied: list[TablePreview]  # M2M tables (and --cascade tables) emptied but not loaded
+    also_emptied: list[TablePreview]  # --cascade tables: emptied but not loaded
     warnings: list[str] = field(default_factory=list)
+    #: Outside rows pointing into replaced tables, kept and checked after the load.
+    kept_outside: list[str] = field(default_factory=list)
 
     @property
     def rows_to_load(self) -> int | None:
@@ -45,6 +48,7 @@ def preview_restore(source: str | Path, **options: Any) -> Preview:
     outside references (the refusal the restore would raise, or the ``--cascade`` tables), and
     the columns the converter would drop or fill in, from the first row (or the manifest)."""
     opts = RestoreOptions(**options)
+    opts.resolve_mode(source)
     opts.validate()
     backup = open_backup(source)
     plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
@@ -72,7 +76,8 @@ def preview_restore(source: str | Path, **options: Any) -> Preview:
         for m in plan.models_to_empty
         if replace and m not in loaded
     ]
-    return Preview(str(source), backup.format, tables, extra, warnings)
+    kept = [outside.describe() for outside in plan.kept_outside]
+    return Preview(str(source), backup.format, opts.mode, tables, extra, warnings, kept)
 
 
 def _columns(table) -> list[str]:

@@ -9,14 +9,24 @@ the per-row work is a loop over precompiled functions. Rows may be keyed by attn
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from .convert import VALUE_ERRORS, ConversionError, Converter, converter_for
+from .sources.base import REJECTED
 
 _NATURAL_KEY_CACHE = 100_000
+
+
+class RejectedByReader(ConversionError):
+    """A row its reader could read but not restore (see ``sources.base.REJECTED``)."""
+
+    def __init__(self, reason: str):
+        self.column, self.value = REJECTED, None
+        ValueError.__init__(self, reason)
 
 
 class DeferredNaturalKey:
@@ -29,6 +39,13 @@ class DeferredNaturalKey:
     def __init__(self, key: list, reason: str):
         self.key = key
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class ByNaturalKey:
+    """A row the database numbered, known by its own natural key until it is found again."""
+
+    key: tuple
 
 
 def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
@@ -133,6 +150,12 @@ class RowConverter:
                     self.may_query_database = True
                     if f.null and defer_natural_keys:
                         self.deferrable_positions.append(position)
+        #: Rows without a primary key take the key of the row their natural key finds, as
+        #: loaddata's ``build_instance`` does (``--natural-primary`` fixtures).
+        self.identifies_by_natural_key = (using is not None and self.pk_index is not None
+                                          and hasattr(model, "natural_key") and _has_natural_keys(model))
+        self.may_query_database = self.may_query_database or self.identifies_by_natural_key
+        self.using = using
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
         self._compiled: dict[tuple[str, ...], Callable[[dict[str, Any]], list[Any]]] = {}
         self.unknown_columns: set[str] = set()
@@ -145,6 +168,45 @@ class RowConverter:
         _, missing, unknown = self._layout(tuple(keys))
         return list(unknown), [self.fields[p].column for p in missing
                                if not isinstance(self.fields[p], models.fields.AutoFieldMixin)]
+
+    def take_deferred(self, values: list[Any]) -> list[tuple[int, DeferredNaturalKey]]:
+        """The natural keys not found yet in converted ``values``, each replaced by NULL."""
+        deferred = []
+        for index in self.deferrable_positions:
+            value = values[index]
+            if value.__class__ is DeferredNaturalKey:
+                deferred.append((index, value))
+                values[index] = None
+        return deferred
+
+    def identify(self, values: list[Any]) -> tuple | None:
+        """For a row without a primary key: its natural key, made by the model's own
+        ``natural_key()``; the primary key of the row that holds it, put into ``values`` (loaddata's
+        ``build_instance``). None when the row has a primary key. A key that cannot be made or
+        matches several rows is a :class:`ConversionError`."""
+        if values[self.pk_index] is not None:
+            return None
+        obj = build_instance(self.model, values)
+        obj._state.db = self.using
+        column = self.fields[self.pk_index].column
+        try:
+            key = tuple(obj.natural_key())
+        except Exception as exc:  # noqa: BLE001 - natural_key() is project code
+            raise ConversionError(column, None, f"its natural key could not be made: {type(exc).__name__}: {exc}") from exc
+        try:
+            found = self.model._default_manager.db_manager(self.using).get_by_natural_key(*key)
+        except self.model.DoesNotExist:
+            return key
+        except Exception as exc:  # noqa: BLE001 - the manager is project code
+            raise ConversionError(column, None, f"finding the row with natural key {list(key)!r} failed: "
+                                                f"{type(exc).__name__}: {exc}") from exc
+        values[self.pk_index] = self.model._meta.pk.to_python(found.pk)
+        return key
+
+    def value(self, key: str, raw: Any) -> Any:
+        """One backup value for the field ``key`` names, converted as in a row (a natural key
+        looked up); ``ValueError`` when it cannot be."""
+        return self._converters[self._field_index[key]](raw)
 
     def pk_of(self, values: list[Any]) -> Any:
         """The primary key in converted ``values``: a tuple for a composite key."""
@@ -189,6 +251,8 @@ class RowConverter:
         return self._convert_field_by_field(row, keys)
 
     def _convert_field_by_field(self, row: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
+        if REJECTED in row:  # the reader's own reason (never compiled: the key is no field)
+            raise RejectedByReader(str(row[REJECTED]))
         steps, missing, unknown = self._layout(keys)
         values: list[Any] = [None] * len(self.fields)
         for key, position, convert in steps:

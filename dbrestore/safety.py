@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.core.management.color import no_style
 from django.db import connections, transaction
+from django.db.models import Exists, OuterRef
 
 from . import conf
 from .backup import create_backup
@@ -16,7 +17,7 @@ from .discovery import backup_root, prune_safety_backups, safety_backup_path
 from .exceptions import OutsideReferenceError
 from .models import RestoreRun
 from .options import RestoreOptions
-from .plan import Plan, order_parents_first, referencing_fields
+from .plan import OutsideRows, Plan, order_parents_first, referencing_fields
 from .progress import BaseListener
 from .report import RestoreResult
 from .runs import record_safety_backup
@@ -57,33 +58,62 @@ def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions,
     return all(n < SMALL_TABLE_ROWS for n in rows_now.values())
 
 
-def outside_references(plan: Plan, using: str) -> dict[type, list[str]]:
-    """The models outside the restore whose rows point into a table it would empty, with the FKs
-    (``"app.Model.field -> app.Target"``) that hold such rows now."""
-    blocking: dict[type, list[str]] = {}
+def outside_references(plan: Plan, using: str) -> list[OutsideRows]:
+    """The FKs of models outside the restore into a table it would empty that rows hold now,
+    each with its number of rows and one example."""
+    found = []
     for model, fk in plan.outside_references:
-        if model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).exists():
-            blocking.setdefault(model, []).append(f"{model._meta.label}.{fk.name} -> {fk.related_model._meta.label}")
-    return blocking
+        holding = model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False})
+        rows = holding.count()
+        if rows:
+            found.append(OutsideRows(model, fk, rows, holding.order_by("pk").values_list("pk", flat=True)[0]))
+    return found
 
 
 def prepare_outside_references(plan: Plan, opts: RestoreOptions) -> list[str]:
-    """Refuse (:class:`OutsideReferenceError`) to empty tables that rows of tables outside the
-    restore point to, unless ``cascade``: then those tables are added to the plan's tables to
-    empty, and the warning naming them is returned."""
-    blocking = outside_references(plan, opts.database)
-    if not blocking:
+    """Rows outside the restore that point into a table it empties: with ``cascade``, their
+    tables are emptied too (the warning naming them is returned); in one transaction they are
+    kept, and :func:`check_outside_rows` makes sure after the load that the backup brought back
+    what they point to (as loaddata's constraint check at its end); chunk by chunk commits they
+    would point nowhere in between, so the restore refuses."""
+    found = outside_references(plan, opts.database)
+    if not found:
         return []
-    described = "; ".join(ref for refs in blocking.values() for ref in refs)
-    if not opts.cascade:
+    described = "; ".join(outside.describe() for outside in found)
+    if opts.cascade:
+        extra = cascade_closure([outside.model for outside in found], set(plan.models_to_empty))
+        delete_order, _ = order_parents_first(extra)
+        plan.models_to_empty[:0] = list(reversed(delete_order))
+        return ["--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"]
+    if not opts.atomic:
         raise OutsideReferenceError(
-            f"replace mode would empty tables that rows outside the backup point to: {described} "
-            "(include those tables, use --cascade to empty them too, or --mode append/merge)"
+            f"rows outside the backup point into tables this restore empties, and --no-atomic commits the emptied "
+            f"tables before the rows come back: {described} (restore in one transaction, include those tables, "
+            "use --cascade to empty them too, or --mode merge/append)"
         )
-    extra = cascade_closure(list(blocking), set(plan.models_to_empty))
-    delete_order, _ = order_parents_first(extra)
-    plan.models_to_empty[:0] = list(reversed(delete_order))
-    return ["--cascade: also emptied " + ", ".join(model._meta.label for model in extra) + f" ({described})"]
+    plan.kept_outside = found
+    logger.info("Kept rows outside the backup that point into restored tables (checked after the load): %s", described)
+    return []
+
+
+def check_outside_rows(plan: Plan, using: str) -> None:
+    """After the load, inside its transaction: every kept outside row points at a row again;
+    otherwise :class:`OutsideReferenceError` (the transaction rolls back), naming each relation
+    once with the rows that point nowhere."""
+    dangling = []
+    for kept in plan.kept_outside:
+        fk = kept.field
+        target = fk.related_model._base_manager.using(using).filter(**{fk.target_field.attname: OuterRef(fk.attname)})
+        rows = kept.model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).filter(~Exists(target))
+        count = rows.count()
+        if count:
+            dangling.append(OutsideRows(kept.model, fk, count, rows.order_by("pk").values_list("pk", flat=True)[0]))
+    if dangling:
+        raise OutsideReferenceError(
+            "rows outside the backup would point to rows the backup does not bring back: "
+            + "; ".join(outside.describe(" pointing nowhere") for outside in dangling)
+            + " (nothing was changed: restore those tables too, use --cascade to empty them, or --mode merge)"
+        )
 
 
 def cascade_closure(models: list, already: set) -> list:

@@ -60,6 +60,7 @@ def restore(
     when one was created, is marked failed with that message first).
     """
     opts = RestoreOptions(**options)
+    opts.resolve_mode(source)
     opts.validate()
     opts.make_paths_absolute()
     with locks.holding(opts.database) as lock:

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Tag
-from tests.backup_data import assert_table_matches, manifest
+from tests.backup_data import assert_table_matches, manifest, read_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,16 +89,51 @@ def test_replace_without_atomic_twice_over_an_fk_cycle(sample_backup, run_comman
         assert_table_matches(backup, entry)
 
 
-def test_replace_refuses_to_orphan_outside_rows_unless_cascade(sample_backup, run_command, tmp_path):
+def test_replace_keeps_outside_rows_the_backup_brings_back(sample_backup, run_command, tmp_path):
+    """Orders lie outside a restore of customers alone: they are kept, since every customer
+    they point to comes back (as loaddata keeps them); nothing outside is emptied."""
     backup = sample_backup(rows=300)
     run_command("restore_backup", backup, "--noinput")
-    orders = Order.objects.count()
-    with pytest.raises(CommandError) as info:
-        run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer")
-    message = str(info.value)
-    assert "shop.Order.customer -> shop.Customer" in message and "--cascade" in message
-    assert Order.objects.count() == orders  # untouched
+    orders = sorted(Order.objects.values_list("pk", "customer_id"))
+    run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer")
+    assert sorted(Order.objects.values_list("pk", "customer_id")) == orders
+    assert RestoreRun.objects.latest("pk").status == "succeeded"
+    assert Customer.objects.count() == len(read_rows(backup / "shop_customer.jsonl"))
 
+
+def test_replace_refuses_outside_rows_left_pointing_nowhere(sample_backup, run_command, tmp_path, vendor):
+    """A backup that lacks customers that orders point to: refused after the load, in its
+    transaction, each relation named once with its count and an example; nothing changed."""
+    backup = sample_backup(rows=300)
+    run_command("restore_backup", backup, "--noinput")
+    before = sorted(Customer.objects.values_list("pk", "name"))
+    customers = read_rows(backup / "shop_customer.jsonl")
+    kept = [{**row, "referred_by_id": None} for row in customers[: len(customers) // 2]]
+    folder = tmp_path / "half"
+    folder.mkdir()
+    (folder / "shop_customer.jsonl").write_text("\n".join(json.dumps(row) for row in kept))
+    gone = {row["id"] for row in customers} - {row["id"] for row in kept}
+    dangling = Order.objects.filter(customer_id__in=gone)
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", folder, "--noinput")
+    message = str(info.value)
+    assert message.count("shop.Order.customer -> shop.Customer") == 1, message
+    assert f"({dangling.count()} rows pointing nowhere, e.g. pk {min(dangling.values_list('pk', flat=True))})" in message
+    assert "--cascade" in message
+    assert sorted(Customer.objects.values_list("pk", "name")) == before  # rolled back
+    assert RestoreRun.objects.latest("pk").status == "failed"
+
+    # Chunk by chunk commits would leave the orders pointing nowhere between two commits: refused first.
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer", "--no-atomic")
+    assert "--no-atomic commits the emptied tables" in str(info.value)
+    assert str(info.value).count("shop.Order.customer -> shop.Customer") == 1
+    assert sorted(Customer.objects.values_list("pk", "name")) == before
+
+
+def test_replace_with_cascade_empties_the_outside_tables(sample_backup, run_command, tmp_path):
+    backup = sample_backup(rows=300)
+    run_command("restore_backup", backup, "--noinput")
     with pytest.raises(CommandError) as info:
         run_command("restore_backup", backup, "--noinput", "--only", "shop.Customer", "--cascade")
     assert info.value.returncode == 3  # customers whose last order was emptied are rejected
@@ -110,8 +145,6 @@ def test_replace_refuses_to_orphan_outside_rows_unless_cascade(sample_backup, ru
 
 
 def with_last_order(backup) -> int:
-    from tests.backup_data import read_rows
-
     rows = read_rows(backup / "shop_customer.jsonl")
     return sum(1 for row in rows if row["last_order_id"] is not None)
 

@@ -46,9 +46,14 @@ def test_preview_names_the_refusal_and_the_cascade_the_restore_gives(sample_back
     orders = Order.objects.count()
     assert orders > 0
 
-    preview = preview_restore(backup, only=["shop.Customer"])
+    preview = preview_restore(backup, only=["shop.Customer"])  # one transaction: the orders are kept
+    assert f"shop.Order.customer -> shop.Customer ({orders} rows, e.g. pk 1)" in preview.kept_outside
+    assert all(kept.startswith("shop.Order.") for kept in preview.kept_outside)
+    assert not [w for w in preview.warnings if "shop.Order" in w]
+
+    preview = preview_restore(backup, only=["shop.Customer"], atomic=False)
     with pytest.raises(OutsideReferenceError) as refused:
-        restore(backup, only=["shop.Customer"])
+        restore(backup, only=["shop.Customer"], atomic=False)
     assert str(refused.value) in preview.warnings
     assert Order.objects.count() == orders  # the refusal left the database as it was
 

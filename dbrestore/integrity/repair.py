@@ -13,7 +13,7 @@ from ..load.ledger import Ledger
 from ..plan import Plan, PlannedTable
 from ..rejects import RejectsFile
 from ..report import RestoreResult
-from ..row_converter import RowConverter, find_by_natural_key
+from ..row_converter import ByNaturalKey, RowConverter, find_by_natural_key
 from ..sources.base import batched
 from .edges import ForeignKeyEdge, ModelType, classify_foreign_keys, existing_values, orphan_pks
 
@@ -201,6 +201,8 @@ def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using
             if pk in unresolved:
                 continue
             try:
+                if isinstance(pk, ByNaturalKey):  # numbered by the database: found by its own key
+                    pk = _pk_by_natural_key(table.model, pk, using)
                 value = find_by_natural_key(field, marker.key, using)
             except ValueError as exc:
                 unresolved[pk] = (position, row, f"column {field.column!r}: {exc}")
@@ -209,10 +211,17 @@ def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using
                 manager.filter(pk=pk).update(**{field.attname: value})
         if unresolved:
             with transaction.atomic(using=using):
-                _delete(table.model, list(unresolved), using)
+                _delete(table.model, [pk for pk in unresolved if not isinstance(pk, ByNaturalKey)], using)
             ledger = table_ledger(table, result, rejects)
             for position, row, reason in unresolved.values():
                 ledger.withdraw(position, row, reason)
+
+
+def _pk_by_natural_key(model: ModelType, row: ByNaturalKey, using: str) -> Any:
+    try:
+        return model._default_manager.db_manager(using).get_by_natural_key(*row.key).pk
+    except Exception as exc:  # noqa: BLE001 - the manager is project code
+        raise ValueError(f"the row with natural key {list(row.key)!r} was not found again: {exc}") from exc
 
 
 def table_ledger(table: PlannedTable, result: RestoreResult, rejects: RejectsFile) -> Ledger:

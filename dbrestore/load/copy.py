@@ -39,7 +39,7 @@ from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (ve
 from psycopg.adapt import Transformer
 
 from .. import conf
-from ..convert import ConversionError
+from ..convert import ConversionError, converts_as_django
 from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
 from ..row_converter import RowConverter
@@ -56,8 +56,13 @@ logger = logging.getLogger(__name__)
 BLOCK_BYTES_PER_ROW = 100
 
 
-def _copy_adapter(field) -> Callable[[Any], Any] | None:
-    """How a Python value becomes what psycopg's COPY writes for this column (None: as it is)."""
+def _copy_adapter(field, connection) -> Callable[[Any], Any] | None:
+    """How a Python value becomes what psycopg's COPY writes for this column (None: as it is):
+    a field class of a project or a third-party app prepares it with its own ``get_db_prep_save``,
+    as the ORM would; Django's own need at most a wrapper psycopg understands."""
+    if not converts_as_django(field):
+        prepare = field.get_db_prep_save
+        return lambda value: None if value is None else prepare(value, connection=connection)
     kind = field.get_internal_type()
     if kind == "JSONField":
         from psycopg.types.json import Jsonb
@@ -95,7 +100,8 @@ class CopyTableLoader:
         self.copy_sql = (
             f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
-        self.adapters = [(index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f))]
+        self.adapters = [(index, adapter) for index, f in enumerate(fields)
+                         if (adapter := _copy_adapter(f, self.connection))]
         #: Datetime columns whose backup text, when it is plain ISO 8601 with an offset, is copied
         #: as it is (see _ISO_WITH_OFFSET): Django's own DateTimeField only (a subclass may change
         #: the value), and only where one key can feed the field.

@@ -160,7 +160,7 @@ class DirectInsert:
         else:
             row = f"({', '.join(['%s'] * len(fields))})"
             parts.append("VALUES " + ", ".join([row] * n_rows))
-        if self._merge_fields:
+        if self._merge_fields and with_pk:  # a row the database numbers matches no row by key: never an update
             parts.append(ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, [f.column for f in self._merge_fields],
                                                     [self.pk.column]))
         else:

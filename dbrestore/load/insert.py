@@ -52,7 +52,7 @@ class Inserter:
         self.update_fields = [f for f in self.fields if not f.primary_key]
 
     def _query(self, objs: Sequence[models.Model], fields: list[models.Field]) -> InsertQuery:
-        if self.merge and self.update_fields:
+        if self.merge and self.update_fields and self.pk in fields:  # rows without a key: see DirectInsert._sql
             query = InsertQuery(
                 self.model, on_conflict=OnConflict.UPDATE, update_fields=self.update_fields, unique_fields=[self.pk]
             )
@@ -68,7 +68,7 @@ class Inserter:
         which also swallows NOT NULL and CHECK violations (rows lost as "skipped"); the upsert
         clause ``ON CONFLICT DO NOTHING`` ignores only uniqueness conflicts, as on PostgreSQL."""
         statements = compiler.as_sql()
-        if self.connection.vendor != "sqlite" or (self.merge and self.update_fields):
+        if self.connection.vendor != "sqlite" or " DO UPDATE " in statements[0][0]:
             return statements
         patched = []
         for sql, params in statements:
@@ -144,9 +144,10 @@ class Inserter:
     def insert_raw(self, obj: models.Model) -> int:
         """The last resort for one row: a hand-written INSERT with values prepared per field."""
         qn = self.connection.ops.quote_name
-        columns = ", ".join(qn(f.column) for f in self.fields)
-        placeholders = ", ".join(["%s"] * len(self.fields))
-        params = [f.get_db_prep_save(getattr(obj, f.attname), connection=self.connection) for f in self.fields]
+        fields = [f for f in self.fields if f is not self.pk or obj.pk is not None]  # numbered by the database
+        columns = ", ".join(qn(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        params = [f.get_db_prep_save(getattr(obj, f.attname), connection=self.connection) for f in fields]
         table = qn(self.model._meta.db_table)
         if self.connection.vendor in ("sqlite", "postgresql"):
             sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"

@@ -23,7 +23,7 @@ from ..exceptions import RestoreCancelled
 from ..integrity import ForeignKeyEdge, ParentCheck
 from ..rejects import RejectsFile
 from ..report import TableResult
-from ..row_converter import DeferredNaturalKey, RowConverter
+from ..row_converter import ByNaturalKey, DeferredNaturalKey, RowConverter
 from ..sources import PositionedRow
 from ..sources.base import batched
 from .insert import FallbackChain, Inserter
@@ -78,9 +78,10 @@ class TableLoader:
         self.dry_run = dry_run
         self.on_batch = on_batch or (lambda result: None)
         self.should_stop = should_stop
-        # Forward natural keys are filled in after the load in replace mode only: in append and
-        # merge modes the row may be one that was already there.
-        self.converter = RowConverter(model, using=using, defer_natural_keys=mode == "replace")
+        # Forward natural keys are filled in after the load in replace and merge modes (a merged
+        # row takes the fixture's values, as loaddata's save does); in append mode the row may be
+        # one that was already there, and kept.
+        self.converter = RowConverter(model, using=using, defer_natural_keys=mode in ("replace", "merge"))
         self.inserter = Inserter(model, using, merge=mode == "merge")
         self.ledger = Ledger(model._meta.label, model._meta.db_table, result, rejects,
                              log_skipped=log_skipped and mode != "merge")
@@ -132,7 +133,7 @@ class TableLoader:
         """The batch's rows converted; a row that cannot be is rejected here, with the reason.
         In one loop where no natural key or nulled FK needs a look at each row (a generator step
         per row was a fifth of the time around the conversion)."""
-        if self.converter.deferrable_positions or self.nulled_indexes:
+        if self.converter.deferrable_positions or self.nulled_indexes or self.converter.identifies_by_natural_key:
             return list(self._converted(batch))
         convert, model, ledger = self.converter.convert, self.model, self.ledger
         pending: list[PendingRow] = []
@@ -148,32 +149,36 @@ class TableLoader:
         return pending
 
     def _converted(self, batch: Iterable[PositionedRow]) -> Iterator[PendingRow]:
-        """:meth:`convert` row by row, natural keys deferred and FK columns nulled."""
-        ledger = self.ledger
+        """:meth:`convert` row by row: natural keys deferred, rows without a primary key
+        identified by their natural key, FK columns nulled."""
+        ledger, converter = self.ledger, self.converter
         for position, row in batch:
             ledger.read()
             try:
-                values = self.converter.convert(row)
+                values = converter.convert(row)
+                deferred = converter.take_deferred(values)
+                natural_key = converter.identify(values) if converter.identifies_by_natural_key else None
             except ConversionError as exc:
                 ledger.reject(position, row, str(exc))
                 continue
-            if self.converter.deferrable_positions and not self._defer_natural_keys(position, row, values):
+            if deferred and not self._defer(position, row, values, deferred, natural_key):
                 continue
             for index in self.nulled_indexes:
                 values[index] = None
             yield PendingRow(position, row, values, self.model)
 
-    def _defer_natural_keys(self, position: int, row: dict[str, Any], values: list[Any]) -> bool:
-        """NULL for natural keys not found yet, noted to be filled in after the load; False (the
-        row rejected) when the row has no primary key to find it again by."""
+    def _defer(self, position: int, row: dict[str, Any], values: list[Any],
+               deferred: list[tuple[int, DeferredNaturalKey]], natural_key: tuple | None) -> bool:
+        """Note the natural keys not found yet, to fill in after the load, against the row's
+        primary key, or its own natural key when the database numbers it (loaddata finds such
+        an object again the same way); False (the row rejected) when it has neither."""
         pk = self.converter.pk_of(values)
-        for index in self.converter.deferrable_positions:
-            value = values[index]
-            if value.__class__ is not DeferredNaturalKey:
-                continue
-            if pk is None:
-                self.ledger.reject(position, row, f"column {self.converter.fields[index].column!r}: {value.reason}")
-                return False
-            values[index] = None
-            self.deferred_natural_keys.append((position, row, pk, self.converter.fields[index], value))
+        if pk is None and natural_key is not None:
+            pk = ByNaturalKey(natural_key)
+        if pk is None:
+            index, marker = deferred[0]
+            self.ledger.reject(position, row, f"column {self.converter.fields[index].column!r}: {marker.reason}")
+            return False
+        for index, marker in deferred:
+            self.deferred_natural_keys.append((position, row, pk, self.converter.fields[index], marker))
         return True

@@ -21,7 +21,7 @@ from .native import detect_native_format
 from .readers import first_significant_byte, is_json_lines_name
 from .rejects import is_rejects_file, open_rejects_file
 
-__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "refuse_outputs", "MANIFEST_NAME"]
+__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "is_fixture", "refuse_outputs", "MANIFEST_NAME"]
 
 
 def open_single_table_file(path: Path) -> Backup:
@@ -89,6 +89,16 @@ def open_backup(source: object) -> Backup:
         raise
     except Exception as exc:
         raise BackupFormatError(f"cannot read: {describe(exc)}", path=path) from exc
+
+
+def is_fixture(source: object) -> bool:
+    """Whether ``source`` is a Django ``dumpdata`` fixture, told from its first object (a source
+    that cannot be read is not: opening it then says why)."""
+    try:
+        path = as_location(source)
+        return path.is_file() and is_dumpdata(path, first_significant_byte(path))
+    except Exception:  # noqa: BLE001 - any trouble here is reported by open_backup, with the file named
+        return False
 
 
 def refuse_outputs(backup: Backup, outputs: Iterable[Path]) -> None:

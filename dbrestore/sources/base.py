@@ -12,6 +12,9 @@ from ..exceptions import BackupFormatError, DbRestoreError, describe
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
 PositionedRow = tuple[int, Row]
+#: A reader puts this key in a row it can read but not restore (a dumpdata object whose M2M value
+#: is not a list): the row is rejected with the key's value as the reason, the restore goes on.
+REJECTED = "__dbrestore_rejected__"
 
 
 class BlockSource(Protocol):
@@ -36,6 +39,14 @@ class TableData:
     columns: list[str] | None = None
     #: JSON Lines only: the same rows as ``open_rows``, readable as blocks of whole lines.
     blocks: BlockSource | None = None
+    #: A many-to-many table of a dumpdata fixture: each object that gives the field, as a row
+    #: holding only the through table's FK to it. Its list is set exactly (loaddata's ``set()``):
+    #: a merge deletes the through rows of these owners before loading the fixture's.
+    open_owners: Callable[[], Iterator[PositionedRow]] | None = None
+
+    def owners(self) -> Iterator[PositionedRow]:
+        assert self.open_owners is not None
+        return guarded(self.open_owners, self.origin)
 
     def rows(self) -> Iterator[PositionedRow]:
         return guarded(self.open_rows, self.origin)

@@ -23,7 +23,7 @@ from django.apps import apps
 from django.db import models
 
 from ..exceptions import BackupFormatError
-from .base import Backup, PositionedRow, TableData
+from .base import REJECTED, Backup, PositionedRow, TableData
 from .bounds import PARSER_BUFFER
 from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
 
@@ -97,6 +97,9 @@ def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iter
                 row[pk_name] = obj["pk"]
             else:
                 _composite_pk_values(model, obj, row, path, position)
+        bad = _bad_m2m(model, obj)
+        if bad:
+            row[REJECTED] = bad
         yield position, row
 
 
@@ -111,37 +114,52 @@ def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int)
         row.setdefault(part.name, item)
 
 
-def _through_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
+def _m2m_owners(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[tuple[int, Any, list]]:
+    """``(position, owner, values)`` for each object that gives this many-to-many field: its
+    list, and its owner's pk (or natural key, with --natural-primary)."""
     model = apps.get_model(concrete_label)
-    field = model._meta.get_field(field_name)
-    source = field.m2m_field_name()  # the through table's FK to ``model``
-    target = field.m2m_reverse_field_name()
-    # A symmetrical M2M to self holds both directions, as loaddata's ``set()`` writes them (a
-    # mirror already in the fixture is skipped as a duplicate).
-    mirrored = field.remote_field.symmetrical and field.remote_field.model == model
     for position, obj in _objects(path):
         label = _label_of(obj, path, position)
         if label not in labels:
             continue
         values = obj.get("fields", {}).get(field_name)
-        if not values:
+        if not isinstance(values, list) or _bad_m2m(model, obj):  # the object is rejected: see _model_rows
             continue
-        if not isinstance(values, list):
-            raise BackupFormatError(f"{label}.{field_name}: a many-to-many value must be a list, not "
-                                    f"{type(values).__name__}", path=path, position=f"row {position}")
         owner = obj.get("pk")
         if owner is None:
-            owner = _natural_key_of(model, obj, path, position)
+            owner = _natural_key_of(model, obj)
+        yield position, owner, values
+
+
+def _through_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
+    field = apps.get_model(concrete_label)._meta.get_field(field_name)
+    source = field.m2m_field_name()  # the through table's FK to ``model``
+    target = field.m2m_reverse_field_name()
+    # A symmetrical M2M to self holds both directions, as loaddata's ``set()`` writes them (a
+    # mirror already in the fixture is skipped as a duplicate).
+    mirrored = field.remote_field.symmetrical and field.remote_field.model == field.model
+    for position, owner, values in _m2m_owners(path, labels, concrete_label, field_name):
         for value in values:
+            if isinstance(owner, NoOwner):
+                yield position, {source: None, target: value, REJECTED: str(owner)}
+                continue
             yield position, {source: owner, target: value}
             if mirrored and value != owner:
                 yield position, {source: value, target: owner}
 
 
-def _natural_key_of(model: type[models.Model], obj: dict, path: Path, position: int) -> list:
+def _owner_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
+    """The owners whose list the fixture gives, as ``{through FK column: owner}`` rows."""
+    source = apps.get_model(concrete_label)._meta.get_field(field_name).m2m_field_name()
+    for position, owner, _ in _m2m_owners(path, labels, concrete_label, field_name):
+        if not isinstance(owner, NoOwner):
+            yield position, {source: owner}
+
+
+def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
     """With --natural-primary the owner of an M2M value is known by its natural key, which the
     owner's fields make (foreign keys in it given by natural key, looked up: parents are loaded
-    first)."""
+    first); a :class:`NoOwner` saying why when it cannot be made."""
     values: dict[str, Any] = {}
     try:
         for f in model._meta.concrete_fields:
@@ -158,29 +176,27 @@ def _natural_key_of(model: type[models.Model], obj: dict, path: Path, position: 
             raise ValueError(f"{model._meta.label} has no natural_key()")
         return list(model(**values).natural_key())
     except Exception as exc:  # noqa: BLE001 - project code (natural_key) may raise anything
-        raise BackupFormatError(
-            f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
-            f"which could not be made: {type(exc).__name__}: {exc}",
-            path=path, position=f"row {position}",
-        ) from exc
+        return NoOwner(f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
+                       f"which could not be made: {type(exc).__name__}: {exc}")
 
 
-def _check_m2m(model: type[models.Model], obj: dict, path: Path, position: int) -> set[str]:
-    """The names of the object's non-empty M2M values; a value that is not a list is an error
-    (loaddata fails on it too)."""
-    found = set()
+class NoOwner(str):
+    """The reason an M2M owner without pk cannot be found: its through rows are rejected with it."""
+
+
+def _bad_m2m(model: type[models.Model], obj: dict) -> str | None:
+    """Why the object's many-to-many values cannot be restored (one that is not a list), or None.
+    loaddata fails the whole fixture on it; here the object is a rejected row."""
     for f in model._meta.many_to_many:
         value = obj["fields"].get(f.name)
-        if value is None:
-            continue
-        if not isinstance(value, list):
-            raise BackupFormatError(
-                f"{obj['model']}.{f.name}: a many-to-many value must be a list, found {type(value).__name__}",
-                path=path, position=f"row {position}",
-            )
-        if value:
-            found.add(f.name)
-    return found
+        if value is not None and not isinstance(value, list):
+            return f"{obj['model']}.{f.name}: a many-to-many value must be a list, found {type(value).__name__}"
+    return None
+
+
+def _m2m_names(model: type[models.Model], obj: dict) -> set[str]:
+    """The M2M fields the object gives a list for (an empty one too: it empties the object's set)."""
+    return {f.name for f in model._meta.many_to_many if isinstance(obj["fields"].get(f.name), list)}
 
 
 def open_dumpdata(path: Path) -> Backup:
@@ -195,7 +211,7 @@ def open_dumpdata(path: Path) -> Backup:
         if entry is None:
             entry = found[label] = {"model": _model(label), "m2m": set()}
         if entry["model"] is not None:
-            entry["m2m"] |= _check_m2m(entry["model"], obj, path, position)
+            entry["m2m"] |= _m2m_names(entry["model"], obj)
     tables = []
     by_concrete: dict[type[models.Model], set[str]] = {}
     for label, entry in found.items():
@@ -215,5 +231,6 @@ def open_dumpdata(path: Path) -> Backup:
                 tables.append(TableData(
                     key=through._meta.db_table, origin=path, model_label=through._meta.label,
                     open_rows=functools.partial(_through_rows, path, frozenset(labels), concrete_label, field.name),
+                    open_owners=functools.partial(_owner_rows, path, frozenset(labels), concrete_label, field.name),
                 ))
     return Backup(path=path, format="dumpdata", tables=tables)

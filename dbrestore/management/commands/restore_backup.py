@@ -15,7 +15,7 @@ from dbrestore import conf
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.jobs import queue_restore, queue_resume
-from dbrestore.options import METHODS, MODES, check_database
+from dbrestore.options import METHODS, MODES, check_database, resolved_mode
 from dbrestore.parsing import split_commas
 from dbrestore.preview import preview_restore
 from dbrestore.progress import ConsoleProgress
@@ -92,10 +92,13 @@ class Command(BaseCommand):
                             help="Restore only this model label or table (repeatable, or comma-separated).")
         parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
                             help="Skip this model label or table (repeatable, or comma-separated).")
-        parser.add_argument("--mode", choices=MODES, default="replace",
-                            help="replace (default): empty the restored tables, then load; merge: insert new rows and "
-                                 "update existing ones by primary key; append: insert, keep existing rows, count "
-                                 "conflicts as skipped.")
+        parser.add_argument("--mode", choices=MODES, default="auto",
+                            help="auto (default): merge for a dumpdata fixture (what loaddata does), replace for "
+                                 "anything else; replace: empty the restored tables, then load (rows outside the "
+                                 "backup that point into them are kept when the load brings back what they point "
+                                 "to); merge: insert new rows and update existing ones by primary key, set each "
+                                 "fixture object's many-to-many list exactly, delete nothing else; append: insert, "
+                                 "keep existing rows, count conflicts as skipped.")
         parser.add_argument("--method", choices=METHODS, default="auto",
                             help="How rows go in: copy (PostgreSQL COPY, replace mode), orm (batched INSERTs), "
                                  "auto (default: copy on PostgreSQL in replace mode, orm otherwise).")
@@ -164,7 +167,7 @@ class Command(BaseCommand):
         report_path = _report_path(options["report_json"], source)
         restore_options = _restore_options(options)
         try:
-            if options["interactive"] and not options["dry_run"] and options["mode"] == "replace":
+            if options["interactive"] and not options["dry_run"] and resolved_mode(source, options["mode"]) == "replace":
                 self._confirm(source, restore_options)
             if options["run_async"] or options["distribute"]:
                 self._queue(source, restore_options, verbosity, wait=options["wait"])
@@ -289,6 +292,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Restoring {source} into database {restore_options['database']!r} empties these tables first:")
         for table in emptied:
             self.stdout.write(f"  {table.db_table} ({table.rows_now} rows now)")
+        if preview.kept_outside:
+            self.stdout.write("and keeps these rows outside the backup that point into them (checked after the load; "
+                              "the restore is undone if the backup does not bring back what they point to):")
+            for kept in preview.kept_outside:
+                self.stdout.write(f"  {kept}")
         for warning in preview.warnings:
             self.stdout.write(self.style.WARNING(f"warning: {warning}"))
         answer = self._ask("Type 'yes' to continue, or 'no' to cancel: ")
