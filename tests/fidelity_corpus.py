@@ -148,3 +148,79 @@ BAD: dict[str, tuple[str, list[dict]]] = {
 }
 #: NUL in text: SQLite stores it (so do loaddata and the restore), PostgreSQL cannot.
 FIXTURES["nul_in_text"] = ("json", [_all(40, text="a\x00b")])
+
+# Objects without pk whose natural keys point forward or round a cycle (Django's own
+# fixtures/forward_reference_fk_natural_key.json and circular_reference_natural_key.json, on
+# these models): loaddata saves them with NULL there, then fills it in, finding each object
+# again by its own natural key.
+FIXTURES["natural_keys_no_pk_forward"] = ("json", [
+    {"model": "fidelity.person", "fields": {"name": "t1", "boss": ["t2"]}},
+    {"model": "fidelity.person", "fields": {"name": "t2", "boss": ["t1"]}},
+])
+FIXTURES["natural_keys_no_pk_cycle"] = ("jsonl", [
+    {"model": "fidelity.country", "fields": {"name": "France", "capital": ["Paris"]}},
+    {"model": "fidelity.city", "fields": {"name": "Paris", "country": ["France"]}},
+])
+
+_ADMIN = {"password": "!", "last_login": None, "is_superuser": False, "first_name": "", "last_name": "",
+          "email": "", "is_staff": False, "is_active": True, "date_joined": "2020-01-01T10:00:00"}
+
+
+def _user(pk, username, groups, **fields):
+    user = {"model": "auth.user", "fields": {**_ADMIN, "username": username, "groups": groups,
+                                             "user_permissions": [], **fields}}
+    return {**user, "pk": pk} if pk is not None else user
+
+
+#: Fixtures restored onto a database that already holds rows, as real projects do: ``(kind,
+#: seed, fixture)``; the seed is loaded first (by loaddata) on both sides. Rows outside the
+#: fixture stay, rows it names by pk or natural key are updated in place, and each object's
+#: M2M list becomes exactly the fixture's.
+SEEDED: dict[str, tuple[str, list[dict], list[dict]]] = {
+    # dumpdata auth.group alone: the users in those groups keep their memberships.
+    "group_alone_keeps_memberships": ("json", [
+        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": []}},
+        {"model": "auth.group", "pk": 2, "fields": {"name": "viewers", "permissions": []}},
+        _user(5, "ann", [1, 2]), _user(6, "bob", [1]),
+    ], [
+        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": [
+            ["add_logentry", "admin", "logentry"], ["change_person", "fidelity", "person"]]}},
+    ]),
+    # dumpdata auth.group auth.user: the users it does not hold stay; each user's groups are set.
+    "users_and_groups_keep_other_users": ("jsonl", [
+        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": []}},
+        {"model": "auth.group", "pk": 2, "fields": {"name": "viewers", "permissions": []}},
+        _user(1, "admin", [2], email="old@example.com"), _user(5, "ann", [1, 2]),
+    ], [
+        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": []}},
+        _user(1, "admin", [1], is_superuser=True),
+    ]),
+    # --natural-foreign --natural-primary: rows that migrations or signals made under the same
+    # natural key are found and updated, never inserted again under a new pk.
+    "natural_primary_matches_existing_rows": ("json", [
+        {"model": "fidelity.label", "pk": 7, "fields": {"name": "cosy"}},
+        {"model": "fidelity.label", "pk": 8, "fields": {"name": "kept"}},
+        {"model": "fidelity.person", "pk": 4, "fields": {"name": "ann", "boss": None}},
+        {"model": "auth.group", "pk": 3, "fields": {"name": "editors", "permissions": []}},
+        _user(9, "admin", [3]),
+    ], [
+        {"model": "fidelity.label", "fields": {"name": "cosy"}},
+        {"model": "fidelity.label", "fields": {"name": "new"}},
+        {"model": "fidelity.person", "fields": {"name": "ann", "boss": ["bob"]}},
+        {"model": "fidelity.person", "fields": {"name": "bob", "boss": None}},
+        {"model": "fidelity.place", "pk": 1, "fields": {"name": "a park", "labels": [["cosy"], ["new"]]}},
+        {"model": "auth.group", "fields": {"name": "editors", "permissions": [["view_person", "fidelity", "person"]]}},
+        _user(None, "admin", [["editors"]], email="admin@example.com"),
+    ]),
+    # Each object's M2M list set exactly (a symmetrical self M2M both ways); an object that does
+    # not give the field keeps its list.
+    "many_to_many_lists_set_exactly": ("json", [
+        {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": None}},
+        {"model": "fidelity.member", "pk": 1, "fields": {"name": "m1", "friends": [2, 3], "people": [1]}},
+        {"model": "fidelity.member", "pk": 2, "fields": {"name": "m2", "friends": [1], "people": [1]}},
+        {"model": "fidelity.member", "pk": 3, "fields": {"name": "m3", "friends": [1], "people": []}},
+    ], [
+        {"model": "fidelity.member", "pk": 1, "fields": {"name": "m1", "friends": [2], "people": []}},
+        {"model": "fidelity.member", "pk": 3, "fields": {"name": "m3 renamed"}},
+    ]),
+}

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from tests.fidelity_corpus import BAD, FIXTURES
+from tests.fidelity_corpus import BAD, FIXTURES, SEEDED
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,8 +83,15 @@ def _m2m_names(label: str) -> set[str]:
     return {f.name for f in apps.get_model(label)._meta.many_to_many}
 
 
-def through_loaddata(path: Path) -> tuple[list[dict] | None, str]:
+def seeded(seed: Path | None) -> None:
+    """An empty start, or one that already holds rows (``seed``, loaded by loaddata)."""
     wipe()
+    if seed is not None:
+        call_command("loaddata", str(seed), verbosity=0)
+
+
+def through_loaddata(path: Path, seed: Path | None = None) -> tuple[list[dict] | None, str]:
+    seeded(seed)
     try:
         call_command("loaddata", str(path), verbosity=0)
     except Exception as exc:  # noqa: BLE001 - loaddata's refusal, whatever its class
@@ -93,8 +100,8 @@ def through_loaddata(path: Path) -> tuple[list[dict] | None, str]:
     return dump(), ""
 
 
-def through_restore(path: Path) -> tuple[list[dict], str, str]:
-    wipe()
+def through_restore(path: Path, seed: Path | None = None) -> tuple[list[dict], str, str]:
+    seeded(seed)
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "-v", "1", stdout=out, stderr=err)
@@ -137,3 +144,34 @@ def test_what_loaddata_refuses_is_rejected(name, time_zone, tmp_path):
     assert status.endswith(f"ended partial: {len(objects) - len(taken)} rows rejected; rejected rows are in "
                            f"{status.rsplit(' ', 1)[-1]}"), status
     assert got == sorted(taken, key=lambda obj: (obj["model"], json.dumps(obj.get("pk")), json.dumps(obj["fields"])))
+
+
+def keyed_dump(seed: list[dict]) -> list[dict]:
+    """The rows the seed put in, by primary key (their FKs by natural key, as the database
+    numbers new rows differently on each side): where they stand now."""
+    out = io.StringIO()
+    call_command("dumpdata", *DUMPED, natural_foreign=True, stdout=out)
+    keys = {(obj["model"], json.dumps(obj["pk"])) for obj in seed}
+    kept = [obj for obj in json.loads(out.getvalue()) if (obj["model"], json.dumps(obj["pk"])) in keys]
+    for obj in kept:
+        for name in _m2m_names(obj["model"]) & set(obj["fields"]):
+            obj["fields"][name] = sorted(obj["fields"][name], key=json.dumps)
+    return sorted(kept, key=json.dumps)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", sorted(SEEDED))
+def test_restore_onto_rows_already_there_leaves_what_loaddata_leaves(name, time_zone, tmp_path):
+    """A fixture restored with no options onto a database that already holds rows: the same
+    rows as loaddata, and the rows that were there keep their primary keys."""
+    kind, seed, objects = SEEDED[name]
+    seed_path = write_fixture(tmp_path, f"{name}-seed", "json", seed)
+    path = write_fixture(tmp_path, name, kind, objects)
+    expected, refusal = through_loaddata(path, seed_path)
+    assert expected is not None, refusal
+    expected_keyed = keyed_dump(seed)
+    got, status, output = through_restore(path, seed_path)
+    assert status == "succeeded", output
+    assert got == expected
+    assert keyed_dump(seed) == expected_keyed
+    assert "warning" not in output.lower(), output
