@@ -224,3 +224,12 @@ SEEDED: dict[str, tuple[str, list[dict], list[dict]]] = {
         {"model": "fidelity.member", "pk": 3, "fields": {"name": "m3 renamed"}},
     ]),
 }
+
+# Field classes that are not Django's (a CMS's JSON field, an encrypted-style text field): their
+# own to_python and get_db_prep_save, on every write path.
+FIXTURES["custom_field_classes"] = ("json", [
+    {"model": "fidelity.document", "pk": 1, "fields": {"body": {"blocks": [{"type": "text", "value": "hi"}]},
+                                                       "secret": "s3cret"}},
+    {"model": "fidelity.document", "pk": 2, "fields": {"body": "[1, 2.5, null]", "secret": ""}},
+    {"model": "fidelity.document", "pk": 3, "fields": {"body": None, "secret": "\u00e9t\u00e9"}},
+])

@@ -4,6 +4,7 @@ cycles, self references, natural primary keys), a GenericForeignKey, M2M with an
 custom ``through``, and a composite primary key. ``tests/test_loaddata_fidelity.py`` loads
 fixtures of them through ``loaddata`` and ``restore_backup`` and compares the results."""
 
+import json
 import uuid
 
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -155,3 +156,50 @@ class Enrollment(models.Model):
     member = models.ForeignKey(Member, on_delete=models.CASCADE)
     since = models.DateField()
     token = models.UUIDField(default=uuid.uuid4)
+
+
+class TextJSONField(models.Field):
+    """A JSON field as third-party apps write them (a CMS's stream field): not
+    ``models.JSONField``, no ``encoder``, JSON text in and out through methods of its own."""
+
+    def get_internal_type(self):
+        return "JSONField"
+
+    def db_type(self, connection):
+        return "jsonb" if connection.vendor == "postgresql" else "text"
+
+    def from_db_value(self, value, expression, connection):
+        return json.loads(value) if isinstance(value, str) else value
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def get_prep_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def value_to_string(self, obj):
+        return self.value_from_object(obj)
+
+
+class ReversedTextField(models.TextField):
+    """Stored reversed, read back the right way round: the shape of an encrypted field (its own
+    ``get_prep_value`` and ``from_db_value``)."""
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        return value[::-1] if value else value
+
+    def from_db_value(self, value, expression, connection):
+        return value[::-1] if value else value
+
+
+class Document(models.Model):
+    """Fields of classes that are not Django's, restored through their own methods."""
+
+    body = TextJSONField(null=True)
+    secret = ReversedTextField(blank=True, default="")
