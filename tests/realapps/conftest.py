@@ -78,7 +78,10 @@ else:
             with databases.using("content"):
                 make_content()
                 for name, arguments in DUMPS.items():
-                    fixtures[name] = directory / name
+                    # A folder each: loaddata refuses a name that two files of one folder share
+                    # (full.json, full.json.gz, full.jsonl).
+                    (directory / name.replace(".", "_")).mkdir()
+                    fixtures[name] = directory / name.replace(".", "_") / name
                     call_command("dumpdata", *arguments, f"--output={fixtures[name]}", verbosity=0)
             databases.drop("content")
             for target, seed in TARGETS.items():

@@ -171,7 +171,13 @@ def _outsiders(prefix: str) -> None:
     assign_perm("view_project", yan, project)
     assign_perm("change_project", staff, project)
     Comment.objects.create(target=note, author=yan, text="outside", posted_at=datetime(2025, 1, 1, tzinfo=NEW_YORK))
+    # A category tree whose first roots were deleted: the remaining root's path is the third one,
+    # where the fixtures' trees have two (a treebeard path is unique; loaddata would refuse a clash).
+    # (node_order_by = name: the deleted ones sort first.)
+    gone = [Category.add_root(name=f"{prefix} a-gone {index}", slug=f"{prefix}-gone-{index}") for index in (1, 2)]
     Category.add_root(name=f"{prefix} category", slug=f"{prefix}-category")
+    for category in gone:
+        Category.objects.get(pk=category.pk).delete()
     page = ArticlePage(title=f"{prefix} page", slug=f"{prefix}-page")
     page.tags.add(f"{prefix}-tag")
     Page.get_first_root_node().add_child(instance=page)  # a second tree under the root, beside the welcome page

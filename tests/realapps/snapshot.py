@@ -21,11 +21,24 @@ SKIPPED_APPS = {"dbrestore"}  # RestoreRun / RestoreChunk: the restore's own rec
 Snapshot = dict[str, dict[Any, dict]]
 
 
-def models_without_pk(path_objects: list[dict]) -> set[str]:
-    return {obj["model"].lower() for obj in path_objects if "pk" not in obj}
+def models_without_pk(objects: list[dict]) -> set[str]:
+    return {obj["model"].lower() for obj in objects if "pk" not in obj}
 
 
-def take(numbered: set[str]) -> Snapshot:
+def random_defaults(objects: list[dict]) -> dict[str, set[str]]:
+    """Per model, the fields some object of the fixture leaves out and whose default is a
+    callable (Wagtail's ``translation_key = uuid.uuid4``): each load draws a new value, so they
+    are compared as set or NULL only."""
+    masked: dict[str, set[str]] = {}
+    for obj in objects:
+        model = apps.get_model(obj["model"])
+        for field in model._meta.concrete_fields:
+            if field.name not in obj["fields"] and field.has_default() and callable(field.default):
+                masked.setdefault(field.model._meta.label_lower, set()).add(field.name)
+    return masked
+
+
+def take(numbered: set[str], masked: dict[str, set[str]] | None = None) -> Snapshot:
     snapshot: Snapshot = {}
     for model in apps.get_models():
         meta = model._meta
@@ -40,6 +53,8 @@ def take(numbered: set[str]) -> Snapshot:
             fields = obj["fields"]
             for name in m2m & fields.keys():
                 fields[name] = sorted(fields[name], key=json.dumps)
+            for name in (masked or {}).get(meta.label_lower, set()) & fields.keys():
+                fields[name] = None if fields[name] is None else "(a default drawn at load time)"
             if by_natural_key:
                 key: Any = ("natural key", *instance.natural_key())
             else:
