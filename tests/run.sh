@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/dbrestore}
+REALAPPS_PG_URL=${TEST_POSTGRES_REALAPPS_URL:-postgres://postgres@127.0.0.1:5432/dbrestore_realapps}
 export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
 bash tests/services.sh || exit 1
@@ -25,5 +26,16 @@ if [ $# -eq 0 ]; then
     tests/test_row_accounting.py tests/test_atomicity.py tests/test_modes.py tests/test_bad_input_corpus.py \
     tests/test_indexes_after_load.py tests/test_value_limits.py tests/test_formats.py tests/test_restore_command.py \
     || status=1
+  # The real-app corpus (tests/realapps/: Wagtail, taggit, modelcluster, treebeard, reversion,
+  # guardian) under its own settings, on SQLite and on its own PostgreSQL database.
+  echo "=== real-app corpus on SQLite ==="
+  env -u DATABASE_URL "$PY" -m pytest tests/realapps --ds restoreproject.settings_realapps || status=1
+  echo "=== real-app corpus on PostgreSQL ($REALAPPS_PG_URL) ==="
+  # The test database and its copies, left behind by an interrupted run.
+  for name in $(psql "${REALAPPS_PG_URL%/*}/postgres" -Atc \
+      "SELECT datname FROM pg_database WHERE datname LIKE 'test\_${REALAPPS_PG_URL##*/}%'" 2>/dev/null); do
+    psql "${REALAPPS_PG_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  DATABASE_URL="$REALAPPS_PG_URL" "$PY" -m pytest tests/realapps --ds restoreproject.settings_realapps || status=1
 fi
 exit $status
