@@ -160,6 +160,11 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
     """With --natural-primary the owner of an M2M value is known by its natural key, which the
     owner's fields make (foreign keys in it given by natural key, looked up: parents are loaded
     first); a :class:`NoOwner` saying why when it cannot be made."""
+    parent_link = model._meta.pk
+    if parent_link.remote_field and parent_link.remote_field.parent_link and obj["fields"].get(parent_link.name) is not None:
+        # A multi-table child: dumpdata --natural-primary writes its link to the parent (by the
+        # parent's natural key), which is its own key too; its own fields make no natural key.
+        return obj["fields"][parent_link.name]
     values: dict[str, Any] = {}
     try:
         for f in model._meta.concrete_fields:
