@@ -15,16 +15,19 @@ import datetime
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 import django
 import orjson
 from django.db import connections, models, transaction
 from django.utils import timezone
+from django.utils.encoding import is_protected_type
 
 from . import crypto, native
+from .convert import converts_as_django
 from .crypto import EncryptingWriter, check_recipients
 from .exceptions import BackupWriteError, RestoreConfigError
 from .jsonvalues import encode_value
@@ -262,8 +265,26 @@ def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) ->
     fields = model._meta.local_concrete_fields  # a multi-table child's own table
     columns = [f.column for f in fields]
     rows = model._base_manager.using(using).order_by("pk").values_list(*[f.attname for f in fields])
+    own = [(index, _as_dumpdata_writes(f)) for index, f in enumerate(fields) if not converts_as_django(f)]
     for values in rows.iterator(chunk_size=chunk_size):
+        if own:
+            values = list(values)
+            for index, serialize in own:
+                values[index] = serialize(values[index])
         yield dict(zip(columns, values))
+
+
+def _as_dumpdata_writes(field: models.Field) -> Callable[[Any], Any]:
+    """A value of a field class that is not Django's (a CMS's stream field reads back as an
+    object of its own) in the form dumpdata writes it: as it is when a protected type, else the
+    field's own ``value_to_string``; the restore reads it back through the field's ``to_python``."""
+
+    def serialize(value: Any) -> Any:
+        if value is None or is_protected_type(value):
+            return value
+        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+
+    return serialize
 
 
 def create_backup(

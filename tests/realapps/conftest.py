@@ -23,6 +23,7 @@ else:
     import wagtail
     from django.core.management import call_command
 
+    from tests.realapps import snapshot
     from tests.realapps.content import TARGETS, make_content
     from tests.realapps.databases import Databases
 
@@ -67,6 +68,8 @@ else:
     class Corpus:
         databases: Databases
         fixtures: dict[str, Path]
+        backup: Path  # create_backup of the content (dbrestore's own format)
+        content: snapshot.Snapshot  # every row of the content, as the backup holds it
 
     @pytest.fixture(scope="session")
     def corpus(django_db_setup, django_db_blocker, tmp_path_factory):
@@ -83,6 +86,9 @@ else:
                     (directory / name.replace(".", "_")).mkdir()
                     fixtures[name] = directory / name.replace(".", "_") / name
                     call_command("dumpdata", *arguments, f"--output={fixtures[name]}", verbosity=0)
+                backup = directory / "own-backup"
+                call_command("create_backup", f"--output={backup}", verbosity=0)
+                content = snapshot.take(set())
             databases.drop("content")
             for target, seed in TARGETS.items():
                 if target != "migrated":
@@ -90,6 +96,6 @@ else:
                     with databases.using(target):
                         seed()
             try:
-                yield Corpus(databases, fixtures)
+                yield Corpus(databases, fixtures, backup, content)
             finally:
                 databases.drop_all()
