@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from django.core.management.color import no_style
-from django.db import connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections, models, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 
 from . import conf
 from .backup import create_backup
@@ -61,13 +61,17 @@ def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions,
 def outside_references(plan: Plan, using: str) -> list[OutsideRows]:
     """The FKs of models outside the restore into a table it would empty that rows hold now,
     each with its number of rows and one example."""
-    found = []
-    for model, fk in plan.outside_references:
-        holding = model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False})
-        rows = holding.count()
-        if rows:
-            found.append(OutsideRows(model, fk, rows, holding.order_by("pk").values_list("pk", flat=True)[0]))
-    return found
+    found = (_counted(model, fk, _pointing(model, fk, using)) for model, fk in plan.outside_references)
+    return [outside for outside in found if outside is not None]
+
+
+def _pointing(model: type[models.Model], fk: models.Field, using: str) -> QuerySet:
+    return model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False})
+
+
+def _counted(model: type[models.Model], fk: models.Field, rows: QuerySet) -> OutsideRows | None:
+    count = rows.count()
+    return OutsideRows(model, fk, count, rows.order_by("pk").values_list("pk", flat=True)[0]) if count else None
 
 
 def prepare_outside_references(plan: Plan, opts: RestoreOptions) -> list[str]:
@@ -104,10 +108,9 @@ def check_outside_rows(plan: Plan, using: str) -> None:
     for kept in plan.kept_outside:
         fk = kept.field
         target = fk.related_model._base_manager.using(using).filter(**{fk.target_field.attname: OuterRef(fk.attname)})
-        rows = kept.model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False}).filter(~Exists(target))
-        count = rows.count()
-        if count:
-            dangling.append(OutsideRows(kept.model, fk, count, rows.order_by("pk").values_list("pk", flat=True)[0]))
+        found = _counted(kept.model, fk, _pointing(kept.model, fk, using).filter(~Exists(target)))
+        if found is not None:
+            dangling.append(found)
     if dangling:
         raise OutsideReferenceError(
             "rows outside the backup would point to rows the backup does not bring back: "
