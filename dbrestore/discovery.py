@@ -30,7 +30,7 @@ SAFETY_DIR = "safety"
 SAFETY_PREFIX = "safety-run"  # also how safety backups written before the safety/ folder are told apart
 NOT_BACKUPS = {"rejects", SAFETY_DIR}
 UPLOAD_PREFIX = "upload-"
-BACKUP_SUFFIXES = (*DATA_SUFFIXES, ".gz", ".bz2", ".xz", ".zst", ".gpg", ".sql", ".dump", ".backup")
+BACKUP_SUFFIXES = (*DATA_SUFFIXES, ".gz", ".bz2", ".xz", ".lzma", ".zst", ".gpg", ".sql", ".dump", ".backup")
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The layers around a data file's bytes, told by its suffixes: compression (``.gz``, ``.bz2``,
-``.xz``, ``.zst``) inside, GnuPG encryption (``.gpg``) outside, e.g. ``shop_order.jsonl.zst.gpg``.
+``.xz``, ``.lzma``, ``.zst``) inside, GnuPG encryption (``.gpg``) outside, e.g. ``shop_order.jsonl.zst.gpg``.
 
 Reading peels them as a stream (decrypt, then decompress); writing adds them the same way.
 The raw bytes come from a local file or a stored object (:class:`dbrestore.storage.StoragePath`),
@@ -78,6 +78,7 @@ _DECOMPRESSORS = {
     ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
     ".bz2": lambda raw: bz2.BZ2File(raw, "rb"),
     ".xz": lambda raw: lzma.LZMAFile(raw, "rb"),
+    ".lzma": lambda raw: lzma.LZMAFile(raw, "rb"),  # the legacy .lzma format, as loaddata reads it
     ".zst": _zstd_reader,
 }
 COMPRESSION_SUFFIXES = tuple(_DECOMPRESSORS)

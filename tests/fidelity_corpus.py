@@ -134,7 +134,7 @@ FIXTURES["contrib"] = ("json", [
     {"model": "redirects.redirect", "pk": 1, "fields": {"site": 1, "old_path": "/old/", "new_path": "/new/"}},
 ])
 
-for _suffix in ("gz", "bz2", "xz"):
+for _suffix in ("gz", "bz2", "xz", "lzma"):
     FIXTURES[f"compressed_{_suffix}"] = (f"json.{_suffix}", FIXTURES["all_fields_naive"][1][:3])
 FIXTURES["compressed_jsonl_xz"] = ("jsonl.xz", FIXTURES["natural_keys"][1])
 

@@ -25,7 +25,8 @@ from tests.fidelity_corpus import BAD, FIXTURES, SEEDED
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DUMPED = ["fidelity", "auth.user", "auth.group", "admin.logentry", "sites", "flatpages", "redirects"]
-_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open,
+            "lzma": lambda path, mode, **kw: lzma.open(path, mode, format=lzma.FORMAT_ALONE, **kw)}
 
 
 @pytest.fixture(params=[("Asia/Kolkata", True), ("Asia/Kolkata", False)], ids=["kolkata-use-tz", "kolkata-no-tz"])

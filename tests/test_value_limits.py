@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from restoreproject.fidelity.models import AllFields, Member, Person, TaggedItem
+from restoreproject.fidelity.models import AllFields, Member, Person, Place, Restaurant, TaggedItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,6 +185,26 @@ def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
     assert report["tables"]["fidelity.Member"]["rejected"] == 2
     # The friends of the rejected object 3 point at a row that is not there: rejected, counted.
     assert report["tables"]["fidelity.Member_friends"]["rejected"] == report["tables"]["fidelity.Member_friends"]["total"]
+
+
+def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
+    """A multi-table child's object that gives its parent's M2M field (Django's own
+    fixtures_regress/feature.json): loaddata drops that list without a word; the restore leaves
+    what loaddata leaves and rejects the list's rows with the reason."""
+    objects = [
+        {"model": "fidelity.label", "pk": 1, "fields": {"name": "cosy"}},
+        {"model": "fidelity.place", "pk": 5, "fields": {"name": "Chez Nous", "labels": []}},
+        {"model": "fidelity.restaurant", "pk": 5, "fields": {"serves_pizza": True, "labels": [1]}},
+    ]
+    call_command("loaddata", str(fixture(tmp_path, objects)), verbosity=0)
+    assert not Place.objects.get(pk=5).labels.exists()  # the oracle: loaddata dropped it
+    Place.objects.all().delete()
+    status, message, report, rejects = restore(fixture(tmp_path, objects), tmp_path)
+    assert status == 3, message
+    assert Restaurant.objects.get(pk=5).serves_pizza and not Place.objects.get(pk=5).labels.exists()
+    assert [r["position"] for r in rejects] == [3]
+    assert "a multi-table child's object gives the fidelity.Place field 'labels', which loaddata ignores" in rejects[0]["reason"]
+    assert report["tables"]["fidelity.Place_labels"]["rejected"] == 1
 
 
 def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):

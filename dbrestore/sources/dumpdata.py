@@ -13,6 +13,7 @@ a proxy model's objects go into its concrete model's table.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,45 +115,50 @@ def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int)
         row.setdefault(part.name, item)
 
 
-def _m2m_owners(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[tuple[int, Any, list]]:
+def _m2m_owners(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[tuple[int, Any, list]]:
     """``(position, owner, values)`` for each object that gives this many-to-many field: its
     list, and its owner's pk (or natural key, with --natural-primary)."""
-    model = apps.get_model(concrete_label)
     for position, obj in _objects(path):
         label = _label_of(obj, path, position)
         if label not in labels:
             continue
-        values = obj.get("fields", {}).get(field_name)
+        model = apps.get_model(label)
+        values = obj.get("fields", {}).get(field.name)
         if not isinstance(values, list) or _bad_m2m(model, obj):  # the object is rejected: see _model_rows
             continue
         owner = obj.get("pk")
-        if owner is None:
+        if model._meta.concrete_model is not field.model:
+            # loaddata drops it without a word (the child's instance has no value for the
+            # parent's key when the M2M is set): here the values are rejected, with the reason.
+            owner = NoOwner(owner, f"{obj['model']}.{field.name}: a multi-table child's object gives the "
+                                   f"{field.model._meta.label} field {field.name!r}, which loaddata ignores; "
+                                   f"give it on the {field.model._meta.label} object")
+        elif owner is None:
             owner = _natural_key_of(model, obj)
         yield position, owner, values
 
 
-def _through_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
-    field = apps.get_model(concrete_label)._meta.get_field(field_name)
-    source = field.m2m_field_name()  # the through table's FK to ``model``
+def _through_rows(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
+    source = field.m2m_field_name()  # the through table's FK to the model that declares the field
     target = field.m2m_reverse_field_name()
     # A symmetrical M2M to self holds both directions, as loaddata's ``set()`` writes them (a
     # mirror already in the fixture is skipped as a duplicate).
     mirrored = field.remote_field.symmetrical and field.remote_field.model == field.model
-    for position, owner, values in _m2m_owners(path, labels, concrete_label, field_name):
+    for position, owner, values in _m2m_owners(path, labels, field):
         for value in values:
             if isinstance(owner, NoOwner):
-                yield position, {source: None, target: value, REJECTED: str(owner)}
+                yield position, {source: owner.key, target: value, REJECTED: owner.reason}
                 continue
             yield position, {source: owner, target: value}
             if mirrored and value != owner:
                 yield position, {source: value, target: owner}
 
 
-def _owner_rows(path: Path, labels: frozenset[str], concrete_label: str, field_name: str) -> Iterator[PositionedRow]:
+def _owner_rows(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
     """The owners whose list the fixture gives, as ``{through FK column: owner}`` rows."""
-    source = apps.get_model(concrete_label)._meta.get_field(field_name).m2m_field_name()
-    for position, owner, _ in _m2m_owners(path, labels, concrete_label, field_name):
-        if not isinstance(owner, NoOwner):
+    source = field.m2m_field_name()
+    for position, owner, _ in _m2m_owners(path, labels, field):
+        if not isinstance(owner, NoOwner):  # loaddata leaves such a list as it is
             yield position, {source: owner}
 
 
@@ -181,12 +187,16 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
             raise ValueError(f"{model._meta.label} has no natural_key()")
         return list(model(**values).natural_key())
     except Exception as exc:  # noqa: BLE001 - project code (natural_key) may raise anything
-        return NoOwner(f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
-                       f"which could not be made: {type(exc).__name__}: {exc}")
+        return NoOwner(None, f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
+                             f"which could not be made: {type(exc).__name__}: {exc}")
 
 
-class NoOwner(str):
-    """The reason an M2M owner without pk cannot be found: its through rows are rejected with it."""
+@dataclass(frozen=True)
+class NoOwner:
+    """An M2M owner whose values cannot be restored: its through rows are rejected with ``reason``."""
+
+    key: Any
+    reason: str
 
 
 def _bad_m2m(model: type[models.Model], obj: dict) -> str | None:
@@ -225,17 +235,22 @@ def open_dumpdata(path: Path) -> Backup:
             tables.append(TableData(key=label, origin=path, open_rows=lambda: iter(()), model_label=None))
             continue
         by_concrete.setdefault(model._meta.concrete_model, set()).add(label)
+    # An M2M table is filled from the objects of every model that has the field: the model that
+    # declares it, its proxies and its multi-table children (their pk is the owner's).
+    by_field: dict[models.ManyToManyField, set[str]] = {}
     for concrete, labels in by_concrete.items():
         concrete_label = concrete._meta.label_lower
         tables.append(TableData(key=concrete_label, origin=path, model_label=concrete._meta.label,
                                 open_rows=functools.partial(_model_rows, path, frozenset(labels), concrete_label)))
-        with_values = set().union(*(found[label]["m2m"] for label in labels))
-        for field in concrete._meta.many_to_many:
-            if field.name in with_values and field.remote_field.through._meta.auto_created:
-                through = field.remote_field.through
-                tables.append(TableData(
-                    key=through._meta.db_table, origin=path, model_label=through._meta.label,
-                    open_rows=functools.partial(_through_rows, path, frozenset(labels), concrete_label, field.name),
-                    open_owners=functools.partial(_owner_rows, path, frozenset(labels), concrete_label, field.name),
-                ))
+        for label in labels:
+            for field in concrete._meta.many_to_many:
+                if field.name in found[label]["m2m"] and field.remote_field.through._meta.auto_created:
+                    by_field.setdefault(field, set()).add(label)
+    for field, labels in by_field.items():
+        through = field.remote_field.through
+        tables.append(TableData(
+            key=through._meta.db_table, origin=path, model_label=through._meta.label,
+            open_rows=functools.partial(_through_rows, path, frozenset(labels), field),
+            open_owners=functools.partial(_owner_rows, path, frozenset(labels), field),
+        ))
     return Backup(path=path, format="dumpdata", tables=tables)
