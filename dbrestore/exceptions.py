@@ -59,6 +59,13 @@ class TooManyRejectsError(DbRestoreError):
     """More rows were rejected than ``--max-rejects`` allows."""
 
 
+class MissingExtraError(RestoreConfigError):
+    """A feature used without the optional dependencies its extra brings (``dbrestore[s3]``...)."""
+
+    def __init__(self, feature: str, extra: str, missing: str):
+        super().__init__(f"{feature} needs {missing} (not installed): pip install 'dbrestore[{extra}]'")
+
+
 class OutsideReferenceError(RestoreConfigError):
     """Replace mode would empty a table that rows of a table outside the restore point to."""
 

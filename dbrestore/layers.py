@@ -16,10 +16,20 @@ from pathlib import PurePath
 from typing import IO, Any
 
 from . import crypto
+from .exceptions import MissingExtraError
 
 READ_BUFFER = 1024 * 1024
 _ZSTD_READ = 128 * 1024  # compressed bytes per step: the output of one step stays a few MB
 COMPRESSIONS = {"gzip": ".gz", "zstd": ".zst"}  # what create_backup --compress writes
+
+
+def _zstandard() -> Any:
+    """The zstandard module (the ``zstd`` extra), or a one-line error saying how to get it."""
+    try:
+        import zstandard
+    except ImportError:
+        raise MissingExtraError("zstd compression (.zst)", "zstd", "the zstandard package") from None
+    return zstandard
 
 
 class _ZstdReader(io.RawIOBase):
@@ -27,8 +37,7 @@ class _ZstdReader(io.RawIOBase):
     truncated frame; this raises EOFError instead, so a cut file never passes as a short table."""
 
     def __init__(self, raw: IO[bytes]):
-        import zstandard
-
+        zstandard = _zstandard()
         self._zstd = zstandard
         self._raw = raw
         self._frame = zstandard.ZstdDecompressor().decompressobj()
@@ -158,8 +167,7 @@ class _ZstdSink(io.RawIOBase):
     """zstandard's stream writer, closed without closing the stream under it."""
 
     def __init__(self, sink: IO[bytes], level: int):
-        import zstandard
-
+        zstandard = _zstandard()
         self._writer = zstandard.ZstdCompressor(level=level).stream_writer(sink, closefd=False)
 
     def writable(self) -> bool:

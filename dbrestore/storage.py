@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from . import conf
-from .exceptions import BackupNotFoundError, RestoreConfigError, StorageError
+from .exceptions import BackupNotFoundError, MissingExtraError, RestoreConfigError, StorageError
 from .exceptions import describe as describe_error
 
 logger = logging.getLogger(__name__)
@@ -49,9 +49,16 @@ def configured_alias(override: str | None = None) -> str | None:
 
 
 def get_storage(alias: str):
-    from django.core.files.storage import storages
+    from django.conf import settings
+    from django.core.files.storage import InvalidStorageError, storages
 
-    return storages[alias]
+    try:
+        return storages[alias]
+    except InvalidStorageError as exc:
+        backend = str(settings.STORAGES.get(alias, {}).get("BACKEND", ""))
+        if backend.startswith("storages.") and isinstance(exc.__cause__, ImportError):
+            raise MissingExtraError(f"the storage {alias!r} ({backend})", "s3", "django-storages and boto3") from None
+        raise RestoreConfigError(f"storage {alias!r}: {exc}") from None
 
 
 def is_s3(storage: Any) -> bool:
