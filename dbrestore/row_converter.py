@@ -15,6 +15,7 @@ from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, 
 from django.db import DatabaseError, models
 
 from .convert import VALUE_ERRORS, ConversionError, Converter, converter_for
+from .sources.base import UnreadableRow
 
 _NATURAL_KEY_CACHE = 100_000
 
@@ -192,6 +193,8 @@ class RowConverter:
         A field the row lacks gets its default, NULL when nullable, or the row is rejected.
         Keys that are no field are dropped and counted in ``dropped_values``.
         """
+        if row.__class__ is UnreadableRow:
+            raise ConversionError.unreadable(row.reason)
         keys = tuple(row)
         compiled = self._compiled.get(keys)
         if compiled is not None:

@@ -14,6 +14,21 @@ Row = dict[str, Any]
 PositionedRow = tuple[int, Row]
 
 
+class UnreadableRow(dict):
+    """A row the reader could isolate but not read as it is written: a value nested deeper than
+    ``MAX_NESTING``, a number of more than ``MAX_NUMBER_DIGITS`` digits or beyond a float's range.
+    It holds what could be read (for the rejects file), and ``reason`` says what is wrong: the
+    converter rejects it with that reason (:meth:`dbrestore.row_converter.RowConverter.convert`),
+    the rest of the file goes on."""
+
+    def __init__(self, row: Row, reason: str):
+        super().__init__(row)
+        self.reason = reason
+
+    def __reduce__(self):  # to and from the converting processes
+        return (UnreadableRow, (dict(self), self.reason))
+
+
 class BlockSource(Protocol):
     """A table's rows as blocks of bytes, each parsed on its own (in another process): see
     :class:`~dbrestore.sources.readers.JsonLinesBlocks`."""
