@@ -89,6 +89,8 @@ class Backup:
     format: str
     tables: list[TableData]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: What the reader did that the report must say (a symbolic link followed).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
