@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
+from django.utils.duration import duration_microseconds
 
 Converter = Callable[[Any], Any]
 
@@ -210,8 +211,15 @@ def _date_converter(field: models.Field) -> Converter:
     return convert
 
 
-def _duration_converter(field: models.Field) -> Converter:
-    slow = _checked(DURATION, field)
+def _duration_converter(field: models.Field, connection) -> Converter:
+    """Django's parsing, or microseconds; where the database stores a duration as 64-bit
+    microseconds (SQLite), one beyond that range is refused (it was an OverflowError)."""
+    checked = _checked(DURATION, field)
+    if connection.features.has_native_duration_field:
+        slow = checked
+    else:
+        def slow(value: Any) -> datetime.timedelta:
+            return _within_bigint(checked(value))
 
     def convert(value: Any) -> datetime.timedelta:
         if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
@@ -219,10 +227,17 @@ def _duration_converter(field: models.Field) -> Converter:
             reason = refusal(DURATION, value)
             if reason is not None:
                 raise ValueError(reason)
-            return datetime.timedelta(microseconds=int(value))
+            duration = datetime.timedelta(microseconds=int(value))
+            return duration if connection.features.has_native_duration_field else _within_bigint(duration)
         return slow(value)
 
     return convert
+
+
+def _within_bigint(duration: datetime.timedelta) -> datetime.timedelta:
+    if not -(2**63) <= duration_microseconds(duration) < 2**63:
+        raise ValueError("outside the range of durations the database can store (64-bit microseconds)")
+    return duration
 
 
 def _integer_converter(field: models.Field, connection) -> Converter:
@@ -446,7 +461,7 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
     if internal == "FloatField":
         return _float_converter(target)
     if internal == "DurationField":
-        return _duration_converter(target)
+        return _duration_converter(target, connection)
     if internal == "GenericIPAddressField":
         return _ip_converter(target, vendor)
     if internal == "BinaryField":

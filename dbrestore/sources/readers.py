@@ -92,7 +92,9 @@ def _deep_line(line: bytes):
     skipped = 0  # containers open beyond the limit
     root = None
     try:
-        for event, value in ijson.basic_parse(io.BytesIO(line), use_float=True):
+        for event, value in ijson.basic_parse(io.BytesIO(line), use_float=False):  # True: 64-bit integers only
+            if value.__class__ is decimal.Decimal:
+                value = _float_or_decimal(str(value))  # as json.loads reads it
             if skipped:
                 skipped += 1 if event in ("start_map", "start_array") else -1 if event in ("end_map", "end_array") else 0
             elif event == "map_key":
