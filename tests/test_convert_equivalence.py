@@ -139,7 +139,7 @@ def test_times(value):
 @given(value=st.one_of(st.text(alphabet=DIGITS + " :.-PDTHMS,day", max_size=24), st.timedeltas().map(str),
                        st.timedeltas()))
 def test_durations(value):
-    _same(field("span"), value)
+    _same(field("span"), value, allowed_refusals=("outside the range of durations",))  # SQLite: 64-bit microseconds
 
 
 @pytest.mark.django_db
