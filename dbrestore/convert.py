@@ -75,14 +75,20 @@ def _django(field: models.Field) -> Converter:
 
 
 #: The column kinds of the value rule (README, "Values: stored, converted or rejected").
-TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, OTHER = (
-    "text", "integer", "float", "decimal", "boolean", "uuid", "duration", "datetime", "other")
+TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (
+    "text", "integer", "float", "decimal", "boolean", "uuid", "duration", "datetime", "IP address", "other")
 _FLOAT_EXACT = 2**53  # integers up to this size are exact in a float (a double)
 _INFINITIES = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
 def _json_kind(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "a list"
+
+
+def _kind_of_value(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return _json_kind(value)
+    return {bool: "a boolean", int: "an integer", str: "a string"}.get(type(value), "a number")
 
 
 def refusal(kind: str, value: Any) -> str | None:
@@ -95,6 +101,8 @@ def refusal(kind: str, value: Any) -> str | None:
     compiled row functions skip the call for those), on every path: ORM INSERT, COPY, forked
     conversion, the per-row fallback, a rejects file taken back in.
     """
+    if kind == IP and not isinstance(value, str):
+        return f"{_kind_of_value(value)} in an IP address column (Django would store its str())"
     if isinstance(value, (dict, list)):
         if kind == TEXT:
             return f"{_json_kind(value)} in a text column (Django would store its Python repr)"
@@ -359,13 +367,27 @@ def _check_utf8(text: str) -> None:
 
 
 def _ip_converter(field: models.Field, vendor: str) -> Converter:
-    """Django's cleaning (IPv6 normalised) and its backends' ``"" -> NULL``."""
+    """Django's cleaning (IPv6 normalised) and its backends' ``"" -> NULL``; then the field's
+    validators, which loaddata never runs: Django's ``to_python`` passes any text without a
+    colon (``"true"``), which PostgreSQL's inet adapter refused with a traceback and SQLite
+    stored. Only text is an address (a number or a boolean would be spelt by ``str()``)."""
     slow = _django(field)
     text = _text_converter(field, vendor)
+    validators = field.validators
 
     def convert(value: Any) -> str | None:
+        reason = refusal(IP, value)
+        if reason is not None:
+            raise ValueError(reason)
         cleaned = field.get_prep_value(slow(value))
-        return text(cleaned) if cleaned else None
+        if not cleaned:
+            return None
+        for validate in validators:
+            try:
+                validate(cleaned)
+            except ValidationError as exc:
+                raise ValueError("; ".join(exc.messages)) from None
+        return text(cleaned)
 
     return convert
 
@@ -438,7 +460,8 @@ def column_kind(field: models.Field) -> str:
     if internal in _INTEGER_TYPES:
         return INTEGER
     return {"FloatField": FLOAT, "DecimalField": DECIMAL, "BooleanField": BOOLEAN, "UUIDField": UUID,
-            "DurationField": DURATION, "DateTimeField": DATETIME, "JSONField": "json"}.get(internal, OTHER)
+            "DurationField": DURATION, "DateTimeField": DATETIME, "GenericIPAddressField": IP,
+            "JSONField": "json"}.get(internal, OTHER)
 
 
 def converter_for(field: models.Field, using: str | None = None) -> Converter:

@@ -195,7 +195,9 @@ def test_uuids(value):
 @given(value=st.one_of(st.ip_addresses().map(str), st.ip_addresses(v=6).map(lambda a: a.exploded),
                        st.text(alphabet="0123456789abcdef:.", max_size=40), st.just("")))
 def test_ip_addresses(value):
-    _same(field("ip"), value, allowed_refusals=("longer than max_length",))
+    # The field's validators, which loaddata never runs: an address Django's to_python passes
+    # unchecked ("1.2") failed on PostgreSQL's inet with a traceback, and SQLite stored it.
+    _same(field("ip"), value, allowed_refusals=("longer than max_length", "Enter a valid IPv4 or IPv6 address"))
 
 
 @pytest.mark.django_db

@@ -269,3 +269,17 @@ def test_a_boolean_from_anything_but_its_spellings_is_rejected(tmp_path, value, 
 
 def test_the_order_fixture_is_valid():
     assert Order._meta.get_field("total").decimal_places == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ip_address_django_would_not_check_is_rejected(tmp_path):
+    """Found by fuzz_restore: Django's to_python passes text without a colon unchecked, so
+    "true" went to PostgreSQL's inet adapter (a ValueError traceback) or into SQLite as it was."""
+    path = tmp_path / "fidelity_allfields.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"id": 1, "ip": "true"}, {"id": 2, "ip": 2.0}, {"id": 3, "ip": "10.0.0.1"}]))
+    status, message, _, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert [(r["position"], r["reason"].split(": ", 1)[1][:34]) for r in rejects] == [
+        (1, "Enter a valid IPv4 or IPv6 address"), (2, "a number in an IP address column (")]
+    assert list(AllFields.objects.values_list("id", "ip")) == [(3, "10.0.0.1")]
