@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
+from django.utils.duration import duration_microseconds
 
 Converter = Callable[[Any], Any]
 
@@ -42,10 +44,18 @@ class ConversionError(ValueError):
         self.value = value
         super().__init__(f"column {column!r}: {reason} (value {_short_repr(value)})")
 
+    @classmethod
+    def unreadable(cls, reason: str) -> ConversionError:
+        """A row its reader could not read as written (a :class:`~dbrestore.sources.base.UnreadableRow`)."""
+        error = cls.__new__(cls)
+        error.column, error.value = None, None
+        ValueError.__init__(error, reason)
+        return error
+
 
 def _short_repr(value: Any) -> str:
     try:
-        text = repr(value)
+        text = str(value) if isinstance(value, decimal.Decimal) else repr(value)  # a JSON number, as written
     except RecursionError:
         return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 80 else text[:77] + "..."
@@ -64,11 +74,100 @@ def _django(field: models.Field) -> Converter:
     return convert
 
 
+#: The column kinds of the value rule (README, "Values: stored, converted or rejected").
+TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (
+    "text", "integer", "float", "decimal", "boolean", "uuid", "duration", "datetime", "IP address", "other")
+_FLOAT_EXACT = 2**53  # integers up to this size are exact in a float (a double)
+_INFINITIES = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def _json_kind(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else "a list"
+
+
+def _kind_of_value(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return _json_kind(value)
+    return {bool: "a boolean", int: "an integer", str: "a string"}.get(type(value), "a number")
+
+
+def refusal(kind: str, value: Any) -> str | None:
+    """The value rule, decided here only: why storing ``value`` in a column of ``kind`` would lose
+    information or invent a spelling (the row is rejected with that reason), or None when
+    Django's conversion keeps the value and at most changes its spelling (then Django's
+    ``to_python`` converts it, or refuses it with its own message).
+
+    Every converter asks it for a value that is not already of its column's own type (the
+    compiled row functions skip the call for those), on every path: ORM INSERT, COPY, forked
+    conversion, the per-row fallback, a rejects file taken back in.
+    """
+    if kind == IP and not isinstance(value, str):
+        return f"{_kind_of_value(value)} in an IP address column (Django would store its str())"
+    if isinstance(value, (dict, list)):
+        if kind == TEXT:
+            return f"{_json_kind(value)} in a text column (Django would store its Python repr)"
+        if kind in (INTEGER, FLOAT, DECIMAL, DURATION, UUID, BOOLEAN, DATETIME):
+            return f"{_json_kind(value)} in a {kind} column"  # a nullable boolean's Django takes [] as NULL
+        return None  # Django refuses it with its message (dates, times...), or takes it (binary bytes)
+    if isinstance(value, bool):
+        if kind == UUID:
+            return "a boolean in a UUID column (Django would make a UUID of it)"
+        return None  # a boolean column's own; 1/0 in a number column, "True"/"False" in a text one
+    if kind in (INTEGER, DURATION) and isinstance(value, (float, decimal.Decimal)):
+        if not _is_whole(value):
+            what = "an integer" if kind == INTEGER else "a whole number of microseconds"
+            return f"a number with a fraction where {what} is expected (it would be cut off)"
+        return None
+    if kind == FLOAT:
+        if value.__class__ is int and not -_FLOAT_EXACT <= value <= _FLOAT_EXACT:
+            try:
+                if int(float(value)) == value:
+                    return None
+            except OverflowError:
+                pass
+            return "an integer a float column cannot hold exactly (it would be rounded)"
+        if isinstance(value, (decimal.Decimal, str)) and _beyond_float(value):
+            return "a number beyond a float's range (it would be stored as infinity)"
+    return None
+
+
+def _is_whole(number: float | decimal.Decimal) -> bool:
+    try:
+        return number == number.to_integral_value() if isinstance(number, decimal.Decimal) else number.is_integer()
+    except (ArithmeticError, ValueError):
+        return False  # NaN
+
+
+def _beyond_float(value: decimal.Decimal | str) -> bool:
+    """A finite number (not a spelling of infinity) that a float reads as infinity."""
+    if isinstance(value, str):
+        if value.strip().lower().replace("_", "") in _INFINITIES:
+            return False
+        try:
+            return math.isinf(float(value))
+        except (ValueError, OverflowError):
+            return False
+    return value.is_finite() and math.isinf(float(value))
+
+
+def _checked(kind: str, field: models.Field) -> Converter:
+    """:func:`_django` behind :func:`refusal`: the slow path of every converter."""
+    slow = _django(field)
+
+    def convert(value: Any) -> Any:
+        reason = refusal(kind, value)
+        if reason is not None:
+            raise ValueError(reason)
+        return slow(value)
+
+    return convert
+
+
 def _datetime_converter(field: models.Field, vendor: str) -> Converter:
     """Django's parsing; then, as ``get_prep_value`` does, a naive value under ``USE_TZ`` is read in
     the default time zone (``TIME_ZONE``), not UTC. With ``USE_TZ = False`` values stay as
     written, and SQLite refuses aware ones as Django's backend does."""
-    slow = _django(field)
+    slow = _checked(DATETIME, field)
     fromisoformat = datetime.datetime.fromisoformat
     use_tz = settings.USE_TZ
     zone = timezone.get_default_timezone() if use_tz else None
@@ -82,7 +181,11 @@ def _datetime_converter(field: models.Field, vendor: str) -> Converter:
                 parsed = slow(value)
         elif isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
             # Seconds since the epoch: not a Django spelling (to_python fails with a TypeError).
-            moment = datetime.datetime.fromtimestamp(float(value), tz=utc)
+            try:
+                moment = datetime.datetime.fromtimestamp(float(value), tz=utc)
+            except (OSError, OverflowError, ValueError):  # OSError: beyond the platform's time_t
+                raise ValueError("outside the range of datetimes the database can store (years 1 to 9999 in UTC)") \
+                    from None
             return moment if use_tz else timezone.make_naive(moment, timezone.get_default_timezone())
         else:
             parsed = slow(value)
@@ -116,21 +219,39 @@ def _date_converter(field: models.Field) -> Converter:
     return convert
 
 
-def _duration_converter(field: models.Field) -> Converter:
-    slow = _django(field)
+def _duration_converter(field: models.Field, connection) -> Converter:
+    """Django's parsing, or microseconds; where the database stores a duration as 64-bit
+    microseconds (SQLite), one beyond that range is refused (it was an OverflowError)."""
+    checked = _checked(DURATION, field)
+    if connection.features.has_native_duration_field:
+        slow = checked
+    else:
+        def slow(value: Any) -> datetime.timedelta:
+            return _within_bigint(checked(value))
 
     def convert(value: Any) -> datetime.timedelta:
         if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
             # Microseconds, as dbrestore's backups write them (not a Django spelling).
-            return datetime.timedelta(microseconds=int(value))
+            reason = refusal(DURATION, value)
+            if reason is not None:
+                raise ValueError(reason)
+            duration = datetime.timedelta(microseconds=int(value))
+            return duration if connection.features.has_native_duration_field else _within_bigint(duration)
         return slow(value)
 
     return convert
 
 
+def _within_bigint(duration: datetime.timedelta) -> datetime.timedelta:
+    if not -(2**63) <= duration_microseconds(duration) < 2**63:
+        raise ValueError("outside the range of durations the database can store (64-bit microseconds)")
+    return duration
+
+
 def _integer_converter(field: models.Field, connection) -> Converter:
-    """Django's ``int()``, then the column's range on this database (SQLite's is 64-bit)."""
-    slow = _django(field)
+    """Django's ``int()`` (a fraction refused, see :func:`refusal`), then the column's range on
+    this database (SQLite's is 64-bit)."""
+    slow = _checked(INTEGER, field)
     low, high = connection.ops.integer_field_range(field.get_internal_type())
 
     def convert(value: Any) -> int:
@@ -146,7 +267,7 @@ def _integer_converter(field: models.Field, connection) -> Converter:
 
 
 def _float_converter(field: models.Field) -> Converter:
-    slow = _django(field)
+    slow = _checked(FLOAT, field)
 
     def convert(value: Any) -> float:
         if value.__class__ is float:
@@ -162,7 +283,7 @@ def _decimal_converter(field: models.DecimalField) -> Converter:
     rounds extra decimal places silently, SQLite stores any number). One ``quantize`` tells
     both: it signals Inexact when digits beyond ``decimal_places`` are not zeros, and
     InvalidOperation when the result needs more than ``max_digits``."""
-    slow = _django(field)
+    slow = _checked(DECIMAL, field)
     Decimal = decimal.Decimal
     places, max_digits = field.decimal_places, field.max_digits
     if places is None or max_digits is None:
@@ -187,6 +308,15 @@ def _decimal_converter(field: models.DecimalField) -> Converter:
             number = value
         else:
             number = slow(value)
+            if value.__class__ is float and number.is_finite():
+                # Django rounds a float to max_digits first: judge the digits the backup wrote.
+                try:
+                    Decimal(repr(value)).quantize(quantum, context=exact)
+                except decimal.Inexact:
+                    raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
+                except decimal.InvalidOperation:
+                    raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal "
+                                     "point.") from None
         try:
             number.quantize(quantum, context=exact)
         except decimal.Inexact:
@@ -209,10 +339,14 @@ def _text_converter(field: models.Field, vendor: str) -> Converter:
         if value.__class__ is str:
             text = value
         elif isinstance(value, decimal.Decimal):
-            text = str(float(value))  # JSON numbers: what json.loads (loaddata) would have made
-        elif isinstance(value, (dict, list)):
-            text = str(_json_value(value))
+            number = float(value)  # JSON numbers: what json.loads (loaddata) would have made
+            if math.isinf(number) and value.is_finite():
+                raise ValueError("a number beyond a float's range")
+            text = str(number)
         else:
+            reason = refusal(TEXT, value)
+            if reason is not None:
+                raise ValueError(reason)
             text = str(value)
         if max_length is not None and len(text) > max_length:
             raise ValueError(f"{len(text)} characters, longer than max_length {max_length}")
@@ -233,13 +367,27 @@ def _check_utf8(text: str) -> None:
 
 
 def _ip_converter(field: models.Field, vendor: str) -> Converter:
-    """Django's cleaning (IPv6 normalised) and its backends' ``"" -> NULL``."""
+    """Django's cleaning (IPv6 normalised) and its backends' ``"" -> NULL``; then the field's
+    validators, which loaddata never runs: Django's ``to_python`` passes any text without a
+    colon (``"true"``), which PostgreSQL's inet adapter refused with a traceback and SQLite
+    stored. Only text is an address (a number or a boolean would be spelt by ``str()``)."""
     slow = _django(field)
     text = _text_converter(field, vendor)
+    validators = field.validators
 
     def convert(value: Any) -> str | None:
+        reason = refusal(IP, value)
+        if reason is not None:
+            raise ValueError(reason)
         cleaned = field.get_prep_value(slow(value))
-        return text(cleaned) if cleaned else None
+        if not cleaned:
+            return None
+        for validate in validators:
+            try:
+                validate(cleaned)
+            except ValidationError as exc:
+                raise ValueError("; ".join(exc.messages)) from None
+        return text(cleaned)
 
     return convert
 
@@ -280,7 +428,10 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             _check_utf8(value)
         return value
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        number = float(value)
+        if math.isinf(number) and value.is_finite():
+            raise ValueError(f"the number {str(value)[:20]} is beyond a float's range (json.loads would read infinity)")
+        return number
     if isinstance(value, dict):
         converted = {}
         for key, item in value.items():  # loops, not comprehensions: one stack frame per level
@@ -312,9 +463,27 @@ def converts_as_django(field: models.Field) -> bool:
     field, an enum) is converted by its own ``to_python`` and written through its own
     ``get_db_prep_save``, as loaddata and the ORM would."""
     target = field.target_field if field.is_relation else field
-    kind = type(target)
+    return not any(_overrides(target, name) for name in _VALUE_METHODS)
+
+
+def _overrides(field: models.Field, method: str) -> bool:
+    """Whether ``field``'s class has its own ``method``, not that of the Django class it derives from."""
+    kind = type(field)
     django_class = next((k for k in kind.__mro__ if k.__module__.startswith("django.")), models.Field)
-    return all(getattr(kind, name) is getattr(django_class, name) for name in _VALUE_METHODS)
+    return getattr(kind, method) is not getattr(django_class, method)
+
+
+def column_kind(field: models.Field) -> str:
+    """The column kind of ``field`` in the value rule (:func:`refusal`): a foreign key's is its
+    target's."""
+    internal = (field.target_field if field.is_relation else field).get_internal_type()
+    if internal in _TEXT_TYPES:
+        return TEXT
+    if internal in _INTEGER_TYPES:
+        return INTEGER
+    return {"FloatField": FLOAT, "DecimalField": DECIMAL, "BooleanField": BOOLEAN, "UUIDField": UUID,
+            "DurationField": DURATION, "DateTimeField": DATETIME, "GenericIPAddressField": IP,
+            "JSONField": "json"}.get(internal, OTHER)
 
 
 def converter_for(field: models.Field, using: str | None = None) -> Converter:
@@ -325,7 +494,8 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
     target = field.target_field if field.is_relation else field
     internal = target.get_internal_type()
     if not converts_as_django(target):
-        own = _django(target)
+        # Its own to_python decides what a value means; Django's (inherited) is held to the value rule.
+        own = _django(target) if _overrides(target, "to_python") else _checked(column_kind(target), target)
         if internal == "JSONField":  # JSON as json.loads (loaddata) reads it, then the field's own
             return lambda value: own(_json_value(value))
         return own
@@ -342,15 +512,17 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
     if internal == "FloatField":
         return _float_converter(target)
     if internal == "DurationField":
-        return _duration_converter(target)
+        return _duration_converter(target, connection)
     if internal == "GenericIPAddressField":
         return _ip_converter(target, vendor)
     if internal == "BinaryField":
         return _binary_converter(target)
     if internal == "JSONField":
         return _json_value
+    if internal == "UUIDField":
+        return _checked(UUID, target)
     if internal == "BooleanField":
-        convert = _django(target)
+        convert = _checked(BOOLEAN, target)
         convert.identity_type = bool  # type: ignore[attr-defined]
         return convert
     return _django(target)  # booleans, UUIDs, times and any custom field: Django's own

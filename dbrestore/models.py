@@ -7,9 +7,17 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import report
+from .storable import StorableMixin, storable_fields
 
 
-class RestoreRun(models.Model):
+class StorableQuerySet(models.QuerySet):
+    """``update()`` with the values made storable (:mod:`dbrestore.storable`), as ``save()`` makes them."""
+
+    def update(self, **kwargs):
+        return super().update(**storable_fields(self.model, kwargs))
+
+
+class RestoreRun(StorableMixin, models.Model):
     class Status(models.TextChoices):
         QUEUED = report.QUEUED, _("Queued")
         RUNNING = report.RUNNING, _("Running")
@@ -58,6 +66,8 @@ class RestoreRun(models.Model):
     #: emptying done), the backup's fingerprint and the target, for ``--resume``.
     checkpoint = models.JSONField(_("checkpoint"), default=dict, blank=True)
 
+    objects = StorableQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("restore run")
         verbose_name_plural = _("restore runs")
@@ -95,7 +105,7 @@ class RestoreRun(models.Model):
         return min(100.0, 100.0 * self.rows_processed / self.rows_total)
 
 
-class RestoreChunk(models.Model):
+class RestoreChunk(StorableMixin, models.Model):
     """The checkpoint of one chunk of a ``--no-atomic`` restore (see :mod:`dbrestore.chunked`).
 
     Written in the RESTORE database (not the run history's), in the same transaction as the

@@ -7,6 +7,7 @@ transaction, with :class:`RejectsWriteError`: a row that cannot be recorded is n
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import os
@@ -23,30 +24,72 @@ from .jsonvalues import encode_value
 logger = logging.getLogger(__name__)
 
 
-def _json_default(value: Any) -> Any:
-    try:
-        return encode_value(value)
-    except TypeError:
-        return str(value)
+def _number_or_value(value: Any) -> Any:
+    """orjson's ``default`` here: a Decimal (a JSON array's number, as ijson read it) stays the
+    number it was, so that the row reads back as it was read, and is judged the same way."""
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    return encode_value(value)
 
 
 def dumps_record(record: dict[str, Any]) -> bytes:
-    """One rejects-file line, values written as in a backup (:mod:`dbrestore.jsonvalues`). orjson first; the standard library for what orjson cannot write
-    (integers beyond 64 bits, lone surrogates: escaped); a row nested too deeply for either is
-    kept as the start of its text."""
+    """One rejects-file line, values written as in a backup (:mod:`dbrestore.jsonvalues`). orjson
+    first; what orjson cannot write (integers beyond 64 bits, lone surrogates, values nested
+    more than 255 levels deep) is written by :func:`json_text`, so that every row is kept whole
+    and reads back as it was read."""
     try:
-        return orjson.dumps(record, default=encode_value)
+        return orjson.dumps(record, default=_number_or_value)
     except (TypeError, orjson.JSONEncodeError):
-        pass
+        return json_text(record).encode()
+
+
+_END = object()
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a value of any depth, written without recursion: scalars as ``json.dumps``
+    writes them (integers exact, lone surrogates escaped), a Decimal as its number, any other
+    type as :func:`~dbrestore.jsonvalues.encode_value` spells it (else its ``str``)."""
+    out: list[str] = []
+    stack: list[tuple[Any, bool]] = []
+
+    def start(item: Any) -> None:
+        if isinstance(item, dict):
+            out.append("{")
+            stack.append((iter(item.items()), True))
+        elif isinstance(item, (list, tuple)):
+            out.append("[")
+            stack.append((iter(item), False))
+        else:
+            out.append(_scalar(item))
+
+    start(value)
+    while stack:
+        items, is_object = stack[-1]
+        item = next(items, _END)
+        if item is _END:
+            stack.pop()
+            out.append("}" if is_object else "]")
+            continue
+        if out[-1] not in ("{", "["):
+            out.append(",")
+        if is_object:
+            key, item = item
+            out.append(json.dumps(key if isinstance(key, str) else str(key)) + ":")
+        start(item)
+    return "".join(out)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)
+    if value is None or isinstance(value, (str, int, float)):
+        return json.dumps(value)
     try:
-        return json.dumps(record, default=_json_default).encode()
-    except (TypeError, ValueError, RecursionError):
-        row = record["row"]
-        try:
-            text = repr(row)[:10_000]
-        except RecursionError:
-            text = f"a {type(row).__name__} nested too deeply to write"
-        return json.dumps({**record, "row": None, "row_text": text}).encode()
+        value = encode_value(value)
+    except TypeError:
+        value = str(value)
+    return json.dumps(value, default=str)
 
 
 class RejectsFile:

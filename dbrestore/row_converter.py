@@ -12,21 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
+from django.db import DatabaseError, models
 
 from .convert import VALUE_ERRORS, ConversionError, Converter, converter_for
-from .sources.base import REJECTED
+from .sources.base import UnreadableRow
 
 _NATURAL_KEY_CACHE = 100_000
-
-
-class RejectedByReader(ConversionError):
-    """A row its reader could read but not restore (see ``sources.base.REJECTED``)."""
-
-    def __init__(self, reason: str):
-        self.column, self.value = REJECTED, None
-        ValueError.__init__(self, reason)
 
 
 class DeferredNaturalKey:
@@ -54,12 +46,25 @@ def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
     manager = parent._default_manager.db_manager(using)
     try:
         return getattr(manager.get_by_natural_key(*key), field.target_field.attname)
-    except parent.DoesNotExist as exc:
-        raise ValueError(f"no {parent._meta.label} with natural key {key!r}") from exc
-    except parent.MultipleObjectsReturned as exc:
+    except ObjectDoesNotExist as exc:  # the parent's, or another model's its manager looks up
+        raise ValueError(f"no {parent._meta.label} with natural key {key!r}{_missing(exc, parent)}") from exc
+    except MultipleObjectsReturned as exc:
         raise ValueError(f"more than one {parent._meta.label} with natural key {key!r}") from exc
     except (TypeError, ValidationError) as exc:  # a key of the wrong length or type
         raise ValueError(f"not a natural key of {parent._meta.label}: {key!r} ({exc})") from exc
+    except DatabaseError:
+        raise  # not the row's fault: the restore stops
+    except Exception as exc:  # noqa: BLE001 - project code (get_by_natural_key) may raise anything
+        raise ValueError(f"natural key {key!r} of {parent._meta.label} could not be looked up: "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def _missing(exc: Exception, parent: type[models.Model]) -> str:
+    """What another model's lookup said, when the parent's manager missed a row of another model
+    (``auth.Permission`` by a content type that does not exist)."""
+    if isinstance(exc, parent.DoesNotExist):
+        return ""
+    return f": {str(exc).strip() or type(exc).__name__}"
 
 
 def natural_key_converter(field: models.Field, base: Converter, using: str, *, defer: bool = False) -> Converter:
@@ -241,6 +246,8 @@ class RowConverter:
         A field the row lacks gets its default, NULL when nullable, or the row is rejected.
         Keys that are no field are dropped and counted in ``dropped_values``.
         """
+        if row.__class__ is UnreadableRow:
+            raise ConversionError.unreadable(row.reason)
         keys = tuple(row)
         compiled = self._compiled.get(keys)
         if compiled is not None:
@@ -251,8 +258,6 @@ class RowConverter:
         return self._convert_field_by_field(row, keys)
 
     def _convert_field_by_field(self, row: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
-        if REJECTED in row:  # the reader's own reason (never compiled: the key is no field)
-            raise RejectedByReader(str(row[REJECTED]))
         steps, missing, unknown = self._layout(keys)
         values: list[Any] = [None] * len(self.fields)
         for key, position, convert in steps:

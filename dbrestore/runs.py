@@ -23,11 +23,12 @@ from django.utils import timezone
 
 from . import checkpoints, conf, fanout, queue
 from .conf import run_database
-from .exceptions import RestoreLockedError
+from .exceptions import RestoreAbortedError, RestoreLockedError, describe
 from .locks import DatabaseLock, lock_for, locked_message
 from .models import RestoreRun
 from .progress import BaseListener
 from .report import RestoreResult, TableResult
+from .storable import storable_fields
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class RunRecorder(BaseListener):
 
     def _update(self, values: dict[str, Any]) -> None:
         """UPDATE the run row (through the side connection when there is one)."""
+        values = storable_fields(RestoreRun, values)
         if self._side is None:
             using = self.run._state.db or run_database()
             RestoreRun.objects.using(using).filter(pk=self.run.pk).update(**values)
@@ -349,7 +351,24 @@ def finish_run(run: RestoreRun, result: RestoreResult, tables: dict[str, Any] | 
         # The restore's connection may be the one that died (killed backend, network): the
         # run's outcome still has to be recorded, so try once more on a fresh connection.
         connections[using].close()
-        run.save(using=using)
+        try:
+            run.save(using=using)
+        except DatabaseError as exc:
+            _fail_unsaved(run, using, exc)
+
+
+def _fail_unsaved(run: RestoreRun, using: str, exc: DatabaseError) -> None:
+    """The run's record could not be saved: end it ``failed`` with a reason that can be (a run
+    is never left ``running`` because of its own record), then stop with that reason."""
+    reason = f"the run's record could not be saved: {describe(exc)}"
+    logger.error("Restore #%s: %s", run.pk, reason)
+    connections[using].close()
+    RestoreRun.objects.using(using).filter(pk=run.pk).update(
+        status=RestoreRun.Status.FAILED, finished_at=run.finished_at or timezone.now(), current_table="",
+        errors=[*_bounded(list(run.errors or []))[-10:], reason],
+    )
+    run.status = RestoreRun.Status.FAILED
+    raise RestoreAbortedError(reason) from exc
 
 
 def cancel_queued(run: RestoreRun) -> None:

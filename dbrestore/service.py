@@ -94,6 +94,7 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
         if opts.rejects_file:  # a typo in --rejects-file fails now, not at the first reject
             rejects.check_writable()
         run.source_format = backup.format
+        result.warnings.extend(backup.notes)
         if backup.format in NATIVE_FORMATS:
             restore_native(run, backup, opts, result, progress, recorder, watch)
         else:

@@ -8,6 +8,7 @@ row count and checksum unchanged, and the run's final status (or that no run was
 from __future__ import annotations
 
 import bz2
+import decimal
 import functools
 import gzip
 import hashlib
@@ -282,30 +283,73 @@ CORPUS: dict[str, Case] = {
         "MAX_INFLATION_RATIO": None, "MAX_ROW_BYTES": 4 * MiB}),
     "long-json-line": Case(_long_line, "a row longer than 1048576 bytes", settings={"MAX_ROW_BYTES": MiB}),
     "long-string-in-an-array": Case(_long_string_in_array, "a row longer than", settings={"MAX_ROW_BYTES": MiB}),
-    "exponent-2-million-digits": Case(_number(b"1e2000000"), "has more than 4300 digits"),
-    "exponent-in-a-nested-value": Case(_number(b'1, "x": [{"y": 2.5E+9999}]'), "has more than 4300 digits"),
     "integer-of-5000-digits": Case(_number(b"1" * 5000), "a number of more than 4300 digits"),
     "integer-of-5000-digits-split": Case(_number(b" " * (1024 * 1024 - 10) + b"1" * 5000), "more than 4300 digits"),
-    "json-nested-10000-deep-in-an-array": Case(
-        _number(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000), "nested more than 1000 levels"),
-    "json-nested-1010-deep-in-json-lines": Case(
-        _number(b'1, "x": ' + b"[" * 1010 + b"]" * 1010, name="shop_tag.jsonl"), "nested more than 1000 levels"),
-    "json-nested-10000-deep-in-json-lines": Case(
-        _number(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"), "invalid JSON"),
-    "lone-surrogate-in-an-array": Case(_number(b'1, "x": "\\udc80"'), "lone surrogate escape \\udc80"),
     "invalid-utf8-in-an-array": Case(_number(b'1, "x": "\xff\xfe"'), "(after row 0): invalid or truncated JSON: "
                                      "lexical error: invalid bytes in UTF8 string."),
     "invalid-utf8-in-a-keyed-object": Case(
         lambda tmp, sample: [_write(tmp / "in" / "export.json", b'{"shop_tag": [{"id": 1, "name": "\xff"}]}')],
         "invalid or truncated JSON: lexical error: invalid bytes in UTF8 string."),
-    "exponent-in-json-lines": Case(_number(b"1e2000000", name="shop_tag.jsonl"), "invalid JSON"),
-    # wrong inputs taken as right
     "object-file-in-a-manifest-directory": Case(_object_file_in_manifest_directory, "not a table's rows"),
     "manifest-lists-itself": Case(_manifest_swap("file", "manifest.json"), "lists itself"),
     "manifest-lists-a-non-data-file": Case(_non_data_file_in_manifest, "not a .json or .jsonl data file"),
     "object-file-in-a-plain-directory": Case(_object_file_in_plain_directory, "not a table's rows"),
     "fixture-in-a-plain-directory": Case(_fixture_in_plain_directory, "a dumpdata fixture, not a table's rows"),
 }
+
+
+def _one_bad_row(literal: bytes, name: str = "shop_tag.json") -> Callable[[Path, Path], list[Any]]:
+    """A good tag, a row whose ``id`` (or a value after it) is ``literal``, another good tag."""
+    bad = b'{"id": ' + literal + (b"}" if b'"name"' in literal else b', "name": "n"}')
+    rows = [b'{"id": 901, "name": "before"}', bad, b'{"id": 902, "name": "after"}']
+    data = b"\n".join(rows) + b"\n" if name.endswith(".jsonl") else b"[" + b", ".join(rows) + b"]"
+    return lambda tmp, sample: [_write(tmp / "in" / name, data), "--mode", "append"]
+
+
+#: Valid JSON with one value that cannot be read as written: the row is a counted reject with
+#: the reason, the rest of the file is restored (issue 26: these ended the whole restore before).
+ISOLATED: dict[str, tuple[Callable[[Path, Path], list[Any]], str]] = {
+    "exponent-2-million-digits": (_one_bad_row(b"1e2000000"), "has more than 4300 digits"),
+    "exponent-in-a-nested-value": (_one_bad_row(b'1, "x": [{"y": 2.5E+9999}]'), "column 'x': the number 2.5E+9999 has more"),
+    "json-nested-10000-deep-in-an-array": (
+        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000), "column 'x': a value nested more than 1000 levels"),
+    "json-nested-1010-deep-in-json-lines": (
+        _one_bad_row(b'1, "x": ' + b"[" * 1010 + b"]" * 1010, name="shop_tag.jsonl"), "nested more than 1000 levels"),
+    "json-nested-10000-deep-in-json-lines": (
+        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"), "nested more than 1000"),
+    "lone-surrogate-in-an-array": (_one_bad_row(b'1, "name": "\\udc80"'), "column 'name': not valid UTF-8"),
+    "lone-surrogate-in-json-lines": (_one_bad_row(b'1, "name": "\\udc80"', name="shop_tag.jsonl"),
+                                     "column 'name': not valid UTF-8"),
+    "exponent-in-json-lines": (_one_bad_row(b"1e2000000", name="shop_tag.jsonl"), "has more than 4300 digits"),
+    "float-beyond-range-in-json-lines": (_one_bad_row(b"1e400", name="shop_tag.jsonl"), "Ensure this value is less"),
+}
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["counted", "strict"])
+@pytest.mark.parametrize("name", list(ISOLATED))
+def test_one_unreadable_row_is_a_counted_reject(name, strict, seeded, sample_backup, run_command, tmp_path):
+    build, reason = ISOLATED[name]
+    rejects = tmp_path / "rejects.jsonl"
+    args = [*build(tmp_path, sample_backup(rows=60, name="victim")), "--noinput", "--rejects-file", rejects]
+    with pytest.raises(CommandError) as info:
+        run_command("restore_backup", *args, *(["--strict"] if strict else []))
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    run = RestoreRun.objects.order_by("-pk").first()
+    if strict:  # --strict still stops the restore at the first reject, rolled back
+        assert info.value.returncode == 1 and "more than 0 rows rejected" in message and reason in message, message
+        assert database_state() == seeded and run.status == RestoreRun.Status.FAILED
+        return
+    assert info.value.returncode == 3, message
+    assert run.status == RestoreRun.Status.PARTIAL
+    assert (run.rows_processed, run.rows_inserted, run.rows_rejected) == (3, 2, 1)
+    assert set(Tag.objects.filter(pk__in=[901, 902]).values_list("name", flat=True)) == {"before", "after"}
+    assert Tag.objects.count() == seeded["shop.Tag"][0] + 2
+    from dbrestore.sources.readers import loads_line
+
+    [record] = [loads_line(line) for line in rejects.read_bytes().splitlines()]
+    assert record["position"] == 2 and reason in record["reason"], record
+    assert record["row"]["id"] is not None  # the row is kept
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
@@ -339,7 +383,7 @@ def test_every_class_of_the_issue_is_in_the_corpus():
                      "full-disk", "report-json-missing", "rejects-file-as-source", "rejects-file-inside", "fifo",
                      "bomb", "2-million-digits", "long-string", "object-file-in-a-manifest", "lists-itself",
                      "object-file-in-a-plain"):
-        assert any(fragment in name for name in CORPUS), fragment
+        assert any(fragment in name for name in [*CORPUS, *ISOLATED]), fragment
 
 
 def test_fifo_source_fails_at_once_from_the_shell(tmp_path, subprocess_env, seeded):
@@ -394,11 +438,22 @@ def test_rejects_encoding_falls_back_for_what_orjson_refuses():
 
     line = dumps_record({"row": {"big": 2**70, "text": "a\udc80"}})
     assert json.loads(line) == {"row": {"big": 2**70, "text": "a\udc80"}}
+    line = dumps_record({"row": {"n": decimal.Decimal("1.50"), "e": decimal.Decimal("1E+2000000")}})
+    assert line == b'{"row":{"n":1.50,"e":1E+2000000}}'  # a JSON array's numbers stay numbers
+    # A row too deep for orjson and json.dumps is kept whole (it was a truncated repr before, which
+    # a restore of the rejects file could not read back); the JSON Lines reader reads it back, as
+    # a row its converter rejects with the reason.
+    from dbrestore.sources.base import UnreadableRow
+    from dbrestore.sources.readers import loads_line, rows_of_lines
+
     deep: list = []
     for _ in range(100_000):
         deep = [deep]
-    record = json.loads(dumps_record({"row": {"deep": deep}, "reason": "too deep"}))
-    assert record["row"] is None and record["reason"] == "too deep" and record["row_text"]
+    line = dumps_record({"model": "shop.Tag", "row": {"deep": deep}, "reason": "too deep"})
+    assert line.startswith(b'{"model":"shop.Tag","row":{"deep":[[[[') and line.endswith(b']]]]},"reason":"too deep"}')
+    [(_, record)] = list(rows_of_lines([line], Path("rejects.jsonl"), 1))
+    assert record["reason"] == "too deep" and "nested more than 1000" in record.reason
+    assert isinstance(record, UnreadableRow) and loads_line(line)["model"] == "shop.Tag"
 
 
 # -- the admin upload

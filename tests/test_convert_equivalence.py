@@ -3,9 +3,11 @@
 
 What Django accepts must come out equal; what it refuses with a ValidationError must be refused
 with Django's message. The only differences allowed are the documented extra refusals (a value
-the column cannot hold: beyond its range, max_length, decimal places; text that is not UTF-8)
-and extensions where Django fails with a TypeError instead of a message (epoch seconds for a
-datetime, microseconds for a duration).
+the column cannot hold: beyond its range, max_length, decimal places; text that is not UTF-8),
+the value rule's refusals (``convert.refusal``: where Django's conversion would lose information
+or invent a spelling, a fraction cut off, a container's repr; issue 26: these cases asserted
+Django's mangled value before, they assert the reject now), and extensions where Django fails
+with a TypeError instead of a message (epoch seconds for a datetime, microseconds for a duration).
 
 A short derandomised run is part of the suite; ``DBRESTORE_FUZZ_EXAMPLES=20000`` runs a long one.
 """
@@ -23,7 +25,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbrestore.convert import converter_for
+from dbrestore.convert import column_kind, converter_for, refusal
 from restoreproject.fidelity.models import AllFields
 
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "150"))
@@ -64,6 +66,10 @@ def _ours(field, value):
 
 def _same(field, value, *, allowed_refusals: tuple[str, ...] = (), extensions: bool = False) -> None:
     expected, got = _reference(field, value), _ours(field, value)
+    rule = refusal(column_kind(field), value)
+    if rule is not None:  # the value rule refuses what Django would store changed (or refuses itself)
+        assert got == ("refused", rule), (value, expected, got)
+        return
     if expected[0] == "crash":
         assert extensions or got[0] == "refused", (value, got)
         return
@@ -133,7 +139,7 @@ def test_times(value):
 @given(value=st.one_of(st.text(alphabet=DIGITS + " :.-PDTHMS,day", max_size=24), st.timedeltas().map(str),
                        st.timedeltas()))
 def test_durations(value):
-    _same(field("span"), value)
+    _same(field("span"), value, allowed_refusals=("outside the range of durations",))  # SQLite: 64-bit microseconds
 
 
 @pytest.mark.django_db
@@ -189,7 +195,9 @@ def test_uuids(value):
 @given(value=st.one_of(st.ip_addresses().map(str), st.ip_addresses(v=6).map(lambda a: a.exploded),
                        st.text(alphabet="0123456789abcdef:.", max_size=40), st.just("")))
 def test_ip_addresses(value):
-    _same(field("ip"), value, allowed_refusals=("longer than max_length",))
+    # The field's validators, which loaddata never runs: an address Django's to_python passes
+    # unchecked ("1.2") failed on PostgreSQL's inet with a traceback, and SQLite stored it.
+    _same(field("ip"), value, allowed_refusals=("longer than max_length", "Enter a valid IPv4 or IPv6 address"))
 
 
 @pytest.mark.django_db

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from dbrestore.sources.readers import loads_line
 from restoreproject.fidelity.models import AllFields, Member, Person, Place, Restaurant, TaggedItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +33,7 @@ def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, lis
     except CommandError as exc:
         status, message = exc.returncode, str(exc)
     reported = json.loads(report.read_text()) if report.exists() else {}
-    rejected = [json.loads(line) for line in rejects.read_text().splitlines()] if rejects.exists() else []
+    rejected = [loads_line(line) for line in rejects.read_bytes().splitlines()] if rejects.exists() else []
     return status, message, reported, rejected
 
 
@@ -93,24 +94,27 @@ def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
 
 
 @pytest.mark.parametrize("layout", ["table", "dumpdata"])
-def test_lone_surrogate_escape_in_a_json_array_is_refused_not_read_as_a_question_mark(tmp_path, layout):
-    """ijson reads ``\\ud800`` as ``?``: the bounded reader refuses the file instead; a valid
-    surrogate pair (an emoji) and an escaped backslash before ``ud800`` still restore as written."""
+def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_mark(tmp_path, layout):
+    """ijson reads ``\\ud800`` as ``?``: the reader marks the escape so that it is read as that
+    code point, as json.loads reads it in JSON Lines, and the row is rejected (issue 26: the
+    whole restore stopped before); a valid surrogate pair (an emoji) and an escaped backslash
+    before ``ud800`` still restore as written."""
     good = {"id": 1, "text": "\U0001f600 and \\ud800 as text"}
+    cut = {"id": 2, "text": "\U0001f600"}
     if layout == "table":
         path = tmp_path / "fidelity_allfields.json"
-        path.write_text(json.dumps([good]))
+        path.write_text(json.dumps([good, cut, {"id": 3, "text": "after"}]))
     else:
         path = tmp_path / "fixture.json"
-        path.write_text(json.dumps([{"model": "fidelity.allfields", "pk": 1, "fields": {"text": good["text"]}}]))
-    assert restore(path, tmp_path)[0] == 0
-    assert AllFields.objects.get().text == good["text"]
-
-    path.write_text(path.read_text().replace("\\ud83d\\ude00", "\\ud83d"))  # the pair cut in half
-    status, message, _, _ = restore(path, tmp_path)
-    assert status == 1 and str(path) in message and "lone surrogate escape \\ud83d" in message
-    assert "\n" not in message
-    assert AllFields.objects.get().text == good["text"]  # the database as it was
+        path.write_text(json.dumps([{"model": "fidelity.allfields", "pk": row["id"], "fields": {"text": row["text"]}}
+                                    for row in (good, cut, {"id": 3, "text": "after"})]))
+    path.write_text(path.read_text().replace("\\ud83d\\ude00\"}", "\\ud83d\"}"))  # the second pair cut in half
+    status, message, report, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert dict(AllFields.objects.values_list("id", "text")) == {1: good["text"], 3: "after"}
+    assert report["tables"]["fidelity.AllFields"]["rejected"] == 1
+    assert len(rejects) == 1 and "not valid UTF-8" in rejects[0]["reason"] and "'text'" in rejects[0]["reason"]
+    assert rejects[0]["row"]["text"] == "\ud83d"  # the lone surrogate itself, not "?"
 
 
 def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor):
@@ -122,12 +126,17 @@ def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor):
         assert status == 3 and "NUL character" in rejects[0]["reason"] and not AllFields.objects.exists()
 
 
-def test_deep_json_in_json_lines_is_a_one_line_error(tmp_path):
+def test_deep_json_in_json_lines_is_a_rejected_row(tmp_path):
+    """Valid JSON too deep for the standard library's parser: the row is rejected, not the file
+    (issue 26: this was a one-line error before)."""
     path = tmp_path / "fidelity_allfields.jsonl"
-    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "data": ' + "[" * 10000 + "]" * 10000 + "}\n")
-    status, message, _, _ = restore(path, tmp_path)
-    assert status == 1 and "line 2" in message and "\n" not in message
-    assert not AllFields.objects.exists()
+    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "data": ' + "[" * 10000 + "]" * 10000 + "}\n"
+                    + json.dumps({"id": 3}) + "\n")
+    status, message, report, rejects = restore(path, tmp_path)
+    assert status == 3, message
+    assert sorted(AllFields.objects.values_list("id", flat=True)) == [1, 3]
+    assert [r["position"] for r in rejects] == [2]
+    assert "column 'data': a value nested more than 1000 levels deep" in rejects[0]["reason"]
 
 
 def fixture(tmp_path: Path, objects: list[dict]) -> Path:

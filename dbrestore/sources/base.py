@@ -12,9 +12,22 @@ from ..exceptions import BackupFormatError, DbRestoreError, describe
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
 PositionedRow = tuple[int, Row]
-#: A reader puts this key in a row it can read but not restore (a dumpdata object whose M2M value
-#: is not a list): the row is rejected with the key's value as the reason, the restore goes on.
-REJECTED = "__dbrestore_rejected__"
+
+
+class UnreadableRow(dict):
+    """A row the reader could isolate but not read as it is written: a value nested deeper than
+    ``MAX_NESTING``, a number of more than ``MAX_NUMBER_DIGITS`` digits or beyond a float's range,
+    a dumpdata object whose M2M value is not a list.
+    It holds what could be read (for the rejects file), and ``reason`` says what is wrong: the
+    converter rejects it with that reason (:meth:`dbrestore.row_converter.RowConverter.convert`),
+    the rest of the file goes on."""
+
+    def __init__(self, row: Row, reason: str):
+        super().__init__(row)
+        self.reason = reason
+
+    def __reduce__(self):  # to and from the converting processes
+        return (UnreadableRow, (dict(self), self.reason))
 
 
 class BlockSource(Protocol):
@@ -85,6 +98,8 @@ class Backup:
     format: str
     tables: list[TableData]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: What the reader did that the report must say (a symbolic link followed).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -42,6 +42,12 @@ _DIGITS = b"0123456789"
 _LONE_HIGH = re.compile(rb"(?<!\\)(?:\\\\)*\\u([dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
 _LONE_LOW = re.compile(rb"(?<!\\)(?:\\\\)*(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
 _ESCAPE_TAIL = 12
+_MARK = "\ufdd0"
+_MARKED = re.compile("\ufdd0([0-9a-f]{4})\ufdd1")
+
+
+def _unmark_text(text: str) -> str:
+    return _MARKED.sub(lambda match: chr(int(match.group(1), 16)), text)
 _DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
@@ -83,8 +89,11 @@ class BoundedReader:
         self._digits = digit_limit() if rows else None
         self._digit_run = b"d" * (self._digits + 1) if self._digits else None
         self._trailing_digits = 0
-        self._escapes = False  # refuse lone surrogate escapes (see refuse_lone_surrogates)
-        self._tail = b""
+        self._escapes = False  # mark lone surrogate escapes (see mark_lone_surrogates)
+        self._held = b""  # the last bytes read, held back until the next read (an escape may be cut there)
+        self._context = b""  # the last bytes handed out, as read (what precedes the next ones)
+        #: Whether a lone surrogate escape was marked: rows read from here need :meth:`unmark`.
+        self.rewrote_escapes = False
 
     # -- the stream protocol ijson, orjson callers and hashlib loops use
     def read(self, size: int = -1) -> bytes:
@@ -95,6 +104,12 @@ class BoundedReader:
             size = max(size, min(row_so_far // 2, self.max_row + 1 - row_so_far))
         data = self._call(self._stream.read, size)
         self._advance(data)
+        if self._escapes:
+            while data and len(self._held) + len(data) <= _ESCAPE_TAIL:  # never hand out b"" before the end
+                self._held += data
+                data = self._call(self._stream.read, size)
+                self._advance(data)
+            return self._mark_escapes(data)
         return data
 
     def readline(self, limit: int = -1) -> bytes:
@@ -156,11 +171,68 @@ class BoundedReader:
                 self._too_long()
             start += len(line) + 1
 
-    def refuse_lone_surrogates(self) -> None:
-        """From here on, refuse a lone surrogate escape: ijson, which reads rows from here, would
-        read it as ``?``. (JSON Lines go through the standard library, which keeps it, and the
-        converters reject that row.)"""
+    def mark_lone_surrogates(self) -> None:
+        """From here on, mark each lone surrogate escape (``"\\ud800"``) so that it is read as
+        that code point (:meth:`unmark`), as ``json.loads`` reads it in JSON Lines, where the
+        converters reject its row: ijson's C parser would read it as ``?``, a changed value
+        stored silently."""
         self._escapes = True
+
+    def _mark_escapes(self, data: bytes) -> bytes:
+        """``data`` (held back by its last bytes) with each lone surrogate escape ``\\udXYZ``
+        written ``\\ufdd0dXYZ\\ufdd1``: noncharacters (U+FDD0-U+FDEF are reserved for a
+        program's internal use) around its hex digits, which :meth:`unmark` turns back."""
+        window = self._held + data
+        cut = len(window) - _ESCAPE_TAIL if data else len(window)
+        ready, self._held = window[:cut], window[cut:]
+        before = self._context
+        self._context = (before + ready)[-_ESCAPE_TAIL:]
+        seen = before + ready + self._held
+        if b"\\ud" not in seen and b"\\uD" not in seen:
+            return ready
+        starts = []
+        for pattern in (_LONE_HIGH, _LONE_LOW):
+            for match in pattern.finditer(seen):
+                start = match.start(1) - 2 - len(before)  # the backslash of the escape, in ``ready``
+                if 0 <= start < len(ready):
+                    starts.append(start)
+        if not starts:
+            return ready
+        self.rewrote_escapes = True
+        pieces, done = [], 0
+        for start in sorted(starts):
+            pieces += [ready[done:start], b"\\ufdd0", ready[start + 2:start + 6].lower(), b"\\ufdd1"]
+            done = start + 6
+        pieces.append(ready[done:])
+        return b"".join(pieces)
+
+    @staticmethod
+    def unmark(row: Any) -> Any:
+        """``row`` with each marked lone surrogate (see :meth:`_mark_escapes`) the code point again."""
+        fix = _unmark_text
+        todo = [row]
+        while todo:
+            container = todo.pop()
+            if type(container) is dict:
+                items = list(container.items())
+                if any(type(key) is str and _MARK in key for key, _ in items):
+                    container.clear()
+                    container.update((fix(key) if type(key) is str else key, value) for key, value in items)
+                    items = list(container.items())
+                for key, value in items:
+                    if type(value) is str:
+                        if _MARK in value:
+                            container[key] = fix(value)
+                    elif type(value) is dict or type(value) is list:
+                        todo.append(value)
+            else:
+                for index, value in enumerate(container):
+                    if type(value) is str:
+                        if _MARK in value:
+                            container[index] = fix(value)
+                    elif type(value) is dict or type(value) is list:
+                        todo.append(value)
+        return row
 
     def mark(self) -> None:
         """A row ended at the current offset."""
@@ -198,8 +270,6 @@ class BoundedReader:
             self._check_ratio()
         if self._digit_run is not None and data:
             self._check_digits(data)
-        if self._escapes:
-            self._check_surrogates(data)
 
     def _too_long(self) -> None:
         raise InputTooLargeError(
@@ -218,27 +288,6 @@ class BoundedReader:
                 path=self.path, position=f"byte {self.offset}",
             )
 
-    def _check_surrogates(self, data: bytes) -> None:
-        """Refuse a lone UTF-16 surrogate escape (``"\\ud800"``), which ijson's C parser would read
-        as ``?``, a changed value stored silently. The last bytes of each read are kept, so an
-        escape or a pair split between two reads is seen whole."""
-        window = self._tail + data
-        judged = len(self._tail) - _ESCAPE_TAIL  # a match ending here or before was judged last time
-        self._tail = window[-2 * _ESCAPE_TAIL:]  # the deferred matches and what precedes them
-        if b"\\ud" not in window and b"\\uD" not in window:
-            return
-        for pattern in (_LONE_HIGH, _LONE_LOW):
-            for match in pattern.finditer(window):
-                if match.end() <= judged:
-                    continue
-                if match.end() > len(window) - _ESCAPE_TAIL and data:
-                    continue  # its partner may come with the next read; the tail keeps it
-                escape = match.group(1).decode("ascii")
-                raise BackupFormatError(
-                    f"a lone surrogate escape \\u{escape} (not valid UTF-16, so not valid text): refused",
-                    path=self.path, position=f"near byte {self.offset - len(data)}",
-                )
-
     def _check_digits(self, data: bytes) -> None:
         leading = len(data) - len(data.lstrip(_DIGITS))
         found = self._trailing_digits + leading > self._digits or self._digit_run in data.translate(_DIGIT_MAP)
@@ -253,8 +302,10 @@ class BoundedReader:
 
 
 class RowCheck:
-    """Refuses a value nested deeper than ``MAX_NESTING`` levels, and (``numbers``) a decimal
-    whose exponent would make a huge integer (``1e2000000``: 2 million digits).
+    """Finds a value nested deeper than ``MAX_NESTING`` levels, and (``numbers``) a decimal whose
+    exponent would make a huge integer (``1e2000000``: 2 million digits): ``reason(row)`` says
+    which column holds it and why (the row is then an
+    :class:`~dbrestore.sources.base.UnreadableRow`, rejected with that reason), or None.
 
     orjson walks a row in C first (it stops at 255 levels and hands each Decimal to
     :meth:`_decimal`); only a row it refuses (too deep, an integer past 64 bits) is walked again
@@ -265,44 +316,64 @@ class RowCheck:
         self.path = path
         self.max_digits = (conf.get("MAX_NUMBER_DIGITS") or 0) if numbers else 0
         self.max_depth = conf.get("MAX_NESTING") or 0
-        self.position = ""
 
-    def __call__(self, row: dict, position: str) -> None:
+    def reason(self, row: dict) -> str | None:
         if not (self.max_depth or self.max_digits):
-            return
-        self.position = position
+            return None
         try:
             orjson.dumps(row, default=self._decimal)
         except orjson.JSONEncodeError as exc:
-            if isinstance(exc.__cause__, InputTooLargeError):
-                raise exc.__cause__ from None
-            self._walk(row)
+            if isinstance(exc.__cause__, _TooLong):
+                return self._in_column(row, exc.__cause__.args[0])
+            return self._walk(row)
+        return None
 
     def _decimal(self, value: Any) -> None:
         if isinstance(value, decimal.Decimal):
-            self._number(value)
+            problem = self._number(value)
+            if problem:
+                raise _TooLong(problem)
             return None
         raise TypeError
 
-    def _walk(self, row: dict) -> None:
-        todo: list[tuple[Any, int]] = [(row, 0)]
-        while todo:
-            container, depth = todo.pop()
-            if self.max_depth and depth > self.max_depth:
-                raise InputTooLargeError(
-                    f"a value nested more than {self.max_depth} levels deep (DBRESTORE['MAX_NESTING']): refused",
-                    path=self.path, position=self.position,
-                )
-            for value in container.values() if type(container) is dict else container:
-                kind = type(value)
-                if kind is dict or kind is list:
-                    todo.append((value, depth + 1))
-                elif kind is decimal.Decimal:
-                    self._number(value)
+    def _in_column(self, row: dict, problem: str) -> str:
+        """``problem`` with the column whose value has it (the first one, for a number)."""
+        for key, value in _columns(row):
+            if self._walk({key: value}) is not None:
+                return f"column {key!r}: {problem}"
+        return problem
 
-    def _number(self, value: decimal.Decimal) -> None:
+    def _walk(self, row: dict) -> str | None:
+        todo: list[tuple[Any, int, Any]] = [(value, 1, key) for key, value in reversed(list(_columns(row)))]
+        while todo:
+            value, depth, column = todo.pop()
+            kind = type(value)
+            if kind is dict or kind is list:
+                if self.max_depth and depth > self.max_depth:
+                    return (f"column {column!r}: a value nested more than {self.max_depth} levels deep "
+                            "(DBRESTORE['MAX_NESTING'])")
+                for item in value.values() if kind is dict else value:
+                    todo.append((item, depth + 1, column))
+            elif kind is decimal.Decimal:
+                problem = self._number(value)
+                if problem:
+                    return f"column {column!r}: {problem}"
+        return None
+
+    def _number(self, value: decimal.Decimal) -> str | None:
         if self.max_digits and value.is_finite() and value.adjusted() > self.max_digits:
-            raise InputTooLargeError(
-                f"the number {str(value)[:20]} has more than {self.max_digits} digits "
-                "(DBRESTORE['MAX_NUMBER_DIGITS']): refused", path=self.path, position=self.position,
-            )
+            return f"the number {str(value)[:20]} has more than {self.max_digits} digits (DBRESTORE['MAX_NUMBER_DIGITS'])"
+        return None
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _columns(row: dict):
+    """A row's (column, value) pairs; a dumpdata object's are those of its ``fields``."""
+    for key, value in row.items():
+        if key == "fields" and type(value) is dict and "model" in row:
+            yield from value.items()
+        else:
+            yield key, value

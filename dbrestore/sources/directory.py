@@ -138,6 +138,20 @@ def check_table_file(path: Path) -> None:
         raise BackupFormatError("a rejects file, not a table's rows: restore that file on its own", path=path)
 
 
+def followed_link(path: Path | StoragePath, directory: Path | StoragePath) -> str | None:
+    """The rule for symbolic links in a backup directory, plain or with a manifest: a data file
+    that is a link (or under one) is followed when what it points at is a file of the directory
+    itself, and then named in the report's warnings; one pointing anywhere else is refused.
+    Returns that warning (None: not a link)."""
+    if isinstance(path, StoragePath) or path.resolve() == directory.resolve() / path.name:
+        return None
+    target = path.resolve()
+    if target.parent != directory.resolve():
+        raise BackupFormatError(f"a link to {target}, outside the backup directory: refused (copy the file in)",
+                                path=path)
+    return f"{path}: a link to {target.name} in the backup directory, followed"
+
+
 def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_path: Path) -> str | None:
     if data_path.resolve().parent != directory.resolve():
         return f"file {name!r} is outside the backup"
@@ -153,35 +167,39 @@ def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_pat
 def open_manifest_directory(directory: Path) -> Backup:
     manifest_path = directory / MANIFEST_NAME
     manifest = read_manifest(manifest_path)
-    tables = []
+    tables, notes = [], []
     for index, entry in enumerate(manifest["tables"], start=1):
         data_path = directory / entry["file"]
         problem = _data_file_problem(data_path, entry["file"], directory, manifest_path)
         if problem:
             raise BackupFormatError(f"table entry {index}: {problem}", path=manifest_path)
         check_table_file(data_path)
+        if (note := followed_link(data_path, directory)) is not None:
+            notes.append(note)
         tables.append(file_table(
             entry.get("table") or table_key(data_path), data_path, model_label=entry.get("model"),
             expected_rows=entry.get("rows"), expected_sha256=entry.get("sha256"), columns=entry.get("columns"),
         ))
     metadata = {key: value for key, value in manifest.items() if key != "tables"}
-    return Backup(path=directory, format="dbrestore", tables=tables, metadata=metadata)
+    return Backup(path=directory, format="dbrestore", tables=tables, metadata=metadata, notes=notes)
 
 
 def open_plain_directory(directory: Path) -> Backup:
     candidates = sorted(
         path for path in directory.iterdir() if path.name != MANIFEST_NAME and data_suffix(path) in DATA_SUFFIXES
     )
-    files = []
+    files, notes = [], []
     for path in candidates:
         if path.is_dir():
             continue
+        if (note := followed_link(path, directory)) is not None:
+            notes.append(note)
         check_table_file(path)
         files.append(path)
     if not files:
         raise BackupFormatError("no manifest.json and no .json/.jsonl data files", path=directory)
     tables = [file_table(table_key(path), path) for path in files]
-    return Backup(path=directory, format="json-directory", tables=tables)
+    return Backup(path=directory, format="json-directory", tables=tables, notes=notes)
 
 
 def open_directory(directory: Path) -> Backup:

@@ -24,7 +24,7 @@ from django.apps import apps
 from django.db import models
 
 from ..exceptions import BackupFormatError
-from .base import REJECTED, Backup, PositionedRow, TableData
+from .base import Backup, PositionedRow, TableData, UnreadableRow
 from .bounds import PARSER_BUFFER
 from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
 
@@ -99,9 +99,7 @@ def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iter
             else:
                 _composite_pk_values(model, obj, row, path, position)
         bad = _bad_m2m(model, obj)
-        if bad:
-            row[REJECTED] = bad
-        yield position, row
+        yield position, (UnreadableRow(row, bad) if bad else row)
 
 
 def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int) -> None:
@@ -147,7 +145,7 @@ def _through_rows(path: Path, labels: frozenset[str], field: models.ManyToManyFi
     for position, owner, values in _m2m_owners(path, labels, field):
         for value in values:
             if isinstance(owner, NoOwner):
-                yield position, {source: owner.key, target: value, REJECTED: owner.reason}
+                yield position, UnreadableRow({source: owner.key, target: value}, owner.reason)
                 continue
             yield position, {source: owner, target: value}
             if mirrored and value != owner:

@@ -8,6 +8,7 @@ and encryption (:mod:`dbrestore.layers`) off a local file or a stored object ali
 
 from __future__ import annotations
 
+import decimal
 import functools
 import io
 import json
@@ -18,10 +19,10 @@ from pathlib import Path
 import ijson
 import orjson
 
-from .. import layers
+from .. import conf, layers
 from ..exceptions import BackupFormatError, first_line
 from ..storage import StoragePath
-from .base import PositionedRow, guarded
+from .base import PositionedRow, UnreadableRow, guarded
 from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
 #: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
@@ -31,12 +32,23 @@ _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
 _TWENTY_DIGITS = b"9" * 20
 
 
+class _BeyondFloat(ValueError):
+    """A JSON number beyond a float's range: valid JSON, so the row is rejected, not the file."""
+
+
 def _finite_float(text: str) -> float:
     """A JSON number as a float; one beyond a float's range (``1e2000000``) is refused, not infinity."""
     value = float(text)
     if math.isinf(value):
-        raise ValueError(f"number {text[:32]} is out of range")
+        raise _BeyondFloat(f"number {text[:32]} is out of range")
     return value
+
+
+def _float_or_decimal(text: str) -> float | decimal.Decimal:
+    """A JSON number as a float, or as a Decimal when it is beyond a float's range (as a JSON
+    array's reader gives it: the converters reject it in the column, with the reason)."""
+    value = float(text)
+    return decimal.Decimal(text) if math.isinf(value) else value
 
 
 def loads_line(line: bytes):
@@ -53,10 +65,66 @@ def loads_line(line: bytes):
         error = None
     try:
         return json.loads(line, parse_float=_finite_float)
+    except _BeyondFloat:
+        # Valid JSON with a number beyond a float's range: that number read as a Decimal; one of
+        # more than MAX_NUMBER_DIGITS digits makes the row an UnreadableRow, as in a JSON array.
+        row = json.loads(line, parse_float=_float_or_decimal)
+        reason = RowCheck(None).reason(row) if isinstance(row, dict) else None
+        return row if reason is None else UnreadableRow(row, reason)
     except (ValueError, RecursionError) as exc:
+        deep = _deep_line(line) if isinstance(exc, RecursionError) else None
+        if deep is not None:
+            return deep
         if error is not None:
             raise error from None
         raise orjson.JSONDecodeError(str(exc), line.decode("utf-8", "replace"), 0) from exc
+
+
+def _deep_line(line: bytes):
+    """A line nested too deeply for the standard library, read from ijson's C events (no depth
+    limit, no prefixes: ijson's ``items`` takes memory quadratic in the depth) when it is valid
+    JSON; None when it is not. Containers deeper than ``MAX_NESTING`` + 1 are kept empty: the
+    row is rejected by its :class:`RowCheck` all the same, and written to the rejects file
+    without the part no restore could take."""
+    limit = (conf.get("MAX_NESTING") or 1000) + 1
+    stack: list = []
+    keys: list = []
+    skipped = 0  # containers open beyond the limit
+    root = None
+    try:
+        for event, value in ijson.basic_parse(io.BytesIO(line), use_float=False):  # True: 64-bit integers only
+            if value.__class__ is decimal.Decimal:
+                value = _float_or_decimal(str(value))  # as json.loads reads it
+            if skipped:
+                skipped += 1 if event in ("start_map", "start_array") else -1 if event in ("end_map", "end_array") else 0
+            elif event == "map_key":
+                keys.append(value)
+            elif event in ("start_map", "start_array"):
+                container = {} if event == "start_map" else []
+                if stack:
+                    _add(stack[-1], keys, container)
+                else:
+                    root = container
+                if len(stack) >= limit:
+                    skipped = 1  # kept empty
+                else:
+                    stack.append(container)
+            elif event in ("end_map", "end_array"):
+                stack.pop()
+            elif stack:
+                _add(stack[-1], keys, value)
+            else:
+                root = value
+    except (ijson.JSONError, UnicodeDecodeError, ValueError):
+        return None
+    return root
+
+
+def _add(container, keys: list, value) -> None:
+    if container.__class__ is dict:
+        container[keys.pop()] = value
+    else:
+        container.append(value)
 
 
 def compression_suffix(path: Path) -> str | None:
@@ -140,8 +208,10 @@ def rows_of_lines(lines: Iterable[bytes], path: Path, first_line: int) -> Iterat
             raise BackupFormatError(
                 f"expected an object, found {type(row).__name__}", path=path, position=f"line {line_number}"
             )
-        if len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
-            check(row, f"line {line_number}")
+        if row.__class__ is dict and len(line) > deep_enough and line.count(b"[") + line.count(b"{") > check.max_depth:
+            reason = check.reason(row)
+            if reason is not None:
+                row = UnreadableRow(row, reason)
         yield line_number, row
 
 
@@ -155,7 +225,7 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
     position = 0
     check = RowCheck(path)
     try:
-        stream.refuse_lone_surrogates()
+        stream.mark_lone_surrogates()
         items = ijson.items(stream, prefix, use_float=False, buf_size=PARSER_BUFFER)
         for position, row in enumerate(items, start=1):
             stream.mark()
@@ -163,8 +233,10 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
                 raise BackupFormatError(
                     f"expected an object, found {type(row).__name__}", path=path, position=f"row {position}"
                 )
-            check(row, f"row {position}")
-            yield position, row
+            if stream.rewrote_escapes:
+                row = stream.unmark(row)
+            reason = check.reason(row)
+            yield position, (row if reason is None else UnreadableRow(row, reason))
     except ijson.JSONError as exc:
         raise BackupFormatError(
             f"invalid or truncated JSON: {first_line(exc)}", path=path, position=f"after row {position}"

@@ -14,7 +14,7 @@ import orjson
 
 from ..exceptions import BackupFormatError
 from .base import Backup, PositionedRow, TableData
-from .readers import is_json_lines_name, iter_json_lines, open_binary
+from .readers import is_json_lines_name, iter_json_lines, loads_line, open_binary
 
 REJECT_KEYS = {"model", "table", "row", "reason"}
 KINDS = ("rejected", "skipped")
@@ -27,7 +27,7 @@ def is_rejects_file(path: Path, first: bytes) -> bool:
     with open_binary(path) as stream:
         line = next(stream.lines(), b"")
     try:
-        record = orjson.loads(line)
+        record = loads_line(line)  # a row too deep for orjson is read too
     except orjson.JSONDecodeError:
         return False
     return isinstance(record, dict) and REJECT_KEYS <= set(record) and isinstance(record.get("row"), dict)

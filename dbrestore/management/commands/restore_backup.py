@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -374,7 +375,12 @@ def _restore_options(options: dict) -> dict:
 
 def _write_report(result, path: Path) -> None:
     try:
-        path.write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
+        report = result.as_dict()
+        try:
+            data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
+        except TypeError:  # a lone surrogate from the input (a column or file name): escaped
+            data = json.dumps(report, indent=2, default=str).encode()
+        path.write_bytes(data)
     except OSError as exc:
         raise CommandError(f"restore #{result.run_id} ended {result.status}, but the report could not be "
                            f"written to {path}: {exc.strerror or exc}") from exc
