@@ -22,8 +22,13 @@ __version__ = "0.9.0"
 __all__ = ["restore", "execute", "__version__"]
 
 
-def restore(source: str | Path | StoragePath, *, requested_by: str = "", listeners: Iterable[ProgressListener] = (),
-            **options: Any) -> RestoreResult:
+def restore(
+    source: str | Path | StoragePath,
+    *,
+    requested_by: str = "",
+    listeners: Iterable[ProgressListener] = (),
+    **options: Any,
+) -> RestoreResult:
     """Restore ``source`` (``options``: the fields of :class:`dbrestore.options.RestoreOptions`);
     see :func:`dbrestore.service.restore`."""
     from .service import restore as _restore
@@ -31,8 +36,9 @@ def restore(source: str | Path | StoragePath, *, requested_by: str = "", listene
     return _restore(source, requested_by=requested_by, listeners=listeners, **options)
 
 
-def execute(run: RestoreRun, *, lock: DatabaseLock, listeners: Iterable[ProgressListener] = (),
-            job_id: str | None = None) -> RestoreResult:
+def execute(
+    run: RestoreRun, *, lock: DatabaseLock, listeners: Iterable[ProgressListener] = (), job_id: str | None = None
+) -> RestoreResult:
     """Run an existing RestoreRun holding its database's lock; see :func:`dbrestore.service.execute`."""
     from .service import execute as _execute
 

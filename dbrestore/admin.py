@@ -64,19 +64,23 @@ class RestoreRunAdmin(admin.ModelAdmin):
     def status_badge(self, run: RestoreRun):
         return format_html(
             '<span class="dbrestore-badge status-{}">{}</span>',  # colours: dbrestore.css
-            run.status, run.get_status_display(),
+            run.status,
+            run.get_status_display(),
         )
 
     @admin.display(description=_("source"), ordering="source")
     def short_source(self, run: RestoreRun):
         source = run.source
-        shown = source if len(source) <= SOURCE_CHARS else "…" + source[-(SOURCE_CHARS - 1):]
+        shown = source if len(source) <= SOURCE_CHARS else "…" + source[-(SOURCE_CHARS - 1) :]
         return format_html('<span class="dbrestore-source" title="{}">{}</span>', source, shown)
 
     @admin.display(description=_("options"))
     def options_table(self, run: RestoreRun):
-        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
-                                ((key.replace("_", " "), option_value(value)) for key, value in (run.options or {}).items()))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            ((key.replace("_", " "), option_value(value)) for key, value in (run.options or {}).items()),
+        )
         return format_html('<table class="dbrestore-options">{}</table>', rows) if rows else "—"
 
     @admin.display(description=_("created"), ordering="created_at")
@@ -108,7 +112,9 @@ class RestoreRunAdmin(admin.ModelAdmin):
     def rows(self, run: RestoreRun):
         total = run.rows_total or run.rows_processed
         if rolled_back(run) and run.rows_inserted:
-            return format_html('<span title="rolled back: {} inserted rows undone">0 / {}</span>', run.rows_inserted, total)
+            return format_html(
+                '<span title="rolled back: {} inserted rows undone">0 / {}</span>', run.rows_inserted, total
+            )
         return f"{run.rows_inserted} / {total}"
 
     @admin.display(description=_("rows/s"))
@@ -150,7 +156,8 @@ class RestoreRunAdmin(admin.ModelAdmin):
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
             "rq_job_url": admin_views.rq_job_url(run, request) if run else None,
             "resume_url": reverse("admin:dbrestore_restorerun_resume", args=[object_id])
-            if run and may_resume(run) and self.has_restore_permission(request) else None,
+            if run and may_resume(run) and self.has_restore_permission(request)
+            else None,
             "chunked": any("state" in table for table in tables),
         }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -94,18 +94,38 @@ def restore_view(model_admin):
                 if source is not None and form.cleaned_data.get("upload"):
                     discard_upload(source)  # an unusable upload is not kept
             else:
-                confirm = ConfirmForm(initial={
-                    **options, "backup": backup_name(source), "only": ",".join(options["only"]),
-                    "exclude": ",".join(options["exclude"]),
-                })
-                return TemplateResponse(request, "admin/dbrestore/confirm.html", _context(
-                    model_admin, request, title="Confirm the restore", preview=preview, form=confirm,
-                    options=options,
-                ))
-        return TemplateResponse(request, "admin/dbrestore/restore.html", _context(
-            model_admin, request, title="Restore a backup", form=form,
-            backup_dir=_backup_root_text(), max_upload=conf.get("MAX_UPLOAD_SIZE"),
-        ))
+                confirm = ConfirmForm(
+                    initial={
+                        **options,
+                        "backup": backup_name(source),
+                        "only": ",".join(options["only"]),
+                        "exclude": ",".join(options["exclude"]),
+                    }
+                )
+                return TemplateResponse(
+                    request,
+                    "admin/dbrestore/confirm.html",
+                    _context(
+                        model_admin,
+                        request,
+                        title="Confirm the restore",
+                        preview=preview,
+                        form=confirm,
+                        options=options,
+                    ),
+                )
+        return TemplateResponse(
+            request,
+            "admin/dbrestore/restore.html",
+            _context(
+                model_admin,
+                request,
+                title="Restore a backup",
+                form=form,
+                backup_dir=_backup_root_text(),
+                max_upload=conf.get("MAX_UPLOAD_SIZE"),
+            ),
+        )
 
     return view
 
@@ -116,9 +136,11 @@ def confirm_view(model_admin):
         _require_restore(model_admin, request)
         form = ConfirmForm(request.POST)
         if not form.is_valid():
-            messages.error(request, "The restore could not start: " + "; ".join(
-                message for errors in form.errors.values() for message in errors
-            ))
+            messages.error(
+                request,
+                "The restore could not start: "
+                + "; ".join(message for errors in form.errors.values() for message in errors),
+            )
             return redirect("admin:dbrestore_restorerun_restore")
         try:
             run = queue_restore(form.path, requested_by=request.user.get_username(), **form.restore_options())
@@ -135,6 +157,7 @@ def confirm_view(model_admin):
 def _run_view(require, decorator):
     """A view of one RestoreRun (``<int:pk>/...``): the permission checked by ``require``, the
     run fetched (404 when there is none), then ``handle(model_admin, request, run)``."""
+
     def wrap(handle):
         def factory(model_admin):
             @decorator
@@ -151,13 +174,21 @@ def _run_view(require, decorator):
 
 @_run_view(_require_view, never_cache)
 def progress_page(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
-    return TemplateResponse(request, "admin/dbrestore/progress.html", _context(
-        model_admin, request, title=f"Restore #{run.pk}", run=run,
-        progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
-        cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
-        can_cancel=model_admin.has_restore_permission(request), rq_job_url=rq_job_url(run, request),
-        run_url=reverse("admin:dbrestore_restorerun_change", args=[run.pk]),
-    ))
+    return TemplateResponse(
+        request,
+        "admin/dbrestore/progress.html",
+        _context(
+            model_admin,
+            request,
+            title=f"Restore #{run.pk}",
+            run=run,
+            progress_url=reverse("admin:dbrestore_restorerun_progress", args=[run.pk]),
+            cancel_url=reverse("admin:dbrestore_restorerun_cancel", args=[run.pk]),
+            can_cancel=model_admin.has_restore_permission(request),
+            rq_job_url=rq_job_url(run, request),
+            run_url=reverse("admin:dbrestore_restorerun_change", args=[run.pk]),
+        ),
+    )
 
 
 @_run_view(_require_view, never_cache)

@@ -90,6 +90,7 @@ def sync_files(paths: list[Path]) -> None:
     """fsync these files side by side: the disk takes them in one flush, where one after the
     other each waits for its own (a safety backup of 7 small tables: 2-5 ms instead of 7-35 ms,
     a quarter of a 100-row restore's command time)."""
+
     def sync(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -111,8 +112,15 @@ class TableWriter:
     """Writes one table's rows to a JSON Lines file (or a JSON array), counting rows and hashing
     the uncompressed bytes; compressed (gzip, zstd) and encrypted (gpg) as it streams."""
 
-    def __init__(self, path: Location, *, compress: bool | str | None, json_array: bool = False,
-                 recipients: list[str] | None = None, sync: bool = True):
+    def __init__(
+        self,
+        path: Location,
+        *,
+        compress: bool | str | None,
+        json_array: bool = False,
+        recipients: list[str] | None = None,
+        sync: bool = True,
+    ):
         self.path = path
         self.json_array = json_array
         self.rows = 0
@@ -180,8 +188,13 @@ class BackupWriter:
     """
 
     def __init__(
-        self, directory: Location, *, compress: bool | str | None = True, json_array: bool = False,
-        metadata: dict[str, Any] | None = None, recipients: list[str] | None = None,
+        self,
+        directory: Location,
+        *,
+        compress: bool | str | None = True,
+        json_array: bool = False,
+        metadata: dict[str, Any] | None = None,
+        recipients: list[str] | None = None,
     ):
         self.directory = directory if isinstance(directory, StoragePath) else Path(directory)
         self.compression = _compression(compress)
@@ -209,8 +222,13 @@ class BackupWriter:
         """Write every row of one table and record it for the manifest."""
         name = self.file_name(table)
         local = not isinstance(self.directory, StoragePath)
-        writer = TableWriter(self.directory / name, compress=self.compression, json_array=self.json_array,
-                             recipients=self.recipients, sync=not local)
+        writer = TableWriter(
+            self.directory / name,
+            compress=self.compression,
+            json_array=self.json_array,
+            recipients=self.recipients,
+            sync=not local,
+        )
         try:
             for row in rows:
                 writer.write(row)
@@ -221,7 +239,12 @@ class BackupWriter:
         if local:
             self._unsynced.append(self.directory / name)
         entry = {
-            "model": model, "table": table, "file": name, "rows": writer.rows, "sha256": sha256, "columns": columns,
+            "model": model,
+            "table": table,
+            "file": name,
+            "rows": writer.rows,
+            "sha256": sha256,
+            "columns": columns,
         }
         if self.recipients:
             entry["encrypted"] = "gpg"  # sha256 is of the plaintext
@@ -316,15 +339,22 @@ def create_backup(
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            writer = BackupWriter(directory, compress=compress, recipients=recipients, metadata={
-                "vendor": connection.vendor,
-                "database": using,
-                "migrations": applied_migrations(using),
-            })
+            writer = BackupWriter(
+                directory,
+                compress=compress,
+                recipients=recipients,
+                metadata={
+                    "vendor": connection.vendor,
+                    "database": using,
+                    "migrations": applied_migrations(using),
+                },
+            )
             for model in chosen:
                 writer.write_table(
-                    model=model._meta.label, table=model._meta.db_table,
-                    columns=[f.column for f in model._meta.local_concrete_fields], rows=table_rows(model, using),
+                    model=model._meta.label,
+                    table=model._meta.db_table,
+                    columns=[f.column for f in model._meta.local_concrete_fields],
+                    rows=table_rows(model, using),
                 )
             writer.finish()
     except OSError as exc:

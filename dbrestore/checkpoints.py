@@ -44,11 +44,22 @@ def record_planned(run_id: int, levels: list[list[Chunk]], using: str) -> None:
     ensure_table(using)
     chunks = RestoreChunk.objects.using(using)
     chunks.filter(run_id=run_id).delete()
-    chunks.bulk_create([
-        RestoreChunk(run_id=run_id, table=c.table, index=c.index, level=c.level, position=c.position,
-                     start=c.start, end=c.end, first_line=c.first_line)
-        for level in levels for c in level
-    ])
+    chunks.bulk_create(
+        [
+            RestoreChunk(
+                run_id=run_id,
+                table=c.table,
+                index=c.index,
+                level=c.level,
+                position=c.position,
+                start=c.start,
+                end=c.end,
+                first_line=c.first_line,
+            )
+            for level in levels
+            for c in level
+        ]
+    )
 
 
 def _as_chunk(row: RestoreChunk) -> Chunk:

@@ -21,11 +21,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
     """Every check of ``settings.DBRESTORE``; the later ones only run when it is a dict."""
     user = getattr(settings, "DBRESTORE", {})
     if not isinstance(user, dict):
-        return [Error(
-            f"DBRESTORE must be a dict, not {type(user).__name__}.",
-            hint='Write DBRESTORE = {"BACKUP_DIR": BASE_DIR / "backups", ...}; see the README\'s "Settings".',
-            id="dbrestore.E001",
-        )]
+        return [
+            Error(
+                f"DBRESTORE must be a dict, not {type(user).__name__}.",
+                hint='Write DBRESTORE = {"BACKUP_DIR": BASE_DIR / "backups", ...}; see the README\'s "Settings".',
+                id="dbrestore.E001",
+            )
+        ]
     config = conf.get_config()
     return [
         *_unknown_keys(user),
@@ -54,11 +56,13 @@ def _positive_integers(config: dict) -> list:
     for key in POSITIVE_INTEGERS:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            found.append(Error(
-                f"DBRESTORE[{key!r}] must be a positive integer (rows), not {value!r}.",
-                hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
-                id="dbrestore.E002",
-            ))
+            found.append(
+                Error(
+                    f"DBRESTORE[{key!r}] must be a positive integer (rows), not {value!r}.",
+                    hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
+                    id="dbrestore.E002",
+                )
+            )
     return found
 
 
@@ -69,11 +73,13 @@ def _conversion(config: dict) -> list:
         value = config[key]
         if (value is None and allow_none) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
             continue
-        found.append(Error(
-            f"DBRESTORE[{key!r}] must be a whole number of 0 or more{' or None' if allow_none else ''}, not {value!r}.",
-            hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
-            id="dbrestore.E007",
-        ))
+        found.append(
+            Error(
+                f"DBRESTORE[{key!r}] must be a whole number of 0 or more{' or None' if allow_none else ''}, not {value!r}.",
+                hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
+                id="dbrestore.E007",
+            )
+        )
     return found
 
 
@@ -81,11 +87,13 @@ def _safety_keep(config: dict) -> list:
     value = config["SAFETY_BACKUP_KEEP"]
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return []
-    return [Error(
-        f"DBRESTORE['SAFETY_BACKUP_KEEP'] must be a positive integer (safety backups kept) or None, not {value!r}.",
-        hint=f"None keeps them all; the default keeps the newest {conf.DEFAULTS['SAFETY_BACKUP_KEEP']}.",
-        id="dbrestore.E006",
-    )]
+    return [
+        Error(
+            f"DBRESTORE['SAFETY_BACKUP_KEEP'] must be a positive integer (safety backups kept) or None, not {value!r}.",
+            hint=f"None keeps them all; the default keeps the newest {conf.DEFAULTS['SAFETY_BACKUP_KEEP']}.",
+            id="dbrestore.E006",
+        )
+    ]
 
 
 def _queue(config: dict) -> list:
@@ -94,41 +102,55 @@ def _queue(config: dict) -> list:
         return []
     if config["SYNC_JOBS"]:
         return []  # jobs run in-process: no queue needed
-    hint = (f'Add it: RQ_QUEUES = {{..., "{config["QUEUE"]}": {{"URL": "redis://127.0.0.1:6379/0"}}}}'
-            + (f" (configured: {', '.join(queues)})." if queues else "."))
-    return [Error(f"DBRESTORE['QUEUE'] is {config['QUEUE']!r}, which is not in RQ_QUEUES.", hint=hint,
-                  id="dbrestore.E003")]
+    hint = f'Add it: RQ_QUEUES = {{..., "{config["QUEUE"]}": {{"URL": "redis://127.0.0.1:6379/0"}}}}' + (
+        f" (configured: {', '.join(queues)})." if queues else "."
+    )
+    return [
+        Error(f"DBRESTORE['QUEUE'] is {config['QUEUE']!r}, which is not in RQ_QUEUES.", hint=hint, id="dbrestore.E003")
+    ]
 
 
 def _run_database(config: dict) -> list:
     if config["RUN_DATABASE"] in settings.DATABASES:
         return []
-    return [Error(
-        f"DBRESTORE['RUN_DATABASE'] is {config['RUN_DATABASE']!r}, which is not in DATABASES.",
-        hint=f"Use one of: {', '.join(settings.DATABASES)} (default 'default').",
-        id="dbrestore.E004",
-    )]
+    return [
+        Error(
+            f"DBRESTORE['RUN_DATABASE'] is {config['RUN_DATABASE']!r}, which is not in DATABASES.",
+            hint=f"Use one of: {', '.join(settings.DATABASES)} (default 'default').",
+            id="dbrestore.E004",
+        )
+    ]
 
 
 def _backup_dir(config: dict) -> list:
     value = config["BACKUP_DIR"]
     if value is not None and not isinstance(value, (str, os.PathLike)):
-        return [Error(f"DBRESTORE['BACKUP_DIR'] must be a path, not {value!r}.",
-                      hint='For example BASE_DIR / "backups".', id="dbrestore.E005")]
+        return [
+            Error(
+                f"DBRESTORE['BACKUP_DIR'] must be a path, not {value!r}.",
+                hint='For example BASE_DIR / "backups".',
+                id="dbrestore.E005",
+            )
+        ]
     path = conf.backup_dir()
     found = []
     if value is not None and not Path(value).expanduser().is_absolute():
-        found.append(Warning(
-            f"DBRESTORE['BACKUP_DIR'] is relative ({value!s}); it is taken as {path}.",
-            hint='Give an absolute path, e.g. BASE_DIR / "backups".', id="dbrestore.W002",
-        ))
+        found.append(
+            Warning(
+                f"DBRESTORE['BACKUP_DIR'] is relative ({value!s}); it is taken as {path}.",
+                hint='Give an absolute path, e.g. BASE_DIR / "backups".',
+                id="dbrestore.W002",
+            )
+        )
     if not _writable(path):
-        found.append(Warning(
-            f"DBRESTORE['BACKUP_DIR'] ({path}) cannot be written: backups, safety backups, rejects files and "
-            "uploads go there.",
-            hint="Create it, or give the user who runs Django and the RQ worker write access to it.",
-            id="dbrestore.W003",
-        ))
+        found.append(
+            Warning(
+                f"DBRESTORE['BACKUP_DIR'] ({path}) cannot be written: backups, safety backups, rejects files and "
+                "uploads go there.",
+                hint="Create it, or give the user who runs Django and the RQ worker write access to it.",
+                id="dbrestore.W003",
+            )
+        )
     return found
 
 

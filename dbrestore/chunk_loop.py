@@ -25,8 +25,15 @@ from .workers import Workers
 logger = logging.getLogger(__name__)
 
 
-def restore_chunked(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                    progress: Broadcast, watch: StopCheck = never_stop) -> None:
+def restore_chunked(
+    run: RestoreRun,
+    backup: Backup,
+    plan: Plan,
+    opts: RestoreOptions,
+    result: RestoreResult,
+    progress: Broadcast,
+    watch: StopCheck = never_stop,
+) -> None:
     """The whole chunked restore: prepare (once), the chunks not done yet, the post-load steps.
     ``watch`` is asked between batches here, and as each chunk of a worker process ends."""
     context = ChunkedRun(run, opts, backup, plan, watch=watch)
@@ -34,8 +41,11 @@ def restore_chunked(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOp
     done = {(row.table, row.index) for row in done_rows(run.pk, opts.database)}
     count = sum(map(len, levels))
     jobs = f", {opts.jobs} processes" if opts.jobs > 1 else ""
-    progress.phase_started(f"loading {len(plan.tables)} tables in {count} chunks ({len(done)} done already){jobs}"
-                           if done else f"loading {len(plan.tables)} tables in {count} chunks{jobs}")
+    progress.phase_started(
+        f"loading {len(plan.tables)} tables in {count} chunks ({len(done)} done already){jobs}"
+        if done
+        else f"loading {len(plan.tables)} tables in {count} chunks{jobs}"
+    )
     tracker = _Tracker(levels, done, progress, result, watch)
     with Workers(opts.jobs) if opts.jobs > 1 else contextlib.nullcontext() as workers:
         for level in levels:
@@ -49,8 +59,11 @@ def restore_chunked(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOp
                 logger.info("Loading %s side by side", ", ".join(dict.fromkeys(chunk.table for chunk in todo)))
             for chunk in todo:
                 tracker.started(chunk)
-            workers.run(load_chunk, [(run.pk, chunk.as_dict()) for chunk in todo],
-                        lambda item, counts: tracker.chunk_done(Chunk.from_dict(item[1]), counts))
+            workers.run(
+                load_chunk,
+                [(run.pk, chunk.as_dict()) for chunk in todo],
+                lambda item, counts: tracker.chunk_done(Chunk.from_dict(item[1]), counts),
+            )
     complete(context, result, progress)
 
 
@@ -58,8 +71,9 @@ class _Tracker:
     """Table started / finished events around the chunks of each table, and the counts of
     chunks loaded in worker processes."""
 
-    def __init__(self, levels: list[list[Chunk]], done: set, progress: BaseListener, result: RestoreResult,
-                 watch: StopCheck):
+    def __init__(
+        self, levels: list[list[Chunk]], done: set, progress: BaseListener, result: RestoreResult, watch: StopCheck
+    ):
         self.left: dict[str, int] = {}
         for level in levels:
             for chunk in level:

@@ -96,8 +96,9 @@ def open_run(run_id: int) -> ChunkedRun:
 
 
 # -- prepare -------------------------------------------------------------------------------
-def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, plan: Plan, result: RestoreResult,
-                        progress: BaseListener) -> list[list[Chunk]]:
+def prepare_chunked_run(
+    run: RestoreRun, opts: RestoreOptions, backup: Backup, plan: Plan, result: RestoreResult, progress: BaseListener
+) -> list[list[Chunk]]:
     """Do (once per run) what comes before the first chunk and plan the chunks; return them,
     grouped by FK level. A prepared run (a resume) gets its recorded chunks and counts back."""
     if run.checkpoint.get("prepared"):
@@ -113,7 +114,10 @@ def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, p
     levels = plan_chunks(plan, chunk_bytes(opts.chunk_bytes))
     checkpoints.record_planned(run.pk, levels, opts.database)
     run.checkpoint = {
-        **run.checkpoint, "prepared": True, "fingerprint": fingerprint(plan), "target": target(opts.database),
+        **run.checkpoint,
+        "prepared": True,
+        "fingerprint": fingerprint(plan),
+        "target": target(opts.database),
         "warnings": list(result.warnings),
         "excluded": {t.label: result.tables[t.label].as_dict() for t in plan.excluded},
     }
@@ -121,8 +125,9 @@ def prepare_chunked_run(run: RestoreRun, opts: RestoreOptions, backup: Backup, p
     return levels
 
 
-def _resume_result(run: RestoreRun, opts: RestoreOptions, plan: Plan, result: RestoreResult,
-                   progress: BaseListener) -> None:
+def _resume_result(
+    run: RestoreRun, opts: RestoreOptions, plan: Plan, result: RestoreResult, progress: BaseListener
+) -> None:
     """The result of a resumed run as its checkpoints say, before its remaining chunks load."""
     state = run.checkpoint
     result.warnings.extend(state.get("warnings", []))
@@ -155,21 +160,27 @@ def fingerprint(plan: Plan) -> dict[str, list[Any]]:
 def target(using: str) -> dict[str, Any]:
     """The database a run writes to, beyond its alias."""
     settings = connections[using].settings_dict
-    return {"alias": using, "vendor": connections[using].vendor,
-            **{key.lower(): str(settings.get(key) or "") for key in ("NAME", "HOST", "PORT")}}
+    return {
+        "alias": using,
+        "vendor": connections[using].vendor,
+        **{key.lower(): str(settings.get(key) or "") for key in ("NAME", "HOST", "PORT")},
+    }
 
 
 def refuse_changed(run: RestoreRun, plan: Plan) -> None:
     """Refuse to resume when the backup or the target database differ from the run's."""
     state = run.checkpoint
     if state.get("target") and target(run.database) != state["target"]:
-        raise RestoreConfigError(f"restore #{run.pk} cannot resume: database {run.database!r} is not the one it "
-                                 f"wrote to ({state['target'].get('name')})")
+        raise RestoreConfigError(
+            f"restore #{run.pk} cannot resume: database {run.database!r} is not the one it "
+            f"wrote to ({state['target'].get('name')})"
+        )
     now = fingerprint(plan)
     for path, recorded in (state.get("fingerprint") or {}).items():
         if now.get(path) != recorded:
-            raise RestoreConfigError(f"restore #{run.pk} cannot resume: the backup changed since it began "
-                                     f"({path} is not the file it read)")
+            raise RestoreConfigError(
+                f"restore #{run.pk} cannot resume: the backup changed since it began ({path} is not the file it read)"
+            )
     if set(now) - set(state.get("fingerprint") or {}):
         raise RestoreConfigError(f"restore #{run.pk} cannot resume: the backup changed since it began (new files)")
 
@@ -185,8 +196,9 @@ def load_chunk(run_id: int, chunk: Chunk | dict[str, Any]) -> dict[str, int] | N
     return load_counted(context, chunk, counts, BaseListener())
 
 
-def load_counted(context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener,
-                 side_by_side: int = 1) -> dict[str, int] | None:
+def load_counted(
+    context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener, side_by_side: int = 1
+) -> dict[str, int] | None:
     """Load ``chunk`` in one transaction with its checkpoint, counting into ``table_result``
     (put back as it was when the chunk rolls back: a commit is never counted twice or lost).
     ``side_by_side``: loads sharing this process's memory budget."""
@@ -211,10 +223,19 @@ def load_counted(context: ChunkedRun, chunk: Chunk, table_result: TableResult, l
             if opts.mode == "merge" and table.data.open_owners is not None:  # a fixture: one chunk
                 clear_given_lists(table, using)
             loader = opts.loader_class()(
-                table.model, using=using, batch_size=opts.batch_size, result=counts, rejects=rejects,
-                on_batch=on_batch, mode=opts.mode, fk_checks=settled, settled_foreign_keys=settled,
-                nulled_fields=nullable_deferred_fields(deferred), log_skipped=opts.log_skipped,
-                side_by_side=side_by_side, should_stop=context.watch,
+                table.model,
+                using=using,
+                batch_size=opts.batch_size,
+                result=counts,
+                rejects=rejects,
+                on_batch=on_batch,
+                mode=opts.mode,
+                fk_checks=settled,
+                settled_foreign_keys=settled,
+                nulled_fields=nullable_deferred_fields(deferred),
+                log_skipped=opts.log_skipped,
+                side_by_side=side_by_side,
+                should_stop=context.watch,
             )
             loader.load(chunk.rows(table))
             rejects.close()
@@ -245,8 +266,10 @@ def _details(loader) -> dict[str, Any]:
         "unknown": sorted(converter.unknown_columns),
         "missing": sorted(converter.missing_columns),
         "dropped": converter.dropped_values,
-        "natural_keys": [[position, row, pk, field.name, marker.key, marker.reason]
-                         for position, row, pk, field, marker in loader.deferred_natural_keys],
+        "natural_keys": [
+            [position, row, pk, field.name, marker.key, marker.reason]
+            for position, row, pk, field, marker in loader.deferred_natural_keys
+        ],
     }
 
 
@@ -271,8 +294,9 @@ def finish_chunked_run(run_id: int) -> RestoreResult:
     context = open_run(run_id)
     run, opts = context.run, context.opts
     run.refresh_from_db()
-    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database,
-                           method="copy" if opts.uses_copy() else "orm")
+    result = RestoreResult(
+        run_id=run.pk, source=run.source, database=opts.database, method="copy" if opts.uses_copy() else "orm"
+    )
     _resume_result(run, opts, context.plan, result, BaseListener())
     complete(context, result, BaseListener())
     result.errors.extend(result.verification.get("mismatches", []))
@@ -307,8 +331,9 @@ def note_chunk_states(run: RestoreRun, result: RestoreResult, tables: dict[str, 
     described = []
     for label, state in states.items():
         if label in tables:
-            tables[label].update(chunks=state["chunks"], chunks_done=state["chunks_done"],
-                                 state=checkpoints.describe_state(state))
+            tables[label].update(
+                chunks=state["chunks"], chunks_done=state["chunks_done"], state=checkpoints.describe_state(state)
+            )
             described.append(f"{label} {checkpoints.describe_state(state)}")
     result.errors.append(f"resume it with: manage.py restore_backup --resume {run.pk} ({'; '.join(described)})")
 
@@ -322,10 +347,17 @@ def refresh_run_counts(run_id: int) -> None:
     tables = dict(run.tables or {})
     for label, state in states.items():
         entry = tables.setdefault(label, {})
-        entry.update({name: state[name] for name in checkpoints.COUNTS}, chunks=state["chunks"],
-                     chunks_done=state["chunks_done"], state=checkpoints.describe_state(state))
+        entry.update(
+            {name: state[name] for name in checkpoints.COUNTS},
+            chunks=state["chunks"],
+            chunks_done=state["chunks_done"],
+            state=checkpoints.describe_state(state),
+        )
     sums = {name: sum(state[name] for state in states.values()) for name in checkpoints.COUNTS}
     runs.filter(pk=run_id).update(
-        tables=tables, rows_processed=sums["total"], rows_inserted=sums["inserted"], rows_skipped=sums["skipped"],
+        tables=tables,
+        rows_processed=sums["total"],
+        rows_inserted=sums["inserted"],
+        rows_skipped=sums["skipped"],
         rows_rejected=sums["rejected"],
     )

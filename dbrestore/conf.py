@@ -34,7 +34,18 @@ DEFAULTS: dict[str, Any] = {
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
     "LOCK_WAIT": 1.0,  # seconds a restore waits for a busy database lock when no restore is on record
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
-    "UPLOAD_EXTENSIONS": [".json", ".jsonl", ".gz", ".bz2", ".xz", ".lzma", ".zst", ".sql", ".dump", ".backup"],  # no reader takes .zip
+    "UPLOAD_EXTENSIONS": [
+        ".json",
+        ".jsonl",
+        ".gz",
+        ".bz2",
+        ".xz",
+        ".lzma",
+        ".zst",
+        ".sql",
+        ".dump",
+        ".backup",
+    ],  # no reader takes .zip
     "MAX_MESSAGES": 200,  # warnings, and errors, kept on a RestoreRun (the first N of each; reports keep all)
     "PG_BIN_DIR": None,  # folder of psql / pg_restore / pg_dump (None: PATH)
     "GPG_RECIPIENTS": [],  # create_backup encrypts for these keys (ids, fingerprints, emails) without --encrypt

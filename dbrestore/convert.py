@@ -76,7 +76,17 @@ def _django(field: models.Field) -> Converter:
 
 #: The column kinds of the value rule (README, "Values: stored, converted or rejected").
 TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (
-    "text", "integer", "float", "decimal", "boolean", "uuid", "duration", "datetime", "IP address", "other")
+    "text",
+    "integer",
+    "float",
+    "decimal",
+    "boolean",
+    "uuid",
+    "duration",
+    "datetime",
+    "IP address",
+    "other",
+)
 _FLOAT_EXACT = 2**53  # integers up to this size are exact in a float (a double)
 _INFINITIES = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
@@ -184,8 +194,9 @@ def _datetime_converter(field: models.Field, vendor: str) -> Converter:
             try:
                 moment = datetime.datetime.fromtimestamp(float(value), tz=utc)
             except (OSError, OverflowError, ValueError):  # OSError: beyond the platform's time_t
-                raise ValueError("outside the range of datetimes the database can store (years 1 to 9999 in UTC)") \
-                    from None
+                raise ValueError(
+                    "outside the range of datetimes the database can store (years 1 to 9999 in UTC)"
+                ) from None
             return moment if use_tz else timezone.make_naive(moment, timezone.get_default_timezone())
         else:
             parsed = slow(value)
@@ -198,7 +209,9 @@ def _datetime_converter(field: models.Field, vendor: str) -> Converter:
             try:
                 parsed.astimezone(utc)
             except OverflowError:
-                raise ValueError("outside the range of datetimes the database can store (years 1 to 9999 in UTC)") from None
+                raise ValueError(
+                    "outside the range of datetimes the database can store (years 1 to 9999 in UTC)"
+                ) from None
         return parsed
 
     return convert
@@ -226,6 +239,7 @@ def _duration_converter(field: models.Field, connection) -> Converter:
     if connection.features.has_native_duration_field:
         slow = checked
     else:
+
         def slow(value: Any) -> datetime.timedelta:
             return _within_bigint(checked(value))
 
@@ -301,8 +315,11 @@ def _decimal_converter(field: models.DecimalField) -> Converter:
             if not number.is_finite():
                 number = slow(value)
             dot = value.find(".")
-            if (len(value) <= whole_digits if dot < 0 else dot <= whole_digits and len(value) - dot - 1 <= places) \
-                    and "e" not in value and "E" not in value:
+            if (
+                (len(value) <= whole_digits if dot < 0 else dot <= whole_digits and len(value) - dot - 1 <= places)
+                and "e" not in value
+                and "E" not in value
+            ):
                 return number  # the text shows it fits: no quantize needed (most backup values)
         elif value.__class__ is Decimal and value.is_finite():
             number = value
@@ -315,14 +332,17 @@ def _decimal_converter(field: models.DecimalField) -> Converter:
                 except decimal.Inexact:
                     raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
                 except decimal.InvalidOperation:
-                    raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal "
-                                     "point.") from None
+                    raise ValueError(
+                        f"Ensure that there are no more than {whole_digits} digits before the decimal point."
+                    ) from None
         try:
             number.quantize(quantum, context=exact)
         except decimal.Inexact:
             raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
         except decimal.InvalidOperation:
-            raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal point.") from None
+            raise ValueError(
+                f"Ensure that there are no more than {whole_digits} digits before the decimal point."
+            ) from None
         return number
 
     return convert
@@ -445,10 +465,27 @@ def _json_value(value: Any, depth: int = 0) -> Any:
     return value
 
 
-_TEXT_TYPES = {"CharField", "TextField", "EmailField", "SlugField", "URLField", "FilePathField", "FileField",
-               "ImageField"}
-_INTEGER_TYPES = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-                  "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField"}
+_TEXT_TYPES = {
+    "CharField",
+    "TextField",
+    "EmailField",
+    "SlugField",
+    "URLField",
+    "FilePathField",
+    "FileField",
+    "ImageField",
+}
+_INTEGER_TYPES = {
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+}
 
 
 #: The methods through which a field class turns a backup value into what the database stores.
@@ -481,9 +518,16 @@ def column_kind(field: models.Field) -> str:
         return TEXT
     if internal in _INTEGER_TYPES:
         return INTEGER
-    return {"FloatField": FLOAT, "DecimalField": DECIMAL, "BooleanField": BOOLEAN, "UUIDField": UUID,
-            "DurationField": DURATION, "DateTimeField": DATETIME, "GenericIPAddressField": IP,
-            "JSONField": "json"}.get(internal, OTHER)
+    return {
+        "FloatField": FLOAT,
+        "DecimalField": DECIMAL,
+        "BooleanField": BOOLEAN,
+        "UUIDField": UUID,
+        "DurationField": DURATION,
+        "DateTimeField": DATETIME,
+        "GenericIPAddressField": IP,
+        "JSONField": "json",
+    }.get(internal, OTHER)
 
 
 def converter_for(field: models.Field, using: str | None = None) -> Converter:

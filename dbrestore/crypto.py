@@ -66,8 +66,10 @@ def check_recipients(recipients: list[str]) -> None:
         output, _ = process.communicate()
         with stderr:
             if process.returncode != 0 or b"\npub:" not in b"\n" + output:
-                raise EncryptionError(f"no public key for GPG recipient {recipient!r} in the keyring "
-                                      f"({_stderr_line(stderr)}); import it or check GNUPGHOME")
+                raise EncryptionError(
+                    f"no public key for GPG recipient {recipient!r} in the keyring "
+                    f"({_stderr_line(stderr)}); import it or check GNUPGHOME"
+                )
 
 
 class _GpgPipe(io.RawIOBase):

@@ -52,15 +52,18 @@ def start(run: RestoreRun, *, lock: DatabaseLock) -> None:
     emptying, the chunk plan: done once, recorded for a resume), then enqueue its chunks."""
     opts = RestoreOptions(**run.options)
     opts.validate()
-    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database,
-                           method="copy" if opts.uses_copy() else "orm")
+    result = RestoreResult(
+        run_id=run.pk, source=run.source, database=opts.database, method="copy" if opts.uses_copy() else "orm"
+    )
     recorder = RunRecorder(run, restore_database=opts.database, atomic=True, lock=lock)  # its own connection
     try:
         backup = open_backup(run.source)
         RestoreRun.objects.using(run_database()).filter(pk=run.pk).update(source_format=backup.format)
         if backup.format in NATIVE_FORMATS:
-            raise RestoreConfigError(f"--distribute loads JSON backups chunk by chunk; {run.source} is a PostgreSQL "
-                                     "dump, which pg_restore loads (--jobs N runs it in parallel)")
+            raise RestoreConfigError(
+                f"--distribute loads JSON backups chunk by chunk; {run.source} is a PostgreSQL "
+                "dump, which pg_restore loads (--jobs N runs it in parallel)"
+            )
         plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
         levels = chunked.prepare_chunked_run(run, opts, backup, plan, result, recorder)
         recorder.write(tables=tables_progress(result), warnings=result.warnings, force=True)
@@ -89,30 +92,56 @@ def enqueue_levels(run_id: int, levels: list[list[Any]]) -> int:
     from rq import Callback
 
     name = fanout.JobNames(run_id)
-    chunks = [(number, level, chunk) for number, (level, chunk) in enumerate(
-        (level, chunk) for level, items in enumerate(levels) for chunk in items)]
-    fanout.remember_jobs(run_id, [*(name.chunk(number) for number, _, _ in chunks),
-                                  *(name.level(level) for level in range(len(levels))), name.finish])
+    chunks = [
+        (number, level, chunk)
+        for number, (level, chunk) in enumerate((level, chunk) for level, items in enumerate(levels) for chunk in items)
+    ]
+    fanout.remember_jobs(
+        run_id,
+        [
+            *(name.chunk(number) for number, _, _ in chunks),
+            *(name.level(level) for level in range(len(levels))),
+            name.finish,
+        ],
+    )
     queue, options = get_queue(), _job_options(run_id)
     depends: str | list[str] | None = None  # the first level runs at once: the run is prepared
     try:
         for level in range(len(levels)):
             mine = [(number, chunk) for number, at, chunk in chunks if at == level]
             for number, chunk in mine:
-                queue.enqueue_call(run_chunk, args=(run_id, number, chunk.as_dict()), job_id=name.chunk(number),
-                                   depends_on=depends, on_failure=Callback(chunk_failed), **options,
-                                   description=f"dbrestore: restore #{run_id}: {describe(chunk)}")
+                queue.enqueue_call(
+                    run_chunk,
+                    args=(run_id, number, chunk.as_dict()),
+                    job_id=name.chunk(number),
+                    depends_on=depends,
+                    on_failure=Callback(chunk_failed),
+                    **options,
+                    description=f"dbrestore: restore #{run_id}: {describe(chunk)}",
+                )
             depends = queue.enqueue_call(
-                level_done, args=(run_id, level), job_id=name.level(level), **{**options, "retry": None},
+                level_done,
+                args=(run_id, level),
+                job_id=name.level(level),
+                **{**options, "retry": None},
                 depends_on=[name.chunk(number) for number, _ in mine] or depends,
                 description=f"dbrestore: restore #{run_id} FK level {level} loaded",
             ).id
-        queue.enqueue_call(finish, args=(run_id,), job_id=name.finish, depends_on=depends, **options,
-                           on_failure=Callback(finish_failed), description=f"dbrestore: restore #{run_id} post-load steps")
+        queue.enqueue_call(
+            finish,
+            args=(run_id,),
+            job_id=name.finish,
+            depends_on=depends,
+            **options,
+            on_failure=Callback(finish_failed),
+            description=f"dbrestore: restore #{run_id} post-load steps",
+        )
     except Exception as exc:  # Redis went away midway: nothing half-enqueued may run
         fanout.cancel_jobs(run_id)
-        raise RestoreQueueError(f"could not enqueue the chunks of restore #{run_id} on RQ queue "
-                                f"{conf.get('QUEUE')!r}: {type(exc).__name__}: {exc}") from exc
+        raise RestoreQueueError(
+            f"could not enqueue the chunks of restore #{run_id} on RQ queue "
+            f"{conf.get('QUEUE')!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     return len(chunks)
 
 
@@ -209,8 +238,9 @@ def chunk_failed(job, connection, exc_type, exc_value, traceback) -> None:
     run_id, number, chunk = job.args
     reason = first_line(exc_value) if str(exc_value) else "the worker running it died"
     if job.should_retry:
-        logger.warning("Restore #%s: chunk %s failed (%s); retried, %s attempts left", run_id, number, reason,
-                       job.retries_left)
+        logger.warning(
+            "Restore #%s: chunk %s failed (%s); retried, %s attempts left", run_id, number, reason, job.retries_left
+        )
         return
     attempts = 1 + int(conf.get("DISTRIBUTE_RETRIES"))
     fail_run(run_id, f"{describe(chunk)} failed {attempts} times: {exc_type.__name__}: {reason}")
@@ -247,9 +277,16 @@ def _end(run_id: int, status: str, reason: str) -> bool:
     except Exception as exc:  # the reason must be recorded all the same
         logger.warning("Could not read the checkpoints of restore #%s: %s", run_id, exc)
     errors = [*run.errors, reason, *(states.errors or [f"resume it with: manage.py restore_backup --resume {run_id}"])]
-    updated = RestoreRun.objects.using(using).filter(pk=run_id, status__in=RestoreRun.ACTIVE_STATUSES).update(
-        status=status, finished_at=timezone.now(), current_table="", tables=tables,
-        errors=errors[-conf.get("MAX_MESSAGES"):],
+    updated = (
+        RestoreRun.objects.using(using)
+        .filter(pk=run_id, status__in=RestoreRun.ACTIVE_STATUSES)
+        .update(
+            status=status,
+            finished_at=timezone.now(),
+            current_table="",
+            tables=tables,
+            errors=errors[-conf.get("MAX_MESSAGES") :],
+        )
     )
     fanout.cancel_jobs(run_id)
     if updated:

@@ -16,7 +16,18 @@ from .safety import (
 from .service import default_rejects_path, execute, restore, rollback_source
 
 __all__ = [
-    "METHODS", "MODES", "SMALL_TABLE_ROWS", "RestoreOptions", "cascade_closure", "default_rejects_path", "empty_tables",
-    "encryption_recipients", "execute", "prepare_outside_references", "reset_sequences", "restore", "rollback_source",
+    "METHODS",
+    "MODES",
+    "SMALL_TABLE_ROWS",
+    "RestoreOptions",
+    "cascade_closure",
+    "default_rejects_path",
+    "empty_tables",
+    "encryption_recipients",
+    "execute",
+    "prepare_outside_references",
+    "reset_sequences",
+    "restore",
+    "rollback_source",
     "write_safety_backup",
 ]

@@ -47,16 +47,25 @@ def _split(value: str) -> list[str]:
 class RestoreForm(forms.Form):
     backup = forms.ChoiceField(label=_("Backup"), required=False, choices=_backup_choices)
     upload = forms.FileField(label=_("…or upload one"), required=False)
-    mode = forms.ChoiceField(label=_("Mode"), choices=MODE_CHOICES, initial="auto",
-                             widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}))
+    mode = forms.ChoiceField(
+        label=_("Mode"),
+        choices=MODE_CHOICES,
+        initial="auto",
+        widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}),
+    )
     batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
     atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)
     distribute = forms.BooleanField(
-        label=_("Spread over the RQ workers"), required=False,
-        help_text=_("PostgreSQL, not in one transaction: the chunks go on the queue as jobs, FK level after FK "
-                    "level, for every rqworker that reaches the database and the backup."),
+        label=_("Spread over the RQ workers"),
+        required=False,
+        help_text=_(
+            "PostgreSQL, not in one transaction: the chunks go on the queue as jobs, FK level after FK "
+            "level, for every rqworker that reaches the database and the backup."
+        ),
     )
-    only = forms.CharField(label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated."))
+    only = forms.CharField(
+        label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated.")
+    )
     exclude = forms.CharField(label=_("Exclude these tables"), required=False)
 
     def clean_upload(self):
@@ -72,10 +81,12 @@ class RestoreForm(forms.Form):
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."))
         if Path(upload.name).suffix.lower() == ".zip":
-            raise forms.ValidationError(_(
-                "Zip archives are not read: upload the data file itself (.json, .jsonl, optionally .gz, .bz2 or "
-                ".xz), or unpack a backup folder into the backup directory and pick it from the list."
-            ))
+            raise forms.ValidationError(
+                _(
+                    "Zip archives are not read: upload the data file itself (.json, .jsonl, optionally .gz, .bz2 or "
+                    ".xz), or unpack a backup folder into the backup directory and pick it from the list."
+                )
+            )
         allowed = {suffix.lower() for suffix in conf.get("UPLOAD_EXTENSIONS")}
         if Path(upload.name).suffix.lower() not in allowed:
             raise forms.ValidationError(
@@ -86,8 +97,9 @@ class RestoreForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("distribute") and data.get("atomic"):
-            raise forms.ValidationError(_("Spreading over the RQ workers commits chunk by chunk: untick "
-                                          "“One transaction”."))
+            raise forms.ValidationError(
+                _("Spreading over the RQ workers commits chunk by chunk: untick “One transaction”.")
+            )
         if not data.get("backup") and not data.get("upload"):
             raise forms.ValidationError(_("Choose a backup or upload one."))
         if data.get("backup") and data.get("upload"):

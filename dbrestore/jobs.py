@@ -41,8 +41,12 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
         # The run is created and its job enqueued under the lock: nobody can see it queued
         # without a job (and fail it for that) in between.
         run = create_run(
-            source=absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
-            requested_by=requested_by, status=RestoreRun.Status.QUEUED,
+            source=absolute(source),
+            database=opts.database,
+            mode=opts.mode,
+            options=opts.as_json(),
+            requested_by=requested_by,
+            status=RestoreRun.Status.QUEUED,
         )
         if not conf.get("SYNC_JOBS"):
             enqueue(run)
@@ -51,8 +55,9 @@ def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any)
     return run
 
 
-def queue_resume(run: RestoreRun, *, requested_by: str = "", source: Any = None,
-                 options: dict[str, Any] | None = None) -> RestoreRun:
+def queue_resume(
+    run: RestoreRun, *, requested_by: str = "", source: Any = None, options: dict[str, Any] | None = None
+) -> RestoreRun:
     """Queue the resume of failed, cancelled or dead ``--no-atomic`` run ``run`` (the admin's
     Resume button): refused as ``restore_backup --resume`` refuses; the same run goes on."""
     check_queue()
@@ -156,7 +161,10 @@ def enqueue(run: RestoreRun, *, resumed: bool = False) -> None:
 def _enqueue_now(run: RestoreRun) -> None:
     try:
         get_queue().enqueue_call(
-            run_restore, args=(run.pk,), job_id=run.job_id, timeout=conf.get("JOB_TIMEOUT"),
+            run_restore,
+            args=(run.pk,),
+            job_id=run.job_id,
+            timeout=conf.get("JOB_TIMEOUT"),
             description=f"dbrestore: restore #{run.pk} of {run.source}",
         )
     except Exception as exc:  # redis.ConnectionError, a misconfigured queue...: the run must not stay queued
@@ -173,8 +181,14 @@ def _enqueue_after_commit(run: RestoreRun) -> None:
 
 
 def _fail_queued(run: RestoreRun, reason: str, level: int = logging.WARNING) -> None:
-    updated = RestoreRun.objects.using(run_database()).filter(pk=run.pk, status=RestoreRun.Status.QUEUED).update(
-        status=RestoreRun.Status.FAILED, finished_at=timezone.now(), errors=[*run.errors, reason],
+    updated = (
+        RestoreRun.objects.using(run_database())
+        .filter(pk=run.pk, status=RestoreRun.Status.QUEUED)
+        .update(
+            status=RestoreRun.Status.FAILED,
+            finished_at=timezone.now(),
+            errors=[*run.errors, reason],
+        )
     )
     if updated:
         logger.log(level, "Restore #%s failed before it started: %s", run.pk, reason)

@@ -53,15 +53,24 @@ def restore_transaction(opts: RestoreOptions) -> Iterator[None]:
 Watch = Callable[..., "str | None"]
 
 
-def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: RejectsFile,
-          progress: Broadcast, started: float, truncate: bool = True, watch: Watch = never_stop) -> None:
+def load(
+    plan: Plan,
+    opts: RestoreOptions,
+    result: RestoreResult,
+    rejects: RejectsFile,
+    progress: Broadcast,
+    started: float,
+    truncate: bool = True,
+    watch: Watch = never_stop,
+) -> None:
     """Empty, load every table, then the steps after the load. ``watch`` (the run's
     :class:`~dbrestore.watch.RunWatch`) is asked before each table and between batches."""
     connection = connections[opts.database]
     outside_aside = None
     if opts.mode == "replace" and not opts.dry_run:
-        outside_aside = postload.set_aside_foreign_keys([(kept.model, kept.field) for kept in plan.kept_outside],
-                                                        opts.database)
+        outside_aside = postload.set_aside_foreign_keys(
+            [(kept.model, kept.field) for kept in plan.kept_outside], opts.database
+        )
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
         empty_tables(plan, opts.database, truncate=truncate)
     progress.phase_started("checking the rows (dry run)" if opts.dry_run else f"loading {len(plan.tables)} tables")
@@ -88,8 +97,14 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             listener.batch_done(current)
 
         loader = opts.loader_class()(
-            table.model, using=opts.database, batch_size=opts.batch_size, result=table_result,
-            rejects=rejects, dry_run=opts.dry_run, on_batch=on_batch, mode=opts.mode,
+            table.model,
+            using=opts.database,
+            batch_size=opts.batch_size,
+            result=table_result,
+            rejects=rejects,
+            dry_run=opts.dry_run,
+            on_batch=on_batch,
+            mode=opts.mode,
             # One transaction: FKs are checked after the load by one anti-join each (sweep_orphans),
             # except those the COPY path has the database check as it goes (checked_foreign_keys).
             # Batch by batch commits must check settled parents first: COPY has the database do it
@@ -122,13 +137,21 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
             if aside.add_foreign_keys_if_valid():  # then PostgreSQL has checked them, once each
                 qn = connection.ops.quote_name
                 checked_while_loading.update(
-                    edge for settled, deferred in foreign_keys.values() for edge in settled + deferred
+                    edge
+                    for settled, deferred in foreign_keys.values()
+                    for edge in settled + deferred
                     if aside.validates(qn(edge.model._meta.db_table), edge.field.column)
                 )
         progress.phase_started("checking foreign keys")
         if opts.atomic:
-            sweep_orphans(plan, opts.database, result, rejects, every_foreign_key=True,
-                          checked_while_loading=checked_while_loading)
+            sweep_orphans(
+                plan,
+                opts.database,
+                result,
+                rejects,
+                every_foreign_key=True,
+                checked_while_loading=checked_while_loading,
+            )
         else:
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         if aside is not None and not aside.foreign_keys_added:
@@ -151,11 +174,16 @@ def load(plan: Plan, opts: RestoreOptions, result: RestoreResult, rejects: Rejec
 
 def _note_drift(table, loader: TableLoader | CopyTableLoader, result: RestoreResult) -> None:
     converter = loader.converter
-    result.warnings.extend(drift_warnings(table, sorted(converter.unknown_columns), sorted(converter.missing_columns),
-                                          converter.dropped_values))
+    result.warnings.extend(
+        drift_warnings(
+            table, sorted(converter.unknown_columns), sorted(converter.missing_columns), converter.dropped_values
+        )
+    )
 
 
-def drift_warnings(table: PlannedTable, unknown: list[str], missing: list[str], dropped: int | None = None) -> list[str]:
+def drift_warnings(
+    table: PlannedTable, unknown: list[str], missing: list[str], dropped: int | None = None
+) -> list[str]:
     """The warnings for backup columns that are no field and fields the backup lacks (the
     preview, which reads one row, has no count of the values dropped)."""
     warnings = []

@@ -169,8 +169,10 @@ class FileLock(DatabaseLock):
         except FileNotFoundError:
             same = False
         if not same:
-            raise LockLostError(f"the restore lock file {self.path} was removed or replaced; stopped so that no "
-                                "other restore runs beside this one")
+            raise LockLostError(
+                f"the restore lock file {self.path} was removed or replaced; stopped so that no "
+                "other restore runs beside this one"
+            )
 
     def backend_pids(self) -> list[int]:
         return []
@@ -234,5 +236,7 @@ def locked_message(database: str, holder=None) -> str:
     """Who holds the lock of ``database``, as far as the run history says."""
     if holder is None:
         return f"another restore holds the lock of database {database!r} (it is starting or finishing); try again"
-    return (f"restore #{holder.pk} of {holder.source} is already {holder.status} against database {database!r}; "
-            "wait for it or cancel it")
+    return (
+        f"restore #{holder.pk} of {holder.source} is already {holder.status} against database {database!r}; "
+        "wait for it or cancel it"
+    )

@@ -74,8 +74,13 @@ def pg_environment(using: str) -> dict[str, str]:
     """Connection settings for psql / pg_restore / pg_dump, from Django's DATABASES entry."""
     settings = connections[using].settings_dict
     env = {**os.environ}
-    for key, name in (("HOST", "PGHOST"), ("PORT", "PGPORT"), ("USER", "PGUSER"), ("PASSWORD", "PGPASSWORD"),
-                      ("NAME", "PGDATABASE")):
+    for key, name in (
+        ("HOST", "PGHOST"),
+        ("PORT", "PGPORT"),
+        ("USER", "PGUSER"),
+        ("PASSWORD", "PGPASSWORD"),
+        ("NAME", "PGDATABASE"),
+    ):
         if settings.get(key):
             env[name] = str(settings[key])
     env["PGAPPNAME"] = "dbrestore"
@@ -89,8 +94,9 @@ def require_postgresql(using: str) -> None:
         )
 
 
-def filter_history(lines: Iterable[bytes], on_copy: Callable[[str], None] | None = None,
-                   on_row: Callable[[], None] | None = None) -> Iterator[bytes]:
+def filter_history(
+    lines: Iterable[bytes], on_copy: Callable[[str], None] | None = None, on_row: Callable[[], None] | None = None
+) -> Iterator[bytes]:
     """Drop the dump's statements about dbrestore's history table from a pg_dump SQL stream
     (statements end with ``;`` at a line end; COPY data ends with ``\\.``)."""
     statement: list[bytes] = []
@@ -128,8 +134,13 @@ def filter_history(lines: Iterable[bytes], on_copy: Callable[[str], None] | None
         yield b"".join(statement)
 
 
-def _pump(source: IO[bytes], process: subprocess.Popen, errors: list[str],
-          producer: subprocess.Popen | None = None, **callbacks) -> None:
+def _pump(
+    source: IO[bytes],
+    process: subprocess.Popen,
+    errors: list[str],
+    producer: subprocess.Popen | None = None,
+    **callbacks,
+) -> None:
     """Feed the filtered dump to psql. If reading the dump fails (a truncated gzip, pg_restore
     refusing a damaged file...), psql is killed before its input ends, so that its single
     transaction can never commit half a dump."""
@@ -169,28 +180,53 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Calla
     if fmt in ("pg-custom", "pg-directory") and jobs > 1:
         _run([*psql, "-c", DROP_PUBLIC_SQL], env, path)
         listing = _restore_list(path, env)
-        command = [tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--verbose", "--jobs", str(jobs),
-                   "-L", str(listing), "-d", env["PGDATABASE"], str(path)]
+        command = [
+            tool("pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--verbose",
+            "--jobs",
+            str(jobs),
+            "-L",
+            str(listing),
+            "-d",
+            env["PGDATABASE"],
+            str(path),
+        ]
         try:
             _run(command, env, path, on_line=lambda line: _verbose_table(line, on_table))
         finally:
             listing.unlink(missing_ok=True)
         return {}
     # One transaction: the drop, then the dump as SQL, streamed into psql's standard input.
-    process = subprocess.Popen([*psql, "--single-transaction", "-c", DROP_PUBLIC_SQL, "-f", "-"], env=env,
-                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*psql, "--single-transaction", "-c", DROP_PUBLIC_SQL, "-f", "-"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     producer = None
     if fmt == "pg-sql":
         source = open(path, "rb")
     elif fmt == "pg-sql-gz":
         source = gzip.open(path, "rb")
     else:
-        producer = subprocess.Popen([tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "-f", "-", str(path)],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        producer = subprocess.Popen(
+            [tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "-f", "-", str(path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         source = producer.stdout
     errors: list[str] = []
-    pump = threading.Thread(target=_pump, args=(source, process, errors, producer),
-                            kwargs={"on_copy": copy_started, "on_row": row}, daemon=True)
+    pump = threading.Thread(
+        target=_pump,
+        args=(source, process, errors, producer),
+        kwargs={"on_copy": copy_started, "on_row": row},
+        daemon=True,
+    )
     pump.start()
     stderr_lines: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)

@@ -15,8 +15,15 @@ from .sources import Backup
 from .watch import RunWatch
 
 
-def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result: RestoreResult,
-                    progress: BaseListener, recorder: RunRecorder, watch: RunWatch) -> None:
+def restore_native(
+    run: RestoreRun,
+    backup: Backup,
+    opts: RestoreOptions,
+    result: RestoreResult,
+    progress: BaseListener,
+    recorder: RunRecorder,
+    watch: RunWatch,
+) -> None:
     """A pg_dump file through psql / pg_restore (see :mod:`dbrestore.native`); ``watch`` is
     asked as each table starts whether to stop."""
     native.require_postgresql(opts.database)
@@ -41,10 +48,16 @@ def restore_native(run: RestoreRun, backup: Backup, opts: RestoreOptions, result
     progress.phase_started(f"restoring the {backup.format} dump")
     copied = native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, on_table=on_table)
     counts = native.table_counts(opts.database)
-    mismatches = [f"{table}: {copied[table]} rows in the dump, {counts.get(table)} in the table"
-                  for table in copied if counts.get(table) != copied[table]]
+    mismatches = [
+        f"{table}: {copied[table]} rows in the dump, {counts.get(table)} in the table"
+        for table in copied
+        if counts.get(table) != copied[table]
+    ]
     result.tables.clear()
     for table, rows in counts.items():
         Ledger(table, table, result.table(table, table)).counted_in_table(rows)
-    result.verification = {"tables": {t: {"in_db": n, "in_dump": copied.get(t)} for t, n in counts.items()},
-                           "mismatches": mismatches, "ok": not mismatches}
+    result.verification = {
+        "tables": {t: {"in_db": n, "in_dump": copied.get(t)} for t, n in counts.items()},
+        "mismatches": mismatches,
+        "ok": not mismatches,
+    }

@@ -50,7 +50,9 @@ class RestoreOptions:
     # after the load. None (the default): on wherever it keeps its guarantees; False: --keep-indexes.
     indexes_after_load: bool | None = None
     storage: str | None = None  # settings.STORAGES alias for the safety backup (default DBRESTORE["STORAGE"])
-    chunk_bytes: int | None = None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
+    chunk_bytes: int | None = (
+        None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
+    )
     distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
     # COPY in one transaction: forked processes that read and convert a big JSON Lines table's rows
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
@@ -86,7 +88,9 @@ class RestoreOptions:
             if connections[self.database].vendor != "postgresql":
                 raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
             if self.mode != "replace" or not self.atomic:
-                raise RestoreConfigError("--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)")
+                raise RestoreConfigError(
+                    "--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)"
+                )
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
         if self.chunk_bytes is not None and self.chunk_bytes < 1:
             raise RestoreConfigError(f"--chunk-bytes must be at least 1 (got {self.chunk_bytes})")
@@ -101,14 +105,18 @@ class RestoreOptions:
     def _check_distribute(self) -> None:
         """``--distribute`` loads chunks in RQ workers, each committing its own."""
         if self.atomic:
-            raise RestoreConfigError("--distribute loads the chunks in several RQ workers, which cannot share one "
-                                     "transaction: add --no-atomic")
+            raise RestoreConfigError(
+                "--distribute loads the chunks in several RQ workers, which cannot share one "
+                "transaction: add --no-atomic"
+            )
         if self.dry_run:
-            raise RestoreConfigError("--distribute writes rows in RQ workers; --dry-run checks in this process: "
-                                     "drop one of them")
+            raise RestoreConfigError(
+                "--distribute writes rows in RQ workers; --dry-run checks in this process: drop one of them"
+            )
         if connections[self.database].vendor != "postgresql":
-            raise RestoreConfigError("--distribute needs PostgreSQL: workers on several hosts load side by side "
-                                     "(SQLite has one writer)")
+            raise RestoreConfigError(
+                "--distribute needs PostgreSQL: workers on several hosts load side by side (SQLite has one writer)"
+            )
 
     def check_row_load(self) -> None:
         """The checks that hold for a JSON backup only: ``--jobs N`` loads tables in parallel
@@ -116,15 +124,22 @@ class RestoreOptions:
         if self.jobs == 1 or self.dry_run:
             return
         if connections[self.database].vendor != "postgresql":
-            raise RestoreConfigError("--jobs N loads tables in parallel connections: PostgreSQL only (SQLite has one writer)")
+            raise RestoreConfigError(
+                "--jobs N loads tables in parallel connections: PostgreSQL only (SQLite has one writer)"
+            )
         if self.atomic:
-            raise RestoreConfigError("--jobs N loads tables in parallel connections, which cannot share one transaction: "
-                                     "add --no-atomic")
+            raise RestoreConfigError(
+                "--jobs N loads tables in parallel connections, which cannot share one transaction: add --no-atomic"
+            )
 
     def _indexes_after_load_fits(self) -> bool:
         """The default: PostgreSQL, replace mode, one transaction, rows actually written."""
-        return (connections[self.database].vendor == "postgresql" and self.mode == "replace" and self.atomic
-                and not self.dry_run)
+        return (
+            connections[self.database].vendor == "postgresql"
+            and self.mode == "replace"
+            and self.atomic
+            and not self.dry_run
+        )
 
     def make_paths_absolute(self) -> None:
         if self.rejects_file:
@@ -135,9 +150,10 @@ class RestoreOptions:
 
     def uses_copy(self) -> bool:
         """COPY on PostgreSQL in replace mode (unless --method orm), the ORM path otherwise."""
-        return not self.dry_run and (self.method == "copy" or (
-            self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql"
-        ))
+        return not self.dry_run and (
+            self.method == "copy"
+            or (self.method == "auto" and self.mode == "replace" and connections[self.database].vendor == "postgresql")
+        )
 
     def conversion_processes(self, data: TableData) -> int:
         """Processes that convert this table's rows (1: this one): ``convert_processes`` for a

@@ -185,7 +185,9 @@ def order_parents_first(selected: list[ModelType]) -> tuple[list[ModelType], lis
         if not ready:
             # Break the cycle at a model whose pending parents are reached through nullable FKs:
             # those columns can wait (they are deferred, or loaded as NULL and filled in later).
-            breaker = min(remaining, key=lambda m: (len(required_parents(m) & (deps[m] - placed)), len(deps[m] - placed)))
+            breaker = min(
+                remaining, key=lambda m: (len(required_parents(m) & (deps[m] - placed)), len(deps[m] - placed))
+            )
             cycles.append(sorted(m._meta.label for m in _cycle_through(breaker, deps, set(remaining))))
             ready = [breaker]
         for model in ready:
@@ -282,8 +284,10 @@ def backup_models(only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list
     chosen = [
         model
         for model in apps.get_models(include_auto_created=True)
-        if model._meta.managed and not model._meta.proxy
-        and (not only or matches_any(model, only)) and not matches_any(model, exclude)
+        if model._meta.managed
+        and not model._meta.proxy
+        and (not only or matches_any(model, only))
+        and not matches_any(model, exclude)
     ]
     ordered, _ = order_parents_first(chosen)
     return ordered

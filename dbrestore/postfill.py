@@ -64,15 +64,18 @@ def _count_earlier(postload: Path, result: RestoreResult) -> None:
                 Ledger(table.label, table.table, table).withdrawn_earlier()
 
 
-def _natural_keys(tables: dict[str, PlannedTable], done: list[RestoreChunk], using: str) -> list[tuple[PlannedTable, list]]:
+def _natural_keys(
+    tables: dict[str, PlannedTable], done: list[RestoreChunk], using: str
+) -> list[tuple[PlannedTable, list]]:
     """The natural keys left to fill in: those of rows still there with the column still NULL."""
     found: dict[str, list] = defaultdict(list)
     for row in done:
         table = tables[row.table]
         for position, data, pk, name, key, reason in row.details.get("natural_keys", []):
             field = table.model._meta.get_field(name)
-            found[row.table].append((position, data, table.model._meta.pk.to_python(pk), field,
-                                     DeferredNaturalKey(key, reason)))
+            found[row.table].append(
+                (position, data, table.model._meta.pk.to_python(pk), field, DeferredNaturalKey(key, reason))
+            )
     wanted = []
     for label, items in found.items():
         table = tables[label]

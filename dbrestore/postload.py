@@ -118,8 +118,9 @@ def worth_setting_aside(tables: list) -> list[type[models.Model]]:
     return [table.model for table in tables if table.data.at_least_rows(MIN_ROWS)]
 
 
-def set_aside(models_to_load: list[type[models.Model]], using: str,
-              restored: list[type[models.Model]] | None = None) -> SetAside:
+def set_aside(
+    models_to_load: list[type[models.Model]], using: str, restored: list[type[models.Model]] | None = None
+) -> SetAside:
     """Drop the secondary indexes of these tables and their FK constraints to ``restored``
     tables (default: these); return how to rebuild them."""
     connection = connections[using]
@@ -157,8 +158,9 @@ def set_aside_foreign_keys(foreign_keys: list[tuple[type[models.Model], models.F
         for model, fk in foreign_keys:
             table = qn(model._meta.db_table)
             cursor.execute(_FOREIGN_KEYS, [table, [qn(fk.related_model._meta.db_table)]])
-            aside.foreign_keys.extend((table, *constraint) for constraint in cursor.fetchall()
-                                      if constraint[2] == fk.column)
+            aside.foreign_keys.extend(
+                (table, *constraint) for constraint in cursor.fetchall() if constraint[2] == fk.column
+            )
         for table, name, _, _ in aside.foreign_keys:
             cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     return aside

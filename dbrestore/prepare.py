@@ -36,8 +36,10 @@ def count_excluded(plan: Plan, result: RestoreResult) -> None:
         rows = sum(1 for _ in table.data.rows())
         Ledger(table.label, table.db_table, done).excluded(rows)
         if rows:
-            result.warnings.append(f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
-                                   "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped")
+            result.warnings.append(
+                f"{table.data.origin}: {rows} rows of {table.label} not restored: the model is excluded "
+                "(--exclude or DBRESTORE['EXCLUDE']); counted as skipped"
+            )
 
 
 def expected_rows(plan: Plan) -> int | None:
@@ -45,8 +47,9 @@ def expected_rows(plan: Plan) -> int | None:
     return None if any(count is None for count in counts) else sum(counts)
 
 
-def check_and_make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                        progress: Broadcast) -> bool:
+def check_and_make_safe(
+    run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult, progress: Broadcast
+) -> bool:
     """Everything before the first row is written (emptying aside); returns whether every table
     to empty is small (DELETE beats TRUNCATE then)."""
     opts.check_row_load()

@@ -67,9 +67,7 @@ def preview_restore(source: str | Path, **options: Any) -> Preview:
     def count(model) -> int:
         return model._base_manager.using(opts.database).count()
 
-    tables = [
-        TablePreview(t.label, t.db_table, count(t.model), t.data.expected_rows, replace) for t in plan.tables
-    ]
+    tables = [TablePreview(t.label, t.db_table, count(t.model), t.data.expected_rows, replace) for t in plan.tables]
     loaded = set(plan.models)
     extra = [
         TablePreview(m._meta.label, m._meta.db_table, count(m), None, True)

@@ -90,7 +90,9 @@ class ConsoleProgress(BaseListener):
     line per batch and the time each phase took.
     """
 
-    def __init__(self, stream: IO[str] | None = None, *, verbosity: int = 1, interval: float = 5.0, tty: bool | None = None):
+    def __init__(
+        self, stream: IO[str] | None = None, *, verbosity: int = 1, interval: float = 5.0, tty: bool | None = None
+    ):
         self.stream = stream or sys.stderr
         self.verbosity = verbosity
         self.interval = interval
@@ -140,11 +142,26 @@ class ConsoleProgress(BaseListener):
             from tqdm import tqdm
 
             if self._overall is None:
-                self._overall = tqdm(total=self._expected, desc="all tables", unit="rows", unit_scale=True,
-                                     file=self.stream, position=0, leave=True, dynamic_ncols=True)
-            self._bars[table.label] = tqdm(total=table.expected, desc=table.label, unit="rows", unit_scale=True,
-                                           file=self.stream, position=1 + len(self._bars), leave=False,
-                                           dynamic_ncols=True)
+                self._overall = tqdm(
+                    total=self._expected,
+                    desc="all tables",
+                    unit="rows",
+                    unit_scale=True,
+                    file=self.stream,
+                    position=0,
+                    leave=True,
+                    dynamic_ncols=True,
+                )
+            self._bars[table.label] = tqdm(
+                total=table.expected,
+                desc=table.label,
+                unit="rows",
+                unit_scale=True,
+                file=self.stream,
+                position=1 + len(self._bars),
+                leave=False,
+                dynamic_ncols=True,
+            )
         self._last_line = time.monotonic()
 
     def _advance(self, table: TableResult) -> None:
@@ -170,8 +187,10 @@ class ConsoleProgress(BaseListener):
             self._last_line = time.monotonic()
             self._write(self._line(table))
         if self.verbosity >= 3:
-            self._write(f"  batch: {table.label} {table.total} rows read, {table.inserted} inserted, "
-                        f"{table.skipped} skipped, {table.rejected} rejected, {table.seconds:.2f}s")
+            self._write(
+                f"  batch: {table.label} {table.total} rows read, {table.inserted} inserted, "
+                f"{table.skipped} skipped, {table.rejected} rejected, {table.seconds:.2f}s"
+            )
 
     def table_finished(self, table: TableResult) -> None:
         if table.label in self._bars:

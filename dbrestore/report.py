@@ -114,7 +114,9 @@ class RestoreResult:
 
     def render_lines(self) -> list[str]:
         """A per-table text report for the terminal."""
-        header = f"{'table':<32} {'total':>10} {'inserted':>10} {'skipped':>9} {'rejected':>9} {'seconds':>8} {'rows/s':>10}"
+        header = (
+            f"{'table':<32} {'total':>10} {'inserted':>10} {'skipped':>9} {'rejected':>9} {'seconds':>8} {'rows/s':>10}"
+        )
         lines = [header, "-" * len(header)]
         for label, r in self.tables.items():
             lines.append(

@@ -29,6 +29,7 @@ def resumable_run(run_id: int) -> RestoreRun:
 def refuse_resume(run: RestoreRun, source: Any = None, given: dict[str, Any] | None = None) -> None:
     """Raise :class:`RestoreConfigError` (one line) unless ``run`` can be resumed as asked:
     ``source`` and ``given`` (options) must be the run's, when given at all."""
+
     def refuse(why: str) -> RestoreConfigError:
         return RestoreConfigError(f"restore #{run.pk} cannot resume: {why}")
 
@@ -51,8 +52,9 @@ def refuse_resume(run: RestoreRun, source: Any = None, given: dict[str, Any] | N
             raise refuse(f"the option {name}={value!r} differs from the run's ({recorded[name]!r})")
     if run.checkpoint.get("prepared"):
         opts = RestoreOptions(**options)
-        plan = build_plan(open_backup(run.source), only=opts.only, exclude=opts.exclude,
-                          ignore_unknown=opts.ignore_unknown)
+        plan = build_plan(
+            open_backup(run.source), only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown
+        )
         refuse_changed(run, plan)
 
 

@@ -55,8 +55,9 @@ def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
     except DatabaseError:
         raise  # not the row's fault: the restore stops
     except Exception as exc:  # noqa: BLE001 - project code (get_by_natural_key) may raise anything
-        raise ValueError(f"natural key {key!r} of {parent._meta.label} could not be looked up: "
-                         f"{type(exc).__name__}: {exc}") from exc
+        raise ValueError(
+            f"natural key {key!r} of {parent._meta.label} could not be looked up: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _missing(exc: Exception, parent: type[models.Model]) -> str:
@@ -150,15 +151,20 @@ class RowConverter:
         if using is not None:
             for position, f in enumerate(self.fields):
                 if f.is_relation and _has_natural_keys(f.remote_field.model):
-                    self._converters[position] = natural_key_converter(f, self._converters[position], using,
-                                                                       defer=defer_natural_keys)
+                    self._converters[position] = natural_key_converter(
+                        f, self._converters[position], using, defer=defer_natural_keys
+                    )
                     self.may_query_database = True
                     if f.null and defer_natural_keys:
                         self.deferrable_positions.append(position)
         #: Rows without a primary key take the key of the row their natural key finds, as
         #: loaddata's ``build_instance`` does (``--natural-primary`` fixtures).
-        self.identifies_by_natural_key = (using is not None and self.pk_index is not None
-                                          and hasattr(model, "natural_key") and _has_natural_keys(model))
+        self.identifies_by_natural_key = (
+            using is not None
+            and self.pk_index is not None
+            and hasattr(model, "natural_key")
+            and _has_natural_keys(model)
+        )
         self.may_query_database = self.may_query_database or self.identifies_by_natural_key
         self.using = using
         self._layouts: dict[tuple[str, ...], tuple[list[tuple[str, int, Converter]], list[int], list[str]]] = {}
@@ -171,8 +177,9 @@ class RowConverter:
         """For rows with these keys: the keys that are no field (their values are dropped) and
         the columns the rows lack (default or NULL used), as the conversion itself decides."""
         _, missing, unknown = self._layout(tuple(keys))
-        return list(unknown), [self.fields[p].column for p in missing
-                               if not isinstance(self.fields[p], models.fields.AutoFieldMixin)]
+        return list(unknown), [
+            self.fields[p].column for p in missing if not isinstance(self.fields[p], models.fields.AutoFieldMixin)
+        ]
 
     def take_deferred(self, values: list[Any]) -> list[tuple[int, DeferredNaturalKey]]:
         """The natural keys not found yet in converted ``values``, each replaced by NULL."""
@@ -197,14 +204,17 @@ class RowConverter:
         try:
             key = tuple(obj.natural_key())
         except Exception as exc:  # noqa: BLE001 - natural_key() is project code
-            raise ConversionError(column, None, f"its natural key could not be made: {type(exc).__name__}: {exc}") from exc
+            raise ConversionError(
+                column, None, f"its natural key could not be made: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             found = self.model._default_manager.db_manager(self.using).get_by_natural_key(*key)
         except self.model.DoesNotExist:
             return key
         except Exception as exc:  # noqa: BLE001 - the manager is project code
-            raise ConversionError(column, None, f"finding the row with natural key {list(key)!r} failed: "
-                                                f"{type(exc).__name__}: {exc}") from exc
+            raise ConversionError(
+                column, None, f"finding the row with natural key {list(key)!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         values[self.pk_index] = self.model._meta.pk.to_python(found.pk)
         return key
 
@@ -233,8 +243,9 @@ class RowConverter:
             missing = [position for position in range(len(self.fields)) if position not in seen]
             self.unknown_columns.update(unknown)
             # An auto-incremented primary key the database numbers is no loss (M2M rows, ``pk`` omitted).
-            self.missing_columns.update(self.fields[p].column for p in missing
-                                        if not isinstance(self.fields[p], models.fields.AutoFieldMixin))
+            self.missing_columns.update(
+                self.fields[p].column for p in missing if not isinstance(self.fields[p], models.fields.AutoFieldMixin)
+            )
             layout = self._layouts[keys] = (steps, missing, unknown)
             if not missing and not unknown:
                 self._compiled[keys] = _compile(steps, len(self.fields))

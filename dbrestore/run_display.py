@@ -56,8 +56,13 @@ def verification_rows(run: RestoreRun) -> list[dict[str, Any]]:
     """RestoreRun.verification as table rows: expected / read / in the table / ok."""
     tables = (run.verification or {}).get("tables") or {}
     return [
-        {"label": label, "expected": data.get("expected", data.get("in_dump")), "read": data.get("read"),
-         "in_db": data.get("in_db"), "ok": data.get("ok", data.get("in_db") == data.get("in_dump"))}
+        {
+            "label": label,
+            "expected": data.get("expected", data.get("in_dump")),
+            "read": data.get("read"),
+            "in_db": data.get("in_db"),
+            "ok": data.get("ok", data.get("in_db") == data.get("in_dump")),
+        }
         for label, data in tables.items()
     ]
 
@@ -65,5 +70,9 @@ def verification_rows(run: RestoreRun) -> list[dict[str, Any]]:
 def may_resume(run: RestoreRun) -> bool:
     """Whether the run page offers Resume: a failed or cancelled ``--no-atomic`` JSON restore."""
     options = run.options or {}
-    return (run.status in ROLLED_BACK_STATUSES and not options.get("atomic", True) and not options.get("dry_run")
-            and bool((run.checkpoint or {}).get("prepared")))
+    return (
+        run.status in ROLLED_BACK_STATUSES
+        and not options.get("atomic", True)
+        and not options.get("dry_run")
+        and bool((run.checkpoint or {}).get("prepared"))
+    )

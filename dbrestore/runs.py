@@ -57,8 +57,15 @@ class RunRecorder(BaseListener):
     (:func:`dbrestore.checkpoints.settle_counts`).
     """
 
-    def __init__(self, run: RestoreRun, *, restore_database: str, atomic: bool, lock: DatabaseLock | None = None,
-                 own_connection: bool | None = None):
+    def __init__(
+        self,
+        run: RestoreRun,
+        *,
+        restore_database: str,
+        atomic: bool,
+        lock: DatabaseLock | None = None,
+        own_connection: bool | None = None,
+    ):
         self.run = run
         self.interval = conf.get("PROGRESS_INTERVAL") if atomic else 0.0
         self.lock = lock
@@ -220,8 +227,9 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
             job = queue.job_status(run)
             if job is True:
                 continue
-            reason = (f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); "
-                      "the restore never started")
+            reason = (
+                f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); the restore never started"
+            )
         _fail(run, reason)
         dead.append(run)
     return dead
@@ -239,9 +247,20 @@ def _fail(run: RestoreRun, reason: str) -> None:
     run.status = RestoreRun.Status.FAILED
     run.finished_at = timezone.now()
     run.current_table = ""
-    run.errors = messages[-conf.get("MAX_MESSAGES"):]
-    run.save(update_fields=["status", "finished_at", "errors", "tables", "current_table", "rows_processed",
-                            "rows_inserted", "rows_skipped", "rows_rejected"])
+    run.errors = messages[-conf.get("MAX_MESSAGES") :]
+    run.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "errors",
+            "tables",
+            "current_table",
+            "rows_processed",
+            "rows_inserted",
+            "rows_skipped",
+            "rows_rejected",
+        ]
+    )
     logger.warning("Restore #%s marked failed: %s", run.pk, reason)
 
 
@@ -300,8 +319,15 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
     return data
 
 
-def create_run(*, source: str, database: str, mode: str, options: dict[str, Any], requested_by: str = "",
-               status: str = RestoreRun.Status.RUNNING) -> RestoreRun:
+def create_run(
+    *,
+    source: str,
+    database: str,
+    mode: str,
+    options: dict[str, Any],
+    requested_by: str = "",
+    status: str = RestoreRun.Status.RUNNING,
+) -> RestoreRun:
     """A new RestoreRun row, committed at once so that other processes can see it.
 
     Call it holding the database's lock (:func:`dbrestore.locks.holding`): the dead runs are
@@ -309,8 +335,12 @@ def create_run(*, source: str, database: str, mode: str, options: dict[str, Any]
     """
     using = run_database()
     reap_dead_runs(database)
-    other = (RestoreRun.objects.using(using).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
-             .order_by("created_at").first())
+    other = (
+        RestoreRun.objects.using(using)
+        .filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
     if other is not None:
         raise RestoreLockedError(locked_message(database, other))
     return RestoreRun.objects.using(using).create(
@@ -364,7 +394,9 @@ def _fail_unsaved(run: RestoreRun, using: str, exc: DatabaseError) -> None:
     logger.error("Restore #%s: %s", run.pk, reason)
     connections[using].close()
     RestoreRun.objects.using(using).filter(pk=run.pk).update(
-        status=RestoreRun.Status.FAILED, finished_at=run.finished_at or timezone.now(), current_table="",
+        status=RestoreRun.Status.FAILED,
+        finished_at=run.finished_at or timezone.now(),
+        current_table="",
         errors=[*_bounded(list(run.errors or []))[-10:], reason],
     )
     run.status = RestoreRun.Status.FAILED

@@ -38,8 +38,9 @@ def replaces_rows(opts: RestoreOptions) -> bool:
     return opts.mode == "replace" and not opts.dry_run
 
 
-def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-              progress: BaseListener) -> bool:
+def make_safe(
+    run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult, progress: BaseListener
+) -> bool:
     """Before a replace empties anything: refuse or widen for outside references, then take the
     safety backup. Returns whether every table to empty is small (DELETE beats TRUNCATE then)."""
     if not replaces_rows(opts):
@@ -49,9 +50,15 @@ def make_safe(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions,
     if opts.safety_backup and conf.get("SAFETY_BACKUP"):
         if any(rows_now.values()):
             progress.phase_started(f"safety backup of {len(plan.models_to_empty)} tables")
-            result.safety_backup = str(write_safety_backup(
-                run, plan, opts.database, storage=opts.storage, recipients=encryption_recipients(backup),
-            ))
+            result.safety_backup = str(
+                write_safety_backup(
+                    run,
+                    plan,
+                    opts.database,
+                    storage=opts.storage,
+                    recipients=encryption_recipients(backup),
+                )
+            )
             record_safety_backup(run, result.safety_backup)
         else:
             logger.info("No safety backup: the tables this restore replaces are empty")
@@ -131,8 +138,9 @@ def cascade_closure(models: list, already: set) -> list:
     return found
 
 
-def write_safety_backup(run: RestoreRun, plan: Plan, using: str, *, storage: str | None = None,
-                        recipients: list[str] | None = None) -> Path | StoragePath:
+def write_safety_backup(
+    run: RestoreRun, plan: Plan, using: str, *, storage: str | None = None, recipients: list[str] | None = None
+) -> Path | StoragePath:
     """Back up the tables the restore is about to empty, into ``safety/`` of the backups' storage
     (or BACKUP_DIR), encrypted for ``recipients`` when given; a failure stops the restore before it
     empties any table."""

@@ -64,22 +64,38 @@ def restore(
     opts.validate()
     opts.make_paths_absolute()
     with locks.holding(opts.database) as lock:
-        run = create_run(source=absolute(source), database=opts.database, mode=opts.mode, options=opts.as_json(),
-                         requested_by=requested_by)
+        run = create_run(
+            source=absolute(source),
+            database=opts.database,
+            mode=opts.mode,
+            options=opts.as_json(),
+            requested_by=requested_by,
+        )
         return execute(run, lock=lock, listeners=listeners)
 
 
-def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[ProgressListener] = (),
-            job_id: str | None = None) -> RestoreResult:
+def execute(
+    run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[ProgressListener] = (), job_id: str | None = None
+) -> RestoreResult:
     """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end, holding
     ``lock``, the database's restore lock (``job_id``: the RQ job running it, watched)."""
     opts = RestoreOptions(**run.options)
     opts.validate()
-    result = RestoreResult(run_id=run.pk, source=run.source, database=opts.database, dry_run=opts.dry_run,
-                           method="copy" if opts.uses_copy() else "orm")
+    result = RestoreResult(
+        run_id=run.pk,
+        source=run.source,
+        database=opts.database,
+        dry_run=opts.dry_run,
+        method="copy" if opts.uses_copy() else "orm",
+    )
     # Chunks commit in transactions of their own: progress goes through a connection of its own too.
-    recorder = RunRecorder(run, restore_database=opts.database, atomic=opts.atomic and not opts.dry_run,
-                           lock=lock, own_connection=not opts.dry_run)
+    recorder = RunRecorder(
+        run,
+        restore_database=opts.database,
+        atomic=opts.atomic and not opts.dry_run,
+        lock=lock,
+        own_connection=not opts.dry_run,
+    )
     watch = RunWatch(recorder, job_id=job_id)
     progress = Broadcast([recorder, *listeners])
     rejects = RejectsFile(
@@ -130,8 +146,9 @@ def execute(run: RestoreRun, *, lock: locks.DatabaseLock, listeners: Iterable[Pr
     return result
 
 
-def resume(run_id: int, *, source: str | Path | None = None, listeners: Iterable[ProgressListener] = (),
-           **options: Any) -> RestoreResult:
+def resume(
+    run_id: int, *, source: str | Path | None = None, listeners: Iterable[ProgressListener] = (), **options: Any
+) -> RestoreResult:
     """Resume failed, cancelled or dead ``--no-atomic`` run ``run_id`` (``--resume``): its done
     chunks are skipped, the others loaded, then the post-load steps run. ``source`` and
     ``options``, when given, must be the run's; so must the backup and the target database."""
@@ -144,8 +161,7 @@ def resume(run_id: int, *, source: str | Path | None = None, listeners: Iterable
         return execute(run, lock=lock, listeners=listeners)
 
 
-def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult,
-                       tables: dict[str, Any]) -> None:
+def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreResult, tables: dict[str, Any]) -> None:
     """After a failure, say what each table was left holding (rows now, rows expected, complete
     or not: counted in the database, recorded on ``tables`` too)."""
     if plan is None or opts.dry_run:
@@ -156,8 +172,17 @@ def _note_table_states(plan: Plan | None, opts: RestoreOptions, result: RestoreR
     result.errors.extend(describe_tables(opts.database, tables, opts.mode))
 
 
-def _restore_rows(run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult,
-                  rejects: RejectsFile, progress: Broadcast, started: float, watch: RunWatch) -> None:
+def _restore_rows(
+    run: RestoreRun,
+    backup: Backup,
+    plan: Plan,
+    opts: RestoreOptions,
+    result: RestoreResult,
+    rejects: RejectsFile,
+    progress: Broadcast,
+    started: float,
+    watch: RunWatch,
+) -> None:
     """A JSON backup: check it, make the restore safe, then load the rows (in one transaction,
     or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`.chunked`)."""
     try:

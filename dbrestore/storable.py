@@ -25,7 +25,7 @@ def storable_text(text: str, limit: int | None = MAX_STRING) -> str:
     if "\x00" in text:
         text = text.replace("\x00", "\\u0000")
     if limit is not None and len(text) > limit:
-        text = text[:max(limit - 3, 0)] + "..."
+        text = text[: max(limit - 3, 0)] + "..."
     return text
 
 
@@ -36,8 +36,10 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         return storable_text(repr(value)[:MAX_STRING])
     if isinstance(value, dict):
-        return {storable_text(key) if isinstance(key, str) else key: storable_json(item, depth + 1)
-                for key, item in value.items()}
+        return {
+            storable_text(key) if isinstance(key, str) else key: storable_json(item, depth + 1)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [storable_json(item, depth + 1) for item in value]
     return value

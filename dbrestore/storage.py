@@ -114,7 +114,7 @@ class StoragePath:
     @classmethod
     def parse(cls, text: str) -> StoragePath:
         """``storage://ALIAS/KEY`` -> StoragePath."""
-        alias, _, key = text[len(SCHEME):].partition("/")
+        alias, _, key = text[len(SCHEME) :].partition("/")
         return cls(alias, key.strip("/"))
 
     def __str__(self) -> str:

@@ -94,9 +94,13 @@ def table_counts(models: list, using: str, limit: int | None = None) -> dict:
     qn = connection.ops.quote_name
     found: dict = {}
     unique = list(dict.fromkeys(models))
-    probe = "SELECT COUNT(*) FROM {}" if limit is None else f"SELECT COUNT(*) FROM (SELECT 1 FROM {{}} LIMIT {int(limit)}) t"
+    probe = (
+        "SELECT COUNT(*) FROM {}"
+        if limit is None
+        else f"SELECT COUNT(*) FROM (SELECT 1 FROM {{}} LIMIT {int(limit)}) t"
+    )
     for start in range(0, len(unique), 100):
-        chunk = unique[start:start + 100]
+        chunk = unique[start : start + 100]
         sql = "SELECT " + ", ".join(f"({probe.format(qn(m._meta.db_table))})" for m in chunk)
         with connection.cursor() as cursor:
             cursor.execute(sql)

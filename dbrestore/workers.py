@@ -79,8 +79,9 @@ class Workers:
             "dbrestore": dict(getattr(settings, "DBRESTORE", {}) or {}),
         }
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE or "")
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_start, initargs=(overlay,))
+        self.pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(overlay,)
+        )
 
     def run(self, work: Callable[..., Any], items: list[Any], done: Callable[[Any, Any], None]) -> None:
         """``work(*item)`` for every item in the workers; ``done(item, result)`` here as each ends.

@@ -71,5 +71,9 @@ def shop_counts() -> dict[str, int]:
     """Rows of the sample's main tables now."""
     from restoreproject.shop.models import Customer, Order, OrderItem, Tag
 
-    return {"customers": Customer.objects.count(), "orders": Order.objects.count(),
-            "items": OrderItem.objects.count(), "tags": Tag.objects.count()}
+    return {
+        "customers": Customer.objects.count(),
+        "orders": Order.objects.count(),
+        "items": OrderItem.objects.count(),
+        "tags": Tag.objects.count(),
+    }

@@ -49,7 +49,10 @@ def backup_dir(settings, tmp_path):
     directory = tmp_path / "backups"
     directory.mkdir()
     settings.DBRESTORE = {
-        **settings.DBRESTORE, "BACKUP_DIR": str(directory), "PROGRESS_INTERVAL": 0.0, "SYNC_JOBS": True,
+        **settings.DBRESTORE,
+        "BACKUP_DIR": str(directory),
+        "PROGRESS_INTERVAL": 0.0,
+        "SYNC_JOBS": True,
     }
     return directory
 
@@ -138,7 +141,11 @@ def run_worker(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
     """A real ``rqworker --burst`` process: runs what is queued, then exits."""
     return subprocess.run(
         [sys.executable, "manage.py", "rqworker", "dbrestore", "--burst"],
-        cwd=ROOT, env={**env, "DBRESTORE_SYNC_JOBS": "0"}, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env={**env, "DBRESTORE_SYNC_JOBS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -156,8 +163,9 @@ def moto_server():
     binary = Path(sys.executable).parent / "moto_server"
     url = f"http://127.0.0.1:{port}"
     try:
-        process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     except OSError as exc:
         process, problem = None, f"cannot start {binary}: {exc}"
     else:
@@ -191,12 +199,15 @@ def gpg_home(tmp_path_factory) -> Iterator[Path]:
     home.chmod(0o700)
     subprocess.run(
         ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
-        env={**os.environ, "GNUPGHOME": str(home)}, check=True, capture_output=True,
+        env={**os.environ, "GNUPGHOME": str(home)},
+        check=True,
+        capture_output=True,
     )
     yield home
     # gpg starts an agent per keyring; it would outlive the suite.
-    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)}, check=False,
-                   capture_output=True)
+    subprocess.run(
+        ["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)}, check=False, capture_output=True
+    )
 
 
 @pytest.fixture

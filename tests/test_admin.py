@@ -102,15 +102,25 @@ def test_restore_flow_from_backup_dir(operator, sample_backup, backup_dir):
     page = operator.get(reverse("admin:dbrestore_restorerun_restore")).content.decode()
     assert "nightly" in page and "tables" in page
 
-    confirm = operator.post(reverse("admin:dbrestore_restorerun_restore"), {"backup": "nightly", "mode": "replace", "atomic": "on"})
+    confirm = operator.post(
+        reverse("admin:dbrestore_restorerun_restore"), {"backup": "nightly", "mode": "replace", "atomic": "on"}
+    )
     text = confirm.content.decode()
     assert confirm.status_code == 200 and "Yes, start the restore" in text
     assert "shop.Tag" in text and "emptied" in text
     assert Tag.objects.filter(name="old").exists()  # nothing changed yet
 
-    started = operator.post(reverse("admin:dbrestore_restorerun_confirm"), {
-        "backup": "nightly", "mode": "replace", "atomic": "on", "only": "", "exclude": "", "batch_size": "",
-    })
+    started = operator.post(
+        reverse("admin:dbrestore_restorerun_confirm"),
+        {
+            "backup": "nightly",
+            "mode": "replace",
+            "atomic": "on",
+            "only": "",
+            "exclude": "",
+            "batch_size": "",
+        },
+    )
     run = RestoreRun.objects.latest("pk")
     assert started.status_code == 302
     assert started["Location"] == reverse("admin:dbrestore_restorerun_progress_page", args=[run.pk])
@@ -173,8 +183,9 @@ def test_zip_uploads_are_refused_with_a_reason(operator, backup_dir, settings, a
     assert not any(backup_dir.rglob("*.zip")) and RestoreRun.objects.count() == 0 and not Tag.objects.exists()
 
 
-def test_the_command_and_the_admin_resolve_a_backup_by_the_same_rules(operator, sample_backup, backup_dir,
-                                                                       run_command, tmp_path):
+def test_the_command_and_the_admin_resolve_a_backup_by_the_same_rules(
+    operator, sample_backup, backup_dir, run_command, tmp_path
+):
     """discovery.resolve_source serves both: a name in BACKUP_DIR (``safety/<name>`` included)
     resolves to the same backup; a path is the command's alone."""
     import shutil
@@ -183,9 +194,17 @@ def test_the_command_and_the_admin_resolve_a_backup_by_the_same_rules(operator, 
     name = "safety/safety-run1-2024-01-01"
     run_command("restore_backup", name, "--noinput", "--no-safety-backup")
     by_command = RestoreRun.objects.latest("pk")
-    operator.post(reverse("admin:dbrestore_restorerun_confirm"), {
-        "backup": name, "mode": "replace", "atomic": "on", "only": "", "exclude": "", "batch_size": "",
-    })
+    operator.post(
+        reverse("admin:dbrestore_restorerun_confirm"),
+        {
+            "backup": name,
+            "mode": "replace",
+            "atomic": "on",
+            "only": "",
+            "exclude": "",
+            "batch_size": "",
+        },
+    )
     by_admin = RestoreRun.objects.latest("pk")
     assert by_admin.pk != by_command.pk and by_admin.source == by_command.source == str(backup_dir / name)
     assert by_command.status == by_admin.status == "succeeded"

@@ -31,7 +31,11 @@ def start_restore(backup: Path, tmp_path: Path) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, "manage.py", "restore_backup", str(backup), "--noinput", "--batch-size", "50"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

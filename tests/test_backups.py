@@ -85,14 +85,17 @@ def corrupt(backup: Path, how: str) -> None:
         (backup / "shop_orderitem.jsonl").write_bytes(body[: len(body) // 2])
 
 
-@pytest.mark.parametrize("how, message", [
-    ("bad json", "invalid JSON in manifest"),
-    ("wrong format", "unsupported manifest format 'other/9'"),
-    ("missing file", "'shop_tag.jsonl' listed in the manifest is missing"),
-    ("sha mismatch", "shop_order.jsonl: sha256"),
-    ("count mismatch", "shop_order.jsonl: 400 rows, but the manifest says 401"),
-    ("truncated", "shop_orderitem.jsonl: sha256"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("bad json", "invalid JSON in manifest"),
+        ("wrong format", "unsupported manifest format 'other/9'"),
+        ("missing file", "'shop_tag.jsonl' listed in the manifest is missing"),
+        ("sha mismatch", "shop_order.jsonl: sha256"),
+        ("count mismatch", "shop_order.jsonl: 400 rows, but the manifest says 401"),
+        ("truncated", "shop_orderitem.jsonl: sha256"),
+    ],
+)
 def test_a_damaged_backup_is_refused_before_any_write(sample_backup, run_command, existing, how, message):
     backup = sample_backup(rows=2000)
     corrupt(backup, how)
@@ -130,7 +133,10 @@ def test_migration_drift_is_reported(sample_backup, run_command):
     run_command("restore_backup", sample_backup(rows=100), "--noinput")
     backup = sample_backup(rows=100, name="drift")
     data = json.loads((backup / "manifest.json").read_text())
-    data["migrations"] = {"shop": ["0001_initial", "0002_customer_last_order", "0003_future"], "newapp": ["0001_initial"]}
+    data["migrations"] = {
+        "shop": ["0001_initial", "0002_customer_last_order", "0003_future"],
+        "newapp": ["0001_initial"],
+    }
     (backup / "manifest.json").write_text(json.dumps(data))
     out, _ = run_command("restore_backup", backup, "--noinput")
     assert "has migrations this database has not applied, in: newapp, shop" in out
@@ -142,7 +148,9 @@ def test_safety_backup_and_rollback(sample_backup, run_command, tmp_path):
     Tag.objects.create(name="made-by-hand")
     tags_before = sorted(Tag.objects.values_list("name", flat=True))
     report = tmp_path / "report.json"
-    run_command("restore_backup", sample_backup(rows=100, name="other", compress=True), "--noinput", "--report-json", report)
+    run_command(
+        "restore_backup", sample_backup(rows=100, name="other", compress=True), "--noinput", "--report-json", report
+    )
     safety = json.loads(report.read_text())["safety_backup"]
     run = RestoreRun.objects.latest("pk")
     assert safety and run.safety_backup == safety and Path(safety, "manifest.json").exists()

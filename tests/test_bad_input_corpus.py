@@ -98,13 +98,14 @@ def _manifest_swap(key: str, value: Any, entry: int | None = 0) -> Callable[[Pat
         (manifest["tables"][entry] if entry is not None else manifest)[key] = value
         manifest_path.write_text(json.dumps(manifest))
         return [sample]
+
     return build
 
 
 def _corrupt_gzip(tmp: Path, sample: Path) -> list[Any]:
     payload = bytearray(gzip.compress(jsonl(TAGS)))
     middle = len(payload) // 2
-    payload[middle:middle + 64] = bytes(64)
+    payload[middle : middle + 64] = bytes(64)
     return [_write(tmp / "in" / "shop_tag.jsonl.gz", bytes(payload))]
 
 
@@ -116,8 +117,9 @@ def _truncated_gzip_long_line(tmp: Path, sample: Path) -> list[Any]:
 def _corrupt(compress: Callable[[bytes], bytes], name: str) -> Callable[[Path, Path], list[Any]]:
     def build(tmp: Path, sample: Path) -> list[Any]:
         payload = bytearray(compress(jsonl(TAGS)))
-        payload[len(payload) // 2:len(payload) // 2 + 32] = b"\xa5" * 32
+        payload[len(payload) // 2 : len(payload) // 2 + 32] = b"\xa5" * 32
         return [_write(tmp / "in" / name, bytes(payload))]
+
     return build
 
 
@@ -129,8 +131,14 @@ def _rejects_lines(*records: dict) -> Callable[[Path, Path], list[Any]]:
     return lambda tmp, sample: [_write(tmp / "in" / "fixed-rejects.jsonl", jsonl(list(records))), "--mode", "append"]
 
 
-REJECT = {"kind": "rejected", "model": "shop.Tag", "table": "shop_tag", "position": 1,
-          "row": {"id": 5000, "name": "fixed"}, "reason": "test"}
+REJECT = {
+    "kind": "rejected",
+    "model": "shop.Tag",
+    "table": "shop_tag",
+    "position": 1,
+    "row": {"id": 5000, "name": "fixed"},
+    "reason": "test",
+}
 
 
 def _one_bad_tag(tmp: Path) -> Path:
@@ -262,7 +270,8 @@ CORPUS: dict[str, Case] = {
     "manifest-native-file-number": Case(_manifest_swap("native", {"file": 3}, entry=None), '"file" must be a string'),
     # tracebacks before: malformed rejects-file lines
     "rejects-line-without-model": Case(
-        _rejects_lines(REJECT, {**REJECT, "model": None}), '"model" must be a model label'),
+        _rejects_lines(REJECT, {**REJECT, "model": None}), '"model" must be a model label'
+    ),
     "rejects-row-not-an-object": Case(_rejects_lines(REJECT, {**REJECT, "row": [1, 2]}), '"row" must be an object'),
     "rejects-unknown-kind": Case(_rejects_lines(REJECT, {**REJECT, "kind": 3}), '"kind" must be one of'),
     # tracebacks before: output paths that cannot be written
@@ -279,17 +288,21 @@ CORPUS: dict[str, Case] = {
     "fifo-as-a-manifest-data-file": Case(_fifo_in_a_manifest, "not a regular file"),
     "gzip-bomb-one-line": Case(_bomb_jsonl, "a row longer than 67108864 bytes"),
     "gzip-bomb-of-short-lines": Case(_bomb_of_lines, "compression bomb"),
-    "gzip-bomb-one-line-no-ratio-limit": Case(_bomb_jsonl, "a row longer than", settings={
-        "MAX_INFLATION_RATIO": None, "MAX_ROW_BYTES": 4 * MiB}),
+    "gzip-bomb-one-line-no-ratio-limit": Case(
+        _bomb_jsonl, "a row longer than", settings={"MAX_INFLATION_RATIO": None, "MAX_ROW_BYTES": 4 * MiB}
+    ),
     "long-json-line": Case(_long_line, "a row longer than 1048576 bytes", settings={"MAX_ROW_BYTES": MiB}),
     "long-string-in-an-array": Case(_long_string_in_array, "a row longer than", settings={"MAX_ROW_BYTES": MiB}),
     "integer-of-5000-digits": Case(_number(b"1" * 5000), "a number of more than 4300 digits"),
     "integer-of-5000-digits-split": Case(_number(b" " * (1024 * 1024 - 10) + b"1" * 5000), "more than 4300 digits"),
-    "invalid-utf8-in-an-array": Case(_number(b'1, "x": "\xff\xfe"'), "(after row 0): invalid or truncated JSON: "
-                                     "lexical error: invalid bytes in UTF8 string."),
+    "invalid-utf8-in-an-array": Case(
+        _number(b'1, "x": "\xff\xfe"'),
+        "(after row 0): invalid or truncated JSON: lexical error: invalid bytes in UTF8 string.",
+    ),
     "invalid-utf8-in-a-keyed-object": Case(
         lambda tmp, sample: [_write(tmp / "in" / "export.json", b'{"shop_tag": [{"id": 1, "name": "\xff"}]}')],
-        "invalid or truncated JSON: lexical error: invalid bytes in UTF8 string."),
+        "invalid or truncated JSON: lexical error: invalid bytes in UTF8 string.",
+    ),
     "object-file-in-a-manifest-directory": Case(_object_file_in_manifest_directory, "not a table's rows"),
     "manifest-lists-itself": Case(_manifest_swap("file", "manifest.json"), "lists itself"),
     "manifest-lists-a-non-data-file": Case(_non_data_file_in_manifest, "not a .json or .jsonl data file"),
@@ -310,16 +323,27 @@ def _one_bad_row(literal: bytes, name: str = "shop_tag.json") -> Callable[[Path,
 #: the reason, the rest of the file is restored (issue 26: these ended the whole restore before).
 ISOLATED: dict[str, tuple[Callable[[Path, Path], list[Any]], str]] = {
     "exponent-2-million-digits": (_one_bad_row(b"1e2000000"), "has more than 4300 digits"),
-    "exponent-in-a-nested-value": (_one_bad_row(b'1, "x": [{"y": 2.5E+9999}]'), "column 'x': the number 2.5E+9999 has more"),
+    "exponent-in-a-nested-value": (
+        _one_bad_row(b'1, "x": [{"y": 2.5E+9999}]'),
+        "column 'x': the number 2.5E+9999 has more",
+    ),
     "json-nested-10000-deep-in-an-array": (
-        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000), "column 'x': a value nested more than 1000 levels"),
+        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000),
+        "column 'x': a value nested more than 1000 levels",
+    ),
     "json-nested-1010-deep-in-json-lines": (
-        _one_bad_row(b'1, "x": ' + b"[" * 1010 + b"]" * 1010, name="shop_tag.jsonl"), "nested more than 1000 levels"),
+        _one_bad_row(b'1, "x": ' + b"[" * 1010 + b"]" * 1010, name="shop_tag.jsonl"),
+        "nested more than 1000 levels",
+    ),
     "json-nested-10000-deep-in-json-lines": (
-        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"), "nested more than 1000"),
+        _one_bad_row(b'1, "x": ' + b"[" * 10_000 + b"]" * 10_000, name="shop_tag.jsonl"),
+        "nested more than 1000",
+    ),
     "lone-surrogate-in-an-array": (_one_bad_row(b'1, "name": "\\udc80"'), "column 'name': not valid UTF-8"),
-    "lone-surrogate-in-json-lines": (_one_bad_row(b'1, "name": "\\udc80"', name="shop_tag.jsonl"),
-                                     "column 'name': not valid UTF-8"),
+    "lone-surrogate-in-json-lines": (
+        _one_bad_row(b'1, "name": "\\udc80"', name="shop_tag.jsonl"),
+        "column 'name': not valid UTF-8",
+    ),
     "exponent-in-json-lines": (_one_bad_row(b"1e2000000", name="shop_tag.jsonl"), "has more than 4300 digits"),
     "float-beyond-range-in-json-lines": (_one_bad_row(b"1e400", name="shop_tag.jsonl"), "Ensure this value is less"),
 }
@@ -378,11 +402,31 @@ def test_bad_input(name, seeded, sample_backup, run_command, tmp_path, settings)
 
 def test_every_class_of_the_issue_is_in_the_corpus():
     """The corpus keeps a case for each class it was written for."""
-    for fragment in ("gzip", "xz", "bz2", "manifest-file", "manifest-sha256", "manifest-rows", "manifest-model",
-                     "manifest-table", "manifest-migrations", "rejects-line", "rejects-row", "rejects-file-under",
-                     "full-disk", "report-json-missing", "rejects-file-as-source", "rejects-file-inside", "fifo",
-                     "bomb", "2-million-digits", "long-string", "object-file-in-a-manifest", "lists-itself",
-                     "object-file-in-a-plain"):
+    for fragment in (
+        "gzip",
+        "xz",
+        "bz2",
+        "manifest-file",
+        "manifest-sha256",
+        "manifest-rows",
+        "manifest-model",
+        "manifest-table",
+        "manifest-migrations",
+        "rejects-line",
+        "rejects-row",
+        "rejects-file-under",
+        "full-disk",
+        "report-json-missing",
+        "rejects-file-as-source",
+        "rejects-file-inside",
+        "fifo",
+        "bomb",
+        "2-million-digits",
+        "long-string",
+        "object-file-in-a-manifest",
+        "lists-itself",
+        "object-file-in-a-plain",
+    ):
         assert any(fragment in name for name in [*CORPUS, *ISOLATED]), fragment
 
 
@@ -390,8 +434,14 @@ def test_fifo_source_fails_at_once_from_the_shell(tmp_path, subprocess_env, seed
     """A FIFO as the source: exit status 1 and one line on stderr, without ever opening it."""
     fifo = tmp_path / "shop_tag.jsonl"
     os.mkfifo(fifo)
-    done = subprocess.run([sys.executable, "manage.py", "restore_backup", str(fifo), "--noinput"], cwd=ROOT,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "restore_backup", str(fifo), "--noinput"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == f"CommandError: {fifo}: not a regular file (a FIFO, device or socket): refused"
     assert database_state() == seeded
@@ -402,9 +452,22 @@ def test_rejects_write_failure_exits_1_from_the_shell(tmp_path, subprocess_env, 
     """The full disk at the rejects file, in a real process: rolled back, the run failed, not running."""
     _one_bad_tag(tmp_path)
     done = subprocess.run(
-        [sys.executable, "manage.py", "restore_backup", str(tmp_path / "in" / "shop_tag.jsonl"), "--noinput",
-         "--mode", "append", "--rejects-file", "/dev/full"],
-        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "manage.py",
+            "restore_backup",
+            str(tmp_path / "in" / "shop_tag.jsonl"),
+            "--noinput",
+            "--mode",
+            "append",
+            "--rejects-file",
+            "/dev/full",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1, done.stderr
     # stderr holds the phases as they start, then the one-line error
@@ -423,8 +486,10 @@ def test_report_json_is_written_after_a_good_restore(sample_backup, run_command,
 
 def test_rejects_with_big_integers_are_recorded(tmp_path, run_command, settings):
     """Rows orjson cannot write still reach the rejects file rather than a traceback."""
-    path = _write(tmp_path / "in" / "shop_tag.json", b'[{"id": 1, "name": "ok"}, {"id": 2, "name": null, '
-                  b'"extra": 123456789012345678901234567890}]')
+    path = _write(
+        tmp_path / "in" / "shop_tag.json",
+        b'[{"id": 1, "name": "ok"}, {"id": 2, "name": null, "extra": 123456789012345678901234567890}]',
+    )
     rejects = tmp_path / "rejects.jsonl"
     with pytest.raises(CommandError, match="1 rows rejected"):
         run_command("restore_backup", path, "--noinput", "--rejects-file", rejects)
@@ -465,8 +530,10 @@ def operator(admin_client):
 
 
 def _upload(client, name: str, data: bytes):
-    return client.post(reverse("admin:dbrestore_restorerun_restore"),
-                       {"upload": SimpleUploadedFile(name, data), "mode": "replace", "atomic": "on"})
+    return client.post(
+        reverse("admin:dbrestore_restorerun_restore"),
+        {"upload": SimpleUploadedFile(name, data), "mode": "replace", "atomic": "on"},
+    )
 
 
 def test_upload_of_a_gzip_bomb_is_refused_in_bounded_memory(operator, backup_dir):
@@ -499,8 +566,19 @@ def test_upload_of_a_dumpdata_fixture_restores_as_from_the_command_line(operator
         {"model": "shop.tag", "pk": 1, "fields": {"name": "red"}},
         {"model": "shop.tag", "pk": 2, "fields": {"name": "blue"}},
         {"model": "shop.category", "pk": 1, "fields": {"name": "Tools", "parent": None}},
-        {"model": "shop.product", "pk": 1, "fields": {"sku": "S1", "name": "Saw", "price": "9.50", "category": 1,
-                                                     "attributes": {}, "tags": [1, 2], "released_on": None}},
+        {
+            "model": "shop.product",
+            "pk": 1,
+            "fields": {
+                "sku": "S1",
+                "name": "Saw",
+                "price": "9.50",
+                "category": 1,
+                "attributes": {},
+                "tags": [1, 2],
+                "released_on": None,
+            },
+        },
     ]
     response = _upload(operator, "fixture.json", json.dumps(fixture).encode())
     run = _confirm_and_run(operator, response)
@@ -511,8 +589,11 @@ def test_upload_of_a_dumpdata_fixture_restores_as_from_the_command_line(operator
 
 
 def test_upload_of_a_keyed_object_restores_as_from_the_command_line(operator):
-    keyed = {"metadata": {"note": "x"}, "shop_tag": [{"id": 1, "name": "green"}], "shop_category": [
-        {"id": 1, "name": "Garden", "parent_id": None}]}
+    keyed = {
+        "metadata": {"note": "x"},
+        "shop_tag": [{"id": 1, "name": "green"}],
+        "shop_category": [{"id": 1, "name": "Garden", "parent_id": None}],
+    }
     response = _upload(operator, "export.json.gz", gzip.compress(json.dumps(keyed).encode()))
     run = _confirm_and_run(operator, response)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.errors
@@ -527,8 +608,10 @@ def test_an_earlier_upload_is_listed_and_restored_as_its_file(operator, backup_d
     folder.mkdir()
     (folder / "fixture.json").write_text(json.dumps([{"model": "shop.tag", "pk": 3, "fields": {"name": "old"}}]))
     assert [info.name for info in list_backups()] == ["upload-20260101T000000-abcd/fixture.json"]
-    response = operator.post(reverse("admin:dbrestore_restorerun_restore"),
-                             {"backup": "upload-20260101T000000-abcd/fixture.json", "mode": "replace", "atomic": "on"})
+    response = operator.post(
+        reverse("admin:dbrestore_restorerun_restore"),
+        {"backup": "upload-20260101T000000-abcd/fixture.json", "mode": "replace", "atomic": "on"},
+    )
     run = _confirm_and_run(operator, response)
     assert run.status == RestoreRun.Status.SUCCEEDED and run.source_format == "dumpdata"
     assert list(Tag.objects.values_list("name", flat=True)) == ["old"]
@@ -551,8 +634,10 @@ def test_rows_within_the_bounds_are_read_whole(tmp_path, settings):
 
     settings.DBRESTORE = {**settings.DBRESTORE, "MAX_ROW_BYTES": 4 * MiB}
     deep = "[" * 254 + "1" + "]" * 254
-    array = _write(tmp_path / "t.json", b'[{"id": 1, "name": "' + b"y" * (3 * MiB) + b'"}, {"id": ' + b"7" * 4300
-                   + b', "x": ' + deep.encode() + b"}]")
+    array = _write(
+        tmp_path / "t.json",
+        b'[{"id": 1, "name": "' + b"y" * (3 * MiB) + b'"}, {"id": ' + b"7" * 4300 + b', "x": ' + deep.encode() + b"}]",
+    )
     rows = [row for _, row in iter_rows(array)]
     assert len(rows[0]["name"]) == 3 * MiB and rows[1]["id"] == int("7" * 4300)
     lines = _write(tmp_path / "t.jsonl.gz", gzip.compress((b'{"id": 1, "x": ' + deep.encode() + b"}\n") * 20_000))

@@ -19,7 +19,15 @@ def test_benchmark_measures_every_method(run_command, tmp_path, monkeypatch):
     report = tmp_path / "bench.json"
     out, _ = run_command("restore_benchmark", "--rows", 400, "--slow-rows", 40, "--json", report)
     data = json.loads(report.read_text())
-    assert data["rows"] == 400 and set(data["methods"]) == {"loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql"}
+    assert data["rows"] == 400 and set(data["methods"]) == {
+        "loaddata",
+        "naive",
+        "orm",
+        "copy",
+        "copy_late_indexes",
+        "default",
+        "psql",
+    }
     for method, figures in data["methods"].items():
         assert figures["rows"] == (40 if method in ("loaddata", "naive") else 400)
         assert figures["rows_per_s"] > 0 and figures["peak_rss_mb"] > 0 and figures["peak_pss_all_mb"] > 0

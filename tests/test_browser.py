@@ -24,8 +24,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 OUTPUT = ROOT / "test-output"
 
@@ -58,8 +64,11 @@ def web_server(subprocess_env, backup_dir):
         port = probe.getsockname()[1]
     env = {**subprocess_env(), "DBRESTORE_SYNC_JOBS": "0", "DBRESTORE_BACKUP_DIR": str(backup_dir), "DJANGO_DEBUG": "1"}
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -75,7 +84,9 @@ def web_server(subprocess_env, backup_dir):
         server.wait(timeout=10)
 
 
-def test_restore_from_the_admin_in_a_browser(browser, web_server, redis_queue, sample_backup, backup_dir, subprocess_env):
+def test_restore_from_the_admin_in_a_browser(
+    browser, web_server, redis_queue, sample_backup, backup_dir, subprocess_env
+):
     shutil.copytree(sample_backup(rows=2000), backup_dir / "nightly")
     User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -96,8 +107,11 @@ def test_restore_from_the_admin_in_a_browser(browser, web_server, redis_queue, s
     run = RestoreRun.objects.get()
     assert run.status == "queued"
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "dbrestore", "--burst"], cwd=ROOT,
-        env={**subprocess_env(), "DBRESTORE_SYNC_JOBS": "0"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "manage.py", "rqworker", "dbrestore", "--burst"],
+        cwd=ROOT,
+        env={**subprocess_env(), "DBRESTORE_SYNC_JOBS": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         page.wait_for_function("document.getElementById('status').textContent === 'succeeded'", timeout=90_000)
@@ -142,8 +156,16 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
     rows = [f'{{"id": {i}, "name": "tag-{i}"}}' for i in range(1, 501)] + ['{"id": 501, "name": "' + "x" * 60 + '"}']
     (tmp_path / "shop_tag.jsonl").write_text("\n".join(rows) + "\n")
     with pytest.raises(CommandError):
-        run_command("restore_backup", tmp_path / "shop_tag.jsonl", "--noinput", "--strict", "--batch-size", 100,
-                    "--method", "orm")  # batches of 100 go in before the bad row, then all roll back
+        run_command(
+            "restore_backup",
+            tmp_path / "shop_tag.jsonl",
+            "--noinput",
+            "--strict",
+            "--batch-size",
+            100,
+            "--method",
+            "orm",
+        )  # batches of 100 go in before the bad row, then all roll back
     failed = RestoreRun.objects.latest("pk")
     assert failed.status == "failed" and failed.tables["shop.Tag"]["inserted"] == 500
     assert sorted(Tag.objects.values_list("name", flat=True)) == ["kept-0", "kept-1", "kept-2"]
@@ -162,7 +184,9 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
         assert page.evaluate(
             """(c) => { const th = document.querySelector("#result_list th.column-" + c).getBoundingClientRect();
                         const box = document.querySelector("#changelist .results").getBoundingClientRect();
-                        return th.right <= Math.min(box.right, window.innerWidth); }""", column), column
+                        return th.right <= Math.min(box.right, window.innerWidth); }""",
+            column,
+        ), column
     started = page.inner_text(f"#result_list tr:has(a[href*='/{good.pk}/change/']) td.field-started")
     assert len(started.split(":")) == 3, started  # HH:MM:SS
     long_cell = f"#result_list tr:has(a[href*='/{good.pk}/change/']) .dbrestore-source"
@@ -188,13 +212,17 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
     page.screenshot(path=str(OUTPUT / "run-rolled-back.png"), full_page=True)
     page.goto(f"{web_server}/admin/dbrestore/restorerun/{failed.pk}/progress/")
     # The status is in the page as served; the summary comes with the first poll.
-    page.wait_for_function("document.getElementById('status').textContent === 'failed'"
-                           " && document.getElementById('summary').textContent !== ''")
+    page.wait_for_function(
+        "document.getElementById('status').textContent === 'failed'"
+        " && document.getElementById('summary').textContent !== ''"
+    )
     summary = page.inner_text("#summary")
     assert "0 inserted (500 rolled back)" in summary and "500 inserted" not in summary.replace("(500 rolled", "")
     grey = "rgb(158, 158, 158)"
     assert page.evaluate("getComputedStyle(document.getElementById('overall-bar')).backgroundColor") == grey
-    assert page.evaluate("getComputedStyle(document.querySelector('#tables .dbrestore-bar div')).backgroundColor") == grey
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#tables .dbrestore-bar div')).backgroundColor") == grey
+    )
     cells = page.inner_text("#tables tbody tr").split("\t")
     assert cells[0].strip() == "shop.Tag" and cells[6].strip() == "3"
     assert page.is_visible("#run-link")
@@ -203,7 +231,10 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
     # The Restore page: one line of help for each mode.
     page.goto(f"{web_server}/admin/dbrestore/restorerun/restore/")
     modes = page.inner_text("#id_mode")
-    for text in ["replace: empty the restored tables first", "merge: insert new rows and update existing ones",
-                 "append: insert new rows only"]:
+    for text in [
+        "replace: empty the restored tables first",
+        "merge: insert new rows and update existing ones",
+        "append: insert new rows only",
+    ]:
         assert text in modes
     page.screenshot(path=str(OUTPUT / "restore-page.png"))

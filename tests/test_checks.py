@@ -44,8 +44,17 @@ def test_safety_backup_keep(settings, backup_dir, value):
     assert messages(settings, BACKUP_DIR=str(backup_dir), SAFETY_BACKUP_KEEP=None) == {}
 
 
-@pytest.mark.parametrize("key, value", [("CONVERT_PROCESSES", -1), ("CONVERT_PROCESSES", "2"), ("CONVERT_PROCESSES", 1.5),
-                                        ("CONVERT_MIN_ROWS", None), ("CONVERT_MIN_ROWS", -5), ("CONVERT_MIN_ROWS", True)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("CONVERT_PROCESSES", -1),
+        ("CONVERT_PROCESSES", "2"),
+        ("CONVERT_PROCESSES", 1.5),
+        ("CONVERT_MIN_ROWS", None),
+        ("CONVERT_MIN_ROWS", -5),
+        ("CONVERT_MIN_ROWS", True),
+    ],
+)
 def test_conversion_settings(settings, backup_dir, key, value):
     found = messages(settings, BACKUP_DIR=str(backup_dir), **{key: value})
     assert set(found) == {"dbrestore.E007"} and key in found["dbrestore.E007"].msg

@@ -29,8 +29,12 @@ from dbrestore.convert import column_kind, converter_for, refusal
 from restoreproject.fidelity.models import AllFields
 
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=EXAMPLES <= 1000, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=EXAMPLES <= 1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def _reference(field, value):
@@ -90,8 +94,15 @@ def field(name: str):
 
 DIGITS = "0123456789"
 _datetime_text = st.text(alphabet=DIGITS + "-:T .Z+W,", max_size=32)
-_aware = st.datetimes(timezones=st.sampled_from([datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=5, minutes=30)),
-                                                 datetime.timezone(datetime.timedelta(hours=-9, minutes=-30))]))
+_aware = st.datetimes(
+    timezones=st.sampled_from(
+        [
+            datetime.timezone.utc,
+            datetime.timezone(datetime.timedelta(hours=5, minutes=30)),
+            datetime.timezone(datetime.timedelta(hours=-9, minutes=-30)),
+        ]
+    )
+)
 _datetime_strings = st.one_of(
     _datetime_text,
     st.datetimes().map(lambda d: d.isoformat()),
@@ -104,7 +115,9 @@ _datetime_strings = st.one_of(
 RANGE = ("outside the range", "Ensure this value")
 
 
-@pytest.fixture(params=[("Asia/Kolkata", True), ("Asia/Kolkata", False), ("UTC", True)], ids=["kolkata", "no-tz", "utc"])
+@pytest.fixture(
+    params=[("Asia/Kolkata", True), ("Asia/Kolkata", False), ("UTC", True)], ids=["kolkata", "no-tz", "utc"]
+)
 def zone(request, settings):
     settings.TIME_ZONE, settings.USE_TZ = request.param
 
@@ -119,34 +132,53 @@ def test_datetimes(zone, value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.text(alphabet=DIGITS + "-W", max_size=12), st.dates().map(str),
-                       st.dates().map(lambda d: d.strftime("%Y%m%d")),
-                       st.dates().map(lambda d: f"{d.year:04d}-{d.month}-{d.day}"), st.datetimes()))
+@given(
+    value=st.one_of(
+        st.text(alphabet=DIGITS + "-W", max_size=12),
+        st.dates().map(str),
+        st.dates().map(lambda d: d.strftime("%Y%m%d")),
+        st.dates().map(lambda d: f"{d.year:04d}-{d.month}-{d.day}"),
+        st.datetimes(),
+    )
+)
 def test_dates(zone, value):
     _same(field("day"), value)
 
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.text(alphabet=DIGITS + ":.+Z", max_size=20), st.times().map(str),
-                       st.times().map(lambda t: t.strftime("%H%M%S")), st.times()))
+@given(
+    value=st.one_of(
+        st.text(alphabet=DIGITS + ":.+Z", max_size=20),
+        st.times().map(str),
+        st.times().map(lambda t: t.strftime("%H%M%S")),
+        st.times(),
+    )
+)
 def test_times(value):
     _same(field("moment"), value)
 
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.text(alphabet=DIGITS + " :.-PDTHMS,day", max_size=24), st.timedeltas().map(str),
-                       st.timedeltas()))
+@given(
+    value=st.one_of(st.text(alphabet=DIGITS + " :.-PDTHMS,day", max_size=24), st.timedeltas().map(str), st.timedeltas())
+)
 def test_durations(value):
     _same(field("span"), value, allowed_refusals=("outside the range of durations",))  # SQLite: 64-bit microseconds
 
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.integers(), st.text(alphabet=DIGITS + " -+_.e", max_size=24),
-                       st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
-                       st.decimals(allow_nan=False, allow_infinity=False)))
+@given(
+    value=st.one_of(
+        st.integers(),
+        st.text(alphabet=DIGITS + " -+_.e", max_size=24),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    )
+)
 @pytest.mark.parametrize("name", ["small", "integer", "big", "positive", "positive_small", "positive_big"])
 def test_integers(name, value):
     _same(field(name), value, allowed_refusals=RANGE)
@@ -154,9 +186,16 @@ def test_integers(name, value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.floats(), st.integers(), st.text(alphabet=DIGITS + " -+_.eE", max_size=24),
-                       st.sampled_from(["nan", "inf", "-Infinity", "1e400"]), st.booleans(),
-                       st.decimals(allow_nan=False, allow_infinity=False)))
+@given(
+    value=st.one_of(
+        st.floats(),
+        st.integers(),
+        st.text(alphabet=DIGITS + " -+_.eE", max_size=24),
+        st.sampled_from(["nan", "inf", "-Infinity", "1e400"]),
+        st.booleans(),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    )
+)
 def test_floats(value):
     expected, got = _reference(field("ratio"), value), _ours(field("ratio"), value)
     if expected[0] == "ok" and expected[1] != expected[1]:  # NaN
@@ -174,8 +213,14 @@ def test_decimals(value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.booleans(), st.integers(-2, 2), st.sampled_from(["t", "f", "True", "False", "1", "0", "yes",
-                                                                            "true", "", "on"]), st.text(max_size=5)))
+@given(
+    value=st.one_of(
+        st.booleans(),
+        st.integers(-2, 2),
+        st.sampled_from(["t", "f", "True", "False", "1", "0", "yes", "true", "", "on"]),
+        st.text(max_size=5),
+    )
+)
 @pytest.mark.parametrize("name", ["flag", "maybe"])
 def test_booleans(name, value):
     _same(field(name), value)
@@ -183,17 +228,32 @@ def test_booleans(name, value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.uuids().map(str), st.uuids().map(lambda u: u.hex), st.uuids().map(lambda u: "{%s}" % u),
-                       st.uuids().map(lambda u: u.urn), st.uuids().map(lambda u: str(u).upper()), st.uuids(),
-                       st.integers(min_value=0, max_value=2**128 - 1), st.text(alphabet="0123456789abcdef-{}", max_size=40)))
+@given(
+    value=st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: u.hex),
+        st.uuids().map(lambda u: "{%s}" % u),
+        st.uuids().map(lambda u: u.urn),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids(),
+        st.integers(min_value=0, max_value=2**128 - 1),
+        st.text(alphabet="0123456789abcdef-{}", max_size=40),
+    )
+)
 def test_uuids(value):
     _same(field("ident"), value)
 
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.ip_addresses().map(str), st.ip_addresses(v=6).map(lambda a: a.exploded),
-                       st.text(alphabet="0123456789abcdef:.", max_size=40), st.just("")))
+@given(
+    value=st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda a: a.exploded),
+        st.text(alphabet="0123456789abcdef:.", max_size=40),
+        st.just(""),
+    )
+)
 def test_ip_addresses(value):
     # The field's validators, which loaddata never runs: an address Django's to_python passes
     # unchecked ("1.2") failed on PostgreSQL's inet with a traceback, and SQLite stored it.
@@ -202,8 +262,16 @@ def test_ip_addresses(value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans(),
-                       st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+@given(
+    value=st.one_of(
+        st.text(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.booleans(),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    )
+)
 @pytest.mark.parametrize("name", ["char", "text", "slug", "email", "url", "path"])
 def test_text(name, value):
     refusals = ("longer than max_length", "not valid UTF-8", "NUL character")
@@ -212,8 +280,13 @@ def test_text(name, value):
 
 @pytest.mark.django_db
 @FUZZ
-@given(value=st.one_of(st.binary().map(lambda b: __import__("base64").b64encode(b).decode()), st.binary(),
-                       st.text(alphabet="ABCDabcd0123+/= ", max_size=16)))
+@given(
+    value=st.one_of(
+        st.binary().map(lambda b: __import__("base64").b64encode(b).decode()),
+        st.binary(),
+        st.text(alphabet="ABCDabcd0123+/= ", max_size=16),
+    )
+)
 def test_binary(value):
     expected, got = _reference(field("blob"), value), _ours(field("blob"), value)
     if expected[0] == "ok":
@@ -235,6 +308,10 @@ def test_decimal_limits():
     convert = converter_for(field("amount"), connection.alias)
     assert convert("12345678.90") == decimal.Decimal("12345678.90")
     assert convert("1.500") == decimal.Decimal("1.500")  # no value lost
-    for value, reason in [("123456789.00", "8 digits before"), ("1.005", "2 decimal places"), ("1e20", "digits before")]:
+    for value, reason in [
+        ("123456789.00", "8 digits before"),
+        ("1.005", "2 decimal places"),
+        ("1e20", "digits before"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             convert(value)

@@ -23,8 +23,11 @@ def stored() -> list[tuple]:
         return cursor.fetchall()
 
 
-@pytest.mark.parametrize("args", [[], ["--method", "orm"], ["--mode", "merge"], ["--batch-size", "1"]],
-                         ids=["default", "orm", "merge", "row-by-row"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--method", "orm"], ["--mode", "merge"], ["--batch-size", "1"]],
+    ids=["default", "orm", "merge", "row-by-row"],
+)
 def test_custom_fields_restore_as_the_orm_wrote_them(args, tmp_path, run_command):
     for n, body in enumerate(BODIES):
         Document.objects.create(body=body, secret=f"secret {n}" if n % 2 else "")

@@ -89,8 +89,11 @@ def test_links_to_the_dashboard_only_for_who_may_open_it(who, queued_job):
     options = {**options, "perms": (*options.get("perms", ()), "view_restorerun")}
     client = make_user("u", **options)
     job_url = dashboard_urls(queued_job)["job"]
-    pages = [reverse("admin:index"), reverse("admin:dbrestore_restorerun_change", args=[queued_job.pk]),
-             reverse("admin:dbrestore_restorerun_progress_page", args=[queued_job.pk])]
+    pages = [
+        reverse("admin:index"),
+        reverse("admin:dbrestore_restorerun_change", args=[queued_job.pk]),
+        reverse("admin:dbrestore_restorerun_progress_page", args=[queued_job.pk]),
+    ]
     for page in pages:
         response = client.get(page)
         assert response.status_code == 200, page

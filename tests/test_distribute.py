@@ -33,9 +33,16 @@ def workers(subprocess_env, tmp_path):
 
     def start(count: int = 2, *extra: str) -> list[subprocess.Popen]:
         env = subprocess_env(DBRESTORE_SYNC_JOBS="0", DBRESTORE_SETTINGS_JSON=json.dumps(WORKER_SETTINGS))
-        new = [subprocess.Popen([sys.executable, "manage.py", "rqworker", "dbrestore", *extra], cwd=ROOT, env=env,
-                                stdout=(tmp_path / f"worker-{len(started) + i}.log").open("w"),
-                                stderr=subprocess.STDOUT) for i in range(count)]
+        new = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "rqworker", "dbrestore", *extra],
+                cwd=ROOT,
+                env=env,
+                stdout=(tmp_path / f"worker-{len(started) + i}.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(count)
+        ]
         started.extend(new)
         return new
 
@@ -132,8 +139,9 @@ def assert_counts_add_up(run: RestoreRun, backup: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_two_workers_restore_what_a_clean_restore_does(redis_queue, chunk_settings, sample_backup, run_command,
-                                                       workers, tmp_path):
+def test_two_workers_restore_what_a_clean_restore_does(
+    redis_queue, chunk_settings, sample_backup, run_command, workers, tmp_path
+):
     backup = sample_backup(rows=600)
     clean = clean_restore(run_command, backup, tmp_path / "clean")
 
@@ -160,8 +168,9 @@ def _chunk_job_ids(run: RestoreRun) -> list[str]:
 
 
 @pytest.mark.postgres
-def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(redis_queue, chunk_settings, sample_backup, run_command,
-                                                            workers, tmp_path):
+def test_a_worker_killed_mid_chunk_has_its_chunk_run_again(
+    redis_queue, chunk_settings, sample_backup, run_command, workers, tmp_path
+):
     backup = sample_backup(rows=600)
     clean = clean_restore(run_command, backup, tmp_path / "clean")
 
@@ -197,8 +206,9 @@ def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 60) -> tupl
         for job_id in _chunk_job_ids(run):
             job = rq_job(job_id)
             if job.get_status() == "started" and table in (job.description or "") and job.worker_name:
-                worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
-                                            connection=get_queue().connection)
+                worker = Worker.find_by_key(
+                    Worker.redis_worker_namespace_prefix + job.worker_name, connection=get_queue().connection
+                )
                 if worker is not None and _waiting_on_lock():
                     return worker.pid, job_id
         time.sleep(0.05)
@@ -208,14 +218,17 @@ def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 60) -> tupl
 def _waiting_on_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside the test's transaction: not its first look
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database() AND pid <> pg_backend_pid())")
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> pg_backend_pid())"
+        )
         return cursor.fetchone()[0]
 
 
 @pytest.mark.postgres
-def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(redis_queue, chunk_settings, sample_backup,
-                                                                   run_command, workers):
+def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(
+    redis_queue, chunk_settings, sample_backup, run_command, workers
+):
     backup = sample_backup(rows=300)
     run = queue_distributed(run_command, backup)
     workers(1, "--max-jobs", "1")
@@ -225,8 +238,10 @@ def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(redis_queue, 
     workers(2)
     run = wait_for(run)
     assert run.status == "failed"
-    assert any(f"failed {1 + WORKER_SETTINGS['DISTRIBUTE_RETRIES']} times" in error and entry["file"] in error
-               for error in run.errors), run.errors
+    assert any(
+        f"failed {1 + WORKER_SETTINGS['DISTRIBUTE_RETRIES']} times" in error and entry["file"] in error
+        for error in run.errors
+    ), run.errors
     assert any(f"--resume {run.pk}" in error for error in run.errors)
     from dbrestore import fanout
 
@@ -265,8 +280,9 @@ def test_admin_form_refuses_distribute_in_one_transaction():
 
 
 @pytest.mark.postgres
-def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(redis_queue, chunk_settings, sample_backup, run_command,
-                                                       workers):
+def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(
+    redis_queue, chunk_settings, sample_backup, run_command, workers
+):
     from dbrestore.jobs import cancel_restore
 
     backup = sample_backup(rows=300)
@@ -285,8 +301,9 @@ def test_cancel_stops_a_distributed_run_between_chunks_and_resume_goes_on(redis_
 
 
 @pytest.mark.postgres
-def test_the_admin_starts_a_distributed_restore(redis_queue, chunk_settings, admin_client, sample_backup, backup_dir,
-                                                workers):
+def test_the_admin_starts_a_distributed_restore(
+    redis_queue, chunk_settings, admin_client, sample_backup, backup_dir, workers
+):
     import shutil
 
     from django.urls import reverse
@@ -295,8 +312,9 @@ def test_the_admin_starts_a_distributed_restore(redis_queue, chunk_settings, adm
     options = {"backup": "nightly", "mode": "replace", "distribute": "on"}
     confirm = admin_client.post(reverse("admin:dbrestore_restorerun_restore"), options)
     assert "chunk by chunk in the RQ workers" in confirm.content.decode()
-    admin_client.post(reverse("admin:dbrestore_restorerun_confirm"), {**options, "only": "", "exclude": "",
-                                                                      "batch_size": ""})
+    admin_client.post(
+        reverse("admin:dbrestore_restorerun_confirm"), {**options, "only": "", "exclude": "", "batch_size": ""}
+    )
     run = RestoreRun.objects.latest("pk")
     assert run.status == "queued" and run.options["distribute"] and not run.options["atomic"]
     workers(2)

@@ -19,7 +19,6 @@ from tests.conftest import GPG_RECIPIENT as RECIPIENT
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
 def test_encrypted_backup_round_trip(keyring, loaded, run_command, tmp_path):
     run_command("create_backup", "--output", tmp_path / "plain")
     out, _ = run_command("create_backup", "--output", tmp_path / "enc", "--encrypt", RECIPIENT)

@@ -26,16 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start(args: list, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def start_restore(backup: Path, env: dict, *flags) -> subprocess.Popen:
     return start(["restore_backup", backup, "--noinput", "--batch-size", "50", *flags], env)
 
 
-def wait_for(condition, what: str, timeout: float = 60, process: subprocess.Popen | None = None,
-             interval: float = 0.05):
+def wait_for(
+    condition, what: str, timeout: float = 60, process: subprocess.Popen | None = None, interval: float = 0.05
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -58,8 +66,10 @@ def killed(process: subprocess.Popen) -> None:
 
 def _other_sessions() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
         return cursor.fetchone()[0]
 
 
@@ -68,12 +78,18 @@ def loading(process: subprocess.Popen | None = None, *, rows: int = 1) -> Restor
     end (one writer), so there: once its transaction has begun (the journal file is there)."""
     if connection.vendor == "sqlite":
         journal = Path(f"{connection.settings_dict['NAME']}-journal")
-        run = wait_for(lambda: journal.exists() and RestoreRun.objects.filter(status="running").first(),
-                       "a restore's transaction", process=process)
+        run = wait_for(
+            lambda: journal.exists() and RestoreRun.objects.filter(status="running").first(),
+            "a restore's transaction",
+            process=process,
+        )
         time.sleep(0.05)  # the ORM path loads 10,000 rows in about 0.3 s on SQLite
         return run
-    return wait_for(lambda: RestoreRun.objects.filter(status="running", rows_processed__gte=rows).first(),
-                    "rows loaded", process=process)
+    return wait_for(
+        lambda: RestoreRun.objects.filter(status="running", rows_processed__gte=rows).first(),
+        "rows loaded",
+        process=process,
+    )
 
 
 def status_now(run_command, run: RestoreRun) -> dict:
@@ -141,8 +157,10 @@ def small_backup(sample_backup):
 
 # -- killed processes --------------------------------------------------------------------------
 
-def test_sigkill_of_the_cli_rolls_back_and_frees_the_database(big_backup, small_backup, subprocess_env, run_command,
-                                                              before):
+
+def test_sigkill_of_the_cli_rolls_back_and_frees_the_database(
+    big_backup, small_backup, subprocess_env, run_command, before
+):
     process = start_restore(big_backup, subprocess_env())
     run = loading(process)
     killed(process)
@@ -155,13 +173,17 @@ def test_sigkill_of_the_cli_rolls_back_and_frees_the_database(big_backup, small_
 
 
 @pytest.mark.parametrize("method", ["orm", "auto"])
-def test_sigkill_of_a_no_atomic_cli_says_what_each_table_holds(long_backup, small_backup, subprocess_env, run_command,
-                                                               method):
+def test_sigkill_of_a_no_atomic_cli_says_what_each_table_holds(
+    long_backup, small_backup, subprocess_env, run_command, method
+):
     backup = long_backup
     process = start_restore(backup, subprocess_env(), "--no-atomic", "--method", method)
     # Progress is written at every batch, so it shows on both databases as it is made.
-    run = wait_for(lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=400).first(),
-                   "400 rows committed", process=process)
+    run = wait_for(
+        lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=400).first(),
+        "400 rows committed",
+        process=process,
+    )
     killed(process)
     counts = table_counts()
     out, _ = run_command("restore_status", run.pk)  # the run is failed at this look
@@ -186,8 +208,9 @@ def test_sigkill_of_a_no_atomic_cli_says_what_each_table_holds(long_backup, smal
 
 
 @pytest.mark.parametrize("victims", ["horse", "worker and horse"])
-def test_sigkill_of_an_rqworker_mid_restore(redis_queue, big_backup, small_backup, subprocess_env, run_command,
-                                            before, victims):
+def test_sigkill_of_an_rqworker_mid_restore(
+    redis_queue, big_backup, small_backup, subprocess_env, run_command, before, victims
+):
     out, _ = run_command("restore_backup", big_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
     run = RestoreRun.objects.get(pk=int(out.strip().splitlines()[-1]))
     worker = start(["rqworker", "dbrestore"], subprocess_env(DBRESTORE_SYNC_JOBS="0"))
@@ -217,8 +240,10 @@ def test_terminated_lock_session_stops_the_restore(backup, small_backup, subproc
     process = start_restore(backup, subprocess_env())
     run = loading(process)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                       "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         assert cursor.fetchall(), "no lock session to end"
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "Traceback" not in err
@@ -234,8 +259,10 @@ def test_terminated_restore_connection_frees_the_database(backup, small_backup, 
     process = start_restore(backup, subprocess_env())
     run = loading(process)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
         assert cursor.fetchall()
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "the database stopped the restore" in err and "Traceback" not in err
@@ -246,23 +273,33 @@ def test_terminated_restore_connection_frees_the_database(backup, small_backup, 
 
 # -- a lock held, not a clock ------------------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_a_restore_waiting_on_a_table_lock_stays_running(backup, small_backup, subprocess_env, run_command):
     """No progress (and no heartbeat) for a long time is not death: the lock says it lives."""
     import psycopg
 
     settings = connection.settings_dict
-    blocker = psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
-                              dbname=settings["NAME"])
+    blocker = psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"]
+    )
     blocker.execute("LOCK TABLE shop_customer IN ACCESS EXCLUSIVE MODE")
     process = start_restore(small_backup, subprocess_env())
     try:
-        run = wait_for(lambda: RestoreRun.objects.filter(status="running").first(), "a running restore",
-                       process=process)
+        run = wait_for(
+            lambda: RestoreRun.objects.filter(status="running").first(), "a running restore", process=process
+        )
         with connection.cursor() as cursor:
-            wait_for(lambda: cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                            "AND datname = current_database()") or cursor.fetchone()[0],
-                     "the restore to wait on the table lock")
+            wait_for(
+                lambda: (
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                    or cursor.fetchone()[0]
+                ),
+                "the restore to wait on the table lock",
+            )
         RestoreRun.objects.filter(pk=run.pk).update(heartbeat_at=run.created_at.replace(year=2000))
         assert status_now(run_command, run)["status"] == "running"
         with pytest.raises(CommandError, match=f"restore #{run.pk} of .* is already running"):
@@ -282,18 +319,24 @@ def test_a_restore_waiting_on_the_sqlite_write_lock_stays_running(backup, small_
 
     if connection.vendor != "sqlite":
         pytest.skip("the PostgreSQL case waits on a table lock (above)")
-    process = start_restore(backup, subprocess_env(), "--no-atomic", "--method", "orm", "--batch-size", "20",
-                            "--chunk-bytes", "300")
-    run = wait_for(lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=100).first(),
-                   "rows committed", process=process)
+    process = start_restore(
+        backup, subprocess_env(), "--no-atomic", "--method", "orm", "--batch-size", "20", "--chunk-bytes", "300"
+    )
+    run = wait_for(
+        lambda: RestoreRun.objects.filter(status="running", rows_inserted__gte=100).first(),
+        "rows committed",
+        process=process,
+    )
     other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=30)
     try:
         other.execute("BEGIN IMMEDIATE")  # between two of the restore's chunks
         inserted = other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?", [run.pk]).fetchone()
         time.sleep(1.0)
         assert process.poll() is None
-        assert other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?",
-                             [run.pk]).fetchone() == inserted  # it waits
+        assert (
+            other.execute("SELECT rows_inserted FROM dbrestore_restorerun WHERE id = ?", [run.pk]).fetchone()
+            == inserted
+        )  # it waits
         other.execute("UPDATE dbrestore_restorerun SET heartbeat_at = '2000-01-01 00:00:00' WHERE id = ?", [run.pk])
         other.execute("COMMIT")
         other.execute("BEGIN IMMEDIATE")
@@ -317,8 +360,9 @@ def test_status_follows_the_lock_not_the_clock(small_backup, run_command):
     from dbrestore.locks import lock_for
 
     old = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
-    run = RestoreRun.objects.create(source="/backups/x", status="running", heartbeat_at=old, started_at=old,
-                                    tables={}, options={"atomic": True})
+    run = RestoreRun.objects.create(
+        source="/backups/x", status="running", heartbeat_at=old, started_at=old, tables={}, options={"atomic": True}
+    )
     holder = lock_for("default")  # the holding process, as far as the lock can tell
     assert holder.acquire()
     try:
@@ -344,8 +388,9 @@ class Blocker:
             import psycopg
 
             settings = connection.settings_dict
-            self.session = psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
-                                           dbname=settings["NAME"])
+            self.session = psycopg.connect(
+                host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"]
+            )
             self.session.execute("LOCK TABLE shop_customer IN ACCESS EXCLUSIVE MODE")
         return self
 
@@ -378,13 +423,15 @@ def test_two_restores_started_at_once_the_second_is_refused_every_time(small_bac
 
 # -- full disks --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def full_disk(tmp_path):
     """A 1 MiB tmpfs (unmounted after the test)."""
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs: {done.stderr}")
@@ -439,11 +486,15 @@ def test_full_disk_for_the_rejects_file(small_backup, run_command, full_disk, tm
 
 # -- the queue ---------------------------------------------------------------------------------
 
+
 def test_failed_enqueue_leaves_no_queued_run(small_backup, run_command, subprocess_env):
     done = subprocess.run(
-        [sys.executable, "manage.py", "restore_backup", small_backup, "--async", "--noinput"], cwd=ROOT,
+        [sys.executable, "manage.py", "restore_backup", small_backup, "--async", "--noinput"],
+        cwd=ROOT,
         env=subprocess_env(DBRESTORE_SYNC_JOBS="0", REDIS_URL="redis://127.0.0.1:1/0"),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "could not enqueue restore #" in done.stderr, done.stderr
@@ -472,8 +523,7 @@ def test_queued_run_whose_job_was_deleted_is_failed(redis_queue, small_backup, r
     assert_new_restore_starts(run_command, small_backup)
 
 
-def test_running_job_deleted_stops_its_run(redis_queue, long_backup, small_backup, subprocess_env, run_command,
-                                           before):
+def test_running_job_deleted_stops_its_run(redis_queue, long_backup, small_backup, subprocess_env, run_command, before):
     from rq.job import Job
 
     out, _ = run_command("restore_backup", long_backup, "--async", "--noinput", "--batch-size", "20", "--method", "orm")
@@ -495,6 +545,7 @@ def test_running_job_deleted_stops_its_run(redis_queue, long_backup, small_backu
 
 # -- what a failed --no-atomic restore left -------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["orm", "auto"])
 def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_command, method, settings):
     """The counts recorded match the table, on the COPY path too. Chunks of about 50 bytes (three
@@ -506,8 +557,19 @@ def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_c
     good = "".join(json.dumps({"id": pk, "name": f"t{pk}"}) + "\n" for pk in range(1, 6))
     (folder / "shop_tag.jsonl").write_text(good + '{"id": 6, "name": \n')
     with pytest.raises(CommandError) as error:
-        run_command("restore_backup", folder, "--noinput", "--no-atomic", "--batch-size", "2", "--method", method,
-                    "--no-safety-backup", "--chunk-bytes", "50")
+        run_command(
+            "restore_backup",
+            folder,
+            "--noinput",
+            "--no-atomic",
+            "--batch-size",
+            "2",
+            "--method",
+            method,
+            "--no-safety-backup",
+            "--chunk-bytes",
+            "50",
+        )
     assert len(str(error.value).splitlines()) == 1
     run = RestoreRun.objects.get()
     assert run.status == "failed"
@@ -528,9 +590,24 @@ def test_admin_run_page_shows_a_dead_run_failed_with_what_each_table_holds(admin
 
     Tag.objects.bulk_create([Tag(name=f"t{pk}") for pk in range(7)])
     run = RestoreRun.objects.create(
-        source="/backups/x", status="running", mode="replace", options={"atomic": False},
-        tables={"shop.Tag": {"table": "shop_tag", "expected": 10, "total": 5, "inserted": 5, "skipped": 0,
-                             "rejected": 0, "seconds": 1.0, "rows_per_s": 5.0, "position": 0, "finished": False}},
+        source="/backups/x",
+        status="running",
+        mode="replace",
+        options={"atomic": False},
+        tables={
+            "shop.Tag": {
+                "table": "shop_tag",
+                "expected": 10,
+                "total": 5,
+                "inserted": 5,
+                "skipped": 0,
+                "rejected": 0,
+                "seconds": 1.0,
+                "rows_per_s": 5.0,
+                "position": 0,
+                "finished": False,
+            }
+        },
     )
     page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[run.pk])).content.decode()
     run.refresh_from_db()

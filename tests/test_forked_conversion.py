@@ -42,17 +42,32 @@ def awkward_backup(tmp_path) -> Path:
     folder = tmp_path / "awkward"
     folder.mkdir()
     customers = [
-        customer(1), customer(2, referred_by_id=1), customer(3, joined_at="yesterday"), customer(4, name=None),
-        customer(1, email="dup@example.com"), customer(6, referred_by_id=999), customer(7, notes="n" * 2000),
-        {**customer(8), "legacy": 1, "colour": "red"}, customer(9, is_active="perhaps"),
-        customer(10, referred_by_id=7), customer(11, external_id="not-a-uuid"), customer(12),
+        customer(1),
+        customer(2, referred_by_id=1),
+        customer(3, joined_at="yesterday"),
+        customer(4, name=None),
+        customer(1, email="dup@example.com"),
+        customer(6, referred_by_id=999),
+        customer(7, notes="n" * 2000),
+        {**customer(8), "legacy": 1, "colour": "red"},
+        customer(9, is_active="perhaps"),
+        customer(10, referred_by_id=7),
+        customer(11, external_id="not-a-uuid"),
+        customer(12),
     ]
     write_jsonl(folder / "shop_customer.jsonl", customers)
     with open(folder / "shop_customer.jsonl", "a") as stream:
         stream.write("\n   \n" + json.dumps(customer(13)) + "\n")
-    write_jsonl(folder / "shop_order.jsonl", [
-        order(1, 1), order(2, 999), order(3, 1, total="abc"), order(4, 3), order(5, 12),
-    ])
+    write_jsonl(
+        folder / "shop_order.jsonl",
+        [
+            order(1, 1),
+            order(2, 999),
+            order(3, 1, total="abc"),
+            order(4, 3),
+            order(5, 12),
+        ],
+    )
     tags = [{"name": f"t{n}"} for n in range(1, 6)] + [{"id": 100, "name": "with-id"}, {"name": None}]
     write_jsonl(folder / "shop_tag.jsonl", tags)
     return folder
@@ -71,16 +86,19 @@ def restore_outcome(run_command, backup: Path, report_path: Path, *flags) -> dic
         rows[model._meta.label] = sorted(map(repr, model._base_manager.values_list(*fields)))
     return {
         "status": report["status"],
-        "tables": {label: {k: t[k] for k in ("total", "inserted", "skipped", "rejected")}
-                   for label, t in report["tables"].items()},
+        "tables": {
+            label: {k: t[k] for k in ("total", "inserted", "skipped", "rejected")}
+            for label, t in report["tables"].items()
+        },
         "rejects": [(r["table"], r["position"], r["reason"], r["row"]) for r in read_rejects(report["rejects_file"])],
         "warnings": report["warnings"],
         "rows": rows,
     }
 
 
-def test_forked_processes_restore_what_one_process_restores(awkward_backup, run_command, tmp_path, forked_settings,
-                                                            caplog):
+def test_forked_processes_restore_what_one_process_restores(
+    awkward_backup, run_command, tmp_path, forked_settings, caplog
+):
     alone = restore_outcome(run_command, awkward_backup, tmp_path / "one.json", "--convert-processes", 1)
     with caplog.at_level(logging.INFO, logger="dbrestore"):
         forked = restore_outcome(run_command, awkward_backup, tmp_path / "two.json", "--convert-processes", 2)
@@ -139,7 +157,9 @@ def test_sigkill_of_the_restore_takes_its_converting_children_with_it(sample_bac
     backup = sample_backup(rows=20000, name="big")
     Customer.objects.create(**{k: v for k, v in customer(50).items() if not k.endswith("_id") and k != "id"})
     before = table_counts()
-    process = start_restore(backup, subprocess_env(DBRESTORE_SETTINGS_JSON=ORDER_ITEMS_FORKED), "--convert-processes", "2")
+    process = start_restore(
+        backup, subprocess_env(DBRESTORE_SETTINGS_JSON=ORDER_ITEMS_FORKED), "--convert-processes", "2"
+    )
     converters = wait_for(lambda: converters_of(process), "the converting processes", process=process, interval=0.01)
     killed(process)  # and its database sessions gone
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in converters), "the children to die", timeout=10)
@@ -150,7 +170,9 @@ def test_sigkill_of_the_restore_takes_its_converting_children_with_it(sample_bac
 
 def test_a_killed_child_leaves_its_blocks_to_the_restoring_process(sample_backup, subprocess_env):
     backup = sample_backup(rows=20000, name="big")
-    process = start_restore(backup, subprocess_env(DBRESTORE_SETTINGS_JSON=ORDER_ITEMS_FORKED), "--convert-processes", "2")
+    process = start_restore(
+        backup, subprocess_env(DBRESTORE_SETTINGS_JSON=ORDER_ITEMS_FORKED), "--convert-processes", "2"
+    )
     converters = wait_for(lambda: converters_of(process), "the converting processes", process=process, interval=0.01)
     os.kill(converters[0], signal.SIGKILL)
     out, err = process.communicate(timeout=120)
@@ -163,7 +185,8 @@ def test_a_killed_child_leaves_its_blocks_to_the_restoring_process(sample_backup
 
 
 def test_a_restore_queued_for_a_real_rqworker_converts_in_children_of_its_work_horse(
-        redis_queue, sample_backup, run_command, subprocess_env):
+    redis_queue, sample_backup, run_command, subprocess_env
+):
     backup = sample_backup(rows=2000)
     out, _ = run_command("restore_backup", backup, "--async", "--noinput")
     run_id = int(out.strip().splitlines()[-1])

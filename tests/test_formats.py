@@ -52,9 +52,16 @@ def test_keyed_object_errors(tmp_path, run_command):
         run_command("restore_backup", path, "--noinput")
 
 
-@pytest.mark.parametrize("fmt, opener", [
-    ("json", None), ("jsonl", None), ("json.gz", gzip.open), ("jsonl.bz2", bz2.open), ("json.xz", lzma.open),
-])
+@pytest.mark.parametrize(
+    "fmt, opener",
+    [
+        ("json", None),
+        ("jsonl", None),
+        ("json.gz", gzip.open),
+        ("jsonl.bz2", bz2.open),
+        ("json.xz", lzma.open),
+    ],
+)
 def test_dumpdata_restores_like_loaddata(sample_backup, tmp_path, run_command, fmt, opener):
     run_command("restore_backup", sample_backup(rows=300), "--noinput")
     fixture = tmp_path / f"fixture.{fmt}"
@@ -82,8 +89,15 @@ def test_dumpdata_with_natural_keys(tmp_path, run_command):
     alice.user_permissions.add(Permission.objects.get(codename="run_restore"))
     User.objects.create_user("bob", password="pw")
     fixture = tmp_path / "users.json"
-    call_command("dumpdata", "auth.group", "auth.user", natural_foreign=True, natural_primary=True,
-                 output=str(fixture), stdout=io.StringIO())
+    call_command(
+        "dumpdata",
+        "auth.group",
+        "auth.user",
+        natural_foreign=True,
+        natural_primary=True,
+        output=str(fixture),
+        stdout=io.StringIO(),
+    )
     expected = dumpdata("auth.group", "auth.user", natural_foreign=True, natural_primary=True)
     assert "pk" not in json.loads(fixture.read_text())[0]
 
@@ -97,12 +111,29 @@ def test_natural_key_to_a_missing_parent_is_a_reject(tmp_path, run_command):
     from django.core.management.base import CommandError
 
     fixture = tmp_path / "users.json"
-    fixture.write_text(json.dumps([
-        {"model": "auth.user", "fields": {"username": "carol", "password": "x", "is_superuser": False,
-         "is_staff": False, "is_active": True, "first_name": "", "last_name": "", "email": "",
-         "date_joined": "2024-01-01T00:00:00Z", "last_login": None, "groups": [["no-such-group"]],
-         "user_permissions": []}},
-    ]))
+    fixture.write_text(
+        json.dumps(
+            [
+                {
+                    "model": "auth.user",
+                    "fields": {
+                        "username": "carol",
+                        "password": "x",
+                        "is_superuser": False,
+                        "is_staff": False,
+                        "is_active": True,
+                        "first_name": "",
+                        "last_name": "",
+                        "email": "",
+                        "date_joined": "2024-01-01T00:00:00Z",
+                        "last_login": None,
+                        "groups": [["no-such-group"]],
+                        "user_permissions": [],
+                    },
+                },
+            ]
+        )
+    )
     with pytest.raises(CommandError) as info:
         run_command("restore_backup", fixture, "--noinput")
     assert info.value.returncode == 3

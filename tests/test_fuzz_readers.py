@@ -36,8 +36,17 @@ LONG_RUN = "DBRESTORE_FUZZ_EXAMPLES" in os.environ
 
 TAGS = [{"id": i, "name": f"tag-{i}"} for i in range(1, 6)]
 CATEGORIES = [{"id": 1, "name": "Tools", "parent_id": None}, {"id": 2, "name": "Saws", "parent_id": 1}]
-PRODUCTS = [{"id": 1, "sku": "S1", "name": "Saw", "price": "9.50", "category_id": 2, "attributes": {"a": [1, 2.5]},
-             "released_on": "2024-01-02"}]
+PRODUCTS = [
+    {
+        "id": 1,
+        "sku": "S1",
+        "name": "Saw",
+        "price": "9.50",
+        "category_id": 2,
+        "attributes": {"a": [1, 2.5]},
+        "released_on": "2024-01-02",
+    }
+]
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -50,10 +59,25 @@ def _manifest(files: dict[str, tuple[str, str, list[dict]]]) -> bytes:
     tables = []
     for name, (model, table, rows) in files.items():
         data = _jsonl(rows) if ".jsonl" in name else json.dumps(rows).encode()
-        tables.append({"model": model, "table": table, "file": name, "rows": len(rows),
-                       "sha256": hashlib.sha256(data).hexdigest(), "columns": list(rows[0])})
-    return json.dumps({"format": "dbrestore/1", "created_at": "2026-01-01T00:00:00+00:00",
-                       "migrations": {"shop": ["0001_initial"]}, "tables": tables}, indent=2).encode()
+        tables.append(
+            {
+                "model": model,
+                "table": table,
+                "file": name,
+                "rows": len(rows),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "columns": list(rows[0]),
+            }
+        )
+    return json.dumps(
+        {
+            "format": "dbrestore/1",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "migrations": {"shop": ["0001_initial"]},
+            "tables": tables,
+        },
+        indent=2,
+    ).encode()
 
 
 def _compress(name: str, data: bytes) -> bytes:
@@ -70,26 +94,48 @@ def _seed_files() -> dict[str, dict[str, bytes]]:
     """Valid backups, each as {relative path: uncompressed content}; the names say the compression."""
     fixture = [{"model": "shop.tag", "pk": t["id"], "fields": {"name": t["name"]}} for t in TAGS] + [
         {"model": "shop.category", "pk": 1, "fields": {"name": "Tools", "parent": None}},
-        {"model": "shop.product", "pk": 1, "fields": {"sku": "S1", "name": "Saw", "price": "9.50", "category": 1,
-                                                     "attributes": {}, "tags": [1, 2], "released_on": None}},
+        {
+            "model": "shop.product",
+            "pk": 1,
+            "fields": {
+                "sku": "S1",
+                "name": "Saw",
+                "price": "9.50",
+                "category": 1,
+                "attributes": {},
+                "tags": [1, 2],
+                "released_on": None,
+            },
+        },
     ]
-    directory = {"shop_tag.jsonl": ("shop.Tag", "shop_tag", TAGS),
-                 "shop_category.jsonl.gz": ("shop.Category", "shop_category", CATEGORIES),
-                 "shop_product.json": ("shop.Product", "shop_product", PRODUCTS)}
-    reject = {"kind": "rejected", "model": "shop.Tag", "table": "shop_tag", "position": 2, "row": TAGS[1],
-              "reason": "duplicate"}
+    directory = {
+        "shop_tag.jsonl": ("shop.Tag", "shop_tag", TAGS),
+        "shop_category.jsonl.gz": ("shop.Category", "shop_category", CATEGORIES),
+        "shop_product.json": ("shop.Product", "shop_product", PRODUCTS),
+    }
+    reject = {
+        "kind": "rejected",
+        "model": "shop.Tag",
+        "table": "shop_tag",
+        "position": 2,
+        "row": TAGS[1],
+        "reason": "duplicate",
+    }
     return {
         "dbrestore-directory": {
             "manifest.json": _manifest(directory),
-            **{name: (_jsonl(rows) if ".jsonl" in name else json.dumps(rows).encode())
-               for name, (_, _, rows) in directory.items()},
+            **{
+                name: (_jsonl(rows) if ".jsonl" in name else json.dumps(rows).encode())
+                for name, (_, _, rows) in directory.items()
+            },
         },
         "plain-directory": {"shop_tag.json": json.dumps(TAGS).encode(), "shop_category.jsonl.xz": _jsonl(CATEGORIES)},
         "table-json": {"shop_tag.json": json.dumps(TAGS).encode()},
         "table-jsonl-gz": {"shop_tag.jsonl.gz": _jsonl(TAGS)},
         "table-jsonl-bz2": {"shop_product.jsonl.bz2": _jsonl(PRODUCTS)},
-        "keyed-object": {"export.json": json.dumps({"metadata": {"v": 1}, "shop_tag": TAGS,
-                                                    "shop_category": CATEGORIES}).encode()},
+        "keyed-object": {
+            "export.json": json.dumps({"metadata": {"v": 1}, "shop_tag": TAGS, "shop_category": CATEGORIES}).encode()
+        },
         "keyed-object-xz": {"export.json.xz": json.dumps({"shop_product": PRODUCTS, "shop_tag": TAGS}).encode()},
         "dumpdata-json": {"fixture.json": json.dumps(fixture).encode()},
         "dumpdata-jsonl-gz": {"fixture.jsonl.gz": _jsonl(fixture)},
@@ -112,8 +158,13 @@ def mutated_backup(draw) -> tuple[str, dict[str, bytes], str]:
     files = dict(SEEDS[seed])
     target = draw(st.sampled_from(sorted(files)))
     content = files[target]
-    kind = draw(st.sampled_from(["flip", "truncate", "insert", "replace", "swap"] if target == "manifest.json"
-                                else ["flip", "truncate", "insert", "replace"]))
+    kind = draw(
+        st.sampled_from(
+            ["flip", "truncate", "insert", "replace", "swap"]
+            if target == "manifest.json"
+            else ["flip", "truncate", "insert", "replace"]
+        )
+    )
     on_compressed = target.endswith((".gz", ".bz2", ".xz")) and draw(st.booleans())
     stored = {name: _compress(name, data) for name, data in files.items()}
     data = bytearray(stored[target] if on_compressed else content)
@@ -130,16 +181,35 @@ def mutated_backup(draw) -> tuple[str, dict[str, bytes], str]:
             if data:
                 data[position] ^= 1 << draw(st.integers(0, 7))
     elif kind == "truncate":
-        del data[draw(st.integers(0, len(data))):]
+        del data[draw(st.integers(0, len(data))) :]
     elif kind == "insert":
         position = draw(st.integers(0, len(data)))
-        inserted = draw(st.sampled_from([b"{", b"}", b"[", b"]", b",", b'"', b"\n", b"\\", b"1e2000000",
-                                         b"1" * 5000, b"\x00", b"\xff\xfe", b'{"model": 1}', b"null", b"-0.0e-9"])
-                        | st.binary(max_size=16))
+        inserted = draw(
+            st.sampled_from(
+                [
+                    b"{",
+                    b"}",
+                    b"[",
+                    b"]",
+                    b",",
+                    b'"',
+                    b"\n",
+                    b"\\",
+                    b"1e2000000",
+                    b"1" * 5000,
+                    b"\x00",
+                    b"\xff\xfe",
+                    b'{"model": 1}',
+                    b"null",
+                    b"-0.0e-9",
+                ]
+            )
+            | st.binary(max_size=16)
+        )
         data[position:position] = inserted
     else:
         start = draw(st.integers(0, len(data)))
-        data[start:start + draw(st.integers(1, 16))] = draw(st.binary(min_size=1, max_size=16))
+        data[start : start + draw(st.integers(1, 16))] = draw(st.binary(min_size=1, max_size=16))
     stored[target] = bytes(data) if on_compressed else _compress(target, bytes(data))
     return seed, stored, f"{kind} {target}{' (compressed bytes)' if on_compressed else ''}"
 
@@ -162,7 +232,9 @@ def read_everything(path: Path) -> int:
     for table in backup.tables:
         as_lines = _read(lambda: list(table.rows()))
         if table.blocks is not None:
-            as_blocks = _read(lambda: [r for first, block in table.blocks.blocks(64) for r in table.blocks.rows(first, block)])
+            as_blocks = _read(
+                lambda: [r for first, block in table.blocks.blocks(64) for r in table.blocks.rows(first, block)]
+            )
             assert as_blocks[:3] == as_lines[:3]
         if as_lines[0] == "error":
             raise as_lines[3]
@@ -184,7 +256,7 @@ def _write_backup(root: Path, seed: str, stored: dict[str, bytes]) -> Path:
         for name, data in stored.items():
             (root / name).write_bytes(data)
         return root
-    (name, data), = stored.items()
+    ((name, data),) = stored.items()
     (root / name).write_bytes(data)
     return root / name
 
@@ -195,8 +267,13 @@ def test_every_seed_is_a_valid_backup(seed, tmp_path):
     assert read_everything(_write_backup(tmp_path, seed, stored)) > 0
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=not LONG_RUN, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not LONG_RUN,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(mutated_backup())
 def test_mutated_backups_end_in_rows_or_a_dbrestore_error(case):
     seed, stored, what = case
@@ -228,6 +305,8 @@ def test_fuzz_memory_stayed_bounded():
         pytest.skip("the fuzz run did not run")
     grown_mib = (RSS["max"] - RSS["first"]) / MiB
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nfuzz: {sum(OUTCOMES.values())} inputs, outcomes {dict(OUTCOMES)}, RSS grew {grown_mib:.0f} MiB "
-          f"(process peak {peak_mib:.0f} MiB)")
+    print(
+        f"\nfuzz: {sum(OUTCOMES.values())} inputs, outcomes {dict(OUTCOMES)}, RSS grew {grown_mib:.0f} MiB "
+        f"(process peak {peak_mib:.0f} MiB)"
+    )
     assert grown_mib < (512 if LONG_RUN else 256)

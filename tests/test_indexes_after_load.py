@@ -66,8 +66,10 @@ def test_orphans_are_still_rejects(bad_backup, run_command, tmp_path, method):  
         assert info.value.returncode == 3
         reports[not flags] = json.loads(path.read_text())
         assert sorted(Customer.objects.values_list("pk", flat=True)) == [1, 2, 10, 13]
-    counts = {key: {label: (t["inserted"], t["skipped"], t["rejected"]) for label, t in report["tables"].items()}
-              for key, report in reports.items()}
+    counts = {
+        key: {label: (t["inserted"], t["skipped"], t["rejected"]) for label, t in report["tables"].items()}
+        for key, report in reports.items()
+    }
     assert counts[True] == counts[False]
     rejects = [json.loads(line) for line in open(reports[True]["rejects_file"])]
     assert any("customer_id=999" in r["reason"] for r in rejects)
@@ -99,17 +101,25 @@ class SchemaDuringLoad(BaseListener):
 
     def table_started(self, table):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-                           "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY 1", [table.table])
-            self.foreign_keys[table.label] = [definition for definition, in cursor.fetchall()]
+            cursor.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY 1",
+                [table.table],
+            )
+            self.foreign_keys[table.label] = [definition for (definition,) in cursor.fetchall()]
         if table.label == "shop.OrderItem":
             self.orders_readable.append(_readable_elsewhere(Order._meta.db_table))
 
 
 def _readable_elsewhere(table: str) -> bool:
     settings = connection.settings_dict
-    with psycopg.connect(host=settings["HOST"] or "127.0.0.1", port=settings["PORT"] or 5432,
-                         user=settings["USER"], dbname=settings["NAME"], autocommit=True) as other:
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:
         other.execute("SET lock_timeout = '300ms'")
         try:
             other.execute(f"SELECT count(*) FROM {table}").fetchone()

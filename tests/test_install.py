@@ -49,8 +49,9 @@ def test_the_wheel_holds_only_the_app(wheel):
     import dbrestore
 
     assert wheel.name.startswith(f"dbrestore-{dbrestore.__version__}-")
-    checked = subprocess.run([sys.executable, str(ROOT / ".ci" / "check_wheel.py"), str(wheel)],
-                             capture_output=True, text=True)  # what `make check-dist` checks
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "check_wheel.py"), str(wheel)], capture_output=True, text=True
+    )  # what `make check-dist` checks
     assert checked.returncode == 0, checked.stderr
     metadata = zipfile.ZipFile(wheel).read(f"dbrestore-{dbrestore.__version__}.dist-info/METADATA").decode()
     assert "Requires-Dist: Django" in metadata and "Framework :: Django :: 5.2" in metadata
@@ -65,12 +66,28 @@ def test_installed_wheel_in_a_startproject(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(site) / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    run(sys.executable, "-m", "pip", "--python", python, "install", "--no-index", "--no-deps", "-q", wheel,
-        cwd=tmp_path, env=env)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--no-index",
+        "--no-deps",
+        "-q",
+        wheel,
+        cwd=tmp_path,
+        env=env,
+    )
 
     project = tmp_path / "mysite"
     project.mkdir()
@@ -87,9 +104,14 @@ def test_installed_wheel_in_a_startproject(wheel, tmp_path):
     run(*manage, "migrate", "-v", "0", cwd=project, env=env)
     check = run(*manage, "check", cwd=project, env=env)
     assert "System check identified no issues (0 silenced)." in check.stdout
-    run(python, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'mysite.settings'; django.setup(); "
+    run(
+        python,
+        "-c",
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'mysite.settings'; django.setup(); "
         "from django.contrib.auth.models import User; User.objects.create_superuser('admin', '', 'pw')",
-        cwd=project, env=env)
+        cwd=project,
+        env=env,
+    )
     backup = run(*manage, "create_backup", cwd=project, env=env)
     assert "Backed up" in backup.stdout and str(project / "backups") in backup.stdout
     restored = run(*manage, "restore_backup", "--latest", "--noinput", cwd=project, env=env)
@@ -97,6 +119,12 @@ def test_installed_wheel_in_a_startproject(wheel, tmp_path):
     listed = run(*manage, "restore_backup", "--list", cwd=project, env=env).stdout
     assert len(listed.splitlines()) == 2  # the backup, not the safety backup the restore took
     assert "safety/" in run(*manage, "restore_backup", "--list", "--all", cwd=project, env=env).stdout
-    dashboard = run(*manage, "shell", "-c", "from django.urls import reverse; print(reverse('django_rq:home'))",
-                    cwd=project, env=env)
+    dashboard = run(
+        *manage,
+        "shell",
+        "-c",
+        "from django.urls import reverse; print(reverse('django_rq:home'))",
+        cwd=project,
+        env=env,
+    )
     assert dashboard.stdout.strip().endswith("/django-rq/")

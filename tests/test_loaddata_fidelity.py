@@ -25,8 +25,12 @@ from tests.fidelity_corpus import BAD, FIXTURES, MANGLED, SEEDED
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DUMPED = ["fidelity", "auth.user", "auth.group", "admin.logentry", "sites", "flatpages", "redirects"]
-_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open,
-            "lzma": lambda path, mode, **kw: lzma.open(path, mode, format=lzma.FORMAT_ALONE, **kw)}
+_OPENERS = {
+    "gz": gzip.open,
+    "bz2": bz2.open,
+    "xz": lzma.open,
+    "lzma": lambda path, mode, **kw: lzma.open(path, mode, format=lzma.FORMAT_ALONE, **kw),
+}
 
 
 @pytest.fixture(params=[("Asia/Kolkata", True), ("Asia/Kolkata", False)], ids=["kolkata-use-tz", "kolkata-no-tz"])
@@ -55,8 +59,17 @@ def wipe() -> None:
     """Empty what the fixtures fill, in one transaction (the FK checks are deferred to its end).
     Content types and permissions stay: fixtures name them by natural key."""
     models = list(apps.get_app_config("fidelity").get_models(include_auto_created=True))
-    models += [apps.get_model(label) for label in ("admin.LogEntry", "flatpages.FlatPage", "redirects.Redirect",
-                                                   "sites.Site", "auth.User", "auth.Group")]
+    models += [
+        apps.get_model(label)
+        for label in (
+            "admin.LogEntry",
+            "flatpages.FlatPage",
+            "redirects.Redirect",
+            "sites.Site",
+            "auth.User",
+            "auth.Group",
+        )
+    ]
     models += [f.remote_field.through for model in models[-6:] for f in model._meta.local_many_to_many]
     with transaction.atomic(), connection.cursor() as cursor:
         for model in models:
@@ -76,8 +89,9 @@ def dump() -> list[dict]:
 
 def _without_pks(dumped: list[dict], objects: list[dict]) -> list[dict]:
     numbered = {obj["model"] for obj in objects if "pk" not in obj}
-    return sorted(({k: v for k, v in obj.items() if k != "pk" or obj["model"] not in numbered} for obj in dumped),
-                  key=json.dumps)
+    return sorted(
+        ({k: v for k, v in obj.items() if k != "pk" or obj["model"] not in numbered} for obj in dumped), key=json.dumps
+    )
 
 
 def _m2m_names(label: str) -> set[str]:
@@ -142,8 +156,9 @@ def test_what_loaddata_refuses_is_rejected(name, time_zone, tmp_path):
         alone, _ = through_loaddata(write_fixture(tmp_path, f"{name}-{index}", kind, [obj]))
         taken += alone or []
     got, status, output = through_restore(path)
-    assert status.endswith(f"ended partial: {len(objects) - len(taken)} rows rejected; rejected rows are in "
-                           f"{status.rsplit(' ', 1)[-1]}"), status
+    assert status.endswith(
+        f"ended partial: {len(objects) - len(taken)} rows rejected; rejected rows are in {status.rsplit(' ', 1)[-1]}"
+    ), status
     assert got == sorted(taken, key=lambda obj: (obj["model"], json.dumps(obj.get("pk")), json.dumps(obj["fields"])))
 
 
@@ -190,6 +205,7 @@ def test_what_loaddata_stores_changed_is_rejected(name, time_zone, tmp_path):
     assert taken is not None, f"loaddata refused {name}: {refusal}"
     expected, _ = through_loaddata(write_fixture(tmp_path, f"{name}-clean", kind, [first]))
     got, status, output = through_restore(path)
-    assert status.endswith(f"ended partial: {len(objects) - 1} rows rejected; rejected rows are in "
-                           f"{status.rsplit(' ', 1)[-1]}"), status
+    assert status.endswith(
+        f"ended partial: {len(objects) - 1} rows rejected; rejected rows are in {status.rsplit(' ', 1)[-1]}"
+    ), status
     assert got == expected

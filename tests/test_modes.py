@@ -69,8 +69,9 @@ def test_cycle_fk_fill_in_sets_only_columns_still_null(fill_in):
 
     from dbrestore.integrity import edges, repair
 
-    first, second, third = (Customer.objects.create(email=f"f{n}@example.com", name=f"F {n}", joined_at=timezone.now())
-                            for n in range(3))
+    first, second, third = (
+        Customer.objects.create(email=f"f{n}@example.com", name=f"F {n}", joined_at=timezone.now()) for n in range(3)
+    )
     Customer.objects.filter(pk=third.pk).update(referred_by=first)
     edge = edges.ForeignKeyEdge(Customer, Customer._meta.get_field("referred_by"), Customer)
     items = [(second.pk, {edge: first.pk}), (third.pk, {edge: second.pk})]
@@ -118,7 +119,9 @@ def test_replace_refuses_outside_rows_left_pointing_nowhere(sample_backup, run_c
         run_command("restore_backup", folder, "--noinput")
     message = str(info.value)
     assert message.count("shop.Order.customer -> shop.Customer") == 1, message
-    assert f"({dangling.count()} rows pointing nowhere, e.g. pk {min(dangling.values_list('pk', flat=True))})" in message
+    assert (
+        f"({dangling.count()} rows pointing nowhere, e.g. pk {min(dangling.values_list('pk', flat=True))})" in message
+    )
     assert "--cascade" in message
     assert sorted(Customer.objects.values_list("pk", "name")) == before  # rolled back
     assert RestoreRun.objects.latest("pk").status == "failed"

@@ -128,7 +128,9 @@ def test_terminate_connections_ends_other_sessions(dumped, run_command):
     target = dumped["dir"] / "db.dump"
     pg_dump(target, "-Fc")
     settings = connection.settings_dict
-    other = psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"])
+    other = psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"]
+    )
     other.execute("SELECT 1")
     run_command("restore_backup", target, "--noinput", "--terminate-connections", "--no-safety-backup")
     with pytest.raises(psycopg.OperationalError):

@@ -26,8 +26,18 @@ def restore(objects: list[dict], tmp_path: Path) -> tuple[int, str, dict, list[d
     path, report, rejects = tmp_path / "fixture.json", tmp_path / "report.json", tmp_path / "rejects.jsonl"
     path.write_text(json.dumps(objects))
     try:
-        call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "--report-json", str(report),
-                     "--rejects-file", str(rejects), stdout=io.StringIO(), stderr=io.StringIO())
+        call_command(
+            "restore_backup",
+            str(path),
+            "--noinput",
+            "--no-safety-backup",
+            "--report-json",
+            str(report),
+            "--rejects-file",
+            str(rejects),
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
         status, message = 0, ""
     except CommandError as exc:
         status, message = exc.returncode, str(exc)
@@ -36,10 +46,19 @@ def restore(objects: list[dict], tmp_path: Path) -> tuple[int, str, dict, list[d
 
 
 def test_a_permission_of_a_content_type_that_does_not_exist_is_a_reject(tmp_path):
-    status, message, report, rejects = restore([
-        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": [
-            ["add_x", "noapp", "nomodel"], ["change_person", "fidelity", "person"]]}},
-    ], tmp_path)
+    status, message, report, rejects = restore(
+        [
+            {
+                "model": "auth.group",
+                "pk": 1,
+                "fields": {
+                    "name": "editors",
+                    "permissions": [["add_x", "noapp", "nomodel"], ["change_person", "fidelity", "person"]],
+                },
+            },
+        ],
+        tmp_path,
+    )
     assert status == 3, message
     assert list(Group.objects.get().permissions.values_list("codename", flat=True)) == ["change_person"]
     [record] = rejects
@@ -49,12 +68,17 @@ def test_a_permission_of_a_content_type_that_does_not_exist_is_a_reject(tmp_path
     assert (table["total"], table["inserted"], table["rejected"]) == (2, 1, 1)
 
 
-@pytest.mark.parametrize("raised, reason", [
-    (MultipleObjectsReturned("two of them"), "more than one fidelity.Person with natural key ['ann']"),
-    (RuntimeError("the manager broke"), "natural key ['ann'] of fidelity.Person could not be looked up: "
-                                        "RuntimeError: the manager broke"),
-    (KeyError("name"), "could not be looked up: KeyError"),
-])
+@pytest.mark.parametrize(
+    "raised, reason",
+    [
+        (MultipleObjectsReturned("two of them"), "more than one fidelity.Person with natural key ['ann']"),
+        (
+            RuntimeError("the manager broke"),
+            "natural key ['ann'] of fidelity.Person could not be looked up: RuntimeError: the manager broke",
+        ),
+        (KeyError("name"), "could not be looked up: KeyError"),
+    ],
+)
 def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypatch, raised, reason):
     def get_by_natural_key(self, name):
         if name == "ann":
@@ -62,17 +86,33 @@ def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypa
         return self.get(name=name)
 
     monkeypatch.setattr(NaturalManager, "get_by_natural_key", get_by_natural_key)
-    status, message, _, rejects = restore([
-        {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
-        {"model": "fidelity.country", "pk": 1, "fields": {"name": "France", "capital": None}},
-        {"model": "fidelity.city", "pk": 1, "fields": {"name": "Paris", "country": ["France"]}},
-        {"model": "fidelity.taggeditem", "pk": 1, "fields": {"content_type": ["fidelity", "person"], "object_id": 1,
-                                                             "tag": "t"}},
-        {"model": "admin.logentry", "pk": 1, "fields": {
-            "action_time": "2020-01-02T03:04:05", "user": None, "content_type": ["fidelity", "person"],
-            "object_id": "1", "object_repr": "x", "action_flag": 1, "change_message": ""}},
-        {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [["ann"], ["bob"]]}},
-    ], tmp_path)
+    status, message, _, rejects = restore(
+        [
+            {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
+            {"model": "fidelity.country", "pk": 1, "fields": {"name": "France", "capital": None}},
+            {"model": "fidelity.city", "pk": 1, "fields": {"name": "Paris", "country": ["France"]}},
+            {
+                "model": "fidelity.taggeditem",
+                "pk": 1,
+                "fields": {"content_type": ["fidelity", "person"], "object_id": 1, "tag": "t"},
+            },
+            {
+                "model": "admin.logentry",
+                "pk": 1,
+                "fields": {
+                    "action_time": "2020-01-02T03:04:05",
+                    "user": None,
+                    "content_type": ["fidelity", "person"],
+                    "object_id": "1",
+                    "object_repr": "x",
+                    "action_flag": 1,
+                    "change_message": "",
+                },
+            },
+            {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [["ann"], ["bob"]]}},
+        ],
+        tmp_path,
+    )
     assert status == 3, message
     assert [record["reason"] for record in rejects if reason in record["reason"]], rejects
     assert list(Person.objects.values_list("name", flat=True)) == ["bob"]
@@ -80,10 +120,13 @@ def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypa
 
 @pytest.mark.parametrize("key", [["bob", "extra"], [], [["nested"]], [{"a": 1}]])
 def test_a_key_of_the_wrong_length_or_type_is_a_reject(tmp_path, key):
-    status, message, _, rejects = restore([
-        {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
-        {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [key, ["bob"]]}},
-    ], tmp_path)
+    status, message, _, rejects = restore(
+        [
+            {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
+            {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [key, ["bob"]]}},
+        ],
+        tmp_path,
+    )
     assert status == 3, message
     [record] = rejects
     assert "natural key" in record["reason"] and "Traceback" not in record["reason"], record

@@ -28,8 +28,18 @@ def test_jobs_restore_the_same_rows(sample_backup, run_command, tmp_path, caplog
     backup = sample_backup(rows=800)
     report = tmp_path / "report.json"
     with caplog.at_level(logging.INFO, logger="dbrestore"):
-        run_command("restore_backup", backup, "--noinput", "--no-atomic", "--jobs", 2, "--batch-size", 40,
-                    "--report-json", report)
+        run_command(
+            "restore_backup",
+            backup,
+            "--noinput",
+            "--no-atomic",
+            "--jobs",
+            2,
+            "--batch-size",
+            40,
+            "--report-json",
+            report,
+        )
     assert json.loads(report.read_text())["status"] == "succeeded"
     for entry in manifest(backup)["tables"]:
         assert_table_matches(backup, entry)
@@ -43,12 +53,23 @@ def test_jobs_account_for_every_row_as_one_job_does(bad_backup, run_command, tmp
     for jobs in (1, 2):
         path = tmp_path / f"report{jobs}.json"
         with pytest.raises(CommandError) as info:
-            run_command("restore_backup", bad_backup, "--noinput", "--no-atomic", "--jobs", jobs, "--batch-size", 3,
-                        "--report-json", path)
+            run_command(
+                "restore_backup",
+                bad_backup,
+                "--noinput",
+                "--no-atomic",
+                "--jobs",
+                jobs,
+                "--batch-size",
+                3,
+                "--report-json",
+                path,
+            )
         assert info.value.returncode == 3
         report = json.loads(path.read_text())
-        counts[jobs] = {label: (t["total"], t["inserted"], t["skipped"], t["rejected"])
-                        for label, t in report["tables"].items()}
+        counts[jobs] = {
+            label: (t["total"], t["inserted"], t["skipped"], t["rejected"]) for label, t in report["tables"].items()
+        }
         assert sorted(Customer.objects.values_list("pk", flat=True)) == [1, 2, 10, 13]
     assert counts[2] == counts[1]
 

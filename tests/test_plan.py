@@ -11,8 +11,17 @@ from restoreproject.shop.models import Category, Customer, Order, OrderItem, Pro
 
 @pytest.mark.parametrize(
     "name",
-    ["shop.OrderItem", "shop.orderitem", "shop_orderitem", "SHOP_ORDERITEM", "OrderItem", "order_item", "orderItems",
-     "order-items", "orderitems"],
+    [
+        "shop.OrderItem",
+        "shop.orderitem",
+        "shop_orderitem",
+        "SHOP_ORDERITEM",
+        "OrderItem",
+        "order_item",
+        "orderItems",
+        "order-items",
+        "orderitems",
+    ],
 )
 def test_table_names_map_to_models(name):
     assert ModelIndex().lookup(name) is OrderItem
@@ -30,7 +39,16 @@ def test_unknown_and_ambiguous_names():
     index = ModelIndex()
     assert index.lookup("no_such_thing") is None
     with pytest.raises(UnknownTableError, match="ambiguous"):
-        ModelIndex([Tag, type("Tag", (Tag,), {"__module__": __name__, "Meta": type("Meta", (), {"app_label": "other", "proxy": True})})]).lookup("tag")
+        ModelIndex(
+            [
+                Tag,
+                type(
+                    "Tag",
+                    (Tag,),
+                    {"__module__": __name__, "Meta": type("Meta", (), {"app_label": "other", "proxy": True})},
+                ),
+            ]
+        ).lookup("tag")
 
 
 def test_parents_first_whatever_the_input_order():

@@ -15,7 +15,9 @@ from tests.backup_data import assert_table_matches, manifest
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.parametrize("fmt", [{}, {"compress": True}, {"data_format": "json"}, {"data_format": "json", "compress": True}])
+@pytest.mark.parametrize(
+    "fmt", [{}, {"compress": True}, {"data_format": "json"}, {"data_format": "json", "compress": True}]
+)
 def test_restore_matches_backup_field_by_field(sample_backup, run_command, fmt):
     backup = sample_backup(rows=400, **fmt)
     out, _ = run_command("restore_backup", backup, "--noinput", "--batch-size", 37)
@@ -104,9 +106,21 @@ def test_plain_directory_of_table_files(tmp_path, run_command):
     (folder / "tags.json").write_text(json.dumps([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]))
     (folder / "Category.json").write_text(json.dumps([{"id": 5, "name": "root", "parent_id": None}]))
     (folder / "shop_customer.jsonl").write_text(
-        json.dumps({"id": 3, "email": "x@example.com", "name": "X", "external_id": "6f1c5f9e-9bde-4a3f-8f51-3c7e3c1f0a11",
-                    "joined_at": "2024-05-01T10:00:00", "birth_date": None, "is_active": "True", "notes": "",
-                    "referred_by": None, "avatar": "AAEC"}) + "\n"
+        json.dumps(
+            {
+                "id": 3,
+                "email": "x@example.com",
+                "name": "X",
+                "external_id": "6f1c5f9e-9bde-4a3f-8f51-3c7e3c1f0a11",
+                "joined_at": "2024-05-01T10:00:00",
+                "birth_date": None,
+                "is_active": "True",
+                "notes": "",
+                "referred_by": None,
+                "avatar": "AAEC",
+            }
+        )
+        + "\n"
     )
     run_command("restore_backup", folder, "--noinput")
     assert sorted(Tag.objects.values_list("name", flat=True)) == ["a", "b"]

@@ -61,8 +61,14 @@ def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_bac
     clean = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False)
     clean_counts, clean_rejects = counts(clean.run_id), rejects(clean.rejects_file)
 
-    stopped = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False,
-                      listeners=[StopAt("shop.Customer", 8)])
+    stopped = restore(
+        bad_backup,
+        atomic=False,
+        batch_size=2,
+        chunk_bytes=600,
+        safety_backup=False,
+        listeners=[StopAt("shop.Customer", 8)],
+    )
     assert stopped.status == "cancelled"
     run = RestoreRun.objects.get(pk=stopped.run_id)
     assert any(f"--resume {run.pk}" in error and "shop.Customer partial" in error for error in run.errors)
@@ -103,8 +109,11 @@ def test_resume_refuses_a_changed_backup_other_options_and_atomic_runs(sample_ba
         run_command("restore_backup", "--resume", stopped.run_id, "--noinput", "--mode", "merge")
     data = backup / "shop_order.jsonl"
     data.write_bytes(data.read_bytes() + b"\n")
-    with pytest.raises(CommandError, match=f"restore #{stopped.run_id} cannot resume: the backup changed since it "
-                                           r"began \(.*shop_order.jsonl"):
+    with pytest.raises(
+        CommandError,
+        match=f"restore #{stopped.run_id} cannot resume: the backup changed since it "
+        r"began \(.*shop_order.jsonl",
+    ):
         run_command("restore_backup", "--resume", stopped.run_id, "--noinput")
     atomic = restore(backup, skip_checksum=True, listeners=[StopAt("shop.Order", 10)])
     with pytest.raises(CommandError, match="atomic restores roll back: run it again"):
@@ -118,7 +127,7 @@ def test_admin_run_page_shows_chunks_and_resumes(sample_backup, admin_client):
     stopped = restore(backup, atomic=False, chunk_bytes=2000, listeners=[StopAt("shop.Order", 10)])
     page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[stopped.run_id])).content.decode()
     assert 'class="dbrestore-resume"' in page
-    assert "<td class=\"chunks\">done (1)</td>" in page and ("partial: " in page or "untouched" in page)
+    assert '<td class="chunks">done (1)</td>' in page and ("partial: " in page or "untouched" in page)
     response = admin_client.post(reverse("admin:dbrestore_restorerun_resume", args=[stopped.run_id]))
     assert response.status_code == 302  # to the progress page; SYNC_JOBS ran the resume in-process
     run = RestoreRun.objects.get(pk=stopped.run_id)
@@ -134,12 +143,15 @@ def test_admin_run_page_shows_chunks_and_resumes(sample_backup, admin_client):
 def checksums(run_command, output: Path) -> dict[str, str]:
     """The sha256 of each table's rows as create_backup writes them: equal means equal tables."""
     run_command("create_backup", "--output", output, "--no-compress")
-    return {entry["model"]: entry["sha256"] for entry in manifest(output)["tables"] if entry["model"].startswith("shop.")}
+    return {
+        entry["model"]: entry["sha256"] for entry in manifest(output)["tables"] if entry["model"].startswith("shop.")
+    }
 
 
 @pytest.mark.parametrize("jobs", [1, 2], ids=["one process", "jobs 2"])
 def test_sigkill_midway_then_resume_gives_the_database_of_a_clean_restore(
-        sample_backup, subprocess_env, run_command, tmp_path, jobs, vendor):
+    sample_backup, subprocess_env, run_command, tmp_path, jobs, vendor
+):
     from tests.test_faults import killed, start, table_counts, wait_for
 
     if jobs > 1 and vendor != "postgresql":
@@ -149,8 +161,21 @@ def test_sigkill_midway_then_resume_gives_the_database_of_a_clean_restore(
     run_command("restore_backup", backup, "--noinput", "--no-atomic", "--no-safety-backup")
     clean = checksums(run_command, tmp_path / "clean")
 
-    process = start(["restore_backup", backup, "--noinput", "--no-atomic", "--chunk-bytes", "30000",
-                     "--jobs", jobs, "--batch-size", "200"], subprocess_env())
+    process = start(
+        [
+            "restore_backup",
+            backup,
+            "--noinput",
+            "--no-atomic",
+            "--chunk-bytes",
+            "30000",
+            "--jobs",
+            jobs,
+            "--batch-size",
+            "200",
+        ],
+        subprocess_env(),
+    )
     # Killed once a few of shop.OrderItem's chunks are done (its parents are 42% of the rows).
     clean_run = RestoreRun.objects.latest("pk").pk
     done = RestoreChunk.objects.filter(run_id__gt=clean_run, table="shop.OrderItem", state="done")
@@ -187,8 +212,14 @@ def test_post_load_steps_interrupted_then_resumed_count_each_row_once(bad_backup
     again and find nothing new; the counts and rejects equal those of a run never interrupted."""
     clean = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False)
     clean_counts, clean_rejects = counts(clean.run_id), rejects(clean.rejects_file)
-    stopped = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False,
-                      listeners=[StopAtPhase("verifying row counts")])
+    stopped = restore(
+        bad_backup,
+        atomic=False,
+        batch_size=2,
+        chunk_bytes=600,
+        safety_backup=False,
+        listeners=[StopAtPhase("verifying row counts")],
+    )
     assert stopped.status == "cancelled"
     earlier = postload_path(default_rejects_path(RestoreRun.objects.get(pk=stopped.run_id)))
     assert "shop_customer" in earlier.read_text()  # the orphans the first attempt rejected and deleted

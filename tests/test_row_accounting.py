@@ -16,16 +16,31 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def customer(pk: int, **overrides) -> dict:
     row = {
-        "id": pk, "email": f"c{pk}@example.com", "name": f"C {pk}", "external_id": f"00000000-0000-4000-8000-{pk:012d}",
-        "joined_at": "2024-03-01T12:00:00+00:00", "birth_date": None, "is_active": True, "notes": "",
-        "referred_by_id": None, "avatar": None, "last_order_id": None,
+        "id": pk,
+        "email": f"c{pk}@example.com",
+        "name": f"C {pk}",
+        "external_id": f"00000000-0000-4000-8000-{pk:012d}",
+        "joined_at": "2024-03-01T12:00:00+00:00",
+        "birth_date": None,
+        "is_active": True,
+        "notes": "",
+        "referred_by_id": None,
+        "avatar": None,
+        "last_order_id": None,
     }
     return {**row, **overrides}
 
 
 def order(pk: int, customer_id: int, **overrides) -> dict:
-    row = {"id": pk, "number": f"10000000-0000-4000-8000-{pk:012d}", "customer_id": customer_id,
-           "placed_at": "2024-03-02T00:00:00Z", "status": "new", "total": "10.00", "gift_for_id": None}
+    row = {
+        "id": pk,
+        "number": f"10000000-0000-4000-8000-{pk:012d}",
+        "customer_id": customer_id,
+        "placed_at": "2024-03-02T00:00:00Z",
+        "status": "new",
+        "total": "10.00",
+        "gift_for_id": None,
+    }
     return {**row, **overrides}
 
 
@@ -37,39 +52,99 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def bad_backup(tmp_path) -> Path:
     folder = tmp_path / "bad"
     folder.mkdir()
-    write_jsonl(folder / "shop_customer.jsonl", [
-        customer(1),
-        customer(2, referred_by_id=1, last_order_id=1),
-        customer(3, joined_at="yesterday"),              # unparseable date
-        customer(4, name=None),                          # NULL in NOT NULL
-        customer(5, name="x" * 300),                     # too long for varchar(200)
-        customer(1, email="dup@example.com"),            # duplicate pk inside the backup
-        customer(7, email="c2@example.com"),             # unique violation
-        customer(8, referred_by_id=999),                 # FK to a missing parent (self reference)
-        customer(9, external_id="not-a-uuid"),           # wrong type for a UUID column
-        customer(10, referred_by_id=13),                 # forward self reference: fine
-        customer(11, last_order_id=77),                  # FK cycle to a missing order
-        customer(12, is_active="perhaps"),               # wrong type for a boolean
-        customer(13),
-        customer(14, referred_by_id=11),                 # its parent is rejected: so is it
-    ])
-    write_jsonl(folder / "shop_order.jsonl", [
-        order(1, 1),
-        order(2, 999),                                   # FK to a missing parent
-        order(3, 1, total="abc"),                        # wrong type for a decimal
-        order(4, 8),                                     # its customer is rejected: so is it
-    ])
+    write_jsonl(
+        folder / "shop_customer.jsonl",
+        [
+            customer(1),
+            customer(2, referred_by_id=1, last_order_id=1),
+            customer(3, joined_at="yesterday"),  # unparseable date
+            customer(4, name=None),  # NULL in NOT NULL
+            customer(5, name="x" * 300),  # too long for varchar(200)
+            customer(1, email="dup@example.com"),  # duplicate pk inside the backup
+            customer(7, email="c2@example.com"),  # unique violation
+            customer(8, referred_by_id=999),  # FK to a missing parent (self reference)
+            customer(9, external_id="not-a-uuid"),  # wrong type for a UUID column
+            customer(10, referred_by_id=13),  # forward self reference: fine
+            customer(11, last_order_id=77),  # FK cycle to a missing order
+            customer(12, is_active="perhaps"),  # wrong type for a boolean
+            customer(13),
+            customer(14, referred_by_id=11),  # its parent is rejected: so is it
+        ],
+    )
+    write_jsonl(
+        folder / "shop_order.jsonl",
+        [
+            order(1, 1),
+            order(2, 999),  # FK to a missing parent
+            order(3, 1, total="abc"),  # wrong type for a decimal
+            order(4, 8),  # its customer is rejected: so is it
+        ],
+    )
     write_jsonl(folder / "shop_category.jsonl", [{"id": 1, "name": "root", "parent_id": None}])
-    write_jsonl(folder / "shop_product.jsonl", [
-        {"id": 1, "sku": "A", "name": "a", "price": "1.00", "category_id": 1, "attributes": {"k": [1, 2]}, "released_on": None},
-        {"id": 2, "sku": "B", "name": "b", "price": "1.00", "category_id": 1, "attributes": None, "released_on": None},
-        {"id": 3, "sku": "C", "name": "c", "price": "1.00", "category_id": 1, "attributes": {}, "released_on": "2024-13-45"},
-    ])
-    write_jsonl(folder / "shop_orderitem.jsonl", [
-        {"id": 1, "order_id": 1, "product_id": 1, "quantity": 2, "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
-        {"id": 2, "order_id": 1, "product_id": 1, "quantity": "many", "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
-        {"id": 3, "order_id": 1, "product_id": 2, "quantity": 1, "unit_price": "1.50", "added_at": "2024-03-02T00:00:00Z", "is_gift": False},
-    ])
+    write_jsonl(
+        folder / "shop_product.jsonl",
+        [
+            {
+                "id": 1,
+                "sku": "A",
+                "name": "a",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": {"k": [1, 2]},
+                "released_on": None,
+            },
+            {
+                "id": 2,
+                "sku": "B",
+                "name": "b",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": None,
+                "released_on": None,
+            },
+            {
+                "id": 3,
+                "sku": "C",
+                "name": "c",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": {},
+                "released_on": "2024-13-45",
+            },
+        ],
+    )
+    write_jsonl(
+        folder / "shop_orderitem.jsonl",
+        [
+            {
+                "id": 1,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": 2,
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+            {
+                "id": 2,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": "many",
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+            {
+                "id": 3,
+                "order_id": 1,
+                "product_id": 2,
+                "quantity": 1,
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+        ],
+    )
     return folder
 
 
@@ -99,7 +174,12 @@ def test_every_row_is_accounted_for(bad_backup, run_command, tmp_path, atomic, m
     assert Customer.objects.get(pk=10).referred_by_id == 13
     assert Customer.objects.get(pk=2).last_order_id == 1
 
-    assert report["tables"]["shop.Order"] == {**report["tables"]["shop.Order"], "total": 4, "inserted": 1, "rejected": 3}
+    assert report["tables"]["shop.Order"] == {
+        **report["tables"]["shop.Order"],
+        "total": 4,
+        "inserted": 1,
+        "rejected": 3,
+    }
     assert list(Order.objects.values_list("pk", flat=True)) == [1]
     assert report["tables"]["shop.Product"]["rejected"] == 2
     assert list(Product.objects.values_list("pk", flat=True)) == [1]
@@ -137,12 +217,22 @@ def test_batches_of_two_rows_give_the_same_report(bad_backup, run_command, tmp_p
         settings.DBRESTORE = {**settings.DBRESTORE, "COPY_BATCH_SIZE": copy_batch_size}
         path = tmp_path / f"report{copy_batch_size}.json"
         with pytest.raises(CommandError):
-            run_command("restore_backup", bad_backup, "--noinput", "--batch-size", 1, "--report-json", path,
-                        *([] if atomic else ["--no-atomic"]))
+            run_command(
+                "restore_backup",
+                bad_backup,
+                "--noinput",
+                "--batch-size",
+                1,
+                "--report-json",
+                path,
+                *([] if atomic else ["--no-atomic"]),
+            )
         report = json.loads(path.read_text())
         rejects = sorted((r["table"], r["position"]) for r in read_rejects(report["rejects_file"]))
         reports.append((report["tables"], rejects, sorted(Customer.objects.values_list("pk", flat=True))))
-    tables = {label: {k: t[k] for k in ("total", "inserted", "skipped", "rejected")} for label, t in reports[0][0].items()}
+    tables = {
+        label: {k: t[k] for k in ("total", "inserted", "skipped", "rejected")} for label, t in reports[0][0].items()
+    }
     assert {label: {k: t[k] for k in tables[label]} for label, t in reports[1][0].items()} == tables
     assert reports[1][1:] == reports[0][1:]
     assert tables["shop.Order"]["rejected"] == 3
@@ -184,7 +274,10 @@ def test_self_references_and_cycles_in_any_order(sample_backup, run_command, ato
 def test_schema_drift(tmp_path, run_command):
     folder = tmp_path / "drift"
     folder.mkdir()
-    write_jsonl(folder / "shop_tag.jsonl", [{"id": 1, "name": "a", "colour": "red", "legacy": 1}, {"id": 2, "name": "b", "colour": None}])
+    write_jsonl(
+        folder / "shop_tag.jsonl",
+        [{"id": 1, "name": "a", "colour": "red", "legacy": 1}, {"id": 2, "name": "b", "colour": None}],
+    )
     row = customer(1)
     del row["email"], row["is_active"]  # email: NOT NULL without default; is_active has a default
     write_jsonl(folder / "shop_customer.jsonl", [row])
@@ -244,8 +337,14 @@ def test_a_duration_is_written_as_dumpdata_writes_it_in_backups_and_rejects_and_
     span = datetime.timedelta(days=-1, hours=2, seconds=3, microseconds=5)
     as_dumpdata = json.loads(json.dumps(span, cls=DjangoJSONEncoder))
     assert json.loads(dumps_row({"span": span}))["span"] == as_dumpdata
-    record = {"kind": "rejected", "model": "fidelity.AllFields", "table": "fidelity_allfields", "position": 1,
-              "row": {"id": 7, "span": span}, "reason": "fixed by hand"}
+    record = {
+        "kind": "rejected",
+        "model": "fidelity.AllFields",
+        "table": "fidelity_allfields",
+        "position": 1,
+        "row": {"id": 7, "span": span},
+        "reason": "fixed by hand",
+    }
     path = tmp_path / "fixed.jsonl"
     path.write_bytes(dumps_record(record) + b"\n")
     assert json.loads(path.read_text())["row"]["span"] == as_dumpdata

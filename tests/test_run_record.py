@@ -25,9 +25,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict]:
     report = tmp_path / "report.json"
     try:
-        call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "--report-json", str(report),
-                     "--rejects-file", str(tmp_path / "rejects.jsonl"), *args, stdout=io.StringIO(),
-                     stderr=io.StringIO())
+        call_command(
+            "restore_backup",
+            str(path),
+            "--noinput",
+            "--no-safety-backup",
+            "--report-json",
+            str(report),
+            "--rejects-file",
+            str(tmp_path / "rejects.jsonl"),
+            *args,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
         status, message = 0, ""
     except CommandError as exc:
         status, message = exc.returncode, str(exc)
@@ -96,8 +106,14 @@ def test_a_link_out_of_the_backup_directory_is_refused(tmp_path, manifest):
     directory.mkdir()
     (directory / "shop_tag.jsonl").symlink_to(outside)
     if manifest:
-        (directory / "manifest.json").write_text(json.dumps({"format": "dbrestore/1", "tables": [
-            {"model": "shop.Tag", "table": "shop_tag", "file": "shop_tag.jsonl"}]}))
+        (directory / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "format": "dbrestore/1",
+                    "tables": [{"model": "shop.Tag", "table": "shop_tag", "file": "shop_tag.jsonl"}],
+                }
+            )
+        )
     status, message, _ = restore(directory, tmp_path, "--mode", "append")
     assert status == 1 and "\n" not in message
     assert "outside the backup" in message, message
@@ -111,10 +127,17 @@ def test_a_link_inside_the_backup_directory_is_followed_and_reported(tmp_path, m
     (directory / "tags.data").write_text(json.dumps({"id": 1, "name": "linked"}) + "\n")
     (directory / "shop_tag.jsonl").symlink_to("tags.data")
     if manifest:
-        (directory / "manifest.json").write_text(json.dumps({"format": "dbrestore/1", "tables": [
-            {"model": "shop.Tag", "table": "shop_tag", "file": "shop_tag.jsonl"}]}))
+        (directory / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "format": "dbrestore/1",
+                    "tables": [{"model": "shop.Tag", "table": "shop_tag", "file": "shop_tag.jsonl"}],
+                }
+            )
+        )
     status, message, report = restore(directory, tmp_path, "--mode", "append")
     assert status == 0, message
     assert list(Tag.objects.values_list("name", flat=True)) == ["linked"]
-    assert any("shop_tag.jsonl: a link to tags.data in the backup directory, followed" in w
-               for w in report["warnings"]), report["warnings"]
+    assert any(
+        "shop_tag.jsonl: a link to tags.data in the backup directory, followed" in w for w in report["warnings"]
+    ), report["warnings"]

@@ -54,8 +54,21 @@ def test_rollback_from_another_directory(sample_backup, run_command, backup_dir,
     shutil.copytree(sample_backup(rows=200, name="other"), elsewhere / "other")
     env = subprocess_env()
     # relative source and rejects file, run from a folder that is not the project's
-    first = subprocess.run([sys.executable, str(ROOT / "manage.py"), "restore_backup", "other", "--noinput",
-                            "--rejects-file", "rej.jsonl"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    first = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "restore_backup",
+            "other",
+            "--noinput",
+            "--rejects-file",
+            "rej.jsonl",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
     run = RestoreRun.objects.latest("pk")
     assert run.source == str(elsewhere / "other")
@@ -63,8 +76,13 @@ def test_rollback_from_another_directory(sample_backup, run_command, backup_dir,
     assert run.options["rejects_file"] == str(elsewhere / "rej.jsonl")
     assert "made-by-hand" not in Tag.objects.values_list("name", flat=True)
 
-    rolled = subprocess.run([sys.executable, str(ROOT / "manage.py"), "restore_backup", "--rollback", str(run.pk),
-                             "--noinput"], cwd="/", env=env, capture_output=True, text=True)
+    rolled = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "restore_backup", "--rollback", str(run.pk), "--noinput"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert rolled.returncode == 0, rolled.stderr
     assert sorted(Tag.objects.values_list("name", flat=True)) == before
     assert Customer.objects.count() == 10
@@ -95,5 +113,7 @@ def test_the_python_api_stores_absolute_paths(sample_backup, tmp_path, monkeypat
     restore("here", safety_backup=False)  # rows in the tables, so the next restore backs them up
     result = restore("here", rejects_file="out/rejects.jsonl")
     run = RestoreRun.objects.get(pk=result.run_id)
-    assert run.source == str(tmp_path / "here") and run.options["rejects_file"] == str(tmp_path / "out" / "rejects.jsonl")
+    assert run.source == str(tmp_path / "here") and run.options["rejects_file"] == str(
+        tmp_path / "out" / "rejects.jsonl"
+    )
     assert run.safety_backup.startswith("/")

@@ -24,7 +24,7 @@ def keys(s3) -> list[str]:
 
 def backup_keys(s3, backup: str) -> list[str]:
     folder = f"{s3.prefix}/{backup}/"
-    return [key[len(folder):] for key in keys(s3) if key.startswith(folder)]
+    return [key[len(folder) :] for key in keys(s3) if key.startswith(folder)]
 
 
 def get(s3, backup: str, name: str) -> bytes:
@@ -90,8 +90,12 @@ def test_restore_streams_large_objects_through_multipart_upload(s3, run_command,
     monkeypatch.setattr(storage, "PART_SIZE", 5 * 1024 * 1024)  # S3's minimum part size
     writer = BackupWriter(storage.StoragePath("backups", "big"), compress=False)
     for model, rows in sample_tables(70_000, 42):
-        writer.write_table(model=model._meta.label, table=model._meta.db_table,
-                           columns=[f.column for f in model._meta.concrete_fields], rows=rows)
+        writer.write_table(
+            model=model._meta.label,
+            table=model._meta.db_table,
+            columns=[f.column for f in model._meta.concrete_fields],
+            rows=rows,
+        )
     writer.finish()
     head = s3.client.head_object(Bucket=s3.bucket, Key=f"{s3.prefix}/big/shop_orderitem.jsonl")
     assert head["ContentLength"] > 5 * 1024 * 1024 and "-" in head["ETag"]  # a multipart upload's ETag
@@ -133,9 +137,11 @@ def test_unreachable_or_missing_bucket_is_one_line(s3, loaded, run_command, sett
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    settings.STORAGES = {**settings.STORAGES,
-                         "down": _s3_storage(f"http://127.0.0.1:{closed_port}", s3.bucket, s3.prefix),
-                         "nobucket": _s3_storage(s3.endpoint, "no-such-bucket", s3.prefix)}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "down": _s3_storage(f"http://127.0.0.1:{closed_port}", s3.bucket, s3.prefix),
+        "nobucket": _s3_storage(s3.endpoint, "no-such-bucket", s3.prefix),
+    }
     with pytest.raises(CommandError) as error:
         run_command("restore_backup", "--list", "--storage", "down")
     assert "storage://down/" in str(error.value) and "\n" not in str(error.value)
@@ -165,8 +171,9 @@ def test_dropped_connection_mid_object_rolls_back(s3, loaded, run_command, setti
     assert RestoreRun.objects.latest("pk").status == "failed"
 
 
-def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(s3, loaded, run_command, admin_client,
-                                                                          sample_backup):
+def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(
+    s3, loaded, run_command, admin_client, sample_backup
+):
     from django.urls import reverse
 
     run_command("create_backup", "--output", "storage://backups/for-admin")
@@ -176,9 +183,14 @@ def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(s3, lo
     data = (sample_backup(rows=50, name="upload") / "shop_tag.jsonl").read_bytes()
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    response = admin_client.post(reverse("admin:dbrestore_restorerun_restore"), {
-        "upload": SimpleUploadedFile("shop_tag.jsonl", data), "mode": "append", "atomic": "on",
-    })
+    response = admin_client.post(
+        reverse("admin:dbrestore_restorerun_restore"),
+        {
+            "upload": SimpleUploadedFile("shop_tag.jsonl", data),
+            "mode": "append",
+            "atomic": "on",
+        },
+    )
     assert response.status_code == 200 and "Confirm" in response.content.decode()
     uploaded = [key for key in keys(s3) if key.startswith(f"{s3.prefix}/upload-")]
     assert len(uploaded) == 1 and uploaded[0].endswith("/shop_tag.jsonl")
@@ -188,8 +200,9 @@ def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(s3, lo
 def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
     from tests.conftest import GPG_RECIPIENT
 
-    run_command("create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd",
-                "--output", "storage://backups/sealed")
+    run_command(
+        "create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd", "--output", "storage://backups/sealed"
+    )
     files = backup_keys(s3, "sealed")
     assert "shop_orderitem.jsonl.zst.gpg" in files
     sealed = get(s3, "sealed", "shop_customer.jsonl.zst.gpg")
@@ -206,10 +219,18 @@ def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
 
 
 def _s3_storage(endpoint: str, bucket: str, prefix: str) -> dict:
-    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": bucket, "endpoint_url": endpoint, "access_key": "testing", "secret_key": "testing",
-        "region_name": "us-east-1", "location": prefix, "file_overwrite": False,
-    }}
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint,
+            "access_key": "testing",
+            "secret_key": "testing",
+            "region_name": "us-east-1",
+            "location": prefix,
+            "file_overwrite": False,
+        },
+    }
 
 
 class S3Bucket:
@@ -217,8 +238,13 @@ class S3Bucket:
         import boto3
 
         self.endpoint, self.bucket, self.prefix = endpoint, bucket, prefix
-        self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                   aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         self.client.create_bucket(Bucket=bucket)
 
 

@@ -18,21 +18,36 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PHASES = ["checking the data files against the manifest", "safety backup of", "emptying", "loading 7 tables",
-          "checking foreign keys", "verifying row counts"]
+PHASES = [
+    "checking the data files against the manifest",
+    "safety backup of",
+    "emptying",
+    "loading 7 tables",
+    "checking foreign keys",
+    "verifying row counts",
+]
 
 
 def manage(*args, env, stdin=subprocess.DEVNULL, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *map(str, args)], cwd=ROOT, env=env, stdin=stdin,
-                          capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "manage.py", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def test_no_terminal_and_no_noinput_is_a_clear_refusal(sample_backup, subprocess_env):
     Tag.objects.create(name="there-before")
     done = manage("restore_backup", sample_backup(rows=100), env=subprocess_env())
     assert done.returncode == 1
-    assert done.stderr.strip() == ("CommandError: there is no terminal to confirm on: pass --noinput to restore "
-                                   "without asking")
+    assert done.stderr.strip() == (
+        "CommandError: there is no terminal to confirm on: pass --noinput to restore without asking"
+    )
     assert "Traceback" not in done.stderr
     assert list(Tag.objects.values_list("name", flat=True)) == ["there-before"] and not Customer.objects.exists()
 
@@ -41,9 +56,15 @@ def test_end_of_input_at_the_question(sample_backup, subprocess_env):
     """A real terminal (a pty) on stdin; the user presses Ctrl-D at the question."""
     Tag.objects.create(name="there-before")
     master, slave = os.openpty()
-    process = subprocess.Popen([sys.executable, "manage.py", "restore_backup", str(sample_backup(rows=100))],
-                               cwd=ROOT, env=subprocess_env(), stdin=slave, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "restore_backup", str(sample_backup(rows=100))],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     os.close(slave)
     try:
         seen = ""
@@ -110,9 +131,19 @@ def test_create_backup_quiet_at_verbosity_0(sample_backup, run_command, tmp_path
 def test_help_names_every_source_kind_and_the_exit_codes(subprocess_env):
     done = manage("restore_backup", "--help", env=subprocess_env())
     text = " ".join(done.stdout.split())
-    for kind in ["dbrestore backup directory", "plain directory", "single <table>.json", "keyed by table",
-                 "dumpdata", "rejects file", "pg_dump", "custom format", "directory dump", "name of a backup",
-                 ".gz, .bz2 or .xz"]:
+    for kind in [
+        "dbrestore backup directory",
+        "plain directory",
+        "single <table>.json",
+        "keyed by table",
+        "dumpdata",
+        "rejects file",
+        "pg_dump",
+        "custom format",
+        "directory dump",
+        "name of a backup",
+        ".gz, .bz2 or .xz",
+    ]:
         assert kind in text, kind
     for code in ["0 every row restored", "1 failed or refused", "2 bad command-line usage", "3 finished with rejected"]:
         assert code in text, code

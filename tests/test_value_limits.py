@@ -27,8 +27,19 @@ def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, lis
     report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "--report-json", str(report),
-                     "--rejects-file", str(rejects), *args, stdout=out, stderr=err)
+        call_command(
+            "restore_backup",
+            str(path),
+            "--noinput",
+            "--no-safety-backup",
+            "--report-json",
+            str(report),
+            "--rejects-file",
+            str(rejects),
+            *args,
+            stdout=out,
+            stderr=err,
+        )
         status, message = 0, ""
     except CommandError as exc:
         status, message = exc.returncode, str(exc)
@@ -106,9 +117,15 @@ def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_
         path.write_text(json.dumps([good, cut, {"id": 3, "text": "after"}]))
     else:
         path = tmp_path / "fixture.json"
-        path.write_text(json.dumps([{"model": "fidelity.allfields", "pk": row["id"], "fields": {"text": row["text"]}}
-                                    for row in (good, cut, {"id": 3, "text": "after"})]))
-    path.write_text(path.read_text().replace("\\ud83d\\ude00\"}", "\\ud83d\"}"))  # the second pair cut in half
+        path.write_text(
+            json.dumps(
+                [
+                    {"model": "fidelity.allfields", "pk": row["id"], "fields": {"text": row["text"]}}
+                    for row in (good, cut, {"id": 3, "text": "after"})
+                ]
+            )
+        )
+    path.write_text(path.read_text().replace('\\ud83d\\ude00"}', '\\ud83d"}'))  # the second pair cut in half
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert dict(AllFields.objects.values_list("id", "text")) == {1: good["text"], 3: "after"}
@@ -130,8 +147,16 @@ def test_deep_json_in_json_lines_is_a_rejected_row(tmp_path):
     """Valid JSON too deep for the standard library's parser: the row is rejected, not the file
     (issue 26: this was a one-line error before)."""
     path = tmp_path / "fidelity_allfields.jsonl"
-    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "data": ' + "[" * 10000 + "]" * 10000 + "}\n"
-                    + json.dumps({"id": 3}) + "\n")
+    path.write_text(
+        json.dumps({"id": 1})
+        + "\n"
+        + '{"id": 2, "data": '
+        + "[" * 10000
+        + "]" * 10000
+        + "}\n"
+        + json.dumps({"id": 3})
+        + "\n"
+    )
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert sorted(AllFields.objects.values_list("id", flat=True)) == [1, 3]
@@ -146,12 +171,18 @@ def fixture(tmp_path: Path, objects: list[dict]) -> Path:
 
 
 def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
-    path = fixture(tmp_path, [
-        {"model": "contenttypes.contenttype", "pk": 99, "fields": {"app_label": "x", "model": "y"}},
-        {"model": "auth.permission", "fields": {"name": "p", "codename": "p", "content_type": ["fidelity", "person"]}},
-        {"model": "dbrestore.restorerun", "pk": 5, "fields": {"source": "elsewhere"}},
-        {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": None}},
-    ])
+    path = fixture(
+        tmp_path,
+        [
+            {"model": "contenttypes.contenttype", "pk": 99, "fields": {"app_label": "x", "model": "y"}},
+            {
+                "model": "auth.permission",
+                "fields": {"name": "p", "codename": "p", "content_type": ["fidelity", "person"]},
+            },
+            {"model": "dbrestore.restorerun", "pk": 5, "fields": {"source": "elsewhere"}},
+            {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": None}},
+        ],
+    )
     status, message, report, _ = restore(path, tmp_path)
     assert status == 0, message
     tables = report["tables"]
@@ -162,13 +193,23 @@ def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
 
 
 def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
-    path = fixture(tmp_path, [
-        {"model": "fidelity.taggeditem", "pk": 1, "fields": {"content_type": ["nope", "nothing"], "object_id": 1, "tag": "a"}},
-        {"model": "fidelity.taggeditem", "pk": 2, "fields": {"content_type": ["nope"], "object_id": 1, "tag": "b"}},
-        {"model": "fidelity.taggeditem", "pk": 3, "fields": {"content_type": [["x"]], "object_id": 1, "tag": "c"}},
-        {"model": "fidelity.taggeditem", "pk": 4, "fields": {"content_type": ["fidelity", "person"], "object_id": 1,
-                                                             "tag": "ok"}},
-    ])
+    path = fixture(
+        tmp_path,
+        [
+            {
+                "model": "fidelity.taggeditem",
+                "pk": 1,
+                "fields": {"content_type": ["nope", "nothing"], "object_id": 1, "tag": "a"},
+            },
+            {"model": "fidelity.taggeditem", "pk": 2, "fields": {"content_type": ["nope"], "object_id": 1, "tag": "b"}},
+            {"model": "fidelity.taggeditem", "pk": 3, "fields": {"content_type": [["x"]], "object_id": 1, "tag": "c"}},
+            {
+                "model": "fidelity.taggeditem",
+                "pk": 4,
+                "fields": {"content_type": ["fidelity", "person"], "object_id": 1, "tag": "ok"},
+            },
+        ],
+    )
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert list(TaggedItem.objects.values_list("tag", flat=True)) == ["ok"]
@@ -180,11 +221,14 @@ def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
 def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
     """loaddata fails the whole fixture; here the object is a counted reject with the reason,
     and the rest of the fixture, M2M lists included, is restored."""
-    path = fixture(tmp_path, [
-        {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": 7}},
-        {"model": "fidelity.member", "pk": 2, "fields": {"name": "n", "friends": [3]}},
-        {"model": "fidelity.member", "pk": 3, "fields": {"name": "o", "friends": [2], "people": {"a": 1}}},
-    ])
+    path = fixture(
+        tmp_path,
+        [
+            {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": 7}},
+            {"model": "fidelity.member", "pk": 2, "fields": {"name": "n", "friends": [3]}},
+            {"model": "fidelity.member", "pk": 3, "fields": {"name": "o", "friends": [2], "people": {"a": 1}}},
+        ],
+    )
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert list(Member.objects.values_list("pk", flat=True)) == [2]
@@ -193,7 +237,9 @@ def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
     assert "fidelity.member.people: a many-to-many value must be a list, found dict" in rejects[1]["reason"]
     assert report["tables"]["fidelity.Member"]["rejected"] == 2
     # The friends of the rejected object 3 point at a row that is not there: rejected, counted.
-    assert report["tables"]["fidelity.Member_friends"]["rejected"] == report["tables"]["fidelity.Member_friends"]["total"]
+    assert (
+        report["tables"]["fidelity.Member_friends"]["rejected"] == report["tables"]["fidelity.Member_friends"]["total"]
+    )
 
 
 def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
@@ -212,32 +258,51 @@ def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
     assert status == 3, message
     assert Restaurant.objects.get(pk=5).serves_pizza and not Place.objects.get(pk=5).labels.exists()
     assert [r["position"] for r in rejects] == [3]
-    assert "a multi-table child's object gives the fidelity.Place field 'labels', which loaddata ignores" in rejects[0]["reason"]
+    assert (
+        "a multi-table child's object gives the fidelity.Place field 'labels', which loaddata ignores"
+        in rejects[0]["reason"]
+    )
     assert report["tables"]["fidelity.Place_labels"]["rejected"] == 1
 
 
 def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):
-    path = fixture(tmp_path, [
-        {"model": "auth.group", "fields": {"name": "editors", "permissions": [["view_person", "fidelity", "person"]]}},
-        {"model": "fidelity.place", "fields": {"name": "no natural key", "labels": [["cosy"]]}},
-        {"model": "fidelity.label", "fields": {"name": "cosy"}},
-    ])
+    path = fixture(
+        tmp_path,
+        [
+            {
+                "model": "auth.group",
+                "fields": {"name": "editors", "permissions": [["view_person", "fidelity", "person"]]},
+            },
+            {"model": "fidelity.place", "fields": {"name": "no natural key", "labels": [["cosy"]]}},
+            {"model": "fidelity.label", "fields": {"name": "cosy"}},
+        ],
+    )
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message  # the place's labels are counted rejects, the rest goes in
     assert [r["reason"] for r in rejects] == [
         "fidelity.place: many-to-many values of an object without pk need its natural key, which could not be "
-        "made: ValueError: fidelity.Place has no natural_key()"]
-    assert report["tables"]["fidelity.Place_labels"] == {**report["tables"]["fidelity.Place_labels"],
-                                                         "total": 1, "rejected": 1}
+        "made: ValueError: fidelity.Place has no natural_key()"
+    ]
+    assert report["tables"]["fidelity.Place_labels"] == {
+        **report["tables"]["fidelity.Place_labels"],
+        "total": 1,
+        "rejected": 1,
+    }
     assert list(Group.objects.get(name="editors").permissions.values_list("codename", flat=True)) == ["view_person"]
 
 
 def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path):
     path = tmp_path / "shop_orderitem.jsonl"
     huge = 2**70
-    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in [
-        {"id": 1, "order_id": 1, "product_id": 1, "quantity": 1, "unit_price": "1.00", "created_at": None},
-    ]).replace(b'"id":1', f'"id":{huge}'.encode()) + f'{{"id": 2, "order_id": {huge}, "quantity": {huge}}}\n'.encode())
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(row) + b"\n"
+            for row in [
+                {"id": 1, "order_id": 1, "product_id": 1, "quantity": 1, "unit_price": "1.00", "created_at": None},
+            ]
+        ).replace(b'"id":1', f'"id":{huge}'.encode())
+        + f'{{"id": 2, "order_id": {huge}, "quantity": {huge}}}\n'.encode()
+    )
     status, message, report, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert report["tables"]["shop.OrderItem"]["rejected"] == 2
@@ -252,8 +317,20 @@ def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_p
         path = tmp_path / "backup"
         path.mkdir()
         (path / "fidelity_allfields.jsonl").write_text(json.dumps(row) + "\n")
-        (path / "manifest.json").write_text(json.dumps({"format": "dbrestore/1", "tables": [
-            {"model": "fidelity.AllFields", "table": "fidelity_allfields", "file": "fidelity_allfields.jsonl"}]}))
+        (path / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "format": "dbrestore/1",
+                    "tables": [
+                        {
+                            "model": "fidelity.AllFields",
+                            "table": "fidelity_allfields",
+                            "file": "fidelity_allfields.jsonl",
+                        }
+                    ],
+                }
+            )
+        )
     elif layout == "table-file":
         path = table_file(tmp_path, [row], "json")
     else:
@@ -271,7 +348,13 @@ def test_multi_table_inheritance_round_trip(tmp_path, run_command):
 
     Pizzeria.objects.create(name="Luigi", serves_pizza=True, oven="wood")
     Place.objects.create(name="a park")
-    run_command("create_backup", "--output", tmp_path / "backup", "--only", "fidelity.Place,fidelity.Restaurant,fidelity.Pizzeria")
+    run_command(
+        "create_backup",
+        "--output",
+        tmp_path / "backup",
+        "--only",
+        "fidelity.Place,fidelity.Restaurant,fidelity.Pizzeria",
+    )
     Place.objects.all().delete()
     status, message, _, _ = restore(tmp_path / "backup", tmp_path)
     assert status == 0, message

@@ -32,16 +32,20 @@ from restoreproject.shop.models import Customer, Order, OrderItem
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=EXAMPLES <= 1000, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=EXAMPLES <= 1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def readme_table() -> dict[tuple[str, str], str]:
     """(value kind, column kind) -> "stored", "converted" or "rejected", from the README's table."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Values: stored, converted or rejected"):]
+    section = text[text.index("### Values: stored, converted or rejected") :]
     start = section.index("\n|") + 1
-    lines = section[start:section.index("\n\n", start)].splitlines()
+    lines = section[start : section.index("\n\n", start)].splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     table = {}
     for line in lines[2:]:
@@ -67,17 +71,27 @@ _fraction = st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: no
 VALUES = {
     "string": st.text(max_size=30),
     "integer": st.integers(min_value=-(2**70), max_value=2**70),
-    "whole float (`2.0`, `1e2`)": st.one_of(st.integers(-(2**60), 2**60).map(float),
-                                            st.integers(-(10**6), 10**6).map(lambda n: decimal.Decimal(n).scaleb(1))),
+    "whole float (`2.0`, `1e2`)": st.one_of(
+        st.integers(-(2**60), 2**60).map(float),
+        st.integers(-(10**6), 10**6).map(lambda n: decimal.Decimal(n).scaleb(1)),
+    ),
     "float with a fraction (`1.5`)": st.one_of(_fraction, _fraction.map(lambda f: decimal.Decimal(repr(f)))),
     "boolean": st.booleans(),
     "list": st.lists(st.one_of(st.integers(), st.text(max_size=3)), max_size=3),
     "object": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 }
 #: What a column cannot hold is rejected in any cell (the README's "Values the database cannot hold").
-LIMITS = ("longer than max_length", "not valid UTF-8", "NUL character", "Ensure this value", "decimal places",
-          "digits before the decimal point", "outside the range", "beyond a float's range",
-          "SQLite backend does not support timezone-aware")
+LIMITS = (
+    "longer than max_length",
+    "not valid UTF-8",
+    "NUL character",
+    "Ensure this value",
+    "decimal places",
+    "digits before the decimal point",
+    "outside the range",
+    "beyond a float's range",
+    "SQLite backend does not support timezone-aware",
+)
 
 
 def test_the_readme_table_covers_every_kind():
@@ -141,13 +155,16 @@ def test_generated_values_follow_the_readme_table(value_kind, column_kind, data)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("value, column, reason", [
-    (["x"], "email", "a list in a text column"),
-    ({"a": 1}, "name", "an object in a text column"),
-    ({}, "notes", "an object in a text column"),
-    (1.5, "last_order_id", "a number with a fraction where an integer is expected"),
-    (decimal.Decimal("1.5"), "last_order_id", "a number with a fraction where an integer is expected"),
-])
+@pytest.mark.parametrize(
+    "value, column, reason",
+    [
+        (["x"], "email", "a list in a text column"),
+        ({"a": 1}, "name", "an object in a text column"),
+        ({}, "notes", "an object in a text column"),
+        (1.5, "last_order_id", "a number with a fraction where an integer is expected"),
+        (decimal.Decimal("1.5"), "last_order_id", "a number with a fraction where an integer is expected"),
+    ],
+)
 def test_the_issues_examples_are_refused_by_the_converter(value, column, reason):
     field = next(f for f in Customer._meta.concrete_fields if column in (f.name, f.attname))
     with pytest.raises(ValueError, match=re.escape(reason)):
@@ -160,8 +177,19 @@ def test_the_issues_examples_are_refused_by_the_converter(value, column, reason)
 def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, list[dict]]:
     report, rejects = tmp_path / "report.json", tmp_path / f"rejects-{len(list(tmp_path.iterdir()))}.jsonl"
     try:
-        call_command("restore_backup", str(path), "--noinput", "--no-safety-backup", "--report-json", str(report),
-                     "--rejects-file", str(rejects), *args, stdout=io.StringIO(), stderr=io.StringIO())
+        call_command(
+            "restore_backup",
+            str(path),
+            "--noinput",
+            "--no-safety-backup",
+            "--report-json",
+            str(report),
+            "--rejects-file",
+            str(rejects),
+            *args,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
         status, message = 0, ""
     except CommandError as exc:
         status, message = exc.returncode, str(exc)
@@ -171,33 +199,69 @@ def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, lis
 
 
 def _customer(pk: int, **changes) -> dict:
-    return {"id": pk, "email": f"c{pk}@example.com", "name": f"c{pk}", "external_id": f"00000000-0000-0000-0000-{pk:012d}",
-            "joined_at": "2020-01-01T00:00:00+00:00", "is_active": True, "notes": "", "referred_by_id": None,
-            "last_order_id": None, **changes}
+    return {
+        "id": pk,
+        "email": f"c{pk}@example.com",
+        "name": f"c{pk}",
+        "external_id": f"00000000-0000-0000-0000-{pk:012d}",
+        "joined_at": "2020-01-01T00:00:00+00:00",
+        "is_active": True,
+        "notes": "",
+        "referred_by_id": None,
+        "last_order_id": None,
+        **changes,
+    }
 
 
-ORDER = {"id": 1, "number": "10000000-0000-0000-0000-000000000001", "customer_id": 1,
-         "placed_at": "2020-01-01T00:00:00+00:00", "status": "new", "total": "1.00", "gift_for_id": None}
+ORDER = {
+    "id": 1,
+    "number": "10000000-0000-0000-0000-000000000001",
+    "customer_id": 1,
+    "placed_at": "2020-01-01T00:00:00+00:00",
+    "status": "new",
+    "total": "1.00",
+    "gift_for_id": None,
+}
 MANGLED = [
     ("shop_customer", _customer(2, email=["x"]), "column 'email': a list in a text column"),
     ("shop_customer", _customer(3, name={"a": 1}), "column 'name': an object in a text column"),
     ("shop_customer", _customer(4, notes={}), "column 'notes': an object in a text column"),
     ("shop_customer", _customer(5, last_order_id=1.5), "column 'last_order_id': a number with a fraction"),
-    ("shop_orderitem", {"id": 2, "order_id": 1, "product_id": 1, "quantity": 1.5, "unit_price": "1.00",
-                        "added_at": "2020-01-01T00:00:00+00:00", "is_gift": False},
-     "column 'quantity': a number with a fraction"),
+    (
+        "shop_orderitem",
+        {
+            "id": 2,
+            "order_id": 1,
+            "product_id": 1,
+            "quantity": 1.5,
+            "unit_price": "1.00",
+            "added_at": "2020-01-01T00:00:00+00:00",
+            "is_gift": False,
+        },
+        "column 'quantity': a number with a fraction",
+    ),
 ]
 
 
 def write_backup(directory: Path, suffix: str, extra: list[tuple[str, dict, str]]) -> Path:
     tables = {
         "shop_category": [{"id": 1, "name": "c", "parent_id": None}],
-        "shop_product": [{"id": 1, "sku": "p", "name": "p", "price": "1.00", "category_id": 1, "attributes": {},
-                          "released_on": None}],
+        "shop_product": [
+            {"id": 1, "sku": "p", "name": "p", "price": "1.00", "category_id": 1, "attributes": {}, "released_on": None}
+        ],
         "shop_customer": [_customer(1)],
         "shop_order": [ORDER],
-        "shop_orderitem": [{"id": 1, "order_id": 1, "product_id": 1, "quantity": 2, "unit_price": "1.00",
-                            "added_at": "2020-01-01T00:00:00+00:00", "is_gift": False}],
+        "shop_orderitem": [
+            {
+                "id": 1,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": 2,
+                "unit_price": "1.00",
+                "added_at": "2020-01-01T00:00:00+00:00",
+                "is_gift": False,
+            }
+        ],
     }
     for table, row, _ in extra:
         tables[table].append(row)
@@ -211,8 +275,9 @@ def write_backup(directory: Path, suffix: str, extra: list[tuple[str, dict, str]
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("method", ["orm", "default", "forked"])
 @pytest.mark.parametrize("suffix", ["jsonl", "json"])
-def test_mangled_values_are_counted_rejects_and_come_back_with_the_same_reasons(tmp_path, suffix, method, vendor,
-                                                                              settings):
+def test_mangled_values_are_counted_rejects_and_come_back_with_the_same_reasons(
+    tmp_path, suffix, method, vendor, settings
+):
     if method == "forked":
         if vendor != "postgresql" or suffix != "jsonl":
             pytest.skip("forked conversion: JSON Lines on PostgreSQL")
@@ -244,21 +309,45 @@ def test_mangled_values_are_counted_rejects_and_come_back_with_the_same_reasons(
 def test_spellings_django_reads_are_still_converted(tmp_path):
     """Only the spelling changes: 5 into a text column as "5", "5" into an integer column, "t" as
     True, a whole float as an integer, an ISO date with its offset."""
-    rows = [{"id": 1, "char": 5, "integer": "5", "flag": "t", "big": 2.0, "positive": decimal.Decimal("3"),
-             "when": "2020-01-02T03:04:05+02:00", "text": True, "ratio": 3}]
+    rows = [
+        {
+            "id": 1,
+            "char": 5,
+            "integer": "5",
+            "flag": "t",
+            "big": 2.0,
+            "positive": decimal.Decimal("3"),
+            "when": "2020-01-02T03:04:05+02:00",
+            "text": True,
+            "ratio": 3,
+        }
+    ]
     path = tmp_path / "fidelity_allfields.jsonl"
     path.write_text("".join(json.dumps(row, default=int) + "\n" for row in rows))
     status, message, _, rejects = restore(path, tmp_path)
     assert status == 0, (message, rejects)
     row = AllFields.objects.get()
-    assert (row.char, row.integer, row.flag, row.big, row.positive, row.text, row.ratio) == ("5", 5, True, 2, 3, "True", 3.0)
+    assert (row.char, row.integer, row.flag, row.big, row.positive, row.text, row.ratio) == (
+        "5",
+        5,
+        True,
+        2,
+        3,
+        "True",
+        3.0,
+    )
     assert row.when.isoformat().startswith("2020-01-02T01:04:05")
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("value, reason", [(2, "value must be either True or False"),
-                                           ("true", "value must be either True or False"),
-                                           (0.5, "value must be either True or False")])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (2, "value must be either True or False"),
+        ("true", "value must be either True or False"),
+        (0.5, "value must be either True or False"),
+    ],
+)
 def test_a_boolean_from_anything_but_its_spellings_is_rejected(tmp_path, value, reason):
     path = tmp_path / "fidelity_allfields.jsonl"
     path.write_text(json.dumps({"id": 1, "flag": value}) + "\n" + json.dumps({"id": 2, "flag": 1}) + "\n")
@@ -276,10 +365,16 @@ def test_an_ip_address_django_would_not_check_is_rejected(tmp_path):
     """Found by fuzz_restore: Django's to_python passes text without a colon unchecked, so
     "true" went to PostgreSQL's inet adapter (a ValueError traceback) or into SQLite as it was."""
     path = tmp_path / "fidelity_allfields.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in [
-        {"id": 1, "ip": "true"}, {"id": 2, "ip": 2.0}, {"id": 3, "ip": "10.0.0.1"}]))
+    path.write_text(
+        "".join(
+            json.dumps(row) + "\n"
+            for row in [{"id": 1, "ip": "true"}, {"id": 2, "ip": 2.0}, {"id": 3, "ip": "10.0.0.1"}]
+        )
+    )
     status, message, _, rejects = restore(path, tmp_path)
     assert status == 3, message
     assert [(r["position"], r["reason"].split(": ", 1)[1][:34]) for r in rejects] == [
-        (1, "Enter a valid IPv4 or IPv6 address"), (2, "a number in an IP address column (")]
+        (1, "Enter a valid IPv4 or IPv6 address"),
+        (2, "a number in an IP address column ("),
+    ]
     assert list(AllFields.objects.values_list("id", "ip")) == [(3, "10.0.0.1")]

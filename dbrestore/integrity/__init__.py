@@ -40,7 +40,17 @@ from .repair import (
 )
 
 __all__ = [
-    "ForeignKeyEdge", "ParentCheck", "apply_deferred_foreign_keys", "apply_deferred_natural_keys", "check_constraints",
-    "checked_as_copied", "classify_foreign_keys", "existing_values", "foreign_key_constraints",
-    "nullable_deferred_fields", "orphan_pks", "sweep_orphans", "table_ledger",
+    "ForeignKeyEdge",
+    "ParentCheck",
+    "apply_deferred_foreign_keys",
+    "apply_deferred_natural_keys",
+    "check_constraints",
+    "checked_as_copied",
+    "classify_foreign_keys",
+    "existing_values",
+    "foreign_key_constraints",
+    "nullable_deferred_fields",
+    "orphan_pks",
+    "sweep_orphans",
+    "table_ledger",
 ]

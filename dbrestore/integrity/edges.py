@@ -116,7 +116,9 @@ class ParentCheck:
 
 
 @contextlib.contextmanager
-def checked_as_copied(connection, model: ModelType, settled: Iterable[ForeignKeyEdge]) -> Iterator[list[ForeignKeyEdge]]:
+def checked_as_copied(
+    connection, model: ModelType, settled: Iterable[ForeignKeyEdge]
+) -> Iterator[list[ForeignKeyEdge]]:
     """Make the FKs to parents already loaded IMMEDIATE for this table's load (then DEFERRED
     again: a later orphan sweep may delete parents whose children go with them). Yields a list
     that holds, once the load went through, the FKs the database checked row by row.

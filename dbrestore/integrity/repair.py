@@ -21,9 +21,15 @@ _CHUNK = 500
 _UPDATE_ROWS = 1000  # rows per UPDATE ... FROM (VALUES ...): at most 1,000 x (1 + FKs) parameters
 
 
-def sweep_orphans(plan: Plan, using: str, result: RestoreResult, rejects: RejectsFile,
-                  parents_changed: Iterable[ModelType] | None = None, every_foreign_key: bool = False,
-                  checked_while_loading: Collection[ForeignKeyEdge] = ()) -> int:
+def sweep_orphans(
+    plan: Plan,
+    using: str,
+    result: RestoreResult,
+    rejects: RejectsFile,
+    parents_changed: Iterable[ModelType] | None = None,
+    every_foreign_key: bool = False,
+    checked_while_loading: Collection[ForeignKeyEdge] = (),
+) -> int:
     """Delete and reject restored rows whose FK points nowhere; return how many.
 
     Checks the deferred FKs (all of them with ``every_foreign_key``: an atomic restore checks
@@ -90,8 +96,9 @@ def _fill_in(model: ModelType, manager, edges: tuple[ForeignKeyEdge, ...], items
             )
 
 
-def _fill_in_with_bulk_update(model: ModelType, manager, edges: tuple[ForeignKeyEdge, ...],
-                              items: list[tuple[Any, dict]]) -> None:
+def _fill_in_with_bulk_update(
+    model: ModelType, manager, edges: tuple[ForeignKeyEdge, ...], items: list[tuple[Any, dict]]
+) -> None:
     still_null = set(manager.filter(pk__in=[pk for pk, _ in items], **_still_null(edges)).values_list("pk", flat=True))
     objs = []
     for pk, links in items:
@@ -135,7 +142,9 @@ def nullable_deferred_fields(deferred: Iterable[ForeignKeyEdge]) -> list[models.
     return [edge.field for edge in deferred if edge.field.null]
 
 
-def apply_deferred_foreign_keys(plan: Plan, using: str, batch_size: int, result: RestoreResult, rejects: RejectsFile) -> None:
+def apply_deferred_foreign_keys(
+    plan: Plan, using: str, batch_size: int, result: RestoreResult, rejects: RejectsFile
+) -> None:
     """``--no-atomic``: fill in the deferred FK columns loaded as NULL, a batch per transaction.
 
     Only rows still NULL there are updated, so rows that existed before an append keep theirs.
@@ -148,8 +157,15 @@ def apply_deferred_foreign_keys(plan: Plan, using: str, batch_size: int, result:
             _apply_table(table, edges, using, batch_size, result, rejects, plan)
 
 
-def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, batch_size: int,
-                 result: RestoreResult, rejects: RejectsFile, plan: Plan) -> None:
+def _apply_table(
+    table: PlannedTable,
+    edges: list[ForeignKeyEdge],
+    using: str,
+    batch_size: int,
+    result: RestoreResult,
+    rejects: RejectsFile,
+    plan: Plan,
+) -> None:
     converter = RowConverter(table.model, using=using)
     index = {f: i for i, f in enumerate(converter.fields)}
     manager = table.model._base_manager.using(using)
@@ -189,8 +205,9 @@ def _apply_table(table: PlannedTable, edges: list[ForeignKeyEdge], using: str, b
             sweep_orphans(plan, using, result, rejects, parents_changed=[table.model])
 
 
-def apply_deferred_natural_keys(deferred: list[tuple[PlannedTable, list]], using: str, result: RestoreResult,
-                                rejects: RejectsFile) -> None:
+def apply_deferred_natural_keys(
+    deferred: list[tuple[PlannedTable, list]], using: str, result: RestoreResult, rejects: RejectsFile
+) -> None:
     """Fill in the natural keys that pointed forward (loaddata's ``save_deferred_fields``): every
     table is loaded now, so each key is looked up again. A key still not found rejects its row
     (deleted; rows pointing at it are swept as orphans after)."""

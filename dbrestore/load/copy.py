@@ -97,16 +97,18 @@ class CopyTableLoader:
         self.connection = self.table.inserter.connection
         qn = self.connection.ops.quote_name
         fields = self.converter.fields
-        self.copy_sql = (
-            f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
-        )
-        self.adapters = [(index, adapter) for index, f in enumerate(fields)
-                         if (adapter := _copy_adapter(f, self.connection))]
+        self.copy_sql = f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+        self.adapters = [
+            (index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f, self.connection))
+        ]
         #: Datetime columns whose backup text, when it is plain ISO 8601 with an offset, is copied
         #: as it is (see _ISO_WITH_OFFSET): Django's own DateTimeField only (a subclass may change
         #: the value), and only where one key can feed the field.
-        self.iso_texts = [(index, f.attname) for index, f in enumerate(fields)
-                          if type(f) is models.DateTimeField and f.name == f.attname == f.column]
+        self.iso_texts = [
+            (index, f.attname)
+            for index, f in enumerate(fields)
+            if type(f) is models.DateTimeField and f.name == f.attname == f.column
+        ]
         #: FKs the database checked for every row of this load (no orphan sweep needed for them).
         self.checked_foreign_keys: list[ForeignKeyEdge] = []
 
@@ -123,8 +125,7 @@ class CopyTableLoader:
     def result(self) -> TableResult:
         return self.table.result
 
-    def load(self, rows: Iterable[PositionedRow], blocks: BlockSource | None = None,
-             processes: int = 1) -> TableResult:
+    def load(self, rows: Iterable[PositionedRow], blocks: BlockSource | None = None, processes: int = 1) -> TableResult:
         """Load ``rows``; with ``blocks`` (the same rows, as blocks of JSON Lines) and
         ``processes`` > 1, prepared by that many forked processes (:mod:`.forked`)."""
         if self.table.dry_run or self.converter.may_query_database:
@@ -294,13 +295,17 @@ class CopyTableLoader:
                 cursor.execute("RELEASE SAVEPOINT dbrestore_copy")
         return None
 
-    def _finish(self, copying: Future, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]) -> None:
+    def _finish(
+        self, copying: Future, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]
+    ) -> None:
         """Wait for a batch's COPY in the COPY thread, then settle the batch."""
         numbered = [PendingRow(position, row, values, self.model) for position, row, values in prepared.numbered]
         self._settle(prepared.copied, copying.result(), lambda: self._keyed_again(prepared, rows_again), numbered)
         self.table.batch_done()
 
-    def _keyed_again(self, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]) -> list[PendingRow]:
+    def _keyed_again(
+        self, prepared: PreparedBatch, rows_again: Callable[[], Iterable[PositionedRow]]
+    ) -> list[PendingRow]:
         """The rows of a prepared batch that went to the COPY, converted again for the ORM chain
         (the COPY failed): every row but the ones rejected or numbered, which convert as before."""
         apart = {position for position, *_ in prepared.rejected} | {position for position, *_ in prepared.numbered}
@@ -316,8 +321,13 @@ class CopyTableLoader:
         converter.dropped_values = dropped  # counted when the batch was prepared
         return pending
 
-    def _settle(self, copied: int, error: DatabaseError | None, keyed: Callable[[], list[PendingRow]],
-                numbered: list[PendingRow]) -> None:
+    def _settle(
+        self,
+        copied: int,
+        error: DatabaseError | None,
+        keyed: Callable[[], list[PendingRow]],
+        numbered: list[PendingRow],
+    ) -> None:
         """Count a batch's copied rows, or send them through the ORM chain if the COPY failed
         (after rejecting the rows whose parent is missing, the likely cause); the rows without a
         primary key go through the ORM chain too, since the database numbers them."""
@@ -326,8 +336,9 @@ class CopyTableLoader:
             if copied:
                 self.ledger.copied(copied)
         else:
-            logger.debug("%s: COPY of %d rows failed (%s); the ORM path takes this batch",
-                         self.model._meta.label, copied, error)
+            logger.debug(
+                "%s: COPY of %d rows failed (%s); the ORM path takes this batch", self.model._meta.label, copied, error
+            )
             self.chain.write(self.table.parents.keep_present(keyed(), settled))
         if numbered:
             self.chain.write(self.table.parents.keep_present(numbered, settled))
@@ -368,8 +379,9 @@ class PreparedBatch:
 #: psycopg would format (tests/test_copy_format.py), so COPY takes the text: formatting a
 #: datetime costs psycopg 0.9 us, the check 0.25 us. Naive text is never copied as it is: it
 #: is read in TIME_ZONE by the converter, in the session's zone by the server.
-_ISO_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d\d:\d\d)",
-                             re.ASCII).fullmatch
+_ISO_WITH_OFFSET = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII
+).fullmatch
 
 
 _switch_lock = threading.Lock()

@@ -37,7 +37,7 @@ _PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
 
 
 def _descriptor_kind(model: type[models.Model], field: models.Field) -> str | None:
-    """"plain", "file" (FileField's descriptor) or None (one that may change values)."""
+    """ "plain", "file" (FileField's descriptor) or None (one that may change values)."""
     descriptor = None
     for klass in model.__mro__:
         if field.attname in vars(klass):
@@ -50,17 +50,22 @@ def _descriptor_kind(model: type[models.Model], field: models.Field) -> str | No
 
 def _instances_change_values(model: type[models.Model]) -> bool:
     return (
-        model.__init__ is not models.Model.__init__
-        or pre_init.has_listeners(model)
-        or post_init.has_listeners(model)
+        model.__init__ is not models.Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model)
     )
 
 
 class DirectInsert:
     """Builds one table's INSERT statements and parameters from rows of converted values."""
 
-    def __init__(self, model: type[models.Model], connection, fields: list[models.Field], preps: list[Callable],
-                 *, merge_fields: list[models.Field]):
+    def __init__(
+        self,
+        model: type[models.Model],
+        connection,
+        fields: list[models.Field],
+        preps: list[Callable],
+        *,
+        merge_fields: list[models.Field],
+    ):
         self.model = model
         self.connection = connection
         self.fields = fields
@@ -71,8 +76,9 @@ class DirectInsert:
         self._statements: dict[tuple[bool, bool, int], str] = {}
 
     @classmethod
-    def for_model(cls, model: type[models.Model], connection, *, merge: bool = False,
-                  update_fields: Sequence[models.Field] = ()) -> DirectInsert | None:
+    def for_model(
+        cls, model: type[models.Model], connection, *, merge: bool = False, update_fields: Sequence[models.Field] = ()
+    ) -> DirectInsert | None:
         """The builder for ``model``, or None when its rows must go through model instances."""
         if connection.vendor not in ("postgresql", "sqlite") or not model._meta.pk.concrete:
             return None
@@ -89,7 +95,9 @@ class DirectInsert:
             preps.append(_prep(f, connection, empty_for_none=kind == "file"))
         return cls(model, connection, fields, preps, merge_fields=list(update_fields) if merge else [])
 
-    def execute(self, rows: Sequence[list[Any]], *, returning: bool, rows_per_statement: int) -> tuple[int, list[Any] | None]:
+    def execute(
+        self, rows: Sequence[list[Any]], *, returning: bool, rows_per_statement: int
+    ) -> tuple[int, list[Any] | None]:
         """Insert ``rows``: (rows inserted, their primary keys when ``returning``), as
         ``Inserter.insert`` counts them (RETURNING where the keys are wanted, rowcount otherwise)."""
         inserted, pks = 0, [] if returning else None
@@ -113,9 +121,9 @@ class DirectInsert:
         without_pk = [values for values in rows if values[index] is None]
         with_pk = [values for values in rows if values[index] is not None] if without_pk else rows
         for start in range(0, len(with_pk), size):
-            yield with_pk[start:start + size], True
+            yield with_pk[start : start + size], True
         for start in range(0, len(without_pk), size):
-            yield without_pk[start:start + size], False
+            yield without_pk[start : start + size], False
 
     def statement(self, rows: Sequence[list[Any]], *, with_pk: bool, returning: bool) -> tuple[str, Any]:
         """The SQL and parameters inserting ``rows`` (all with a primary key, or all without:
@@ -147,7 +155,9 @@ class DirectInsert:
         if self.connection.vendor != "postgresql":
             return False
         data_types = self.connection.data_types
-        return not any(hasattr(f, "get_placeholder") for f in self.fields) and all((f.target_field if f.is_relation else f).get_internal_type() in data_types for f in self.fields)
+        return not any(hasattr(f, "get_placeholder") for f in self.fields) and all(
+            (f.target_field if f.is_relation else f).get_internal_type() in data_types for f in self.fields
+        )
 
     def _sql(self, with_pk: bool, returning: bool, unnest: bool, n_rows: int) -> str:
         ops = self.connection.ops
@@ -161,8 +171,11 @@ class DirectInsert:
             row = f"({', '.join(['%s'] * len(fields))})"
             parts.append("VALUES " + ", ".join([row] * n_rows))
         if self._merge_fields and with_pk:  # a row the database numbers matches no row by key: never an update
-            parts.append(ops.on_conflict_suffix_sql(fields, OnConflict.UPDATE, [f.column for f in self._merge_fields],
-                                                    [self.pk.column]))
+            parts.append(
+                ops.on_conflict_suffix_sql(
+                    fields, OnConflict.UPDATE, [f.column for f in self._merge_fields], [self.pk.column]
+                )
+            )
         else:
             parts.append("ON CONFLICT DO NOTHING")
         if returning:
@@ -175,8 +188,10 @@ def _plain_placeholder(field: models.Field, connection) -> bool:
     """BinaryField's placeholder is ``%s`` on PostgreSQL and SQLite (only MySQL's differs)."""
     from django.db.backends.base.operations import BaseDatabaseOperations
 
-    return (type(field).get_placeholder is models.BinaryField.get_placeholder
-            and type(connection.ops).binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql)
+    return (
+        type(field).get_placeholder is models.BinaryField.get_placeholder
+        and type(connection.ops).binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql
+    )
 
 
 def _prep(field: models.Field, connection, *, empty_for_none: bool) -> Callable[[Any], Any]:
@@ -209,13 +224,17 @@ def _pass_through(field: models.Field, connection) -> tuple[type, Callable[[Any]
         return None
     ops = type(connection.ops)
     if isinstance(field, f.AutoFieldMixin):
-        plain = (kind.get_db_prep_value is f.AutoFieldMixin.get_db_prep_value
-                 and kind.get_prep_value is f.IntegerField.get_prep_value
-                 and ops.validate_autopk_value is BaseDatabaseOperations.validate_autopk_value)
+        plain = (
+            kind.get_db_prep_value is f.AutoFieldMixin.get_db_prep_value
+            and kind.get_prep_value is f.IntegerField.get_prep_value
+            and ops.validate_autopk_value is BaseDatabaseOperations.validate_autopk_value
+        )
         return (int, None) if plain else None
     if isinstance(field, f.IntegerField):
-        if kind.get_prep_value is not f.IntegerField.get_prep_value \
-                or kind.get_db_prep_value is not f.IntegerField.get_db_prep_value:
+        if (
+            kind.get_prep_value is not f.IntegerField.get_prep_value
+            or kind.get_db_prep_value is not f.IntegerField.get_db_prep_value
+        ):
             return None
         if ops.adapt_integerfield_value is BaseDatabaseOperations.adapt_integerfield_value:
             return int, None

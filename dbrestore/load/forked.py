@@ -86,9 +86,12 @@ class ForkedMap(Generic[R]):
         tasks_in, tasks_out = context.Pipe(duplex=False)
         results_in, results_out = context.Pipe(duplex=False)
         parent_ends = [tasks_out, results_in] + [end for c in self.children for end in (c.tasks, c.results)]
-        process = context.Process(target=_serve, name="dbrestore-convert", daemon=True,
-                                  args=(self.work, self.slots, self.slot_bytes, tasks_in, results_out, parent_ends,
-                                        os.getpid()))
+        process = context.Process(
+            target=_serve,
+            name="dbrestore-convert",
+            daemon=True,
+            args=(self.work, self.slots, self.slot_bytes, tasks_in, results_out, parent_ends, os.getpid()),
+        )
         process.start()
         tasks_in.close()
         results_out.close()
@@ -124,7 +127,7 @@ class ForkedMap(Generic[R]):
             if child.alive and child.queued < DEPTH:
                 slot = self.free_slots.pop()
                 start = slot * self.slot_bytes
-                self.slots[start:start + len(payload)] = payload
+                self.slots[start : start + len(payload)] = payload
                 try:
                     child.tasks.send((slot, len(payload), meta))
                 except OSError:
@@ -156,8 +159,10 @@ class ForkedMap(Generic[R]):
         done here instead; the restore goes on."""
         child.alive = False
         child.process.join(1)
-        logger.warning("A conversion process died (exit code %s): its blocks are converted by the restoring "
-                       "process instead", child.process.exitcode)
+        logger.warning(
+            "A conversion process died (exit code %s): its blocks are converted by the restoring process instead",
+            child.process.exitcode,
+        )
 
     def close(self) -> None:
         """Tell every idle child to leave; kill the ones still working (the iteration was cut
@@ -179,8 +184,9 @@ class ForkedMap(Generic[R]):
         self.slots.close()
 
 
-def ordered_map(work: Callable[[bytes, Any], R], items: Iterable[tuple[bytes, Any]], processes: int,
-                slot_bytes: int) -> Iterator[tuple[bytes, Any, R | None]]:
+def ordered_map(
+    work: Callable[[bytes, Any], R], items: Iterable[tuple[bytes, Any]], processes: int, slot_bytes: int
+) -> Iterator[tuple[bytes, Any, R | None]]:
     """``(payload, meta, work(payload, meta))`` for each ``(payload, meta)`` of ``items``, in
     order, the work done in ``processes`` forked children (``work`` and what it uses are theirs
     by the fork: only the payload, through shared memory, and ``meta`` are sent). The children
@@ -192,8 +198,15 @@ def ordered_map(work: Callable[[bytes, Any], R], items: Iterable[tuple[bytes, An
         pool.close()
 
 
-def _serve(work: Callable[[bytes, Any], Any], slots: mmap.mmap, slot_bytes: int, tasks: Connection,
-           results: Connection, parent_ends: list[Connection], parent: int) -> None:
+def _serve(
+    work: Callable[[bytes, Any], Any],
+    slots: mmap.mmap,
+    slot_bytes: int,
+    tasks: Connection,
+    results: Connection,
+    parent_ends: list[Connection],
+    parent: int,
+) -> None:
     """A child's loop: a block from its slot, the work on it, the result back; until told to leave."""
     _cut_from_parent(parent_ends, parent)
     while True:
@@ -206,7 +219,7 @@ def _serve(work: Callable[[bytes, Any], Any], slots: mmap.mmap, slot_bytes: int,
         slot, length, meta = task
         start = slot * slot_bytes
         try:
-            result = work(slots[start:start + length], meta)
+            result = work(slots[start : start + length], meta)
         except BaseException as exc:  # noqa: BLE001 - the parent does the block again and raises it
             logger.debug("block %r failed in a conversion process: %s", meta, exc)
             result = None

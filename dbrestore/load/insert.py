@@ -74,7 +74,10 @@ class Inserter:
         for sql, params in statements:
             head, returning, tail = sql.rpartition(" RETURNING ")
             patched.append(
-                (f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING", params)
+                (
+                    f"{head} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else f"{sql} ON CONFLICT DO NOTHING",
+                    params,
+                )
             )
         return patched
 
@@ -82,8 +85,7 @@ class Inserter:
     def direct(self) -> DirectInsert | None:
         """The SQL builder that inserts converted values without model instances, or None where
         an instance could change a value on the way (see :mod:`dbrestore.load.direct`)."""
-        return DirectInsert.for_model(self.model, self.connection, merge=self.merge,
-                                      update_fields=self.update_fields)
+        return DirectInsert.for_model(self.model, self.connection, merge=self.merge, update_fields=self.update_fields)
 
     def insert_values(self, rows: Sequence[list[Any]], *, returning_pks: bool = False) -> tuple[int, list[Any] | None]:
         """:meth:`insert` for rows of converted values, without model instances where it can."""
@@ -115,7 +117,9 @@ class Inserter:
                         inserted += max(cursor.rowcount, 0)
         return inserted, pks
 
-    def _statement_groups(self, objs: Sequence[models.Model]) -> Iterator[tuple[list[models.Model], list[models.Field]]]:
+    def _statement_groups(
+        self, objs: Sequence[models.Model]
+    ) -> Iterator[tuple[list[models.Model], list[models.Field]]]:
         """Chunks that fit one statement, with the columns to write: rows without a primary key
         (natural primary keys) leave it out, so that the database numbers them."""
         size = self._rows_per_statement
@@ -178,7 +182,9 @@ class FallbackChain:
     def _insert_halving(self, pending: list[PendingRow]) -> None:
         try:
             with transaction.atomic(using=self.using):
-                inserted, pks = self.inserter.insert_values([p.values for p in pending], returning_pks=self.ledger.log_skipped)
+                inserted, pks = self.inserter.insert_values(
+                    [p.values for p in pending], returning_pks=self.ledger.log_skipped
+                )
         except DatabaseError as exc:
             if is_fatal(exc, self.inserter.connection):
                 raise
@@ -201,8 +207,9 @@ class FallbackChain:
                 raise
             self.ledger.reject(item.position, item.row, first_line(exc))
             return
-        logger.info("%s row %d: the ORM insert failed (%s), the raw insert worked",
-                    self.ledger.label, item.position, orm_error)
+        logger.info(
+            "%s row %d: the ORM insert failed (%s), the raw insert worked", self.ledger.label, item.position, orm_error
+        )
         self.ledger.written([item], inserted, None)
 
 

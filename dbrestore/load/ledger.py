@@ -28,8 +28,15 @@ class Ledger:
     ``log_skipped``: rows skipped as duplicates go to the rejects file too (``--log-skipped``).
     """
 
-    def __init__(self, label: str, db_table: str, result: TableResult, rejects: RejectsFile | None = None, *,
-                 log_skipped: bool = False):
+    def __init__(
+        self,
+        label: str,
+        db_table: str,
+        result: TableResult,
+        rejects: RejectsFile | None = None,
+        *,
+        log_skipped: bool = False,
+    ):
         self.label = label
         self.db_table = db_table
         self.result = result
@@ -65,8 +72,14 @@ class Ledger:
         self.result.skipped += len(pending) - inserted
         if self.log_skipped and inserted < len(pending) and self.rejects is not None:
             for p in _skipped_rows(pending, inserted, pks):
-                self.rejects.write(model=self.label, table=self.db_table, position=p.position, row=p.row,
-                                   reason=SKIPPED_REASON, kind="skipped")
+                self.rejects.write(
+                    model=self.label,
+                    table=self.db_table,
+                    position=p.position,
+                    row=p.row,
+                    reason=SKIPPED_REASON,
+                    kind="skipped",
+                )
 
     def copied(self, rows: int) -> None:
         """Rows a COPY put in (all of its rows, or it failed)."""

@@ -83,8 +83,9 @@ class TableLoader:
         # one that was already there, and kept.
         self.converter = RowConverter(model, using=using, defer_natural_keys=mode in ("replace", "merge"))
         self.inserter = Inserter(model, using, merge=mode == "merge")
-        self.ledger = Ledger(model._meta.label, model._meta.db_table, result, rejects,
-                             log_skipped=log_skipped and mode != "merge")
+        self.ledger = Ledger(
+            model._meta.label, model._meta.db_table, result, rejects, log_skipped=log_skipped and mode != "merge"
+        )
         self.chain = FallbackChain(self.inserter, self.ledger, batch_size=batch_size)
         self.parents = ParentCheck(self.converter.fields, using, self.ledger)
         self.fk_checks = list(fk_checks)
@@ -96,8 +97,9 @@ class TableLoader:
         #: Rows loaded with NULL for a natural key not found yet: (position, row, pk, field, key).
         self.deferred_natural_keys: list[tuple[int, dict[str, Any], Any, models.Field, DeferredNaturalKey]] = []
 
-    def load(self, rows: Iterable[PositionedRow],
-             write: Callable[[list[PendingRow]], None] | None = None) -> TableResult:
+    def load(
+        self, rows: Iterable[PositionedRow], write: Callable[[list[PendingRow]], None] | None = None
+    ) -> TableResult:
         """Load ``rows``; ``write`` (default: the fallback chain) takes each batch once its
         parents are checked."""
         write = write or self.chain.write
@@ -167,8 +169,14 @@ class TableLoader:
                 values[index] = None
             yield PendingRow(position, row, values, self.model)
 
-    def _defer(self, position: int, row: dict[str, Any], values: list[Any],
-               deferred: list[tuple[int, DeferredNaturalKey]], natural_key: tuple | None) -> bool:
+    def _defer(
+        self,
+        position: int,
+        row: dict[str, Any],
+        values: list[Any],
+        deferred: list[tuple[int, DeferredNaturalKey]],
+        natural_key: tuple | None,
+    ) -> bool:
         """Note the natural keys not found yet, to fill in after the load, against the row's
         primary key, or its own natural key when the database numbers it (loaddata finds such
         an object again the same way); False (the row rejected) when it has neither."""

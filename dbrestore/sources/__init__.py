@@ -21,7 +21,16 @@ from .native import detect_native_format
 from .readers import first_significant_byte, is_json_lines_name
 from .rejects import is_rejects_file, open_rejects_file
 
-__all__ = ["Backup", "TableData", "Row", "PositionedRow", "open_backup", "is_fixture", "refuse_outputs", "MANIFEST_NAME"]
+__all__ = [
+    "Backup",
+    "TableData",
+    "Row",
+    "PositionedRow",
+    "open_backup",
+    "is_fixture",
+    "refuse_outputs",
+    "MANIFEST_NAME",
+]
 
 
 def open_single_table_file(path: Path) -> Backup:
@@ -70,8 +79,9 @@ def _stored_native(path) -> None:
 
     native = (path / MANIFEST_NAME).is_file() and read_manifest(path / MANIFEST_NAME).get("native")
     if native or path.name.endswith((".sql", ".sql.gz", ".dump", ".backup")):
-        raise BackupFormatError("PostgreSQL dumps are restored from a local file; download it from the storage first",
-                                path=path)
+        raise BackupFormatError(
+            "PostgreSQL dumps are restored from a local file; download it from the storage first", path=path
+        )
     return None
 
 
@@ -109,7 +119,8 @@ def refuse_outputs(backup: Backup, outputs: Iterable[Path]) -> None:
         if path.resolve() in targets:
             raise BackupFormatError(
                 "is the file this restore writes its rejected rows to: it cannot also be read "
-                "(choose another --rejects-file)", path=path,
+                "(choose another --rejects-file)",
+                path=path,
             )
 
 

@@ -48,6 +48,8 @@ _MARKED = re.compile("\ufdd0([0-9a-f]{4})\ufdd1")
 
 def _unmark_text(text: str) -> str:
     return _MARKED.sub(lambda match: chr(int(match.group(1), 16)), text)
+
+
 _DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
@@ -201,7 +203,7 @@ class BoundedReader:
         self.rewrote_escapes = True
         pieces, done = [], 0
         for start in sorted(starts):
-            pieces += [ready[done:start], b"\\ufdd0", ready[start + 2:start + 6].lower(), b"\\ufdd1"]
+            pieces += [ready[done:start], b"\\ufdd0", ready[start + 2 : start + 6].lower(), b"\\ufdd1"]
             done = start + 6
         pieces.append(ready[done:])
         return b"".join(pieces)
@@ -259,8 +261,9 @@ class BoundedReader:
             raise self._corrupt(exc) from exc
 
     def _corrupt(self, exc: Exception) -> BackupFormatError:
-        return BackupFormatError(f"cannot read (corrupt or truncated): {exc}", path=self.path,
-                                 position=f"byte {self.offset}")
+        return BackupFormatError(
+            f"cannot read (corrupt or truncated): {exc}", path=self.path, position=f"byte {self.offset}"
+        )
 
     def _advance(self, data: bytes) -> None:
         self.offset += len(data)
@@ -274,7 +277,8 @@ class BoundedReader:
     def _too_long(self) -> None:
         raise InputTooLargeError(
             f"a row longer than {self.max_row} bytes (DBRESTORE['MAX_ROW_BYTES']): refused",
-            path=self.path, position=f"from byte {self._mark}",
+            path=self.path,
+            position=f"from byte {self._mark}",
         )
 
     def _check_ratio(self) -> None:
@@ -285,7 +289,8 @@ class BoundedReader:
             raise InputTooLargeError(
                 f"decompresses to more than {self.max_ratio} times its compressed size "
                 f"(DBRESTORE['MAX_INFLATION_RATIO']): refused as a compression bomb",
-                path=self.path, position=f"byte {self.offset}",
+                path=self.path,
+                position=f"byte {self.offset}",
             )
 
     def _check_digits(self, data: bytes) -> None:
@@ -294,10 +299,11 @@ class BoundedReader:
         if found:
             raise InputTooLargeError(
                 f"a number of more than {self._digits} digits (DBRESTORE['MAX_NUMBER_DIGITS']): refused",
-                path=self.path, position=f"near byte {self.offset - len(data)}",
+                path=self.path,
+                position=f"near byte {self.offset - len(data)}",
             )
-        self._trailing_digits = (self._trailing_digits + len(data)) if leading == len(data) else (
-            len(data) - len(data.rstrip(_DIGITS))
+        self._trailing_digits = (
+            (self._trailing_digits + len(data)) if leading == len(data) else (len(data) - len(data.rstrip(_DIGITS)))
         )
 
 
@@ -350,8 +356,10 @@ class RowCheck:
             kind = type(value)
             if kind is dict or kind is list:
                 if self.max_depth and depth > self.max_depth:
-                    return (f"column {column!r}: a value nested more than {self.max_depth} levels deep "
-                            "(DBRESTORE['MAX_NESTING'])")
+                    return (
+                        f"column {column!r}: a value nested more than {self.max_depth} levels deep "
+                        "(DBRESTORE['MAX_NESTING'])"
+                    )
                 for item in value.values() if kind is dict else value:
                     todo.append((item, depth + 1, column))
             elif kind is decimal.Decimal:
@@ -362,7 +370,9 @@ class RowCheck:
 
     def _number(self, value: decimal.Decimal) -> str | None:
         if self.max_digits and value.is_finite() and value.adjusted() > self.max_digits:
-            return f"the number {str(value)[:20]} has more than {self.max_digits} digits (DBRESTORE['MAX_NUMBER_DIGITS'])"
+            return (
+                f"the number {str(value)[:20]} has more than {self.max_digits} digits (DBRESTORE['MAX_NUMBER_DIGITS'])"
+            )
         return None
 
 

@@ -83,6 +83,7 @@ def _is_type(value: Any, expected: type | tuple[type, ...]) -> bool:
 
 def _check_entry(entry: Any, index: int, path: Path) -> None:
     """One ``"tables"`` entry: ``file`` a name, the rest (when given) of their JSON types."""
+
     def wrong(message: str) -> BackupFormatError:
         return BackupFormatError(f"table entry {index}: {message}", path=path)
 
@@ -130,7 +131,8 @@ def check_table_file(path: Path) -> None:
     if data_suffix(path) == ".json" and first != b"[":
         raise BackupFormatError(
             "not a table's rows (a JSON array of objects): a JSON object (a keyed backup or a fixture?); "
-            "restore that file on its own", path=path,
+            "restore that file on its own",
+            path=path,
         )
     if is_dumpdata(path, first):
         raise BackupFormatError("a dumpdata fixture, not a table's rows: restore that file on its own", path=path)
@@ -147,8 +149,9 @@ def followed_link(path: Path | StoragePath, directory: Path | StoragePath) -> st
         return None
     target = path.resolve()
     if target.parent != directory.resolve():
-        raise BackupFormatError(f"a link to {target}, outside the backup directory: refused (copy the file in)",
-                                path=path)
+        raise BackupFormatError(
+            f"a link to {target}, outside the backup directory: refused (copy the file in)", path=path
+        )
     return f"{path}: a link to {target.name} in the backup directory, followed"
 
 
@@ -176,10 +179,16 @@ def open_manifest_directory(directory: Path) -> Backup:
         check_table_file(data_path)
         if (note := followed_link(data_path, directory)) is not None:
             notes.append(note)
-        tables.append(file_table(
-            entry.get("table") or table_key(data_path), data_path, model_label=entry.get("model"),
-            expected_rows=entry.get("rows"), expected_sha256=entry.get("sha256"), columns=entry.get("columns"),
-        ))
+        tables.append(
+            file_table(
+                entry.get("table") or table_key(data_path),
+                data_path,
+                model_label=entry.get("model"),
+                expected_rows=entry.get("rows"),
+                expected_sha256=entry.get("sha256"),
+                columns=entry.get("columns"),
+            )
+        )
     metadata = {key: value for key, value in manifest.items() if key != "tables"}
     return Backup(path=directory, format="dbrestore", tables=tables, metadata=metadata, notes=notes)
 

@@ -107,8 +107,11 @@ def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int)
     parts = model._meta.pk.fields
     value = obj["pk"]
     if not isinstance(value, list) or len(value) != len(parts):
-        raise BackupFormatError(f"{obj['model']}: pk must be a list of {len(parts)} values, found {value!r:.60}",
-                                path=path, position=f"row {position}")
+        raise BackupFormatError(
+            f"{obj['model']}: pk must be a list of {len(parts)} values, found {value!r:.60}",
+            path=path,
+            position=f"row {position}",
+        )
     for part, item in zip(parts, value):
         row.setdefault(part.name, item)
 
@@ -128,9 +131,12 @@ def _m2m_owners(path: Path, labels: frozenset[str], field: models.ManyToManyFiel
         if model._meta.concrete_model is not field.model:
             # loaddata drops it without a word (the child's instance has no value for the
             # parent's key when the M2M is set): here the values are rejected, with the reason.
-            owner = NoOwner(owner, f"{obj['model']}.{field.name}: a multi-table child's object gives the "
-                                   f"{field.model._meta.label} field {field.name!r}, which loaddata ignores; "
-                                   f"give it on the {field.model._meta.label} object")
+            owner = NoOwner(
+                owner,
+                f"{obj['model']}.{field.name}: a multi-table child's object gives the "
+                f"{field.model._meta.label} field {field.name!r}, which loaddata ignores; "
+                f"give it on the {field.model._meta.label} object",
+            )
         elif owner is None:
             owner = _natural_key_of(model, obj)
         yield position, owner, values
@@ -165,7 +171,11 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
     owner's fields make (foreign keys in it given by natural key, looked up: parents are loaded
     first); a :class:`NoOwner` saying why when it cannot be made."""
     parent_link = model._meta.pk
-    if parent_link.remote_field and parent_link.remote_field.parent_link and obj["fields"].get(parent_link.name) is not None:
+    if (
+        parent_link.remote_field
+        and parent_link.remote_field.parent_link
+        and obj["fields"].get(parent_link.name) is not None
+    ):
         # A multi-table child: dumpdata --natural-primary writes its link to the parent (by the
         # parent's natural key), which is its own key too; its own fields make no natural key.
         return obj["fields"][parent_link.name]
@@ -185,8 +195,11 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
             raise ValueError(f"{model._meta.label} has no natural_key()")
         return list(model(**values).natural_key())
     except Exception as exc:  # noqa: BLE001 - project code (natural_key) may raise anything
-        return NoOwner(None, f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
-                             f"which could not be made: {type(exc).__name__}: {exc}")
+        return NoOwner(
+            None,
+            f"{obj['model']}: many-to-many values of an object without pk need its natural key, "
+            f"which could not be made: {type(exc).__name__}: {exc}",
+        )
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,9 @@ def open_dumpdata(path: Path) -> Backup:
     for position, obj in _objects(path):
         label = obj.get("model")
         if not isinstance(label, str) or not isinstance(obj.get("fields"), dict):
-            raise BackupFormatError('not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}")
+            raise BackupFormatError(
+                'not a dumpdata object (needs "model" and "fields")', path=path, position=f"row {position}"
+            )
         label = label.lower()
         entry = found.get(label)
         if entry is None:
@@ -238,17 +253,27 @@ def open_dumpdata(path: Path) -> Backup:
     by_field: dict[models.ManyToManyField, set[str]] = {}
     for concrete, labels in by_concrete.items():
         concrete_label = concrete._meta.label_lower
-        tables.append(TableData(key=concrete_label, origin=path, model_label=concrete._meta.label,
-                                open_rows=functools.partial(_model_rows, path, frozenset(labels), concrete_label)))
+        tables.append(
+            TableData(
+                key=concrete_label,
+                origin=path,
+                model_label=concrete._meta.label,
+                open_rows=functools.partial(_model_rows, path, frozenset(labels), concrete_label),
+            )
+        )
         for label in labels:
             for field in concrete._meta.many_to_many:
                 if field.name in found[label]["m2m"] and field.remote_field.through._meta.auto_created:
                     by_field.setdefault(field, set()).add(label)
     for field, labels in by_field.items():
         through = field.remote_field.through
-        tables.append(TableData(
-            key=through._meta.db_table, origin=path, model_label=through._meta.label,
-            open_rows=functools.partial(_through_rows, path, frozenset(labels), field),
-            open_owners=functools.partial(_owner_rows, path, frozenset(labels), field),
-        ))
+        tables.append(
+            TableData(
+                key=through._meta.db_table,
+                origin=path,
+                model_label=through._meta.label,
+                open_rows=functools.partial(_through_rows, path, frozenset(labels), field),
+                open_owners=functools.partial(_owner_rows, path, frozenset(labels), field),
+            )
+        )
     return Backup(path=path, format="dumpdata", tables=tables)

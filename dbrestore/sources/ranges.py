@@ -33,9 +33,12 @@ def splittable(data: TableData) -> bool:
     opener = data.open_rows
     path = data.origin
     return (
-        isinstance(opener, functools.partial) and opener.func is iter_rows
-        and not isinstance(path, StoragePath) and is_json_lines_name(path)
-        and layers.compression_suffix(path) is None and not layers.is_encrypted(path)
+        isinstance(opener, functools.partial)
+        and opener.func is iter_rows
+        and not isinstance(path, StoragePath)
+        and is_json_lines_name(path)
+        and layers.compression_suffix(path) is None
+        and not layers.is_encrypted(path)
     )
 
 

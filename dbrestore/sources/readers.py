@@ -96,7 +96,9 @@ def _deep_line(line: bytes):
             if value.__class__ is decimal.Decimal:
                 value = _float_or_decimal(str(value))  # as json.loads reads it
             if skipped:
-                skipped += 1 if event in ("start_map", "start_array") else -1 if event in ("end_map", "end_array") else 0
+                skipped += (
+                    1 if event in ("start_map", "start_array") else -1 if event in ("end_map", "end_array") else 0
+                )
             elif event == "map_key":
                 keys.append(value)
             elif event in ("start_map", "start_array"):

@@ -38,8 +38,9 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
     for line_number, record in iter_json_lines(path):
         kind = record.get("kind", "rejected")
         if kind not in KINDS:
-            raise BackupFormatError(f'"kind" must be one of {", ".join(KINDS)}, not {kind!r}', path=path,
-                                    position=f"line {line_number}")
+            raise BackupFormatError(
+                f'"kind" must be one of {", ".join(KINDS)}, not {kind!r}', path=path, position=f"line {line_number}"
+            )
         if kind != "rejected":
             continue
         problem = _record_problem(record)

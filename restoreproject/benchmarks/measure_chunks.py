@@ -97,18 +97,24 @@ def main() -> None:
             argv, cwd, url = configs[name]
             seconds, peaks, cpu = run(argv, cwd, url)
             results[name].append((seconds, peaks, cpu))
-            print(f"{attempt + 1} {name:<8} {seconds:7.2f} s {rows / seconds:9.0f} rows/s {cpu:6.1f} CPU s  "
-                  "peak RSS per process (MB): "
-                  f"{', '.join(f'{mb:.0f}' for mb in sorted(peaks.values(), reverse=True))}", flush=True)
+            print(
+                f"{attempt + 1} {name:<8} {seconds:7.2f} s {rows / seconds:9.0f} rows/s {cpu:6.1f} CPU s  "
+                "peak RSS per process (MB): "
+                f"{', '.join(f'{mb:.0f}' for mb in sorted(peaks.values(), reverse=True))}",
+                flush=True,
+            )
     summary = {}
     for name, runs in results.items():
         median = statistics.median(seconds for seconds, _, _ in runs)
         biggest = max(max(peaks.values()) for _, peaks, _ in runs)
-        summary[name] = {"median_s": round(median, 2), "rows_per_s": round(rows / median),
-                         "runs_s": [round(s, 2) for s, _, _ in runs],
-                         "median_cpu_s": round(statistics.median(cpu for _, _, cpu in runs), 2),
-                         "peak_rss_mb_per_process": sorted((round(mb) for mb in runs[-1][1].values()), reverse=True),
-                         "largest_process_mb": round(biggest)}
+        summary[name] = {
+            "median_s": round(median, 2),
+            "rows_per_s": round(rows / median),
+            "runs_s": [round(s, 2) for s, _, _ in runs],
+            "median_cpu_s": round(statistics.median(cpu for _, _, cpu in runs), 2),
+            "peak_rss_mb_per_process": sorted((round(mb) for mb in runs[-1][1].values()), reverse=True),
+            "largest_process_mb": round(biggest),
+        }
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "results": summary}, indent=2))

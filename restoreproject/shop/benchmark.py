@@ -68,8 +68,12 @@ def prepare(workdir: Path, rows: int, slow_rows: int, parents: tuple[int, int]) 
     n_orders, n_products = parents
     backup = workdir / "backup"
     writer = BackupWriter(backup, compress=False)
-    writer.write_table(model="shop.OrderItem", table=OrderItem._meta.db_table, columns=_columns(),
-                       rows=order_items(rows, n_orders, n_products, random.Random(7)))
+    writer.write_table(
+        model="shop.OrderItem",
+        table=OrderItem._meta.db_table,
+        columns=_columns(),
+        rows=order_items(rows, n_orders, n_products, random.Random(7)),
+    )
     writer.finish()
     fixture, csv_path = workdir / "fixture.json", workdir / "rows.csv"
     with open(fixture, "w") as fx, open(csv_path, "w", newline="") as cf:
@@ -81,7 +85,11 @@ def prepare(workdir: Path, rows: int, slow_rows: int, parents: tuple[int, int]) 
             if index < slow_rows:
                 fields = {k: _csv_value(v) if not isinstance(v, bool) else v for k, v in row.items() if k != "id"}
                 fields = {k.removesuffix("_id") if k in ("order_id", "product_id") else k: v for k, v in fields.items()}
-                fx.write(("," if index else "") + json.dumps({"model": "shop.orderitem", "pk": row["id"], "fields": fields}) + "\n")
+                fx.write(
+                    ("," if index else "")
+                    + json.dumps({"model": "shop.orderitem", "pk": row["id"], "fields": fields})
+                    + "\n"
+                )
         fx.write("]\n")
     whole = whole_backup(backup, workdir / "parents", workdir / "whole")
     return {"backup": backup, "fixture": fixture, "csv": csv_path, "whole": whole}
@@ -116,12 +124,30 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
         return [*manage, "restore_backup", str(files["whole"]), "--noinput"]
     if method in ("orm", "copy", "copy_late_indexes"):
         late = "--indexes-after-load" if method == "copy_late_indexes" else "--keep-indexes"
-        return [*manage, "restore_backup", str(files["backup"]), "--noinput", "--no-safety-backup", "-v", "0",
-                "--method", method.removesuffix("_late_indexes"), "--only", "shop.OrderItem", late]
+        return [
+            *manage,
+            "restore_backup",
+            str(files["backup"]),
+            "--noinput",
+            "--no-safety-backup",
+            "-v",
+            "0",
+            "--method",
+            method.removesuffix("_late_indexes"),
+            "--only",
+            "shop.OrderItem",
+            late,
+        ]
     if method == "psql":
         cols = ", ".join(_columns())
-        return ["psql", env_url, "-v", "ON_ERROR_STOP=1", "-qc",
-                f"\\copy {OrderItem._meta.db_table} ({cols}) FROM '{files['csv']}' WITH (FORMAT csv)"]
+        return [
+            "psql",
+            env_url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            f"\\copy {OrderItem._meta.db_table} ({cols}) FROM '{files['csv']}' WITH (FORMAT csv)",
+        ]
     raise ValueError(method)
 
 

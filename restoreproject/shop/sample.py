@@ -68,7 +68,9 @@ def tags(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
 
 def customers(n: int, n_orders: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     for i in range(1, n + 1):
-        joined = BASE_TIME + datetime.timedelta(seconds=rng.randint(0, 3 * 365 * 86400), microseconds=rng.randint(0, 999999))
+        joined = BASE_TIME + datetime.timedelta(
+            seconds=rng.randint(0, 3 * 365 * 86400), microseconds=rng.randint(0, 999999)
+        )
         birth = datetime.date(1950, 1, 1) + datetime.timedelta(days=rng.randint(0, 20000)) if i % 4 else None
         referred = rng.randint(1, n) if i % 3 == 0 and n > 1 else None
         if referred == i:
@@ -97,7 +99,11 @@ def products(n: int, n_categories: int, rng: random.Random) -> Iterator[dict[str
             "name": f"{WORDS[i % len(WORDS)].title()} widget {i}",
             "price": _cents(rng, 100, 99999),
             "category_id": rng.randint(1, n_categories),
-            "attributes": {"color": WORDS[i % len(WORDS)], "sizes": [rng.randint(1, 5) for _ in range(i % 3)], "weight": i % 17 / 4},
+            "attributes": {
+                "color": WORDS[i % len(WORDS)],
+                "sizes": [rng.randint(1, 5) for _ in range(i % 3)],
+                "weight": i % 17 / 4,
+            },
             "released_on": (datetime.date(2020, 1, 1) + datetime.timedelta(days=i % 1500)) if i % 6 else None,
         }
 

@@ -29,8 +29,10 @@ else:
 
     # What a user would leave out of a dump: what migrate makes (content types, permissions),
     # sessions, the admin's log, dbrestore's run history, django-rq's table-less model.
-    EXCLUDE = [f"--exclude={label}" for label in
-               ("contenttypes", "auth.permission", "sessions", "admin.logentry", "dbrestore", "django_rq")]
+    EXCLUDE = [
+        f"--exclude={label}"
+        for label in ("contenttypes", "auth.permission", "sessions", "admin.logentry", "dbrestore", "django_rq")
+    ]
 
     # Fixture file name -> dumpdata arguments (the format follows the name: .jsonl, .gz).
     DUMPS: dict[str, list[str]] = {
@@ -40,8 +42,13 @@ else:
         "natural-foreign.jsonl": [*EXCLUDE, "--natural-foreign", "--format=jsonl"],
         # taggit's TaggedItemBase has natural_key() but no natural_key_fields: under
         # --natural-primary loaddata cannot read its objects at all, so a user leaves it out.
-        "natural.json": [*EXCLUDE, "--exclude=realapps.articletag", "--natural-foreign", "--natural-primary",
-                         "--indent=2"],
+        "natural.json": [
+            *EXCLUDE,
+            "--exclude=realapps.articletag",
+            "--natural-foreign",
+            "--natural-primary",
+            "--indent=2",
+        ],
         "groups.json": ["auth.group", "--indent=2"],  # groups and their permissions, alone
         "groups-users.json": ["auth.group", "realapps.user", "--indent=2"],  # groups and users (the user model)
     }

@@ -37,15 +37,23 @@ def _perms(*names: str) -> list[Permission]:
 
 def _article(parent: Page, title: str, slug: str, *, author_names, categories, tags, when, body=None, **extra):
     page = ArticlePage(
-        title=title, slug=slug, intro=f"<p>{title}: the <b>intro</b>.</p>", published_on=when,
-        body=body if body is not None else [
+        title=title,
+        slug=slug,
+        intro=f"<p>{title}: the <b>intro</b>.</p>",
+        published_on=when,
+        body=body
+        if body is not None
+        else [
             ("heading", title),
             ("paragraph", RichText(f"<p>About <i>{slug}</i>, \u00e9t\u00e9 \u4e2d.</p>")),
             ("quote", {"text": "Data outlives code.", "source": "folklore"}),
             ("numbers", [3, 1, 2]),
         ],
-        authors=[ArticleAuthor(name=name, user=user, sort_order=index) for index, (name, user) in enumerate(author_names)],
-        categories=categories, **extra,
+        authors=[
+            ArticleAuthor(name=name, user=user, sort_order=index) for index, (name, user) in enumerate(author_names)
+        ],
+        categories=categories,
+        **extra,
     )
     page.tags.add(*tags)
     parent.add_child(instance=page)
@@ -61,13 +69,29 @@ def make_content() -> None:
     auditors = Group.objects.create(name="Auditors")
     auditors.permissions.set(_perms("view_note", "realapps.view_comment"))
 
-    admin = User.objects.create_superuser("admin", "admin@example.com", "admin-pw", display_name="The Admin",
-                                          preferences={"theme": "dark", "language": None, "beta": True})
-    ann = User.objects.create_user("ann", "ann@example.com", "ann-pw", first_name="Ann", display_name="Ann A.",
-                                   preferences={"z": 1, "a": [1, 2], "unset": None})
+    admin = User.objects.create_superuser(
+        "admin",
+        "admin@example.com",
+        "admin-pw",
+        display_name="The Admin",
+        preferences={"theme": "dark", "language": None, "beta": True},
+    )
+    ann = User.objects.create_user(
+        "ann",
+        "ann@example.com",
+        "ann-pw",
+        first_name="Ann",
+        display_name="Ann A.",
+        preferences={"z": 1, "a": [1, 2], "unset": None},
+    )
     bob = User.objects.create_user("bob", "bob@example.com", "bob-pw", last_name="Builder")
-    carol = User.objects.create_user("carol", "carol@example.com", "carol-pw", is_active=False,
-                                     date_joined=datetime(2024, 3, 10, 2, 30, tzinfo=ZoneInfo("UTC")))
+    carol = User.objects.create_user(
+        "carol",
+        "carol@example.com",
+        "carol-pw",
+        is_active=False,
+        date_joined=datetime(2024, 3, 10, 2, 30, tzinfo=ZoneInfo("UTC")),
+    )
     ann.groups.set([editors, authors])
     bob.groups.set([moderators, auditors])
     carol.groups.set([authors])
@@ -91,10 +115,24 @@ def make_content() -> None:
 
     # Wagtail pages under the welcome page the migrations made: published, then edited as a draft.
     home = Page.objects.get(depth=2)
-    news = _article(home, "News", "news", author_names=[("Ann", ann), ("Guest", None)], categories=[science, physics],
-                    tags=["django", "restore"], when=datetime(2024, 6, 1, 9, 0, tzinfo=NEW_YORK))
-    first = _article(news, "First post", "first-post", author_names=[("Bob", bob)], categories=[art],
-                     tags=["restore", "Wagtail"], when=datetime(2024, 11, 3, 1, 15, tzinfo=NEW_YORK))
+    news = _article(
+        home,
+        "News",
+        "news",
+        author_names=[("Ann", ann), ("Guest", None)],
+        categories=[science, physics],
+        tags=["django", "restore"],
+        when=datetime(2024, 6, 1, 9, 0, tzinfo=NEW_YORK),
+    )
+    first = _article(
+        news,
+        "First post",
+        "first-post",
+        author_names=[("Bob", bob)],
+        categories=[art],
+        tags=["restore", "Wagtail"],
+        when=datetime(2024, 11, 3, 1, 15, tzinfo=NEW_YORK),
+    )
     draft = _article(news, "Draft", "draft", author_names=[], categories=[], tags=[], when=None, body=[], live=False)
     for page, user in ((news, ann), (first, bob)):
         page.save_revision(user=user, log_action=True).publish(user=user, skip_permission_checks=True)
@@ -132,8 +170,9 @@ def make_content() -> None:
 
     # Comments on anything, through a GenericForeignKey.
     for target, author, text in ((news, bob, "Nice"), (note, ann, "On the plan"), (apollo, None, "Anonymous")):
-        Comment.objects.create(target=target, author=author, text=text,
-                               posted_at=datetime(2024, 11, 3, 1, 45, fold=0, tzinfo=NEW_YORK))
+        Comment.objects.create(
+            target=target, author=author, text=text, posted_at=datetime(2024, 11, 3, 1, 45, fold=0, tzinfo=NEW_YORK)
+        )
     admin.save()
 
 
@@ -142,13 +181,18 @@ def _advance_sequences(to: int = 1000) -> None:
     cannot take a pk the fixture's objects have."""
     with connection.cursor() as cursor:
         for model in apps.get_models(include_auto_created=True):
-            if model._meta.proxy or not model._meta.managed or model._meta.pk.get_internal_type() not in (
-                    "AutoField", "BigAutoField", "SmallAutoField"):
+            if (
+                model._meta.proxy
+                or not model._meta.managed
+                or model._meta.pk.get_internal_type() not in ("AutoField", "BigAutoField", "SmallAutoField")
+            ):
                 continue
             table = model._meta.db_table
             if connection.vendor == "postgresql":
-                cursor.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
-                               [connection.ops.quote_name(table), model._meta.pk.column, to])
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
+                    [connection.ops.quote_name(table), model._meta.pk.column, to],
+                )
             else:
                 cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
                 cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, to])

@@ -67,7 +67,15 @@ class Databases:
         import psycopg
 
         settings = connection.settings_dict
-        with psycopg.connect(dbname="postgres", host=settings["HOST"] or None, port=settings["PORT"] or None,
-                             user=settings["USER"] or None, password=settings["PASSWORD"] or None,
-                             autocommit=True) as admin, admin.cursor() as cursor:
+        with (
+            psycopg.connect(
+                dbname="postgres",
+                host=settings["HOST"] or None,
+                port=settings["PORT"] or None,
+                user=settings["USER"] or None,
+                password=settings["PASSWORD"] or None,
+                autocommit=True,
+            ) as admin,
+            admin.cursor() as cursor,
+        ):
             yield cursor

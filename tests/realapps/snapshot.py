@@ -79,8 +79,10 @@ def differences(expected: Snapshot, got: Snapshot, limit: int = 12) -> list[str]
             else:
                 for field in sorted(want[key].keys() | have[key].keys()):
                     if want[key].get(field) != have[key].get(field):
-                        lines.append(f"{label} {key!r} {field}: loaddata {_short(want[key].get(field))}, "
-                                     f"restore {_short(have[key].get(field))}")
+                        lines.append(
+                            f"{label} {key!r} {field}: loaddata {_short(want[key].get(field))}, "
+                            f"restore {_short(have[key].get(field))}"
+                        )
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more differences"]
     return lines

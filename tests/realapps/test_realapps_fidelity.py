@@ -89,8 +89,13 @@ def test_restore_leaves_what_loaddata_leaves(corpus, django_db_blocker, fixture,
         return
     diff = snapshot.differences(expected, got)
     assert status == "succeeded" and not diff, "\n".join(
-        [f"restore_backup {fixture} on {target}: {status}", *diff, "--- restore_backup output (tail):",
-         *out.getvalue().splitlines()[-15:]])
+        [
+            f"restore_backup {fixture} on {target}: {status}",
+            *diff,
+            "--- restore_backup output (tail):",
+            *out.getvalue().splitlines()[-15:],
+        ]
+    )
 
 
 @pytest.mark.parametrize("target", ["migrated", "lived-in"])
@@ -104,8 +109,9 @@ def test_own_backup_of_real_apps_restores_every_row(corpus, django_db_blocker, t
             databases.copy(target, "restore")
             with databases.using("restore"):
                 out = io.StringIO()
-                call_command("restore_backup", str(corpus.backup), "--noinput", "--no-safety-backup",
-                             stdout=out, stderr=out)
+                call_command(
+                    "restore_backup", str(corpus.backup), "--noinput", "--no-safety-backup", stdout=out, stderr=out
+                )
                 got = snapshot.take(set())
         finally:
             databases.drop("restore")

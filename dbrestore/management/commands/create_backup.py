@@ -22,24 +22,61 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--output", "-o", default=None,
-                            help="Directory to write (exactly this one; default BACKUP_DIR/<UTC timestamp>/).")
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help='Database alias to back up (default "default").')
-        parser.add_argument("--only", action="append", default=[], metavar="TABLE",
-                            help="Back up only this model label or table (repeatable, or comma-separated).")
-        parser.add_argument("--exclude", action="append", default=[], metavar="TABLE",
-                            help="Leave out this model label or table (repeatable, or comma-separated).")
-        parser.add_argument("--compress", choices=["gzip", "zstd", "none"], default="gzip",
-                            help="Compress the data files: gzip (.jsonl.gz, the default), zstd (.jsonl.zst) or none.")
-        parser.add_argument("--no-compress", action="store_const", const="none", dest="compress",
-                            help="Write plain .jsonl files (same as --compress none).")
-        parser.add_argument("--encrypt", action="append", default=[], metavar="RECIPIENT",
-                            help="Encrypt each data file with gpg for this key (repeatable; default "
-                                 "DBRESTORE['GPG_RECIPIENTS']); the files get a .gpg suffix.")
-        parser.add_argument("--storage", default=None, metavar="ALIAS",
-                            help="Write into this settings.STORAGES alias (default DBRESTORE['STORAGE'], or BACKUP_DIR).")
-        parser.add_argument("--native", action="store_true",
-                            help="PostgreSQL: write pg_dump -Fc (database.dump) and a manifest instead of JSON.")
+        parser.add_argument(
+            "--output",
+            "-o",
+            default=None,
+            help="Directory to write (exactly this one; default BACKUP_DIR/<UTC timestamp>/).",
+        )
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help='Database alias to back up (default "default").'
+        )
+        parser.add_argument(
+            "--only",
+            action="append",
+            default=[],
+            metavar="TABLE",
+            help="Back up only this model label or table (repeatable, or comma-separated).",
+        )
+        parser.add_argument(
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="TABLE",
+            help="Leave out this model label or table (repeatable, or comma-separated).",
+        )
+        parser.add_argument(
+            "--compress",
+            choices=["gzip", "zstd", "none"],
+            default="gzip",
+            help="Compress the data files: gzip (.jsonl.gz, the default), zstd (.jsonl.zst) or none.",
+        )
+        parser.add_argument(
+            "--no-compress",
+            action="store_const",
+            const="none",
+            dest="compress",
+            help="Write plain .jsonl files (same as --compress none).",
+        )
+        parser.add_argument(
+            "--encrypt",
+            action="append",
+            default=[],
+            metavar="RECIPIENT",
+            help="Encrypt each data file with gpg for this key (repeatable; default "
+            "DBRESTORE['GPG_RECIPIENTS']); the files get a .gpg suffix.",
+        )
+        parser.add_argument(
+            "--storage",
+            default=None,
+            metavar="ALIAS",
+            help="Write into this settings.STORAGES alias (default DBRESTORE['STORAGE'], or BACKUP_DIR).",
+        )
+        parser.add_argument(
+            "--native",
+            action="store_true",
+            help="PostgreSQL: write pg_dump -Fc (database.dump) and a manifest instead of JSON.",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -47,8 +84,10 @@ class Command(BaseCommand):
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
         try:
-            output = as_location(options["output"]) if options["output"] else timestamped_directory(
-                backup_root(options["storage"])
+            output = (
+                as_location(options["output"])
+                if options["output"]
+                else timestamped_directory(backup_root(options["storage"]))
             )
             if options["native"] and isinstance(output, StoragePath):
                 raise CommandError("--native writes a local pg_dump file; it cannot be written to a storage")
@@ -64,7 +103,10 @@ class Command(BaseCommand):
             return
         try:
             directory = create_backup(
-                output, using=options["database"], only=split_commas(options["only"]), exclude=split_commas(options["exclude"]),
+                output,
+                using=options["database"],
+                only=split_commas(options["only"]),
+                exclude=split_commas(options["exclude"]),
                 compress=None if options["compress"] == "none" else options["compress"],
                 recipients=recipients_from(options["encrypt"]),
             )
@@ -78,6 +120,6 @@ class Command(BaseCommand):
         if options["verbosity"] >= 1:
             encrypted = manifest.get("encryption")
             how = f", encrypted for {', '.join(encrypted['recipients'])}" if encrypted else ""
-            self.stdout.write(self.style.SUCCESS(
-                f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}{how}"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(f"Backed up {rows} rows in {len(manifest['tables'])} tables to {directory}{how}")
+            )

@@ -25,10 +25,18 @@ from restoreproject.shop.models import OrderItem
 def rows(start: int, count: int, bad_at: int | None):
     for offset in range(count):
         pk = start + offset
-        yield offset + 1, {
-            "id": pk, "order_id": 1, "product_id": 1, "quantity": -1 if offset == bad_at else 3,
-            "unit_price": "9.99", "added_at": "2024-01-01T00:00:00Z", "is_gift": False,
-        }
+        yield (
+            offset + 1,
+            {
+                "id": pk,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": -1 if offset == bad_at else 3,
+                "unit_price": "9.99",
+                "added_at": "2024-01-01T00:00:00Z",
+                "is_gift": False,
+            },
+        )
 
 
 class Command(BaseCommand):
@@ -55,7 +63,9 @@ class Command(BaseCommand):
             for round_ in range(repeat):
                 for kind, bad_at in (("clean", None), ("one bad row", batch_size // 2)):
                     result = TableResult(label="shop.OrderItem", table=OrderItem._meta.db_table)
-                    loader = TableLoader(OrderItem, using=database, batch_size=batch_size, result=result, rejects=rejects)
+                    loader = TableLoader(
+                        OrderItem, using=database, batch_size=batch_size, result=result, rejects=rejects
+                    )
                     batch = list(rows(start, batch_size, bad_at))
                     start += batch_size
                     statements.clear()

@@ -21,9 +21,11 @@ from restoreproject.shop.benchmark import ROOT, database_url, run_child
 
 
 class Command(BaseCommand):
-    help = ("Write the sample backup of --rows rows once, then restore it --repeat times each way, alternately: "
-            "restore_backup --no-atomic in one process, and --no-atomic --distribute --wait with --workers rqworker "
-            "processes; print seconds, rows/s and the peak RSS of each process, and the medians. PostgreSQL and Redis.")
+    help = (
+        "Write the sample backup of --rows rows once, then restore it --repeat times each way, alternately: "
+        "restore_backup --no-atomic in one process, and --no-atomic --distribute --wait with --workers rqworker "
+        "processes; print seconds, rows/s and the peak RSS of each process, and the medians. PostgreSQL and Redis."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--rows", type=int, default=1_000_000)
@@ -38,7 +40,9 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="dbrestore-distribute-bench-") as tmp:
             backup = Path(options["backup"] or Path(tmp) / "sample")
             if not options["backup"]:
-                call_command("make_sample_backup", rows=options["rows"], output=str(backup), stdout=open(os.devnull, "w"))
+                call_command(
+                    "make_sample_backup", rows=options["rows"], output=str(backup), stdout=open(os.devnull, "w")
+                )
             rows = sum(entry["rows"] for entry in json.loads((backup / "manifest.json").read_text())["tables"])
             results: dict[str, list[dict]] = {"no_atomic": [], "distribute": []}
             for attempt in range(options["repeat"]):
@@ -47,26 +51,46 @@ class Command(BaseCommand):
                 self._line("no-atomic", attempt, rows, results["no_atomic"][-1])
                 results["distribute"].append(_distributed(backup, options["workers"]))
                 self._line(f"distribute x{options['workers']}", attempt, rows, results["distribute"][-1])
-        summary = {way: {"rows": rows, "seconds_median": statistics.median(r["seconds"] for r in runs),
-                         "rows_per_s_median": rows / statistics.median(r["seconds"] for r in runs),
-                         "peak_rss_mb_median": [statistics.median(r["peak_rss_mb"][i] for r in runs)
-                                                for i in range(len(runs[0]["peak_rss_mb"]))], "runs": runs}
-                   for way, runs in results.items()}
+        summary = {
+            way: {
+                "rows": rows,
+                "seconds_median": statistics.median(r["seconds"] for r in runs),
+                "rows_per_s_median": rows / statistics.median(r["seconds"] for r in runs),
+                "peak_rss_mb_median": [
+                    statistics.median(r["peak_rss_mb"][i] for r in runs) for i in range(len(runs[0]["peak_rss_mb"]))
+                ],
+                "runs": runs,
+            }
+            for way, runs in results.items()
+        }
         ratio = summary["no_atomic"]["seconds_median"] / summary["distribute"]["seconds_median"]
-        self.stdout.write(f"median: no-atomic {summary['no_atomic']['seconds_median']:.2f} s, distribute "
-                          f"{summary['distribute']['seconds_median']:.2f} s: {ratio:.2f}x")
+        self.stdout.write(
+            f"median: no-atomic {summary['no_atomic']['seconds_median']:.2f} s, distribute "
+            f"{summary['distribute']['seconds_median']:.2f} s: {ratio:.2f}x"
+        )
         if options["json"]:
             Path(options["json"]).write_text(json.dumps({**summary, "speedup": ratio}, indent=2))
 
     def _line(self, way: str, attempt: int, rows: int, result: dict) -> None:
         rss = " ".join(f"{mb:.0f}" for mb in result["peak_rss_mb"])
-        self.stdout.write(f"{way:<14} #{attempt + 1} {result['seconds']:8.2f} s {rows / result['seconds']:10.0f} rows/s  "
-                          f"peak RSS MB {rss}")
+        self.stdout.write(
+            f"{way:<14} #{attempt + 1} {result['seconds']:8.2f} s {rows / result['seconds']:10.0f} rows/s  "
+            f"peak RSS MB {rss}"
+        )
 
 
 def _restore(backup: Path, *flags: str) -> list[str]:
-    return [sys.executable, str(ROOT / "manage.py"), "restore_backup", str(backup), "--noinput",
-            "--no-safety-backup", "-v", "0", *flags]
+    return [
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "restore_backup",
+        str(backup),
+        "--noinput",
+        "--no-safety-backup",
+        "-v",
+        "0",
+        *flags,
+    ]
 
 
 def _distributed(backup: Path, count: int) -> dict:
@@ -74,16 +98,34 @@ def _distributed(backup: Path, count: int) -> dict:
     included) and the peak RSS of each worker, counting its work horses."""
     import psutil
 
-    env = {**os.environ, "DATABASE_URL": database_url(), "DBRESTORE_SYNC_JOBS": "0",
-           "DBRESTORE_SETTINGS_JSON": json.dumps({k: v for k, v in settings.DBRESTORE.items()
-                                                  if k in ("CHUNK_BYTES", "DISTRIBUTE_RETRIES")})}
-    workers = [subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rqworker", "dbrestore"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DBRESTORE_SYNC_JOBS": "0",
+        "DBRESTORE_SETTINGS_JSON": json.dumps(
+            {k: v for k, v in settings.DBRESTORE.items() if k in ("CHUNK_BYTES", "DISTRIBUTE_RETRIES")}
+        ),
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "rqworker", "dbrestore"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
     time.sleep(3)  # Django set up in each: not the restore's time
     peaks = [0] * count
     started = time.perf_counter()
-    command = subprocess.Popen(_restore(backup, "--no-atomic", "--distribute", "--wait"), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = subprocess.Popen(
+        _restore(backup, "--no-atomic", "--distribute", "--wait"),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     while command.poll() is None:
         for index, worker in enumerate(workers):
             try:

@@ -28,13 +28,58 @@ from dbrestore.models import RestoreRun
 from dbrestore.sources.readers import loads_line
 
 #: Values a row may get instead of one of its own: raw JSON text (so that any JSON can be written).
-HOSTILE = [b'["x"]', b'{"a": 1}', b"{}", b"[]", b"1.5", b"-2.5", b"1e400", b"1e2000000", b"2.0", b"true", b"2",
-           b'"true"', b'"\\u0000"', b'"a\\ud800b"', b'"\\udc80"', b"1180591620717411303424", b'""', b"null",
-           b'"2020-13-01"', b"1000000000000000.5", b'"P1DT2H"', b'["nobody"]', b'["add_x", "noapp", "nomodel"]',
-           b"[" * 1200 + b"]" * 1200, b'{"k": ' + b"[" * 300 + b"]" * 300 + b"}", b'"' + b"x" * 300 + b'"',
-           b'"1_000"', b'" 13 "', b"-0.0", b"9223372036854775808", b'"inf"', b'"\\ud83d\\ude00"']
-TOKENS = [b"{", b"}", b"[", b"]", b",", b'"', b"\n", b"\\", b"1e2000000", b"1" * 5000, b"\x00", b"\xff\xfe",
-          b'{"model": 1}', b"null", b"\\ud800", b"\\u0000"]
+HOSTILE = [
+    b'["x"]',
+    b'{"a": 1}',
+    b"{}",
+    b"[]",
+    b"1.5",
+    b"-2.5",
+    b"1e400",
+    b"1e2000000",
+    b"2.0",
+    b"true",
+    b"2",
+    b'"true"',
+    b'"\\u0000"',
+    b'"a\\ud800b"',
+    b'"\\udc80"',
+    b"1180591620717411303424",
+    b'""',
+    b"null",
+    b'"2020-13-01"',
+    b"1000000000000000.5",
+    b'"P1DT2H"',
+    b'["nobody"]',
+    b'["add_x", "noapp", "nomodel"]',
+    b"[" * 1200 + b"]" * 1200,
+    b'{"k": ' + b"[" * 300 + b"]" * 300 + b"}",
+    b'"' + b"x" * 300 + b'"',
+    b'"1_000"',
+    b'" 13 "',
+    b"-0.0",
+    b"9223372036854775808",
+    b'"inf"',
+    b'"\\ud83d\\ude00"',
+]
+TOKENS = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b'"',
+    b"\n",
+    b"\\",
+    b"1e2000000",
+    b"1" * 5000,
+    b"\x00",
+    b"\xff\xfe",
+    b'{"model": 1}',
+    b"null",
+    b"\\ud800",
+    b"\\u0000",
+]
 
 
 def _seeds() -> dict[str, dict[str, bytes]]:
@@ -45,18 +90,43 @@ def _seeds() -> dict[str, dict[str, bytes]]:
     all_fields = [{"id": 1, **ALL_FIELDS}, {"id": 2, **ALL_FIELDS, "char": "two", "data": [1, 2]}]
     seeds["all-fields-jsonl"] = {"fidelity_allfields.jsonl": _jsonl(all_fields)}
     seeds["all-fields-json"] = {"fidelity_allfields.json": json.dumps(all_fields).encode()}
-    seeds["natural-keys"] = {"fixture.json": json.dumps([
-        {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": ["bob"]}},
-        {"model": "fidelity.person", "pk": 2, "fields": {"name": "bob", "boss": None}},
-        {"model": "auth.group", "pk": 1, "fields": {"name": "editors", "permissions": [
-            ["change_person", "fidelity", "person"]]}},
-        {"model": "fidelity.taggeditem", "pk": 1, "fields": {"content_type": ["fidelity", "person"],
-                                                             "object_id": 1, "tag": "t"}},
-    ]).encode()}
-    seeds["customers-jsonl"] = {"shop_customer.jsonl": _jsonl([
-        {"id": 1, "email": "a@example.com", "name": "a", "external_id": "00000000-0000-0000-0000-000000000001",
-         "joined_at": "2020-01-01T00:00:00+00:00", "is_active": True, "notes": "", "referred_by_id": None,
-         "last_order_id": None, "birth_date": "1990-01-02", "avatar": "AAE="}])}
+    seeds["natural-keys"] = {
+        "fixture.json": json.dumps(
+            [
+                {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": ["bob"]}},
+                {"model": "fidelity.person", "pk": 2, "fields": {"name": "bob", "boss": None}},
+                {
+                    "model": "auth.group",
+                    "pk": 1,
+                    "fields": {"name": "editors", "permissions": [["change_person", "fidelity", "person"]]},
+                },
+                {
+                    "model": "fidelity.taggeditem",
+                    "pk": 1,
+                    "fields": {"content_type": ["fidelity", "person"], "object_id": 1, "tag": "t"},
+                },
+            ]
+        ).encode()
+    }
+    seeds["customers-jsonl"] = {
+        "shop_customer.jsonl": _jsonl(
+            [
+                {
+                    "id": 1,
+                    "email": "a@example.com",
+                    "name": "a",
+                    "external_id": "00000000-0000-0000-0000-000000000001",
+                    "joined_at": "2020-01-01T00:00:00+00:00",
+                    "is_active": True,
+                    "notes": "",
+                    "referred_by_id": None,
+                    "last_order_id": None,
+                    "birth_date": "1990-01-02",
+                    "avatar": "AAE=",
+                }
+            ]
+        )
+    }
     return seeds
 
 
@@ -112,7 +182,7 @@ def mutate(seeds: dict[str, dict[str, bytes]], rng: random.Random) -> tuple[str,
             if data:
                 data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
     elif kind == "truncate":
-        del data[rng.randint(0, len(data)):]
+        del data[rng.randint(0, len(data)) :]
     elif kind == "insert":
         position = rng.randint(0, len(data))
         data[position:position] = rng.choice(TOKENS) if rng.random() < 0.7 else rng.randbytes(rng.randint(1, 16))
@@ -153,10 +223,13 @@ class Command(BaseCommand):
                     shutil.copytree(root, kept, dirs_exist_ok=True)
                     (kept / "WHAT.txt").write_text(f"{what}\n{problem}\n")
             if number % 500 == 0:
-                self.stdout.write(f"{number} mutants, {time.monotonic() - started:.0f} s: {outcomes}, "
-                                  f"{len(failures)} failures")
-        self.stdout.write(f"{mutants} mutants on {connection.vendor} in {time.monotonic() - started:.0f} s: "
-                          f"{outcomes}; {len(failures)} failures")
+                self.stdout.write(
+                    f"{number} mutants, {time.monotonic() - started:.0f} s: {outcomes}, {len(failures)} failures"
+                )
+        self.stdout.write(
+            f"{mutants} mutants on {connection.vendor} in {time.monotonic() - started:.0f} s: "
+            f"{outcomes}; {len(failures)} failures"
+        )
         for failure in failures[:50]:
             self.stdout.write(failure)
         if failures:
@@ -166,9 +239,23 @@ class Command(BaseCommand):
         report, rejects = tmp / "report.json", tmp / "rejects.jsonl"
         before = RestoreRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         try:
-            call_command("restore_backup", str(source), "--noinput", "--no-safety-backup", "--mode", "append",
-                         "--ignore-unknown", "--rejects-file", str(rejects), "--report-json", str(report),
-                         "-v", "0", stdout=io.StringIO(), stderr=io.StringIO())
+            call_command(
+                "restore_backup",
+                str(source),
+                "--noinput",
+                "--no-safety-backup",
+                "--mode",
+                "append",
+                "--ignore-unknown",
+                "--rejects-file",
+                str(rejects),
+                "--report-json",
+                str(report),
+                "-v",
+                "0",
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+            )
             outcome = "succeeded"
         except CommandError as exc:
             message = str(exc)
@@ -198,7 +285,11 @@ class Command(BaseCommand):
         return None, outcome
 
     def _wipe(self) -> None:
-        models = [m for label in ("shop", "fidelity") for m in apps.get_app_config(label).get_models(include_auto_created=True)]
+        models = [
+            m
+            for label in ("shop", "fidelity")
+            for m in apps.get_app_config(label).get_models(include_auto_created=True)
+        ]
         models += [apps.get_model("auth", "Group").permissions.through, apps.get_model("auth", "Group")]
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":

@@ -14,10 +14,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--rows", type=int, default=1000, help="Approximate number of rows in all (default 1000).")
-        parser.add_argument("--output", "-o", required=True, help="Directory to write (created; must be empty or absent).")
+        parser.add_argument(
+            "--output", "-o", required=True, help="Directory to write (created; must be empty or absent)."
+        )
         parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42): same seed, same bytes.")
-        parser.add_argument("--compress", nargs="?", const="gzip", default=None, choices=["gzip", "zstd"],
-                            help="Compress the data files: gzip (.jsonl.gz, the default with no value) or zstd (.jsonl.zst).")
+        parser.add_argument(
+            "--compress",
+            nargs="?",
+            const="gzip",
+            default=None,
+            choices=["gzip", "zstd"],
+            help="Compress the data files: gzip (.jsonl.gz, the default with no value) or zstd (.jsonl.zst).",
+        )
         parser.add_argument(
             "--data-format", choices=["jsonl", "json"], default="jsonl", help="JSON Lines (default) or JSON arrays."
         )

@@ -26,10 +26,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--rows", type=int, default=100_000, help="Rows to load (default 100000).")
-        parser.add_argument("--slow-rows", type=int, default=None,
-                            help="Rows for loaddata and naive (default min(rows, 100000)).")
-        parser.add_argument("--methods", default=",".join(benchmark.METHODS),
-                            help=f"Comma-separated, from {', '.join(benchmark.METHODS)}.")
+        parser.add_argument(
+            "--slow-rows", type=int, default=None, help="Rows for loaddata and naive (default min(rows, 100000))."
+        )
+        parser.add_argument(
+            "--methods",
+            default=",".join(benchmark.METHODS),
+            help=f"Comma-separated, from {', '.join(benchmark.METHODS)}.",
+        )
         parser.add_argument("--json", default=None, metavar="PATH", help="Also write the results as JSON.")
         parser.add_argument("--naive-load", default=None, help="(internal) run the naive method on this fixture.")
 
@@ -48,9 +52,20 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="dbrestore-bench-") as tmp:
             workdir = Path(tmp)
             benchmark.empty_table()
-            call_command("make_sample_backup", rows=benchmark.PARENT_ROWS, output=str(workdir / "parents"), stdout=open(os.devnull, "w"))
-            call_command("restore_backup", str(workdir / "parents"), interactive=False, safety_backup=False,
-                         exclude=["shop.OrderItem"], verbosity=0)
+            call_command(
+                "make_sample_backup",
+                rows=benchmark.PARENT_ROWS,
+                output=str(workdir / "parents"),
+                stdout=open(os.devnull, "w"),
+            )
+            call_command(
+                "restore_backup",
+                str(workdir / "parents"),
+                interactive=False,
+                safety_backup=False,
+                exclude=["shop.OrderItem"],
+                verbosity=0,
+            )
             files = benchmark.prepare(workdir, rows, slow_rows, (Order.objects.count(), Product.objects.count()))
             results = []
             for method in methods:
@@ -58,23 +73,41 @@ class Command(BaseCommand):
                 n = slow_rows if method in benchmark.SLOW else rows
                 seconds, rss, pss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
                 results.append(benchmark.Measurement(method, n, seconds, rss, pss))
-                self.stdout.write(f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB"
-                                  f" {pss:>7.1f} MB all")
+                self.stdout.write(
+                    f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB"
+                    f" {pss:>7.1f} MB all"
+                )
             benchmark.empty_table()
         self._print(results)
         if options["json"]:
-            Path(options["json"]).write_text(json.dumps({
-                "rows": rows, "slow_rows": slow_rows,
-                "methods": {m.method: {"rows": m.rows, "rows_per_s": round(m.rows_per_s, 1), "seconds": round(m.seconds, 3),
-                                       "peak_rss_mb": round(m.peak_rss_mb, 1),
-                                       "peak_pss_all_mb": round(m.peak_pss_all_mb, 1)} for m in results},
-            }, indent=2))
+            Path(options["json"]).write_text(
+                json.dumps(
+                    {
+                        "rows": rows,
+                        "slow_rows": slow_rows,
+                        "methods": {
+                            m.method: {
+                                "rows": m.rows,
+                                "rows_per_s": round(m.rows_per_s, 1),
+                                "seconds": round(m.seconds, 3),
+                                "peak_rss_mb": round(m.peak_rss_mb, 1),
+                                "peak_pss_all_mb": round(m.peak_pss_all_mb, 1),
+                            }
+                            for m in results
+                        },
+                    },
+                    indent=2,
+                )
+            )
 
     def _print(self, results) -> None:
-        self.stdout.write(f"\n{'method':<10} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak RSS MB':>12} "
-                          f"{'peak PSS MB, all processes':>27}")
+        self.stdout.write(
+            f"\n{'method':<10} {'rows':>10} {'seconds':>9} {'rows/s':>10} {'peak RSS MB':>12} "
+            f"{'peak PSS MB, all processes':>27}"
+        )
         for m in results:
             note = " (subset)" if m.method in benchmark.SLOW and m.rows < max(r.rows for r in results) else ""
-            self.stdout.write(f"{m.method:<10} {m.rows:>10} {m.seconds:>9.2f} {m.rows_per_s:>10.0f} {m.peak_rss_mb:>12.1f} "
-                              f"{m.peak_pss_all_mb:>27.1f}{note}")
-
+            self.stdout.write(
+                f"{m.method:<10} {m.rows:>10} {m.seconds:>9.2f} {m.rows_per_s:>10.0f} {m.peak_rss_mb:>12.1f} "
+                f"{m.peak_pss_all_mb:>27.1f}{note}"
+            )
