@@ -124,14 +124,14 @@ class RestoreRunAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        info = self.opts.app_label, self.opts.model_name
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
-            path("restore/", wrap(admin_views.restore_view(self)), name="%s_%s_restore" % info),
-            path("restore/confirm/", wrap(admin_views.confirm_view(self)), name="%s_%s_confirm" % info),
-            path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name="%s_%s_progress_page" % info),
-            path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name="%s_%s_progress" % info),
-            path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name="%s_%s_cancel" % info),
-            path("<int:pk>/resume/", wrap(admin_views.resume_view(self)), name="%s_%s_resume" % info),
+            path("restore/", wrap(admin_views.restore_view(self)), name=f"{prefix}_restore"),
+            path("restore/confirm/", wrap(admin_views.confirm_view(self)), name=f"{prefix}_confirm"),
+            path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name=f"{prefix}_progress_page"),
+            path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name=f"{prefix}_progress"),
+            path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name=f"{prefix}_cancel"),
+            path("<int:pk>/resume/", wrap(admin_views.resume_view(self)), name=f"{prefix}_resume"),
             *super().get_urls(),
         ]
 

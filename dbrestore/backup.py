@@ -294,7 +294,7 @@ def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) ->
             values = list(values)
             for index, serialize in own:
                 values[index] = serialize(values[index])
-        yield dict(zip(columns, values))
+        yield dict(zip(columns, values, strict=True))
 
 
 def _as_dumpdata_writes(field: models.Field) -> Callable[[Any], Any]:
@@ -363,7 +363,7 @@ def create_backup(
 
 
 def timestamped_directory(base: Location | str, prefix: str = "") -> Location:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
     return as_location(base) / f"{prefix}{stamp}"
 
 
@@ -375,7 +375,7 @@ def create_native_backup(directory: Path, using: str) -> Path:
     dump = native.dump_database(directory / "database.dump", using)
     manifest = {
         "format": FORMAT_ID,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "vendor": "postgresql",
         "migrations": applied_migrations(using),
         "native": {"file": dump.name, "format": "pg-custom", "size": dump.stat().st_size},

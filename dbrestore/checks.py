@@ -75,7 +75,8 @@ def _conversion(config: dict) -> list:
             continue
         found.append(
             Error(
-                f"DBRESTORE[{key!r}] must be a whole number of 0 or more{' or None' if allow_none else ''}, not {value!r}.",
+                f"DBRESTORE[{key!r}] must be a whole number of 0 or more"
+                f"{' or None' if allow_none else ''}, not {value!r}.",
                 hint=f"Leave it out for the default, {conf.DEFAULTS[key]}.",
                 id="dbrestore.E007",
             )

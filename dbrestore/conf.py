@@ -16,8 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 1000,  # rows per INSERT batch
     "CHUNK_BYTES": 32 * 1024**2,  # --no-atomic: bytes of a JSON Lines file per chunk (a transaction and a checkpoint)
     "COPY_BATCH_SIZE": 5_000,  # rows per COPY statement on the COPY path (at least BATCH_SIZE); two in flight
-    "CONVERT_PROCESSES": None,  # forked processes converting a big JSON Lines table for COPY (None: the cores, at most 4; 0 or 1: none)
-    "CONVERT_MIN_ROWS": 50_000,  # rows from which a table is converted in those processes (smaller ones are over sooner)
+    # Forked processes converting a big JSON Lines table for COPY (None: the cores, at most 4; 0 or 1: none).
+    "CONVERT_PROCESSES": None,
+    # Rows from which a table is converted in those processes (smaller ones are over sooner).
+    "CONVERT_MIN_ROWS": 50_000,
     "QUEUE": "dbrestore",  # django-rq queue name for background restores
     "JOB_TIMEOUT": 24 * 3600,  # seconds an RQ restore job may run
     "SYNC_JOBS": False,  # run "background" restores in-process (no Redis needed)
@@ -54,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ROW_BYTES": 64 * 1024**2,  # bytes of one row (a JSON Lines line, an array item, a manifest); None: no limit
     "MAX_INFLATION_RATIO": 200,  # decompressed bytes per compressed byte past the first 16 MiB; None: no limit
     "MAX_NUMBER_DIGITS": 4300,  # digits of a number in a row (Python's int limit); 1e2000000 is refused
-    "MAX_NESTING": 1000,  # levels of arrays/objects in one row: deeper refuses the file (a JSONField value deeper than 254 is a rejected row)
+    # Levels of arrays/objects in one row: deeper is a rejected row (a JSONField value deeper than 254 is too).
+    "MAX_NESTING": 1000,
 }
 
 

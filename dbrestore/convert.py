@@ -181,7 +181,7 @@ def _datetime_converter(field: models.Field, vendor: str) -> Converter:
     fromisoformat = datetime.datetime.fromisoformat
     use_tz = settings.USE_TZ
     zone = timezone.get_default_timezone() if use_tz else None
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
 
     def convert(value: Any) -> datetime.datetime:
         if value.__class__ is str:

@@ -102,7 +102,7 @@ def _directory_info(path: Path) -> BackupInfo | None:
     manifest_path = path / MANIFEST_NAME
     files = [p for p in path.iterdir() if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    created = datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.timezone.utc)
+    created = datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.UTC)
     if manifest_path.is_file():
         try:
             manifest = orjson.loads(manifest_path.read_bytes())
@@ -133,7 +133,7 @@ def _file_info(path: Path) -> BackupInfo | None:
     if not path.name.endswith(BACKUP_SUFFIXES):
         return None
     stat = path.stat()
-    created = datetime.datetime.fromtimestamp(stat.st_mtime, tz=datetime.timezone.utc)
+    created = datetime.datetime.fromtimestamp(stat.st_mtime, tz=datetime.UTC)
     return BackupInfo(path.name, path, created, stat.st_size, None, None)
 
 
@@ -212,7 +212,7 @@ def resolve_source(value: str, storage: str | None = None, *, paths: bool = True
 def safety_backup_path(run_id: int, suffix: str = "", root: Path | StoragePath | None = None) -> Path | StoragePath:
     """Where the safety backup of restore run ``run_id`` goes: a new name in ``safety/`` of
     ``root`` (a storage's root, see :func:`backup_root`; default BACKUP_DIR)."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
     return (root or backup_dir()) / SAFETY_DIR / f"{SAFETY_PREFIX}{run_id}-{stamp}{suffix}"
 
 
@@ -281,7 +281,7 @@ def upload_path(original_name: str, create: bool = True) -> Path:
             f"{Path(original_name).name!r}: not an accepted backup file (allowed: {', '.join(sorted(allowed))})"
         )
     stem = re.sub(r"[^A-Za-z0-9_]", "", Path(original_name).name.split(".")[0])[:64] or "upload"
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
     directory = backup_dir() / f"{UPLOAD_PREFIX}{stamp}-{os.urandom(4).hex()}"
     if create:
         directory.mkdir(parents=True)

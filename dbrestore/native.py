@@ -53,7 +53,8 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
   LOOP EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname); END LOOP;
   FOR r IN SELECT p.oid::regprocedure AS signature FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+           WHERE n.nspname = 'public'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
   LOOP EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.signature); END LOOP;
 END
 $dbrestore$;
@@ -151,7 +152,7 @@ def _pump(
             raise RuntimeError(_first_error(producer.stderr.read().decode("utf-8", "replace")) or "pg_restore failed")
     except BrokenPipeError:
         return  # psql stopped (ON_ERROR_STOP): its own message says why
-    except Exception as exc:  # noqa: BLE001 - any failure here must stop psql, then be reported
+    except Exception as exc:
         errors.append(f"cannot read the dump: {str(exc).strip()}")
         process.kill()
         return

@@ -74,7 +74,7 @@ class SetAside:
         if not self.indexes:
             return
         with connections[self.using].cursor() as cursor:
-            for name, definition in self.indexes:
+            for _, definition in self.indexes:
                 cursor.execute(definition)
         logger.info("Rebuilt %d indexes after the load", len(self.indexes))
         self.indexes = []

@@ -54,7 +54,7 @@ def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
         raise ValueError(f"not a natural key of {parent._meta.label}: {key!r} ({exc})") from exc
     except DatabaseError:
         raise  # not the row's fault: the restore stops
-    except Exception as exc:  # noqa: BLE001 - project code (get_by_natural_key) may raise anything
+    except Exception as exc:
         raise ValueError(
             f"natural key {key!r} of {parent._meta.label} could not be looked up: {type(exc).__name__}: {exc}"
         ) from exc
@@ -117,7 +117,7 @@ def build_instance(model: type[models.Model], values: list[Any]) -> models.Model
     if not model._meta.parents:
         return model(*values)
     obj = model()
-    for f, value in zip(model._meta.local_concrete_fields, values):
+    for f, value in zip(model._meta.local_concrete_fields, values, strict=True):
         setattr(obj, f.attname, value)
     return obj
 
@@ -203,7 +203,7 @@ class RowConverter:
         column = self.fields[self.pk_index].column
         try:
             key = tuple(obj.natural_key())
-        except Exception as exc:  # noqa: BLE001 - natural_key() is project code
+        except Exception as exc:
             raise ConversionError(
                 column, None, f"its natural key could not be made: {type(exc).__name__}: {exc}"
             ) from exc
@@ -211,7 +211,7 @@ class RowConverter:
             found = self.model._default_manager.db_manager(self.using).get_by_natural_key(*key)
         except self.model.DoesNotExist:
             return key
-        except Exception as exc:  # noqa: BLE001 - the manager is project code
+        except Exception as exc:
             raise ConversionError(
                 column, None, f"finding the row with natural key {list(key)!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
@@ -324,5 +324,5 @@ def _compile(steps: list[tuple[str, int, Converter]], width: int) -> Callable[[d
             condition += f" or not low{n} <= {value} <= high{n}"
         lines.append(f"    if {value} is not None and ({condition}): {value} = convert{n}({value})")
     lines.append(f"    return [{', '.join(f'v{position}' for position in range(width))}]")
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the names above only
+    exec("\n".join(lines), namespace)
     return namespace["convert"]

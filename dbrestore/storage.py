@@ -74,7 +74,7 @@ def describe(exc: BaseException) -> str:
     try:
         from botocore.exceptions import ClientError
     except ImportError:
-        ClientError = ()  # noqa: N806
+        ClientError = ()
     if ClientError and isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -104,7 +104,7 @@ def table_counts(models: list, using: str, limit: int | None = None) -> dict:
         sql = "SELECT " + ", ".join(f"({probe.format(qn(m._meta.db_table))})" for m in chunk)
         with connection.cursor() as cursor:
             cursor.execute(sql)
-            found.update(zip(chunk, cursor.fetchone()))
+            found.update(zip(chunk, cursor.fetchone(), strict=True))
     return found
 
 

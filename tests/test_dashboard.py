@@ -23,11 +23,11 @@ def make_user(name: str, *, staff: bool = True, superuser: bool = False, perms: 
 
 # who -> may open the dashboard
 MATRIX = {
-    "staff, no permission": (dict(), False),
-    "staff, may view runs": (dict(perms=("view_restorerun",)), False),
-    "staff, may restore": (dict(perms=("run_restore",)), True),
-    "superuser": (dict(superuser=True), True),
-    "not staff, may restore": (dict(staff=False, perms=("run_restore",)), "login"),
+    "staff, no permission": ({}, False),
+    "staff, may view runs": ({"perms": ("view_restorerun",)}, False),
+    "staff, may restore": ({"perms": ("run_restore",)}, True),
+    "superuser": ({"superuser": True}, True),
+    "not staff, may restore": ({"staff": False, "perms": ("run_restore",)}, "login"),
 }
 
 

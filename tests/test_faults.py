@@ -359,7 +359,7 @@ def test_status_follows_the_lock_not_the_clock(small_backup, run_command):
 
     from dbrestore.locks import lock_for
 
-    old = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    old = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     run = RestoreRun.objects.create(
         source="/backups/x", status="running", heartbeat_at=old, started_at=old, tables={}, options={"atomic": True}
     )
@@ -406,7 +406,7 @@ def test_two_restores_started_at_once_the_second_is_refused_every_time(small_bac
     for round_ in range(1, 4):
         with Blocker():
             pair = [start_restore(small_backup, env), start_restore(small_backup, env)]
-            refused = wait_for(lambda: next((p for p in pair if p.poll() is not None), None), "a refusal")
+            refused = wait_for(lambda pair=pair: next((p for p in pair if p.poll() is not None), None), "a refusal")
             err = refused.communicate()[1]
             assert refused.returncode == 1, err
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

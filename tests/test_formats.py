@@ -66,7 +66,7 @@ def test_dumpdata_restores_like_loaddata(sample_backup, tmp_path, run_command, f
     run_command("restore_backup", sample_backup(rows=300), "--noinput")
     fixture = tmp_path / f"fixture.{fmt}"
     call_command("dumpdata", "shop", output=str(fixture), format=fmt.split(".")[0], stdout=io.StringIO())
-    if opener and not fixture.read_bytes()[:3] in (b"\x1f\x8b\x08", b"BZh", b"\xfd7z"):
+    if opener and fixture.read_bytes()[:3] not in (b"\x1f\x8b\x08", b"BZh", b"\xfd7z"):
         raw = fixture.read_bytes()
         with opener(fixture, "wb") as stream:
             stream.write(raw)

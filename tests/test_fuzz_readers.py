@@ -230,10 +230,12 @@ def read_everything(path: Path) -> int:
     build_plan(backup, ignore_unknown=True)
     rows = 0
     for table in backup.tables:
-        as_lines = _read(lambda: list(table.rows()))
+        as_lines = _read(lambda table=table: list(table.rows()))
         if table.blocks is not None:
             as_blocks = _read(
-                lambda: [r for first, block in table.blocks.blocks(64) for r in table.blocks.rows(first, block)]
+                lambda table=table: [
+                    r for first, block in table.blocks.blocks(64) for r in table.blocks.rows(first, block)
+                ]
             )
             assert as_blocks[:3] == as_lines[:3]
         if as_lines[0] == "error":

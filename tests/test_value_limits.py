@@ -100,7 +100,7 @@ def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
     assert list(AllFields.objects.values_list("id", flat=True)) == [1], [r["reason"] for r in rejects]
     assert report["tables"]["fidelity.AllFields"]["rejected"] == len(bad)
     reasons = [reject["reason"] for reject in rejects]
-    for (column, _, reason), got in zip(bad, reasons):
+    for (column, _, reason), got in zip(bad, reasons, strict=True):
         assert column in got and reason in got, (reason, got)
 
 
@@ -339,8 +339,8 @@ def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_p
     status, message, _, _ = restore(path, tmp_path)
     assert status == 0, message
     stored = AllFields.objects.get()
-    assert stored.when.astimezone(datetime.timezone.utc).isoformat() == "2021-03-03T23:36:07+00:00"
-    assert stored.created.astimezone(datetime.timezone.utc).isoformat() == "2021-03-04T05:06:07+00:00"
+    assert stored.when.astimezone(datetime.UTC).isoformat() == "2021-03-03T23:36:07+00:00"
+    assert stored.created.astimezone(datetime.UTC).isoformat() == "2021-03-04T05:06:07+00:00"
 
 
 def test_multi_table_inheritance_round_trip(tmp_path, run_command):

@@ -237,7 +237,7 @@ def apply_deferred_natural_keys(
 def _pk_by_natural_key(model: ModelType, row: ByNaturalKey, using: str) -> Any:
     try:
         return model._default_manager.db_manager(using).get_by_natural_key(*row.key).pk
-    except Exception as exc:  # noqa: BLE001 - the manager is project code
+    except Exception as exc:
         raise ValueError(f"the row with natural key {list(row.key)!r} was not found again: {exc}") from exc
 
 

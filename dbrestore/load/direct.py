@@ -138,7 +138,7 @@ class DirectInsert:
                 self._statements.clear()
             sql = self._statements[key] = self._sql(with_pk, returning, unnest, len(rows))
         if unnest:
-            return sql, [list(column) for column in zip(*prepared)]
+            return sql, [list(column) for column in zip(*prepared, strict=True)]
         return sql, [value for values in prepared for value in values]
 
     @functools.cached_property
@@ -257,7 +257,7 @@ def _compile(preps: list[Callable], fast: list, skip: int | None) -> Callable[[l
     namespace: dict[str, Any] = {}
     names = [f"v{i}" for i in range(len(preps))]
     items = []
-    for i, (prep, through) in enumerate(zip(preps, fast)):
+    for i, (prep, through) in enumerate(zip(preps, fast, strict=True)):
         if i == skip:
             continue
         namespace[f"prep{i}"] = prep
@@ -272,5 +272,5 @@ def _compile(preps: list[Callable], fast: list, skip: int | None) -> Callable[[l
             items.append(f"(None if v{i} is None else wrap{i}(v{i}) if v{i}.__class__ is type{i} else prep{i}(v{i}))")
     unpack = f"{', '.join(names)}, = values"
     source = f"def prepare(values):\n    {unpack}\n    return [{', '.join(items)}]"
-    exec(source, namespace)  # noqa: S102 - source built from the names above only
+    exec(source, namespace)
     return namespace["prepare"]

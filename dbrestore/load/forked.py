@@ -220,12 +220,12 @@ def _serve(
         start = slot * slot_bytes
         try:
             result = work(slots[start : start + length], meta)
-        except BaseException as exc:  # noqa: BLE001 - the parent does the block again and raises it
+        except BaseException as exc:
             logger.debug("block %r failed in a conversion process: %s", meta, exc)
             result = None
         try:
             results.send(result)
-        except Exception:  # noqa: BLE001 - a result that cannot be sent: the parent does the block
+        except Exception:
             results.send(None)
 
 

@@ -107,7 +107,7 @@ def is_fixture(source: object) -> bool:
     try:
         path = as_location(source)
         return path.is_file() and is_dumpdata(path, first_significant_byte(path))
-    except Exception:  # noqa: BLE001 - any trouble here is reported by open_backup, with the file named
+    except Exception:
         return False
 
 

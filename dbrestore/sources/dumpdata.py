@@ -13,8 +13,8 @@ a proxy model's objects go into its concrete model's table.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int)
             path=path,
             position=f"row {position}",
         )
-    for part, item in zip(parts, value):
+    for part, item in zip(parts, value, strict=True):
         row.setdefault(part.name, item)
 
 
@@ -194,7 +194,7 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
         if not hasattr(model, "natural_key"):
             raise ValueError(f"{model._meta.label} has no natural_key()")
         return list(model(**values).natural_key())
-    except Exception as exc:  # noqa: BLE001 - project code (natural_key) may raise anything
+    except Exception as exc:
         return NoOwner(
             None,
             f"{obj['model']}: many-to-many values of an object without pk need its natural key, "

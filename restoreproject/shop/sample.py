@@ -19,7 +19,7 @@ from django.db import models
 
 from .models import Category, Customer, Order, OrderItem, Product, Tag
 
-BASE_TIME = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+BASE_TIME = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 WORDS = ["alpha", "brisk", "cobalt", "delta", "ember", "fjord", "gala", "hazel", "iris", "jade", "koi", "lumen"]
 STATUSES = [choice.value for choice in Order.Status]
 

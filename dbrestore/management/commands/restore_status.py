@@ -28,7 +28,8 @@ class Command(BaseCommand):
             self.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
             return
         self.stdout.write(
-            f"Restore #{run.pk} of {run.source}: {data['status']}, {data['rows_done']}/{data['rows_total'] or '?'} rows "
+            f"Restore #{run.pk} of {run.source}: {data['status']}, "
+            f"{data['rows_done']}/{data['rows_total'] or '?'} rows "
             f"({data['percent']}%), {data['rows_inserted']} inserted, {data['rows_skipped']} skipped, "
             f"{data['rows_rejected']} rejected"
             + (f", loading {data['current_table']}" if data["current_table"] else "")

@@ -60,7 +60,7 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory() as tmp, transaction.atomic(using=database):
             rejects = RejectsFile(Path(tmp) / "rejects.jsonl")
             start = 10_000_000
-            for round_ in range(repeat):
+            for _ in range(repeat):
                 for kind, bad_at in (("clean", None), ("one bad row", batch_size // 2)):
                     result = TableResult(label="shop.OrderItem", table=OrderItem._meta.db_table)
                     loader = TableLoader(

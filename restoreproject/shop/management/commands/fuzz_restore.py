@@ -262,7 +262,7 @@ class Command(BaseCommand):
             outcome = "partial" if "ended partial" in message else "one-line error"
             if "\n" in message or "Traceback" in message:
                 return f"a message of more than one line: {message[:300]!r}", "problem"
-        except Exception:  # noqa: BLE001 - what this command looks for
+        except Exception:
             return "traceback: " + traceback.format_exc()[-1500:], "traceback"
         run = RestoreRun.objects.filter(pk__gt=before).order_by("-pk").first()
         if run is None:
