@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from dbrestore.convert import converter_for
-from dbrestore.load.copy import _ISO_WITH_OFFSET
+from dbrestore.load.copy_text import ISO_WITH_OFFSET
 from restoreproject.shop.models import OrderItem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -38,8 +38,8 @@ CONVERTED = [
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns"])
 def test_texts_copied_as_they_are_mean_what_the_converter_reads(zone, settings):
     convert = converter_for(OrderItem._meta.get_field("added_at"), connection.alias)
-    assert all(_ISO_WITH_OFFSET(text) for text in COPIED)
-    assert not any(_ISO_WITH_OFFSET(text) for text in CONVERTED)
+    assert all(ISO_WITH_OFFSET(text) for text in COPIED)
+    assert not any(ISO_WITH_OFFSET(text) for text in CONVERTED)
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL TIME ZONE '{zone}'")
         for text in COPIED:

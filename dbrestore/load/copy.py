@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -39,12 +37,13 @@ from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (ve
 from psycopg.adapt import Transformer
 
 from .. import conf
-from ..convert import ConversionError, converts_as_django
+from ..convert import ConversionError
 from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
 from ..row_converter import RowConverter
 from ..sources import PositionedRow
 from ..sources.base import BlockSource, batched
+from .copy_text import ISO_WITH_OFFSET, copy_adapter
 from .forked import ordered_map
 from .insert import is_fatal
 from .rows import PendingRow
@@ -54,24 +53,6 @@ logger = logging.getLogger(__name__)
 #: Bytes of JSON Lines per ``COPY_BATCH_SIZE`` rows, for the blocks prepared in forked processes
 #: (one COPY each): 500 kB by default, about 3,800 rows of the benchmark's 130 bytes.
 BLOCK_BYTES_PER_ROW = 100
-
-
-def _copy_adapter(field, connection) -> Callable[[Any], Any] | None:
-    """How a Python value becomes what psycopg's COPY writes for this column (None: as it is):
-    a field class of a project or a third-party app prepares it with its own ``get_db_prep_save``,
-    as the ORM would; Django's own need at most a wrapper psycopg understands."""
-    if not converts_as_django(field):
-        prepare = field.get_db_prep_save
-        return lambda value: None if value is None else prepare(value, connection=connection)
-    kind = field.get_internal_type()
-    if kind == "JSONField":
-        from psycopg.types.json import Jsonb
-
-        dumps = (lambda value: json.dumps(value, cls=field.encoder)) if field.encoder else json.dumps
-        return lambda value: None if value is None else Jsonb(value, dumps=dumps)
-    if kind == "BinaryField":
-        return lambda value: None if value is None else bytes(value)
-    return None
 
 
 class CopyTableLoader:
@@ -99,10 +80,10 @@ class CopyTableLoader:
         fields = self.converter.fields
         self.copy_sql = f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         self.adapters = [
-            (index, adapter) for index, f in enumerate(fields) if (adapter := _copy_adapter(f, self.connection))
+            (index, adapter) for index, f in enumerate(fields) if (adapter := copy_adapter(f, self.connection))
         ]
         #: Datetime columns whose backup text, when it is plain ISO 8601 with an offset, is copied
-        #: as it is (see _ISO_WITH_OFFSET): Django's own DateTimeField only (a subclass may change
+        #: as it is (see ISO_WITH_OFFSET): Django's own DateTimeField only (a subclass may change
         #: the value), and only where one key can feed the field.
         self.iso_texts = [
             (index, f.attname)
@@ -356,7 +337,7 @@ class CopyTableLoader:
             values[index] = adapter(values[index])
         for index, key in self.iso_texts:
             text = row.get(key)
-            if text.__class__ is str and values[index] is not None and _ISO_WITH_OFFSET(text):
+            if text.__class__ is str and values[index] is not None and ISO_WITH_OFFSET(text):
                 values[index] = text
         return values
 
@@ -371,17 +352,6 @@ class PreparedBatch:
     copied: int  # rows in ``data``
     rejected: list[tuple[int, dict[str, Any], str]]  # (position, row, reason): rows that cannot be converted
     numbered: list[tuple[int, dict[str, Any], list[Any]]]  # (position, row, values): no primary key given
-
-
-#: A datetime written as ISO 8601 with its offset (or Z) and 0, 3 or 6 decimals, as
-#: create_backup and dumpdata write them. The converter has parsed it (``fromisoformat``) and
-#: checked its range; PostgreSQL reads the same instant from this text as from the datetime
-#: psycopg would format (tests/test_copy_format.py), so COPY takes the text: formatting a
-#: datetime costs psycopg 0.9 us, the check 0.25 us. Naive text is never copied as it is: it
-#: is read in TIME_ZONE by the converter, in the session's zone by the server.
-_ISO_WITH_OFFSET = re.compile(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII
-).fullmatch
 
 
 _switch_lock = threading.Lock()
