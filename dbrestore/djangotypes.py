@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
+from django.db.models.fields.related import RelatedField
 
 
 class NaturalKeyManager(Protocol):
@@ -48,3 +49,17 @@ def through_model(field: models.ManyToManyField[Any, Any]) -> type[models.Model]
     through = field.remote_field.through
     assert through is not None, f"{field} has no through model"
     return through
+
+
+def db_type_of(field: models.Field[Any, Any], connection: Any) -> str:
+    """A concrete field's column type on ``connection``: typed optional, None only for fields
+    without a column (many-to-many)."""
+    db_type = field.db_type(connection)
+    assert db_type is not None, f"{field} has no column type"
+    return db_type
+
+
+def value_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
+    """The field whose values ``field`` holds: a relation's target field (a foreign key's), else
+    the field itself."""
+    return field.target_field if isinstance(field, RelatedField) else field
