@@ -325,3 +325,13 @@ def test_stored_directory_without_manifest_opens_with_its_files_sorted(s3):
     backup = open_backup("storage://backups/plain")
     assert backup.format == "json-directory"
     assert [table.key for table in backup.tables] == ["shop_customer", "shop_tag"]
+
+
+def test_report_json_of_a_stored_backup(s3, loaded, run_command, tmp_path):
+    """--report-json with a backup in a storage: the report is written (checking that it is not
+    the backup took the stored path for a local one, and raised TypeError)."""
+    run_command("create_backup")
+    name = only_backup(s3)
+    report = tmp_path / "report.json"
+    run_command("restore_backup", f"storage://backups/{name}", "--noinput", "--report-json", str(report))
+    assert json.loads(report.read_text())["status"] == "succeeded"
