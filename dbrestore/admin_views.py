@@ -139,7 +139,7 @@ def confirm_view(model_admin):
             messages.error(
                 request,
                 "The restore could not start: "
-                + "; ".join(message for errors in form.errors.values() for message in errors),
+                + "; ".join(str(message) for errors in form.errors.values() for message in errors),
             )
             return redirect("admin:dbrestore_restorerun_restore")
         try:

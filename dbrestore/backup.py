@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import Any
 
 import django
 import orjson
@@ -29,14 +29,13 @@ from django.utils.encoding import is_protected_type
 from . import crypto, native
 from .convert import converts_as_django
 from .crypto import EncryptingWriter, check_recipients
+from .djangotypes import column_of
 from .exceptions import BackupWriteError, RestoreConfigError
 from .jsonvalues import encode_value
-from .layers import COMPRESSIONS, compressing
+from .layers import COMPRESSIONS, Sink, compressing
 from .plan import backup_models
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
-from .storage import StoragePath, as_location
-
-Location = Path | StoragePath  # a local directory or file, or one in a storage
+from .storage import Location, StoragePath, StorageWriter, as_location
 
 _WRITE_BUFFER = 1024 * 1024
 
@@ -79,7 +78,7 @@ class _LocalFile(io.FileIO):
             os.unlink(self.name)
 
 
-def open_sink(location: Location, *, sync: bool = True) -> IO[bytes]:
+def open_sink(location: Location, *, sync: bool = True) -> StorageWriter | _LocalFile:
     """A writable stream for a local path or a stored object; it has ``abort()``."""
     if isinstance(location, StoragePath):
         return location.open("wb")
@@ -126,8 +125,8 @@ class TableWriter:
         self.rows = 0
         self._sha256 = hashlib.sha256()
         self._raw = open_sink(path, sync=sync)
-        self._layers: list[IO[bytes]] = []
-        stream: IO[bytes] = self._raw
+        self._layers: list[Sink] = []
+        stream: Sink = self._raw
         try:
             if recipients:
                 stream = EncryptingWriter(stream, recipients, label=path)
@@ -236,7 +235,7 @@ class BackupWriter:
             writer.abort()
             raise
         sha256 = writer.close()
-        if local:
+        if not isinstance(self.directory, StoragePath):  # local
             self._unsynced.append(self.directory / name)
         entry = {
             "model": model,
@@ -286,7 +285,7 @@ def table_rows(model: type[models.Model], using: str, chunk_size: int = 2000) ->
     """Rows of one table keyed by column, ordered by primary key, streamed (a server-side cursor
     on PostgreSQL)."""
     fields = model._meta.local_concrete_fields  # a multi-table child's own table
-    columns = [f.column for f in fields]
+    columns = [column_of(f) for f in fields]
     rows = model._base_manager.using(using).order_by("pk").values_list(*[f.attname for f in fields])
     own = [(index, _as_dumpdata_writes(f)) for index, f in enumerate(fields) if not converts_as_django(f)]
     for values in rows.iterator(chunk_size=chunk_size):
@@ -305,7 +304,8 @@ def _as_dumpdata_writes(field: models.Field) -> Callable[[Any], Any]:
     def serialize(value: Any) -> Any:
         if value is None or is_protected_type(value):
             return value
-        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+        stand_in = SimpleNamespace(**{field.attname: value})
+        return field.value_to_string(stand_in)  # type: ignore[arg-type]  # it reads only the attname off the object
 
     return serialize
 
@@ -353,7 +353,7 @@ def create_backup(
                 writer.write_table(
                     model=model._meta.label,
                     table=model._meta.db_table,
-                    columns=[f.column for f in model._meta.local_concrete_fields],
+                    columns=[column_of(f) for f in model._meta.local_concrete_fields],
                     rows=table_rows(model, using),
                 )
             writer.finish()

@@ -222,6 +222,7 @@ def load_counted(
                 return None
             if opts.mode == "merge" and table.data.open_owners is not None:  # a fixture: one chunk
                 clear_given_lists(table, using)
+            assert opts.batch_size is not None  # set by opts.validate()
             loader = opts.loader_class()(
                 table.model,
                 using=using,

@@ -55,9 +55,10 @@ def plan_chunks(plan: Plan, size: int) -> list[list[Chunk]]:
     foreign_keys = classify_foreign_keys(plan)
     parents = {model: [edge.parent for edge in settled] for model, (settled, _) in foreign_keys.items()}
     tables = {table.model: table for table in plan.tables}
-    levels, position = [], 0
+    levels: list[list[Chunk]] = []
+    position = 0
     for number, models in enumerate(load_levels(plan.models, parents)):
-        level = []
+        level: list[Chunk] = []
         for model in models:
             for index, (start, end, first_line) in enumerate(line_ranges(tables[model].data, size)):
                 level.append(Chunk(model._meta.label, index, start, end, first_line, number, position))

@@ -93,4 +93,5 @@ def _reset_config(*, setting: str, **kwargs: Any) -> None:
 
 def run_database() -> str:
     """The database alias that holds the RestoreRun history."""
-    return get("RUN_DATABASE")
+    alias: str = get("RUN_DATABASE")
+    return alias

@@ -17,11 +17,14 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import conf
 from .exceptions import EncryptionError
 from .parsing import split_commas
+
+if TYPE_CHECKING:  # layers imports this module
+    from .layers import Sink
 
 SUFFIX = ".gpg"
 _CHUNK = 1024 * 1024
@@ -31,7 +34,7 @@ def gpg_command(*args: str) -> list[str]:
     return [conf.get("GPG_BINARY"), "--batch", "--no-tty", "--quiet", *args]
 
 
-def _start(args: list[str], label: object, stdin=subprocess.PIPE) -> tuple[subprocess.Popen, IO[bytes]]:
+def _start(args: list[str], label: object, stdin: int = subprocess.PIPE) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
     stderr = tempfile.TemporaryFile()  # gpg's messages only, never data
     try:
         process = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
@@ -75,11 +78,23 @@ def check_recipients(recipients: list[str]) -> None:
 class _GpgPipe(io.RawIOBase):
     """A stream through a gpg process, with a thread pumping its other end."""
 
-    _process: subprocess.Popen
+    _process: subprocess.Popen[bytes]
     _pump: threading.Thread
     _stderr: IO[bytes]
     _error: BaseException | None
     _label: object
+
+    @property
+    def _stdin(self) -> IO[bytes]:
+        stdin = self._process.stdin
+        assert stdin is not None  # started with stdin=PIPE
+        return stdin
+
+    @property
+    def _stdout(self) -> io.BufferedReader:
+        stdout = self._process.stdout
+        assert isinstance(stdout, io.BufferedReader)  # stdout=PIPE, buffered (Popen's default bufsize)
+        return stdout
 
     def _wait_for_gpg(self, doing: str) -> None:
         """Wait for the pump and gpg; raise the pump's error, or gpg's reason when it failed."""
@@ -94,7 +109,7 @@ class _GpgPipe(io.RawIOBase):
 class EncryptingWriter(_GpgPipe):
     """Writable: bytes in, ``gpg --encrypt`` for ``recipients``, ciphertext out to ``sink``."""
 
-    def __init__(self, sink: IO[bytes], recipients: list[str], *, label: object):
+    def __init__(self, sink: Sink, recipients: list[str], *, label: object):
         self._sink, self._label = sink, label
         args = ["--compress-algo", "none", "--encrypt", "--output", "-"]
         if conf.get("GPG_ALWAYS_TRUST"):
@@ -108,7 +123,7 @@ class EncryptingWriter(_GpgPipe):
 
     def _copy_out(self) -> None:
         try:
-            while chunk := self._process.stdout.read(_CHUNK):
+            while chunk := self._stdout.read(_CHUNK):
                 self._sink.write(chunk)
         except BaseException as exc:  # handed to the writing thread in close()
             self._error = exc
@@ -119,7 +134,7 @@ class EncryptingWriter(_GpgPipe):
 
     def write(self, data) -> int:
         try:
-            self._process.stdin.write(data)
+            self._stdin.write(data)
         except (BrokenPipeError, ValueError):
             self._finish()  # raises gpg's reason
             raise EncryptionError(f"{self._label}: gpg stopped reading") from None
@@ -127,7 +142,7 @@ class EncryptingWriter(_GpgPipe):
 
     def _finish(self) -> None:
         try:
-            self._process.stdin.close()
+            self._stdin.close()
         except BrokenPipeError:
             pass
         self._wait_for_gpg("encrypt")
@@ -155,7 +170,7 @@ class DecryptingReader(_GpgPipe):
         self._pump.start()
 
     def _copy_in(self) -> None:
-        stdin = self._process.stdin
+        stdin = self._stdin
         try:
             while chunk := self._source.read(_CHUNK):
                 stdin.write(chunk)
@@ -176,7 +191,7 @@ class DecryptingReader(_GpgPipe):
     def readinto(self, buffer: Any) -> int:
         if self._finished:
             return 0
-        count = self._process.stdout.readinto(buffer)
+        count = self._stdout.readinto(buffer)
         if not count:
             self._end()
         return count or 0
@@ -193,7 +208,7 @@ class DecryptingReader(_GpgPipe):
                 self._process.kill()
             self._process.wait()
             self._pump.join()
-            self._process.stdout.close()
+            self._stdout.close()
         finally:
             self._stderr.close()
             self._source.close()

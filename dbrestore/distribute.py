@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from django.db import connections
 from django.utils import timezone
@@ -167,7 +167,7 @@ def _load_run(run_id: int) -> RestoreRun | None:
     return RestoreRun.objects.using(run_database()).get(pk=run_id)
 
 
-def _goes_on(run: RestoreRun | None) -> bool:
+def _goes_on(run: RestoreRun | None) -> TypeGuard[RestoreRun]:
     return run is not None and run.status == RestoreRun.Status.RUNNING and not run.cancel_requested
 
 

@@ -93,6 +93,7 @@ class ChunkLock(AdvisoryLock):
 
     def wait(self) -> None:
         """Block until the lock is ours (another process runs this chunk: wait for it to end)."""
+        assert self._connection is not None  # opened by acquire(), which came first
         with self._connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s, %s)", self.keys)
         self.held = True

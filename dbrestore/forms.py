@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from django.template.defaultfilters import filesizeformat
@@ -14,6 +15,7 @@ from .discovery import human_size, list_backups, resolve_source, upload_location
 from .exceptions import BackupNotFoundError, DbRestoreError
 from .options import MODES
 from .parsing import split_commas
+from .storage import Location
 
 MODE_HELP = {
     "auto": _("merge for a Django dumpdata fixture (what loaddata does), replace for any other backup"),
@@ -106,7 +108,7 @@ class RestoreForm(forms.Form):
             raise forms.ValidationError(_("Choose a backup or upload one, not both."))
         return data
 
-    def source_path(self) -> Path:
+    def source_path(self) -> Location:
         """The backup to restore: the chosen name resolved inside BACKUP_DIR (or the configured
         storage), or the uploaded file saved there (in a folder of its own; the file, not the
         folder, is the backup)."""
@@ -119,16 +121,20 @@ class RestoreForm(forms.Form):
                 stream.write(chunk)
         return path
 
-    def restore_options(self) -> dict:
-        data = self.cleaned_data
-        return {
-            "mode": data["mode"],
-            "batch_size": data.get("batch_size") or None,
-            "atomic": bool(data.get("atomic")),
-            "distribute": bool(data.get("distribute")),
-            "only": _split(data.get("only") or ""),
-            "exclude": _split(data.get("exclude") or ""),
-        }
+    def restore_options(self) -> dict[str, Any]:
+        return _restore_options(self.cleaned_data)
+
+
+def _restore_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The restore options a form's cleaned ``data`` gives (the restore form's and the confirmation's)."""
+    return {
+        "mode": data["mode"],
+        "batch_size": data.get("batch_size") or None,
+        "atomic": bool(data.get("atomic")),
+        "distribute": bool(data.get("distribute")),
+        "only": _split(data.get("only") or ""),
+        "exclude": _split(data.get("exclude") or ""),
+    }
 
 
 class ConfirmForm(forms.Form):
@@ -149,7 +155,8 @@ class ConfirmForm(forms.Form):
             raise forms.ValidationError(str(exc)) from exc
         return self.cleaned_data["backup"]
 
-    restore_options = RestoreForm.restore_options
+    def restore_options(self) -> dict[str, Any]:
+        return _restore_options(self.cleaned_data)
 
 
 __all__ = ["RestoreForm", "ConfirmForm", "BackupNotFoundError"]

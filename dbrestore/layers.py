@@ -12,8 +12,9 @@ import bz2
 import gzip
 import io
 import lzma
+from collections.abc import Callable
 from pathlib import PurePath
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from . import crypto
 from .exceptions import MissingExtraError
@@ -36,7 +37,7 @@ class _ZstdReader(io.RawIOBase):
     """Decompresses a zstd stream frame by frame. zstandard's ``stream_reader`` ends quietly on a
     truncated frame; this raises EOFError instead, so a cut file never passes as a short table."""
 
-    def __init__(self, raw: IO[bytes]):
+    def __init__(self, raw: io.RawIOBase):
         zstandard = _zstandard()
         self._zstd = zstandard
         self._raw = raw
@@ -79,15 +80,20 @@ class _ZstdReader(io.RawIOBase):
             super().close()
 
 
-def _zstd_reader(raw: IO[bytes]) -> IO[bytes]:
+def _zstd_reader(raw: io.RawIOBase) -> _ZstdReader:
     return _ZstdReader(raw)
 
 
-_DECOMPRESSORS = {
+def _lzma_reader(raw: io.RawIOBase) -> lzma.LZMAFile:
+    return lzma.LZMAFile(raw, "rb")  # type: ignore[arg-type]  # typeshed asks IO[bytes]; any object with read() does
+
+
+#: Suffix -> the decompressor over a raw stream of compressed bytes (a :class:`_CountingReader`).
+_DECOMPRESSORS: dict[str, Callable[[io.RawIOBase], io.RawIOBase | io.BufferedIOBase]] = {
     ".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
     ".bz2": lambda raw: bz2.BZ2File(raw, "rb"),
-    ".xz": lambda raw: lzma.LZMAFile(raw, "rb"),
-    ".lzma": lambda raw: lzma.LZMAFile(raw, "rb"),  # the legacy .lzma format, as loaddata reads it
+    ".xz": _lzma_reader,
+    ".lzma": _lzma_reader,  # the legacy .lzma format, as loaddata reads it
     ".zst": _zstd_reader,
 }
 COMPRESSION_SUFFIXES = tuple(_DECOMPRESSORS)
@@ -145,11 +151,11 @@ class _CountingReader(io.RawIOBase):
             super().close()
 
 
-def open_layers(path: Any) -> tuple[IO[bytes], IO[bytes] | None]:
+def open_layers(path: Any) -> tuple[IO[bytes], io.RawIOBase | None]:
     """The plaintext, decompressed bytes of a data file as a buffered stream, and the compressed
     stream under its decompressor (None when not compressed), whose ``tell()`` counts its bytes."""
     stream: IO[bytes] = path.open("rb", buffering=READ_BUFFER)
-    compressed = None
+    compressed: _CountingReader | None = None
     try:
         if is_encrypted(path):
             stream = crypto.decrypting(stream, label=path)
@@ -163,10 +169,20 @@ def open_layers(path: Any) -> tuple[IO[bytes], IO[bytes] | None]:
     return stream, compressed
 
 
+class Sink(Protocol):
+    """A writable binary stream: a file, a storage writer, a compressor, gpg."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _ZstdSink(io.RawIOBase):
     """zstandard's stream writer, closed without closing the stream under it."""
 
-    def __init__(self, sink: IO[bytes], level: int):
+    def __init__(self, sink: Sink, level: int):
         zstandard = _zstandard()
         self._writer = zstandard.ZstdCompressor(level=level).stream_writer(sink, closefd=False)
 
@@ -182,7 +198,7 @@ class _ZstdSink(io.RawIOBase):
             super().close()
 
 
-def compressing(sink: IO[bytes], compression: str | None) -> IO[bytes]:
+def compressing(sink: Sink, compression: str | None) -> Sink:
     """A writer that compresses into ``sink`` (deterministic bytes: gzip without name or mtime)."""
     if compression == "gzip":
         return gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6)

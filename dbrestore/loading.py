@@ -96,6 +96,7 @@ def load(
             current.seconds = time.monotonic() - table_started
             listener.batch_done(current)
 
+        assert opts.batch_size is not None  # set by opts.validate()
         loader = opts.loader_class()(
             table.model,
             using=opts.database,
@@ -116,7 +117,10 @@ def load(
             should_stop=watch,
         )
         processes = opts.conversion_processes(table.data)
-        if processes > 1:
+        if processes > 1:  # only on the COPY path (see conversion_processes)
+            from .load.copy import CopyTableLoader
+
+            assert isinstance(loader, CopyTableLoader)
             loader.load(table.data.rows(), blocks=table.data.blocks, processes=processes)
         else:
             loader.load(table.data.rows())
@@ -153,6 +157,7 @@ def load(
                 checked_while_loading=checked_while_loading,
             )
         else:
+            assert opts.batch_size is not None  # set by opts.validate()
             apply_deferred_foreign_keys(plan, opts.database, opts.batch_size, result, rejects)
         if aside is not None and not aside.foreign_keys_added:
             progress.phase_started("adding foreign key constraints")

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.db import DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .exceptions import LockLostError, RestoreConfigError, RestoreLockedError, first_line
 
@@ -60,6 +61,10 @@ class DatabaseLock:
         """Whether someone holds the lock, when that can be seen without taking it (else None)."""
         return None
 
+    def backend_pids(self) -> list[int]:
+        """PostgreSQL backend pids of the lock's own session (to spare them)."""
+        raise NotImplementedError
+
     def _try(self) -> bool:
         raise NotImplementedError
 
@@ -73,15 +78,15 @@ class AdvisoryLock(DatabaseLock):
     def __init__(self, database: str, keys: tuple[int, int] = ADVISORY_KEYS):
         super().__init__(database)
         self.keys = keys  # the int4 pair of pg_try_advisory_lock (chunk locks use others, see fanout)
-        self._connection = None
+        self._connection: BaseDatabaseWrapper | None = None
         self.backend_pid: int | None = None
 
-    def _open(self):
+    def _open(self) -> BaseDatabaseWrapper:
         main = connections[self.database]
         connection = type(main)(dict(main.settings_dict), self.database)
         connection.ensure_connection()
         connection.set_autocommit(True)
-        if connection.pg_version >= 140000:
+        if connection.pg_version >= 140000:  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it
             with connection.cursor() as cursor:  # the session sits idle for the whole restore
                 cursor.execute("SET idle_session_timeout = 0")
         # Checked from the threads of --jobs too, one at a time (progress events are serialised).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -10,10 +12,10 @@ from . import report
 from .storable import StorableMixin, storable_fields
 
 
-class StorableQuerySet(models.QuerySet):
+class StorableQuerySet(models.QuerySet["RestoreRun"]):
     """``update()`` with the values made storable (:mod:`dbrestore.storable`), as ``save()`` makes them."""
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> int:
         return super().update(**storable_fields(self.model, kwargs))
 
 

@@ -136,19 +136,22 @@ def filter_history(
 
 
 def _pump(
-    source: IO[bytes],
-    process: subprocess.Popen,
+    source: Iterable[bytes],
+    process: subprocess.Popen[bytes],
     errors: list[str],
-    producer: subprocess.Popen | None = None,
-    **callbacks,
+    producer: subprocess.Popen[bytes] | None = None,
+    **callbacks: Callable[..., None],
 ) -> None:
     """Feed the filtered dump to psql. If reading the dump fails (a truncated gzip, pg_restore
     refusing a damaged file...), psql is killed before its input ends, so that its single
     transaction can never commit half a dump."""
+    stdin = process.stdin
+    assert stdin is not None  # psql is started with stdin=PIPE
     try:
         for chunk in filter_history(source, **callbacks):
-            process.stdin.write(chunk)
+            stdin.write(chunk)
         if producer is not None and producer.wait() != 0:
+            assert producer.stderr is not None  # stderr=PIPE
             raise RuntimeError(_first_error(producer.stderr.read().decode("utf-8", "replace")) or "pg_restore failed")
     except BrokenPipeError:
         return  # psql stopped (ON_ERROR_STOP): its own message says why
@@ -157,7 +160,7 @@ def _pump(
         process.kill()
         return
     try:
-        process.stdin.close()
+        stdin.close()
     except BrokenPipeError:
         pass
 
@@ -169,14 +172,16 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Calla
     env = pg_environment(using)
     psql = [tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
     counts: dict[str, int] = {}  # rows per table, counted by the pump thread as they stream
-    current = {"table": None}
+    current: dict[str, str | None] = {"table": None}
 
     def copy_started(table: str) -> None:  # in the pump thread: no database work here
         current["table"] = table
         counts[table] = 0
 
     def row() -> None:
-        counts[current["table"]] += 1
+        table = current["table"]
+        assert table is not None  # on_copy comes first
+        counts[table] += 1
 
     if fmt in ("pg-custom", "pg-directory") and jobs > 1:
         _run([*psql, "-c", DROP_PUBLIC_SQL], env, path)
@@ -209,6 +214,7 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Calla
         stderr=subprocess.PIPE,
     )
     producer = None
+    source: IO[bytes] | gzip.GzipFile
     if fmt == "pg-sql":
         source = open(path, "rb")
     elif fmt == "pg-sql-gz":
@@ -220,6 +226,7 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Calla
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        assert producer.stdout is not None  # stdout=PIPE
         source = producer.stdout
     errors: list[str] = []
     pump = threading.Thread(
@@ -230,13 +237,16 @@ def restore_dump(path: Path, fmt: str, *, using: str, jobs: int, on_table: Calla
     )
     pump.start()
     stderr_lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)
+    psql_stderr = process.stderr
+    assert psql_stderr is not None  # stderr=PIPE
+    reader = threading.Thread(target=lambda: stderr_lines.extend(psql_stderr), daemon=True)
     reader.start()
     shown = None
     while process.poll() is None:  # progress is reported from this thread, the one with the connection
-        if current["table"] != shown:
-            shown = current["table"]
-            on_table(shown)
+        table = current["table"]
+        if table != shown and table is not None:  # (None until the first COPY: shown is None then too)
+            shown = table
+            on_table(table)
         time.sleep(0.1)
     pump.join()
     reader.join()
@@ -269,6 +279,7 @@ def _verbose_table(line: str, on_table: Callable[[str], None]) -> None:
 def _run(command: list[str], env: dict, path: Path, on_line: Callable[[str], None] | None = None) -> None:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines = []
+    assert process.stderr is not None  # stderr=PIPE
     for line in process.stderr:
         lines.append(line)
         if on_line:

@@ -3,6 +3,8 @@ safety dump first, then the tools, then the tables counted against the dump."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import conf, native, signals
 from .discovery import prune_safety_backups, safety_backup_path
 from .load.ledger import Ledger
@@ -33,7 +35,9 @@ def restore_native(
         return
     if opts.safety_backup and conf.get("SAFETY_BACKUP"):
         progress.phase_started("safety backup of the database (pg_dump)")
-        result.safety_backup = str(native.dump_database(safety_backup_path(run.pk, ".dump"), opts.database))
+        target = safety_backup_path(run.pk, ".dump")
+        assert isinstance(target, Path)  # no root given: under BACKUP_DIR, local (pg_dump writes it)
+        result.safety_backup = str(native.dump_database(target, opts.database))
         prune_safety_backups()
         record_safety_backup(run, result.safety_backup)
     if opts.terminate_connections:
@@ -46,6 +50,7 @@ def restore_native(
         progress.table_started(result.table(name, name))
 
     progress.phase_started(f"restoring the {backup.format} dump")
+    assert isinstance(backup.path, Path)  # a dump in a storage is refused when opened (sources._stored_native)
     copied = native.restore_dump(backup.path, backup.format, using=opts.database, jobs=opts.jobs, on_table=on_table)
     counts = native.table_counts(opts.database)
     mismatches = [

@@ -14,7 +14,7 @@ from . import conf
 from .exceptions import RestoreConfigError
 from .load.table import TableLoader
 from .sources import is_fixture
-from .storage import StoragePath, as_location, configured_alias
+from .storage import Source, StoragePath, as_location, configured_alias
 
 if TYPE_CHECKING:
     from .load.copy import CopyTableLoader
@@ -58,7 +58,7 @@ class RestoreOptions:
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
     convert_processes: int | None = None
 
-    def resolve_mode(self, source: object) -> None:
+    def resolve_mode(self, source: Source) -> None:
         """``auto``: a dumpdata fixture is merged, as ``loaddata`` loads it (rows upserted by
         primary key, nothing else deleted); every other backup replaces the tables it holds."""
         if self.mode == "auto":
@@ -194,7 +194,7 @@ def default_convert_processes() -> int:
     return min(cores, 4)
 
 
-def resolved_mode(source: object, mode: str) -> str:
+def resolved_mode(source: Source, mode: str) -> str:
     """The mode a restore of ``source`` asked for as ``mode`` runs in (see ``resolve_mode``)."""
     opts = RestoreOptions(mode=mode)
     opts.resolve_mode(source)

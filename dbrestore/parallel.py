@@ -10,18 +10,21 @@ next level starts when the whole level is done. The chunks of a level load in wo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
+
+M = TypeVar("M", bound=Hashable)  # a model class
 
 
-def load_levels(models_in_order: list[type], parents: dict[type, Iterable[type]]) -> list[list[type]]:
+def load_levels(models_in_order: list[M], parents: Mapping[M, Iterable[M]]) -> list[list[M]]:
     """Group ``models_in_order`` (parents first) into levels that may load at the same time.
 
     ``parents`` maps a model to the parent models it must wait for.
     """
-    level: dict[type, int] = {}
+    level: dict[M, int] = {}
     for model in models_in_order:
         level[model] = 1 + max((level[parent] for parent in parents.get(model, ()) if parent in level), default=-1)
-    grouped: list[list[type]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    grouped: list[list[M]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for model in models_in_order:
         grouped[level[model]].append(model)
     return grouped

@@ -16,8 +16,10 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.db.models import ForeignObjectRel
 
 from . import conf
+from .djangotypes import concrete_model
 from .exceptions import RestoreConfigError, UnknownTableError
 from .sources import Backup, TableData
 
@@ -47,7 +49,7 @@ class OutsideRows:
     """Rows of a model outside the restore whose FK ``field`` points into a table it empties."""
 
     model: ModelType
-    field: models.Field
+    field: models.ForeignObject[Any, Any]
     rows: int
     example_pk: Any
 
@@ -67,7 +69,7 @@ class Plan:
     excluded: list[PlannedTable] = field(default_factory=list)
     cycles: list[list[str]] = field(default_factory=list)
     #: FKs from models outside the restore into a model it empties: (referencing model, field).
-    outside_references: list[tuple[ModelType, models.Field]] = field(default_factory=list)
+    outside_references: list[tuple[ModelType, models.ForeignObject[Any, Any]]] = field(default_factory=list)
     #: The outside FKs that hold rows, kept by a replace in one transaction and checked after
     #: the load (:func:`dbrestore.safety.check_outside_rows`).
     kept_outside: list[OutsideRows] = field(default_factory=list)
@@ -93,8 +95,9 @@ class ModelIndex:
             opts = model._meta
             for name in (opts.label_lower, opts.db_table.lower()):
                 self._exact[name].add(model)
-            for name in (opts.label, opts.db_table, opts.model_name, opts.object_name):
-                self._loose[normalize(name)].add(model)
+            for loose in (opts.label, opts.db_table, opts.model_name, opts.object_name):
+                if loose is not None:  # (typed optional: set on every model of the registry)
+                    self._loose[normalize(loose)].add(model)
 
     def lookup(self, name: str) -> ModelType | None:
         """The model for a backup table name; ``UnknownTableError`` when ambiguous."""
@@ -138,7 +141,7 @@ def fk_parents(model: ModelType) -> set[ModelType]:
     parents = set()
     for f in model._meta.concrete_fields:
         if f.is_relation and f.remote_field and f.remote_field.model:
-            parents.add(f.remote_field.model._meta.concrete_model)
+            parents.add(concrete_model(f.remote_field.model))
     return parents
 
 
@@ -161,7 +164,7 @@ def _cycle_through(model: ModelType, deps: dict[ModelType, set[ModelType]], with
 def required_parents(model: ModelType) -> set[ModelType]:
     """Parents reached through NOT NULL FK columns."""
     return {
-        f.remote_field.model._meta.concrete_model
+        concrete_model(f.remote_field.model)
         for f in model._meta.concrete_fields
         if f.is_relation and f.remote_field and not f.null
     }
@@ -196,20 +199,25 @@ def order_parents_first(selected: list[ModelType]) -> tuple[list[ModelType], lis
     return ordered, cycles
 
 
-def referencing_fields(model: ModelType) -> list[tuple[ModelType, models.Field]]:
+def referencing_fields(model: ModelType) -> list[tuple[ModelType, models.ForeignObject[Any, Any]]]:
     """Concrete FK / one-to-one fields of other models that point at ``model``."""
     return [
-        (rel.related_model._meta.concrete_model, rel.field)
+        (concrete_model(rel.related_model), rel.field)
         for rel in model._meta.get_fields(include_hidden=True)
-        if rel.auto_created and not rel.concrete and rel.field.concrete and not rel.many_to_many
+        # (auto-created and not concrete: the reverse side of a relation, a ForeignObjectRel)
+        if isinstance(rel, ForeignObjectRel)
+        and rel.auto_created
+        and not rel.concrete
+        and rel.field.concrete
+        and not rel.many_to_many
     ]
 
 
-def outside_foreign_keys(load_order: list[ModelType]) -> list[tuple[ModelType, models.Field]]:
+def outside_foreign_keys(load_order: list[ModelType]) -> list[tuple[ModelType, models.ForeignObject[Any, Any]]]:
     """The FKs of models outside the restore (auto-created M2M tables included) that point into
     a restored model, each once. Their rows are kept by a replace: see :mod:`dbrestore.safety`."""
     restored = set(load_order)
-    found: list[tuple[ModelType, models.Field]] = []
+    found: list[tuple[ModelType, models.ForeignObject[Any, Any]]] = []
     for model in load_order:
         for referencing, fk in referencing_fields(model):
             if referencing not in restored and (referencing, fk) not in found:
@@ -243,7 +251,7 @@ def build_plan(
                 f"{data.origin}: table {data.key!r} matches no installed model "
                 "(exclude it with --exclude, or use --ignore-unknown)"
             )
-        model = model._meta.concrete_model
+        model = concrete_model(model)
         if only and not matches_any(model, only):
             continue
         if matches_any(model, exclude):

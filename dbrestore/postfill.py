@@ -80,7 +80,7 @@ def _natural_keys(
     for label, items in found.items():
         table = tables[label]
         manager = table.model._base_manager.using(using)
-        left = []
+        left: list[Any] = []  # items of found: (position, row, pk, field, DeferredNaturalKey)
         for field in {item[3] for item in items}:
             pks = [item[2] for item in items if item[3] is field]
             still = set(manager.filter(pk__in=pks, **{f"{field.attname}__isnull": True}).values_list("pk", flat=True))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import IntegrityError, connections, models, transaction
 
@@ -144,7 +145,9 @@ def set_aside(
     return aside
 
 
-def set_aside_foreign_keys(foreign_keys: list[tuple[type[models.Model], models.Field]], using: str) -> SetAside:
+def set_aside_foreign_keys(
+    foreign_keys: list[tuple[type[models.Model], models.ForeignObject[Any, Any]]], using: str
+) -> SetAside:
     """Drop the FK constraints of these (model, field) pairs (PostgreSQL): the outside rows a
     replace keeps point into tables it empties, and the check of those FKs would otherwise fire
     as the emptied tables are altered. :meth:`SetAside.rebuild` adds them back, validating

@@ -11,7 +11,7 @@ from .load.ledger import Ledger
 from .models import RestoreRun
 from .options import RestoreOptions
 from .plan import Plan, plan_warnings
-from .progress import Broadcast
+from .progress import BaseListener
 from .report import RestoreResult
 from .safety import make_safe
 from .sources import Backup
@@ -44,11 +44,12 @@ def count_excluded(plan: Plan, result: RestoreResult) -> None:
 
 def expected_rows(plan: Plan) -> int | None:
     counts = [table.data.expected_rows for table in plan.tables]
-    return None if any(count is None for count in counts) else sum(counts)
+    known = [count for count in counts if count is not None]
+    return None if len(known) < len(counts) else sum(known)
 
 
 def check_and_make_safe(
-    run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult, progress: Broadcast
+    run: RestoreRun, backup: Backup, plan: Plan, opts: RestoreOptions, result: RestoreResult, progress: BaseListener
 ) -> bool:
     """Everything before the first row is written (emptying aside); returns whether every table
     to empty is small (DELETE beats TRUNCATE then)."""

@@ -4,7 +4,6 @@ confirmation page (a dry run's findings, in the time of a web request)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .exceptions import OutsideReferenceError
@@ -14,6 +13,7 @@ from .plan import build_plan, plan_warnings
 from .row_converter import RowConverter
 from .safety import prepare_outside_references, replaces_rows
 from .sources import open_backup
+from .storage import Source
 
 
 @dataclass
@@ -39,10 +39,11 @@ class Preview:
     @property
     def rows_to_load(self) -> int | None:
         counts = [t.rows_in_backup for t in self.tables]
-        return None if any(c is None for c in counts) else sum(counts)
+        known = [c for c in counts if c is not None]
+        return None if len(known) < len(counts) else sum(known)
 
 
-def preview_restore(source: str | Path, **options: Any) -> Preview:
+def preview_restore(source: Source, **options: Any) -> Preview:
     """The tables a restore would empty (with their row counts now), the rows it would load and
     the warnings it would give, found by the restore's own functions: the plan's findings, the
     outside references (the refusal the restore would raise, or the ``--cascade`` tables), and

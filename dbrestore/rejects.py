@@ -66,7 +66,7 @@ def json_text(value: Any) -> str:
     start(value)
     while stack:
         items, is_object = stack[-1]
-        item = next(items, _END)
+        item: Any = next(items, _END)  # a JSON value (a (key, value) pair in an object), or _END
         if item is _END:
             stack.pop()
             out.append("}" if is_object else "]")

@@ -14,8 +14,10 @@ from typing import Any
 
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
 from django.db import DatabaseError, models
+from django.db.models import CompositePrimaryKey
 
 from .convert import VALUE_ERRORS, ConversionError, Converter, converter_for
+from .djangotypes import column_of, does_not_exist, natural_key_manager
 from .sources.base import UnreadableRow
 
 _NATURAL_KEY_CACHE = 100_000
@@ -40,10 +42,10 @@ class ByNaturalKey:
     key: tuple
 
 
-def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
+def find_by_natural_key(field: models.ForeignKey[Any, Any], key: list[Any], using: str) -> Any:
     """The value of ``field``'s target column in the parent known by natural key ``key``."""
     parent = field.remote_field.model
-    manager = parent._default_manager.db_manager(using)
+    manager = natural_key_manager(parent, using)
     try:
         return getattr(manager.get_by_natural_key(*key), field.target_field.attname)
     except ObjectDoesNotExist as exc:  # the parent's, or another model's its manager looks up
@@ -63,12 +65,14 @@ def find_by_natural_key(field: models.Field, key: list, using: str) -> Any:
 def _missing(exc: Exception, parent: type[models.Model]) -> str:
     """What another model's lookup said, when the parent's manager missed a row of another model
     (``auth.Permission`` by a content type that does not exist)."""
-    if isinstance(exc, parent.DoesNotExist):
+    if isinstance(exc, does_not_exist(parent)):
         return ""
     return f": {str(exc).strip() or type(exc).__name__}"
 
 
-def natural_key_converter(field: models.Field, base: Converter, using: str, *, defer: bool = False) -> Converter:
+def natural_key_converter(
+    field: models.ForeignKey[Any, Any], base: Converter, using: str, *, defer: bool = False
+) -> Converter:
     """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
     writes) and finds the parent's key in the database; plain values go through ``base``.
     With ``defer``, a key not found in a nullable column becomes a :class:`DeferredNaturalKey`."""
@@ -137,10 +141,15 @@ class RowConverter:
         pk = model._meta.pk
         #: None for a composite primary key (see ``pk_of``).
         self.pk_index = self.fields.index(pk) if pk.concrete else None
-        self._pk_parts = [] if pk.concrete else [self.fields.index(f) for f in pk.fields]
+        self._pk_parts = (
+            # (its parts are concrete fields: no relation's reverse side)
+            [self.fields.index(f) for f in pk.fields if isinstance(f, models.Field)]
+            if isinstance(pk, CompositePrimaryKey)
+            else []
+        )
         self._field_index: dict[str, int] = {}
         for position, f in enumerate(self.fields):
-            for key in (f.name, f.column, f.attname):
+            for key in (f.name, column_of(f), f.attname):
                 self._field_index.setdefault(key, position)
         self._converters = [converter_for(f, using) for f in self.fields]
         #: Converting may run a query (a natural key to look up, a default from project code):
@@ -150,7 +159,8 @@ class RowConverter:
         self.deferrable_positions: list[int] = []
         if using is not None:
             for position, f in enumerate(self.fields):
-                if f.is_relation and _has_natural_keys(f.remote_field.model):
+                # A concrete relation is a ForeignKey (a ForeignObject has no column of its own).
+                if isinstance(f, models.ForeignKey) and _has_natural_keys(f.remote_field.model):
                     self._converters[position] = natural_key_converter(
                         f, self._converters[position], using, defer=defer_natural_keys
                     )
@@ -196,11 +206,12 @@ class RowConverter:
         ``natural_key()``; the primary key of the row that holds it, put into ``values`` (loaddata's
         ``build_instance``). None when the row has a primary key. A key that cannot be made or
         matches several rows is a :class:`ConversionError`."""
-        if values[self.pk_index] is not None:
+        pk_index = self.pk_index
+        if pk_index is None or values[pk_index] is not None:  # None: a composite key, never identified so
             return None
-        obj = build_instance(self.model, values)
+        obj: Any = build_instance(self.model, values)  # Any: natural_key() is the project's method
         obj._state.db = self.using
-        column = self.fields[self.pk_index].column
+        column = column_of(self.fields[pk_index])
         try:
             key = tuple(obj.natural_key())
         except Exception as exc:
@@ -208,14 +219,14 @@ class RowConverter:
                 column, None, f"its natural key could not be made: {type(exc).__name__}: {exc}"
             ) from exc
         try:
-            found = self.model._default_manager.db_manager(self.using).get_by_natural_key(*key)
-        except self.model.DoesNotExist:
+            found = natural_key_manager(self.model, self.using).get_by_natural_key(*key)
+        except does_not_exist(self.model):
             return key
         except Exception as exc:
             raise ConversionError(
                 column, None, f"finding the row with natural key {list(key)!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        values[self.pk_index] = self.model._meta.pk.to_python(found.pk)
+        values[pk_index] = self.model._meta.pk.to_python(found.pk)
         return key
 
     def value(self, key: str, raw: Any) -> Any:
@@ -244,7 +255,9 @@ class RowConverter:
             self.unknown_columns.update(unknown)
             # An auto-incremented primary key the database numbers is no loss (M2M rows, ``pk`` omitted).
             self.missing_columns.update(
-                self.fields[p].column for p in missing if not isinstance(self.fields[p], models.fields.AutoFieldMixin)
+                column_of(self.fields[p])
+                for p in missing
+                if not isinstance(self.fields[p], models.fields.AutoFieldMixin)
             )
             layout = self._layouts[keys] = (steps, missing, unknown)
             if not missing and not unknown:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from django.core.management.color import no_style
 from django.db import connections, models, transaction
@@ -72,11 +73,11 @@ def outside_references(plan: Plan, using: str) -> list[OutsideRows]:
     return [outside for outside in found if outside is not None]
 
 
-def _pointing(model: type[models.Model], fk: models.Field, using: str) -> QuerySet:
+def _pointing(model: type[models.Model], fk: models.ForeignObject[Any, Any], using: str) -> QuerySet:
     return model._base_manager.using(using).filter(**{f"{fk.attname}__isnull": False})
 
 
-def _counted(model: type[models.Model], fk: models.Field, rows: QuerySet) -> OutsideRows | None:
+def _counted(model: type[models.Model], fk: models.ForeignObject[Any, Any], rows: QuerySet) -> OutsideRows | None:
     count = rows.count()
     return OutsideRows(model, fk, count, rows.order_by("pk").values_list("pk", flat=True)[0]) if count else None
 

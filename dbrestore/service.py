@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 def restore(
-    source: str | Path,
+    source: str | Path | StoragePath,
     *,
     requested_by: str = "",
     listeners: Iterable[ProgressListener] = (),
@@ -147,7 +147,11 @@ def execute(
 
 
 def resume(
-    run_id: int, *, source: str | Path | None = None, listeners: Iterable[ProgressListener] = (), **options: Any
+    run_id: int,
+    *,
+    source: str | Path | StoragePath | None = None,
+    listeners: Iterable[ProgressListener] = (),
+    **options: Any,
 ) -> RestoreResult:
     """Resume failed, cancelled or dead ``--no-atomic`` run ``run_id`` (``--resume``): its done
     chunks are skipped, the others loaded, then the post-load steps run. ``source`` and

@@ -7,7 +7,14 @@ says what was there) and each string bounded, so that a run's record can always 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a mixin of models; importing Django's models here at run time is not needed
+    from django.db.models import Model
+
+    _MixinBase = Model
+else:
+    _MixinBase = object
 
 #: Characters kept of one string in a JSON column (a message, a reason, a sample value).
 MAX_STRING = 10_000
@@ -45,11 +52,11 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def storable_fields(model: type, values: dict[str, Any]) -> dict[str, Any]:
+def storable_fields(model: type[Model], values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (field name -> value) of ``model`` made storable: text bounded by its column."""
     from django.db import models
 
-    out = {}
+    out: dict[str, Any] = {}
     for name, value in values.items():
         field = model._meta.get_field(name)
         if isinstance(field, models.JSONField):
@@ -60,14 +67,14 @@ def storable_fields(model: type, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class StorableMixin:
+class StorableMixin(_MixinBase):
     """A model whose text and JSON fields are made storable whenever it is saved or updated."""
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         fields = kwargs.get("update_fields")
         names = [f.name for f in self._meta.concrete_fields if fields is None or f.name in fields]
         values = {name: getattr(self, name) for name in names}
-        kept = {}
+        kept: dict[str, Any] = {}
         for name, value in storable_fields(type(self), values).items():
             if value is not values[name]:
                 kept[name] = values[name]

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import posixpath
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, Literal, TypeAlias, overload
 
 from . import conf
 from .exceptions import BackupNotFoundError, MissingExtraError, RestoreConfigError, StorageError
@@ -104,7 +106,7 @@ def _is_missing(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or describe(exc) == "no such object"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)  # ordered: a folder's objects are sorted, as Paths are
 class StoragePath:
     """An object (or a "folder", a key prefix) in a Django storage; see the module docstring."""
 
@@ -189,7 +191,16 @@ class StoragePath:
         with self.open("rb") as stream:
             return stream.read()
 
-    def open(self, mode: str = "rb", buffering: int = READ_BUFFER) -> IO[bytes]:
+    @overload
+    def open(self, mode: Literal["rb"] = "rb", buffering: int = READ_BUFFER) -> IO[bytes]: ...
+
+    @overload
+    def open(self, mode: Literal["wb"], buffering: int = READ_BUFFER) -> StorageWriter: ...
+
+    @overload
+    def open(self, mode: str, buffering: int = READ_BUFFER) -> IO[bytes] | StorageWriter: ...
+
+    def open(self, mode: str = "rb", buffering: int = READ_BUFFER) -> IO[bytes] | StorageWriter:
         """A streaming reader (``"rb"``) or writer (``"wb"``) of the object."""
         if mode == "rb":
             return open_reader(self, buffering)
@@ -198,10 +209,14 @@ class StoragePath:
         raise ValueError(f"unsupported mode {mode!r}")
 
 
-def as_location(source: Any):
-    """A source as given (a path, ``storage://...`` text, a StoragePath) -> Path or StoragePath."""
-    from pathlib import Path
+#: Where a backup is: a local path, or an object (or key prefix) in a storage.
+Location: TypeAlias = Path | StoragePath
+#: A location as given: a path, ``storage://ALIAS/KEY`` text, a StoragePath.
+Source: TypeAlias = str | os.PathLike[str] | StoragePath
 
+
+def as_location(source: Source) -> Location:
+    """A source as given (a path, ``storage://...`` text, a StoragePath) -> Path or StoragePath."""
     if isinstance(source, StoragePath):
         return source
     text = str(source)
@@ -264,7 +279,7 @@ class _S3MultipartWriter(io.RawIOBase):
         name = storage._normalize_name(clean_name(path.key))
         params = {**storage.get_object_parameters(name), "ContentType": "application/octet-stream"}
         self._object = storage.bucket.Object(name)
-        self._upload = None
+        self._upload: Any = None  # boto3's MultipartUpload, once started
         self._params = params
         self._parts: list[dict[str, Any]] = []
         self._buffer = bytearray()

@@ -67,7 +67,7 @@ def migration_drift(backup: Backup, using: str) -> list[str]:
     return warnings
 
 
-def verify_counts(plan: Plan, result: RestoreResult, using: str, mode: str) -> dict[str, Any]:
+def verify_counts(plan: Plan, result: RestoreResult, using: str, mode: str | None) -> dict[str, Any]:
     """Per table: rows the manifest promised, rows read, rows in the table now. Mismatches are
     returned under ``"mismatches"`` as sentences."""
     tables, mismatches = {}, []

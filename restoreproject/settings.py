@@ -19,6 +19,7 @@ Configured from the environment, twelve-factor style:
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -82,7 +83,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -105,7 +106,7 @@ RQ_QUEUES = {
     "dbrestore": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600},
 }
 
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

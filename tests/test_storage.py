@@ -313,3 +313,25 @@ class CuttingProxy:
 
     def close(self) -> None:
         self.server.close()
+
+
+def test_stored_directory_without_manifest_opens_with_its_files_sorted(s3):
+    """A folder of table files without a manifest in a storage is read as a local one is: its
+    objects are sorted by name (StoragePaths sort; they did not, and such a folder failed to open)."""
+    from dbrestore.sources import open_backup
+
+    put(s3, "plain", "shop_tag.jsonl", b'{"id": 1, "name": "a"}\n')
+    put(s3, "plain", "shop_customer.jsonl", b'{"id": 1, "name": "b"}\n')
+    backup = open_backup("storage://backups/plain")
+    assert backup.format == "json-directory"
+    assert [table.key for table in backup.tables] == ["shop_customer", "shop_tag"]
+
+
+def test_report_json_of_a_stored_backup(s3, loaded, run_command, tmp_path):
+    """--report-json with a backup in a storage: the report is written (checking that it is not
+    the backup took the stored path for a local one, and raised TypeError)."""
+    run_command("create_backup")
+    name = only_backup(s3)
+    report = tmp_path / "report.json"
+    run_command("restore_backup", f"storage://backups/{name}", "--noinput", "--report-json", str(report))
+    assert json.loads(report.read_text())["status"] == "succeeded"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
+from ..djangotypes import value_field
 from .base import VALUE_ERRORS, ConversionError, Converter, checked, django_converter
 from .moments import date_converter, datetime_converter, duration_converter
 from .numbers import decimal_converter, float_converter, integer_converter
@@ -42,7 +43,7 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
     for the database ``using`` (its integer ranges, what it can store)."""
     connection = connections[using or DEFAULT_DB_ALIAS]
     vendor = connection.vendor
-    target = field.target_field if field.is_relation else field
+    target = value_field(field)
     internal = target.get_internal_type()
     if not converts_as_django(target):
         # Its own to_python decides what a value means; Django's (inherited) is held to the value rule.
@@ -58,7 +59,7 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
         return datetime_converter(target, vendor)
     if internal == "DateField":
         return date_converter(target)
-    if internal == "DecimalField":
+    if internal == "DecimalField" and isinstance(target, models.DecimalField):
         return decimal_converter(target)
     if internal == "FloatField":
         return float_converter(target)
@@ -74,6 +75,6 @@ def converter_for(field: models.Field, using: str | None = None) -> Converter:
         return checked(UUID, target)
     if internal == "BooleanField":
         convert = checked(BOOLEAN, target)
-        convert.identity_type = bool  # type: ignore[attr-defined]
+        convert.identity_type = bool  # type: ignore[attr-defined]  # set on the function, read by _identity_type
         return convert
     return django_converter(target)  # booleans, UUIDs, times and any custom field: Django's own

@@ -21,6 +21,9 @@ VALUE_ERRORS = (ValueError, TypeError, ArithmeticError, OverflowError, Recursion
 class ConversionError(ValueError):
     """A backup value that the field cannot take; the row is rejected with this reason."""
 
+    column: str | None  # None: a row its reader could not read (unreadable)
+    value: Any
+
     def __init__(self, column: str, value: Any, reason: str):
         self.column = column
         self.value = value

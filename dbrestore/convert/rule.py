@@ -16,6 +16,8 @@ from typing import Any
 
 from django.db import models
 
+from ..djangotypes import value_field
+
 #: The column kinds of the value rule (README, "Values: stored, converted or rejected").
 TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (
     "text",
@@ -136,7 +138,7 @@ def converts_as_django(field: models.Field) -> bool:
     for Django's own classes; any other field (a JSON field of a CMS, an encrypted or money
     field, an enum) is converted by its own ``to_python`` and written through its own
     ``get_db_prep_save``, as loaddata and the ORM would."""
-    target = field.target_field if field.is_relation else field
+    target = value_field(field)
     return not any(overrides(target, name) for name in _VALUE_METHODS)
 
 
@@ -150,7 +152,7 @@ def overrides(field: models.Field, method: str) -> bool:
 def column_kind(field: models.Field) -> str:
     """The column kind of ``field`` in the value rule (:func:`refusal`): a foreign key's is its
     target's."""
-    internal = (field.target_field if field.is_relation else field).get_internal_type()
+    internal = value_field(field).get_internal_type()
     if internal in TEXT_TYPES:
         return TEXT
     if internal in INTEGER_TYPES:

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import DatabaseError, models
 from django.db.models import Exists, OuterRef
 
+from ..djangotypes import concrete_model
 from ..exceptions import RestoreAbortedError, first_line
 from ..load.ledger import Ledger
 from ..load.rows import PendingRow
@@ -52,9 +53,10 @@ def classify_foreign_keys(plan: Plan) -> dict[ModelType, tuple[list[ForeignKeyEd
     for table in plan.tables:
         settled, deferred = [], []
         for f in table.model._meta.local_concrete_fields:
-            if not f.is_relation or not getattr(f, "db_constraint", False):
+            # (a concrete relation is a ForeignKey, which has db_constraint)
+            if not isinstance(f, models.ForeignKey) or not getattr(f, "db_constraint", False):
                 continue
-            parent = f.remote_field.model._meta.concrete_model
+            parent = concrete_model(f.remote_field.model)
             edge = ForeignKeyEdge(table.model, f, parent)
             parent_position = position.get(parent)
             if parent_position is None or parent_position < position[table.model]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from django.db import connections, models, transaction
 
 from ..convert import ConversionError
+from ..djangotypes import column_of, natural_key_manager
 from ..load.ledger import Ledger
 from ..plan import Plan, PlannedTable
 from ..rejects import RejectsFile
@@ -72,7 +74,7 @@ def _fill_in(model: ModelType, manager, edges: tuple[ForeignKeyEdge, ...], items
     bulk_update elsewhere; never one statement per row."""
     connection = connections[manager.db]
     if connection.vendor not in ("postgresql", "sqlite") or (
-        connection.vendor == "sqlite" and connection.Database.sqlite_version_info < (3, 33)
+        connection.vendor == "sqlite" and sqlite3.sqlite_version_info < (3, 33)  # the backend's Database module
     ):
         _fill_in_with_bulk_update(model, manager, edges, items)
         return
@@ -91,7 +93,7 @@ def _fill_in(model: ModelType, manager, edges: tuple[ForeignKeyEdge, ...], items
                 params.extend(edge.field.get_db_prep_value(links[edge], connection) for edge in edges)
             cursor.execute(
                 f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row_sql] * len(chunk))}) AS v "
-                f"WHERE {table}.{qn(pk.column)} = v.column1 AND {still_null}",
+                f"WHERE {table}.{qn(column_of(pk))} = v.column1 AND {still_null}",
                 params,
             )
 
@@ -236,7 +238,7 @@ def apply_deferred_natural_keys(
 
 def _pk_by_natural_key(model: ModelType, row: ByNaturalKey, using: str) -> Any:
     try:
-        return model._default_manager.db_manager(using).get_by_natural_key(*row.key).pk
+        return natural_key_manager(model, using).get_by_natural_key(*row.key).pk
     except Exception as exc:
         raise ValueError(f"the row with natural key {list(row.key)!r} was not found again: {exc}") from exc
 

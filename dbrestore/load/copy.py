@@ -27,7 +27,7 @@ import functools
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from psycopg.adapt import Transformer
 
 from .. import conf
 from ..convert import ConversionError
+from ..djangotypes import column_of
 from ..integrity import ForeignKeyEdge, checked_as_copied
 from ..report import TableResult
 from ..row_converter import RowConverter
@@ -78,7 +79,9 @@ class CopyTableLoader:
         self.connection = self.table.inserter.connection
         qn = self.connection.ops.quote_name
         fields = self.converter.fields
-        self.copy_sql = f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+        self.copy_sql = (
+            f"COPY {qn(self.model._meta.db_table)} ({', '.join(qn(column_of(f)) for f in fields)}) FROM STDIN"
+        )
         self.adapters = [
             (index, adapter) for index, f in enumerate(fields) if (adapter := copy_adapter(f, self.connection))
         ]
@@ -140,12 +143,14 @@ class CopyTableLoader:
                 keyed.append((values, row))
         return PreparedBatch(read, self._copy_text(keyed), len(keyed), rejected, numbered)
 
-    def _prepared_here(self, rows: Iterable[PositionedRow]) -> Iterator[tuple[PreparedBatch, Callable]]:
+    def _prepared_here(self, rows: Iterable[PositionedRow]) -> Generator[tuple[PreparedBatch, Callable], None, None]:
         for batch in batched(rows, self.table.batch_size):
             self.table.stop_if_asked()
             yield self.prepare(batch), lambda batch=batch: batch
 
-    def _prepared_in_processes(self, blocks: BlockSource, processes: int) -> Iterator[tuple[PreparedBatch, Callable]]:
+    def _prepared_in_processes(
+        self, blocks: BlockSource, processes: int
+    ) -> Generator[tuple[PreparedBatch, Callable], None, None]:
         """Blocks of the file prepared in forked processes, in order (a block that failed there is
         prepared again here, raising what it raises without them)."""
         _ = self._formatter  # built before the fork, for the children to use
@@ -170,7 +175,9 @@ class CopyTableLoader:
                 converter.dropped_values += dropped
                 yield prepared, functools.partial(blocks.rows, first_line, block)
 
-    def _pipeline(self, batches: Iterator[tuple[PreparedBatch, Callable[[], Iterable[PositionedRow]]]]) -> TableResult:
+    def _pipeline(
+        self, batches: Generator[tuple[PreparedBatch, Callable[[], Iterable[PositionedRow]]], None, None]
+    ) -> TableResult:
         """COPY batch N in a second thread while batch N+1 is prepared (see the module docstring).
 
         ``batches``: each batch prepared, with how to read its rows again (for the ORM chain,

@@ -32,6 +32,8 @@ from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttrib
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
+from ..djangotypes import column_of, db_type_of
+
 #: Descriptors that hand back what was set: Django's own for plain fields and FK columns.
 _PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
 
@@ -100,13 +102,14 @@ class DirectInsert:
     ) -> tuple[int, list[Any] | None]:
         """Insert ``rows``: (rows inserted, their primary keys when ``returning``), as
         ``Inserter.insert`` counts them (RETURNING where the keys are wanted, rowcount otherwise)."""
-        inserted, pks = 0, [] if returning else None
+        inserted = 0
+        pks: list[Any] | None = [] if returning else None
         to_python = self.pk.to_python
         with self.connection.cursor() as cursor:
             for chunk, with_pk in self._groups(rows, rows_per_statement):
                 sql, params = self.statement(chunk, with_pk=with_pk, returning=returning)
                 cursor.execute(sql, params)
-                if returning:
+                if pks is not None:  # returning
                     returned = cursor.fetchall()
                     pks.extend(to_python(row[0]) for row in returned)
                     inserted += len(returned)
@@ -156,16 +159,18 @@ class DirectInsert:
             return False
         data_types = self.connection.data_types
         return not any(hasattr(f, "get_placeholder") for f in self.fields) and all(
-            (f.target_field if f.is_relation else f).get_internal_type() in data_types for f in self.fields
+            # (a concrete relation is a ForeignKey)
+            (f.target_field if isinstance(f, models.ForeignKey) else f).get_internal_type() in data_types
+            for f in self.fields
         )
 
     def _sql(self, with_pk: bool, returning: bool, unnest: bool, n_rows: int) -> str:
         ops = self.connection.ops
         qn = ops.quote_name
         fields = self._columns(with_pk)
-        parts = [f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"]
+        parts = [f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(qn(column_of(f)) for f in fields)})"]
         if unnest:
-            types = ", ".join(f"(%s)::{f.db_type(self.connection).split('(')[0]}[]" for f in fields)
+            types = ", ".join(f"(%s)::{db_type_of(f, self.connection).split('(')[0]}[]" for f in fields)
             parts.append(f"SELECT * FROM UNNEST({types})")
         else:
             row = f"({', '.join(['%s'] * len(fields))})"
@@ -173,7 +178,7 @@ class DirectInsert:
         if self._merge_fields and with_pk:  # a row the database numbers matches no row by key: never an update
             parts.append(
                 ops.on_conflict_suffix_sql(
-                    fields, OnConflict.UPDATE, [f.column for f in self._merge_fields], [self.pk.column]
+                    fields, OnConflict.UPDATE, [column_of(f) for f in self._merge_fields], [column_of(self.pk)]
                 )
             )
         else:
@@ -189,7 +194,7 @@ def _plain_placeholder(field: models.Field, connection) -> bool:
     from django.db.backends.base.operations import BaseDatabaseOperations
 
     return (
-        type(field).get_placeholder is models.BinaryField.get_placeholder
+        type(field).get_placeholder is models.BinaryField.get_placeholder  # type: ignore[attr-defined]  # a hook the stubs omit
         and type(connection.ops).binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql
     )
 
@@ -216,7 +221,7 @@ def _pass_through(field: models.Field, connection) -> tuple[type, Callable[[Any]
     if field.is_relation:
         from django.db.models.fields.related import ForeignKey
 
-        if kind.get_db_prep_save is not ForeignKey.get_db_prep_save:
+        if kind.get_db_prep_save is not ForeignKey.get_db_prep_save or not isinstance(field, ForeignKey):
             return None
         target = _pass_through(field.target_field, connection)
         return target if target is not None and target[0] is int else None  # "" may become NULL there

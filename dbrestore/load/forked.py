@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import signal
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
@@ -143,6 +143,7 @@ class ForkedMap(Generic[R]):
         if entry.child is None:
             return self.work(entry.payload, entry.meta)
         child = self.children[entry.child]
+        assert entry.slot is not None  # set with the child
         self.free_slots.append(entry.slot)
         if not child.alive:
             return None
@@ -186,7 +187,7 @@ class ForkedMap(Generic[R]):
 
 def ordered_map(
     work: Callable[[bytes, Any], R], items: Iterable[tuple[bytes, Any]], processes: int, slot_bytes: int
-) -> Iterator[tuple[bytes, Any, R | None]]:
+) -> Generator[tuple[bytes, Any, R | None], None, None]:
     """``(payload, meta, work(payload, meta))`` for each ``(payload, meta)`` of ``items``, in
     order, the work done in ``processes`` forked children (``work`` and what it uses are theirs
     by the fork: only the payload, through shared memory, and ``meta`` are sent). The children

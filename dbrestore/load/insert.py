@@ -26,6 +26,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
+from ..djangotypes import column_of
 from ..exceptions import first_line
 from ..row_converter import build_instance
 from ..sources.base import batched
@@ -51,7 +52,7 @@ class Inserter:
         self.merge = merge
         self.update_fields = [f for f in self.fields if not f.primary_key]
 
-    def _query(self, objs: Sequence[models.Model], fields: list[models.Field]) -> InsertQuery:
+    def _query(self, objs: list[models.Model], fields: list[models.Field]) -> InsertQuery:
         if self.merge and self.update_fields and self.pk in fields:  # rows without a key: see DirectInsert._sql
             query = InsertQuery(
                 self.model, on_conflict=OnConflict.UPDATE, update_fields=self.update_fields, unique_fields=[self.pk]
@@ -101,7 +102,8 @@ class Inserter:
         database can say (PostgreSQL, SQLite), the primary keys of those rows.
         """
         can_return = returning_pks and self.connection.features.can_return_rows_from_bulk_insert
-        inserted, pks = 0, [] if can_return else None
+        inserted = 0
+        pks: list[Any] | None = [] if can_return else None
         with self.connection.cursor() as cursor:
             for chunk, fields in self._statement_groups(objs):
                 compiler = self._query(chunk, fields).get_compiler(using=self.using)
@@ -109,7 +111,7 @@ class Inserter:
                     compiler.returning_fields = [self.pk]
                 for sql, params in self._statements(compiler):
                     cursor.execute(sql, params)
-                    if can_return:
+                    if pks is not None:  # can_return
                         rows = cursor.fetchall()
                         pks.extend(self.pk.to_python(row[0]) for row in rows)
                         inserted += len(rows)
@@ -149,7 +151,7 @@ class Inserter:
         """The last resort for one row: a hand-written INSERT with values prepared per field."""
         qn = self.connection.ops.quote_name
         fields = [f for f in self.fields if f is not self.pk or obj.pk is not None]  # numbered by the database
-        columns = ", ".join(qn(f.column) for f in fields)
+        columns = ", ".join(qn(column_of(f)) for f in fields)
         placeholders = ", ".join(["%s"] * len(fields))
         params = [f.get_db_prep_save(getattr(obj, f.attname), connection=self.connection) for f in fields]
         table = qn(self.model._meta.db_table)

@@ -27,6 +27,7 @@ def clear_given_lists(table: PlannedTable, using: str) -> int:
     m2m = _m2m_field(through)
     owner_field = through._meta.get_field(m2m.m2m_field_name())
     other_field = through._meta.get_field(m2m.m2m_reverse_field_name())
+    assert isinstance(owner_field, models.ForeignKey) and isinstance(other_field, models.ForeignKey)  # a through's
     mirrored = m2m.remote_field.symmetrical and m2m.remote_field.model == m2m.model
     deleted = 0
     for batch in batched(table.data.owners(), _OWNERS_PER_DELETE):
@@ -44,5 +45,6 @@ def clear_given_lists(table: PlannedTable, using: str) -> int:
 
 
 def _m2m_field(through: type[models.Model]) -> models.ManyToManyField:
-    owner = through._meta.auto_created  # the model that declares the field
+    owner = through._meta.auto_created  # the model that declares the field (typed bool: False if not auto-created)
+    assert isinstance(owner, type) and issubclass(owner, models.Model)
     return next(f for f in owner._meta.many_to_many if f.remote_field.through is through)

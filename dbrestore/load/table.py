@@ -14,7 +14,7 @@ which ``on_batch`` only informs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import models
 
@@ -30,7 +30,11 @@ from .insert import FallbackChain, Inserter
 from .ledger import Ledger
 from .rows import PendingRow
 
-StopCheck = Callable[[], "str | None"]  # the reason to stop, or None to go on
+
+class StopCheck(Protocol):
+    """The reason to stop, or None to go on; asked at its own pace unless ``force``."""
+
+    def __call__(self, force: bool = False) -> str | None: ...
 
 
 def never_stop(force: bool = False) -> str | None:

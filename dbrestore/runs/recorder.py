@@ -130,6 +130,7 @@ class RunRecorder(BaseListener):
             RestoreRun.objects.using(using).filter(pk=self.run.pk).update(**values)
             return
         query = RestoreRun.objects.filter(pk=self.run.pk).query.chain(UpdateQuery)
+        assert isinstance(query, UpdateQuery)  # chain(klass) makes one
         query.add_update_values(values)
         query.get_compiler(connection=self._side).execute_sql(NO_RESULTS)
         self._side.queries_log.clear()  # DEBUG keeps 9,000 queries: megabytes of progress JSON

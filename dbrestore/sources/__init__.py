@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError, describe
-from ..storage import StoragePath, as_location
+from ..storage import Location, Source, StoragePath, as_location
 from .base import Backup, PositionedRow, Row, TableData
 from .bounds import require_regular_file
 from .directory import MANIFEST_NAME, file_table, open_directory, table_key
@@ -33,14 +33,14 @@ __all__ = [
 ]
 
 
-def open_single_table_file(path: Path) -> Backup:
+def open_single_table_file(path: Location) -> Backup:
     """A lone ``<table>.json`` array or ``<table>.jsonl`` file: one table named after the file."""
     table = file_table(table_key(path), path)
     return Backup(path=path, format="json-table", tables=[table])
 
 
 #: Detectors for single files, tried in order: ``(matches(path, first_byte), opener)``.
-FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]]] = [
+FILE_FORMATS: list[tuple[Callable[[Location, bytes], bool], Callable[[Location], Backup]]] = [
     (is_rejects_file, open_rejects_file),
     (is_dumpdata, open_dumpdata),
     (is_keyed_object, open_keyed_object),
@@ -48,11 +48,12 @@ FILE_FORMATS: list[tuple[Callable[[Path, bytes], bool], Callable[[Path], Backup]
 ]
 
 
-def _native(path: Path) -> Backup | None:
+def _native(path: Location) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
     the engine hands it to :mod:`dbrestore.native`."""
     if isinstance(path, StoragePath):
-        return _stored_native(path)
+        _stored_native(path)
+        return None
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
         from .directory import read_manifest
 
@@ -73,7 +74,7 @@ def _native(path: Path) -> Backup | None:
     return Backup(path=path, format=fmt, tables=[]) if fmt else None
 
 
-def _stored_native(path) -> None:
+def _stored_native(path: StoragePath) -> None:
     """pg_dump files are read by psql / pg_restore from a local path: not from a storage."""
     from .directory import read_manifest
 
@@ -85,7 +86,7 @@ def _stored_native(path) -> None:
     return None
 
 
-def open_backup(source: object) -> Backup:
+def open_backup(source: Source) -> Backup:
     """Open a backup directory or file (local, or ``storage://ALIAS/KEY``), detecting its format;
     raise a one-line error if unusable.
 
@@ -101,7 +102,7 @@ def open_backup(source: object) -> Backup:
         raise BackupFormatError(f"cannot read: {describe(exc)}", path=path) from exc
 
 
-def is_fixture(source: object) -> bool:
+def is_fixture(source: Source) -> bool:
     """Whether ``source`` is a Django ``dumpdata`` fixture, told from its first object (a source
     that cannot be read is not: opening it then says why)."""
     try:
@@ -124,10 +125,14 @@ def refuse_outputs(backup: Backup, outputs: Iterable[Path]) -> None:
             )
 
 
-def _open(path: Path | StoragePath) -> Backup:
+def _open(path: Location) -> Backup:
     stored = isinstance(path, StoragePath)
     if not path.exists():
-        what = f"no such object in storage {path.alias!r}" if stored else "no such file or directory"
+        what = (
+            f"no such object in storage {path.alias!r}"
+            if isinstance(path, StoragePath)
+            else "no such file or directory"
+        )
         raise BackupNotFoundError(f"{path}: {what}")
     if not stored and not path.is_dir():
         require_regular_file(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..exceptions import BackupFormatError, DbRestoreError, describe
+from ..storage import Location, StoragePath
 
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
@@ -44,7 +45,7 @@ class TableData:
     """One table's rows in a backup, readable as a stream as many times as needed."""
 
     key: str  # the table's name in the backup: a db_table, a model label, a file stem
-    origin: Path  # the file the rows come from, for messages
+    origin: Location  # the file the rows come from, for messages
     open_rows: Callable[[], Iterator[PositionedRow]]
     model_label: str | None = None  # when the backup says which model it is
     expected_rows: int | None = None  # from the manifest
@@ -70,13 +71,15 @@ class TableData:
         well over 100 bytes, so a smaller file holds fewer rows); an unknown size counts as big."""
         if self.expected_rows is not None:
             return self.expected_rows >= rows
+        if isinstance(self.origin, StoragePath):  # Path() of it raised TypeError: counted as big
+            return True
         try:
             return Path(self.origin).stat().st_size >= rows * 100
         except (OSError, TypeError):
             return True
 
 
-def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Path) -> Iterator[PositionedRow]:
+def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Location) -> Iterator[PositionedRow]:
     """The error boundary of every reader: whatever a reader raises that is not already one of
     dbrestore's errors becomes a :class:`BackupFormatError` naming the file and the last row read."""
     position = None
@@ -94,7 +97,7 @@ def guarded(open_rows: Callable[[], Iterator[PositionedRow]], origin: Path) -> I
 class Backup:
     """A readable backup: its tables and what it says about itself."""
 
-    path: Path
+    path: Location
     format: str
     tables: list[TableData]
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -13,20 +13,20 @@ Readers call :meth:`BoundedReader.mark` where a row ends; the row bound counts b
 from __future__ import annotations
 
 import decimal
+import io
 import lzma
 import re
 import stat
 import sys
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from .. import conf
 from ..exceptions import BackupFormatError, InputTooLargeError
-from ..storage import StoragePath
+from ..storage import Location, StoragePath
 
 #: Inflation is only judged past this many decompressed bytes: small files never trip it.
 RATIO_FLOOR = 16 * 1024**2
@@ -53,7 +53,7 @@ def _unmark_text(text: str) -> str:
 _DIGIT_MAP = bytes(ord("d") if chr(i) in "0123456789" else ord(" ") for i in range(256))
 
 
-def require_regular_file(path: Path | StoragePath) -> None:
+def require_regular_file(path: Location) -> None:
     """Refuse FIFOs, devices and sockets before opening them (reading one may never end); an
     object in a storage is always a plain object."""
     if isinstance(path, StoragePath):
@@ -80,16 +80,16 @@ class BoundedReader:
     position says how many compressed bytes produced ``offset`` bytes.
     """
 
-    def __init__(self, stream: IO[bytes], path: Path, *, raw: IO[bytes] | None = None, rows: bool = True):
+    def __init__(self, stream: IO[bytes], path: Location, *, raw: io.RawIOBase | None = None, rows: bool = True):
         self._stream = stream
         self._raw = raw
         self.path = path
         self.offset = 0  # decompressed bytes read so far
         self._mark = 0
-        self.max_row = conf.get("MAX_ROW_BYTES") if rows else None
-        self.max_ratio = conf.get("MAX_INFLATION_RATIO") if raw is not None else None
-        self._digits = digit_limit() if rows else None
-        self._digit_run = b"d" * (self._digits + 1) if self._digits else None
+        self.max_row: int | None = conf.get("MAX_ROW_BYTES") if rows else None
+        self.max_ratio: float | None = conf.get("MAX_INFLATION_RATIO") if raw is not None else None
+        self._digits: int | None = digit_limit() if rows else None
+        self._digit_run: bytes | None = b"d" * (self._digits + 1) if self._digits else None
         self._trailing_digits = 0
         self._escapes = False  # mark lone surrogate escapes (see mark_lone_surrogates)
         self._held = b""  # the last bytes read, held back until the next read (an escape may be cut there)
@@ -282,7 +282,7 @@ class BoundedReader:
         )
 
     def _check_ratio(self) -> None:
-        if self.offset <= RATIO_FLOOR:
+        if self.offset <= RATIO_FLOOR or self._raw is None or self.max_ratio is None:  # set with raw
             return
         compressed = max(self._raw.tell(), 1)
         if self.offset > self.max_ratio * compressed:
@@ -294,6 +294,8 @@ class BoundedReader:
             )
 
     def _check_digits(self, data: bytes) -> None:
+        if self._digits is None or self._digit_run is None:  # set together (rows=True)
+            return
         leading = len(data) - len(data.lstrip(_DIGITS))
         found = self._trailing_digits + leading > self._digits or self._digit_run in data.translate(_DIGIT_MAP)
         if found:
@@ -318,7 +320,7 @@ class RowCheck:
     here, to say exactly what is wrong, or let it through.
     """
 
-    def __init__(self, path: Path, *, numbers: bool = True):
+    def __init__(self, path: Location | None, *, numbers: bool = True):
         self.path = path
         self.max_digits = (conf.get("MAX_NUMBER_DIGITS") or 0) if numbers else 0
         self.max_depth = conf.get("MAX_NESTING") or 0

@@ -12,7 +12,7 @@ import orjson
 
 from .. import conf
 from ..exceptions import BackupFormatError, InputTooLargeError
-from ..storage import StoragePath
+from ..storage import Location, StoragePath
 from .base import Backup, TableData
 from .bounds import require_regular_file
 from .readers import (
@@ -29,11 +29,11 @@ FORMAT_ID = "dbrestore/1"
 DATA_SUFFIXES = (".json", *JSON_LINES_SUFFIXES)
 
 
-def is_data_file(path: Path) -> bool:
+def is_data_file(path: Location) -> bool:
     return path.is_file() and path.name != MANIFEST_NAME and data_suffix(path) in DATA_SUFFIXES
 
 
-def table_key(path: Path) -> str:
+def table_key(path: Location) -> str:
     """``users.json.gz`` -> ``users``."""
     name = path.name
     while Path(name).suffix:
@@ -41,14 +41,14 @@ def table_key(path: Path) -> str:
     return name
 
 
-def file_table(key: str, path: Path, **known: Any) -> TableData:
+def file_table(key: str, path: Location, **known: Any) -> TableData:
     """One table's rows in a data file of its own (a JSON array, or JSON Lines, which can also
     be read in blocks)."""
     blocks = JsonLinesBlocks(path) if is_json_lines_name(path) else None
     return TableData(key=key, origin=path, open_rows=functools.partial(iter_rows, path), blocks=blocks, **known)
 
 
-def read_manifest(path: Path) -> dict:
+def read_manifest(path: Location) -> dict:
     """The manifest, checked: an object of the dbrestore format, every field of the JSON type it must have."""
     require_regular_file(path)
     limit = conf.get("MAX_ROW_BYTES")
@@ -81,7 +81,7 @@ def _is_type(value: Any, expected: type | tuple[type, ...]) -> bool:
     return isinstance(value, expected) and not isinstance(value, bool)
 
 
-def _check_entry(entry: Any, index: int, path: Path) -> None:
+def _check_entry(entry: Any, index: int, path: Location) -> None:
     """One ``"tables"`` entry: ``file`` a name, the rest (when given) of their JSON types."""
 
     def wrong(message: str) -> BackupFormatError:
@@ -118,7 +118,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def check_table_file(path: Path) -> None:
+def check_table_file(path: Location) -> None:
     """A data file in a directory holds one table's rows (a JSON array, or JSON Lines of
     objects): a keyed object, a dumpdata fixture or a rejects file there is an error, not a table."""
     from .dumpdata import is_dumpdata
@@ -140,7 +140,7 @@ def check_table_file(path: Path) -> None:
         raise BackupFormatError("a rejects file, not a table's rows: restore that file on its own", path=path)
 
 
-def followed_link(path: Path | StoragePath, directory: Path | StoragePath) -> str | None:
+def followed_link(path: Location, directory: Location) -> str | None:
     """The rule for symbolic links in a backup directory, plain or with a manifest: a data file
     that is a link (or under one) is followed when what it points at is a file of the directory
     itself, and then named in the report's warnings; one pointing anywhere else is refused.
@@ -155,7 +155,7 @@ def followed_link(path: Path | StoragePath, directory: Path | StoragePath) -> st
     return f"{path}: a link to {target.name} in the backup directory, followed"
 
 
-def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_path: Path) -> str | None:
+def _data_file_problem(data_path: Location, name: str, directory: Location, manifest_path: Location) -> str | None:
     if data_path.resolve().parent != directory.resolve():
         return f"file {name!r} is outside the backup"
     if data_path.resolve() == manifest_path.resolve():
@@ -167,7 +167,7 @@ def _data_file_problem(data_path: Path, name: str, directory: Path, manifest_pat
     return None
 
 
-def open_manifest_directory(directory: Path) -> Backup:
+def open_manifest_directory(directory: Location) -> Backup:
     manifest_path = directory / MANIFEST_NAME
     manifest = read_manifest(manifest_path)
     tables, notes = [], []
@@ -193,7 +193,7 @@ def open_manifest_directory(directory: Path) -> Backup:
     return Backup(path=directory, format="dbrestore", tables=tables, metadata=metadata, notes=notes)
 
 
-def open_plain_directory(directory: Path) -> Backup:
+def open_plain_directory(directory: Location) -> Backup:
     candidates = sorted(
         path for path in directory.iterdir() if path.name != MANIFEST_NAME and data_suffix(path) in DATA_SUFFIXES
     )
@@ -211,7 +211,7 @@ def open_plain_directory(directory: Path) -> Backup:
     return Backup(path=directory, format="json-directory", tables=tables, notes=notes)
 
 
-def open_directory(directory: Path) -> Backup:
+def open_directory(directory: Location) -> Backup:
     if (directory / MANIFEST_NAME).exists():
         return open_manifest_directory(directory)
     return open_plain_directory(directory)

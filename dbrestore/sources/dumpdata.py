@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ijson
@@ -23,24 +22,26 @@ import orjson
 from django.apps import apps
 from django.db import models
 
+from ..djangotypes import concrete_model, through_model
 from ..exceptions import BackupFormatError
+from ..storage import Location
 from .base import Backup, PositionedRow, TableData, UnreadableRow
 from .bounds import PARSER_BUFFER
 from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
 
 
-def _is_json_lines(path: Path) -> bool:
+def _is_json_lines(path: Location) -> bool:
     """Told by the content, as dumpdata writes them: an array starts with ``[``, JSON Lines with ``{``."""
     return first_significant_byte(path) == b"{"
 
 
-def _objects(path: Path) -> Iterator[PositionedRow]:
+def _objects(path: Location) -> Iterator[PositionedRow]:
     if _is_json_lines(path):
         return iter_json_lines(path)
     return iter_json_array(path)
 
 
-def _first_object(path: Path, first: bytes) -> dict | None:
+def _first_object(path: Location, first: bytes) -> dict | None:
     with open_binary(path) as stream:
         try:
             if first == b"{":
@@ -56,14 +57,14 @@ def _first_object(path: Path, first: bytes) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def is_dumpdata(path: Path, first: bytes) -> bool:
+def is_dumpdata(path: Location, first: bytes) -> bool:
     if first not in (b"[", b"{"):
         return False
     obj = _first_object(path, first)
     return obj is not None and isinstance(obj.get("model"), str) and isinstance(obj.get("fields"), dict)
 
 
-def _label_of(obj: dict, path: Path, position: int) -> str:
+def _label_of(obj: dict, path: Location, position: int) -> str:
     """The lower-cased model label of a dumpdata object; anything but such an object is an error."""
     if not isinstance(obj.get("model"), str) or not isinstance(obj.get("fields"), dict):
         raise BackupFormatError(
@@ -83,7 +84,7 @@ def _is_composite(model: type[models.Model]) -> bool:
     return not model._meta.pk.concrete
 
 
-def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iterator[PositionedRow]:
+def _model_rows(path: Location, labels: frozenset[str], concrete_label: str) -> Iterator[PositionedRow]:
     """The rows of one table: the objects of its model and of its proxies."""
     model = apps.get_model(concrete_label)
     pk_name = None if _is_composite(model) else model._meta.pk.attname
@@ -102,7 +103,7 @@ def _model_rows(path: Path, labels: frozenset[str], concrete_label: str) -> Iter
         yield position, (UnreadableRow(row, bad) if bad else row)
 
 
-def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int) -> None:
+def _composite_pk_values(model, obj: dict, row: dict, path: Location, position: int) -> None:
     """A composite primary key: dumpdata writes its parts as fields too, and ``pk`` as a list."""
     parts = model._meta.pk.fields
     value = obj["pk"]
@@ -116,7 +117,9 @@ def _composite_pk_values(model, obj: dict, row: dict, path: Path, position: int)
         row.setdefault(part.name, item)
 
 
-def _m2m_owners(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[tuple[int, Any, list]]:
+def _m2m_owners(
+    path: Location, labels: frozenset[str], field: models.ManyToManyField
+) -> Iterator[tuple[int, Any, list]]:
     """``(position, owner, values)`` for each object that gives this many-to-many field: its
     list, and its owner's pk (or natural key, with --natural-primary)."""
     for position, obj in _objects(path):
@@ -142,7 +145,7 @@ def _m2m_owners(path: Path, labels: frozenset[str], field: models.ManyToManyFiel
         yield position, owner, values
 
 
-def _through_rows(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
+def _through_rows(path: Location, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
     source = field.m2m_field_name()  # the through table's FK to the model that declares the field
     target = field.m2m_reverse_field_name()
     # A symmetrical M2M to self holds both directions, as loaddata's ``set()`` writes them (a
@@ -158,7 +161,7 @@ def _through_rows(path: Path, labels: frozenset[str], field: models.ManyToManyFi
                 yield position, {source: value, target: owner}
 
 
-def _owner_rows(path: Path, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
+def _owner_rows(path: Location, labels: frozenset[str], field: models.ManyToManyField) -> Iterator[PositionedRow]:
     """The owners whose list the fixture gives, as ``{through FK column: owner}`` rows."""
     source = field.m2m_field_name()
     for position, owner, _ in _m2m_owners(path, labels, field):
@@ -185,15 +188,16 @@ def _natural_key_of(model: type[models.Model], obj: dict) -> list | NoOwner:
             if f.name not in obj["fields"]:
                 continue
             value = obj["fields"][f.name]
-            if f.is_relation and isinstance(value, list):
-                manager = f.remote_field.model._default_manager
+            if f.remote_field is not None and isinstance(value, list):  # (f.is_relation)
+                manager: Any = f.remote_field.model._default_manager  # Any: get_by_natural_key is the project's
                 value = manager.get_by_natural_key(*value)
                 values[f.name] = value
             else:
                 values[f.attname] = f.to_python(value)
         if not hasattr(model, "natural_key"):
             raise ValueError(f"{model._meta.label} has no natural_key()")
-        return list(model(**values).natural_key())
+        instance: Any = model(**values)  # Any: natural_key() is the project's method
+        return list(instance.natural_key())
     except Exception as exc:
         return NoOwner(
             None,
@@ -225,7 +229,7 @@ def _m2m_names(model: type[models.Model], obj: dict) -> set[str]:
     return {f.name for f in model._meta.many_to_many if isinstance(obj["fields"].get(f.name), list)}
 
 
-def open_dumpdata(path: Path) -> Backup:
+def open_dumpdata(path: Location) -> Backup:
     """One pass to learn the models (and check the M2M values), then a table per model."""
     found: dict[str, dict] = {}
     for position, obj in _objects(path):
@@ -247,7 +251,7 @@ def open_dumpdata(path: Path) -> Backup:
         if model is None:
             tables.append(TableData(key=label, origin=path, open_rows=lambda: iter(()), model_label=None))
             continue
-        by_concrete.setdefault(model._meta.concrete_model, set()).add(label)
+        by_concrete.setdefault(concrete_model(model), set()).add(label)
     # An M2M table is filled from the objects of every model that has the field: the model that
     # declares it, its proxies and its multi-table children (their pk is the owner's).
     by_field: dict[models.ManyToManyField, set[str]] = {}
@@ -263,10 +267,10 @@ def open_dumpdata(path: Path) -> Backup:
         )
         for label in labels:
             for field in concrete._meta.many_to_many:
-                if field.name in found[label]["m2m"] and field.remote_field.through._meta.auto_created:
+                if field.name in found[label]["m2m"] and through_model(field)._meta.auto_created:
                     by_field.setdefault(field, set()).add(label)
     for field, labels in by_field.items():
-        through = field.remote_field.through
+        through = through_model(field)
         tables.append(
             TableData(
                 key=through._meta.db_table,

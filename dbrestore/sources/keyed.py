@@ -7,11 +7,11 @@ tables (and reads ``metadata``), then each table's array is streamed on its own 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import ijson
 
 from ..exceptions import BackupFormatError, first_line
+from ..storage import Location
 from .base import Backup, TableData
 from .bounds import PARSER_BUFFER
 from .readers import is_json_lines_name, iter_json_array, open_binary
@@ -19,11 +19,11 @@ from .readers import is_json_lines_name, iter_json_array, open_binary
 METADATA_KEY = "metadata"
 
 
-def is_keyed_object(path: Path, first: bytes) -> bool:
+def is_keyed_object(path: Location, first: bytes) -> bool:
     return first == b"{" and not is_json_lines_name(path)
 
 
-def _scan(path: Path) -> tuple[list[str], dict]:
+def _scan(path: Location) -> tuple[list[str], dict]:
     """The top-level keys whose values are arrays, and the metadata object."""
     tables: list[str] = []
     seen: set[str] = set()
@@ -52,7 +52,7 @@ def _scan(path: Path) -> tuple[list[str], dict]:
     return tables, metadata
 
 
-def open_keyed_object(path: Path) -> Backup:
+def open_keyed_object(path: Location) -> Backup:
     tables, metadata = _scan(path)
     if not tables:
         raise BackupFormatError("a JSON object with no table arrays in it", path=path)

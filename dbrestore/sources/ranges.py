@@ -45,11 +45,13 @@ def splittable(data: TableData) -> bool:
 def line_ranges(data: TableData, chunk_bytes: int) -> list[ByteRange]:
     """The table's file cut into ranges of about ``chunk_bytes`` ending on a newline (one range,
     the whole file, when it cannot be split or is small)."""
-    if not splittable(data) or chunk_bytes <= 0 or data.origin.stat().st_size <= chunk_bytes:
+    path = data.origin
+    # (a StoragePath is not splittable)
+    if not splittable(data) or isinstance(path, StoragePath) or chunk_bytes <= 0 or path.stat().st_size <= chunk_bytes:
         return [(0, None, 1)]
     ranges: list[ByteRange] = []
     start, line = 0, 1
-    with open(data.origin, "rb") as stream:
+    with open(path, "rb") as stream:
         while True:
             newlines, end = _scan(stream, start, start + chunk_bytes)
             if end is None:
@@ -119,4 +121,6 @@ def range_rows(data: TableData, start: int, end: int | None, first_line: int) ->
     """The rows of one range of the table's file (all its rows for the range ``(0, None, 1)``)."""
     if start == 0 and end is None:
         return data.rows()
-    return guarded(functools.partial(_range_rows, data.origin, start, end, first_line), data.origin)
+    origin = data.origin
+    assert isinstance(origin, Path), "only local files are cut into ranges (see splittable)"
+    return guarded(functools.partial(_range_rows, origin, start, end, first_line), origin)

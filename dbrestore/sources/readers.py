@@ -15,13 +15,14 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import ijson
 import orjson
 
 from .. import conf, layers
 from ..exceptions import BackupFormatError, first_line
-from ..storage import StoragePath
+from ..storage import Location, StoragePath
 from .base import PositionedRow, UnreadableRow, guarded
 from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
@@ -102,7 +103,7 @@ def _deep_line(line: bytes):
             elif event == "map_key":
                 keys.append(value)
             elif event in ("start_map", "start_array"):
-                container = {} if event == "start_map" else []
+                container: dict[str, Any] | list[Any] = {} if event == "start_map" else []
                 if stack:
                     _add(stack[-1], keys, container)
                 else:
@@ -129,24 +130,24 @@ def _add(container, keys: list, value) -> None:
         container.append(value)
 
 
-def compression_suffix(path: Path) -> str | None:
+def compression_suffix(path: Location) -> str | None:
     return layers.compression_suffix(path)
 
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 
 
-def data_suffix(path: Path) -> str:
+def data_suffix(path: Location) -> str:
     """``.json`` or ``.jsonl`` (or another) ignoring compression and encryption suffixes."""
     return Path(layers.content_name(path)).suffix.lower()
 
 
-def is_json_lines_name(path: Path) -> bool:
+def is_json_lines_name(path: Location) -> bool:
     """Named as JSON Lines (``.jsonl`` or ``.ndjson``, under any compression or encryption suffix)."""
     return data_suffix(path) in JSON_LINES_SUFFIXES
 
 
-def open_binary(path: Path | StoragePath, *, rows: bool = True) -> BoundedReader:
+def open_binary(path: Location, *, rows: bool = True) -> BoundedReader:
     """Open a data file (a local path or a stored object) for reading, decrypting ``.gpg`` and
     decompressing ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` as a stream, through
     :class:`BoundedReader` (``rows=False``: no row or digit bounds, for hashing)."""
@@ -159,13 +160,13 @@ def open_binary(path: Path | StoragePath, *, rows: bool = True) -> BoundedReader
     return BoundedReader(stream, path, raw=compressed, rows=rows)
 
 
-def iter_json_lines(path: Path) -> Iterator[PositionedRow]:
+def iter_json_lines(path: Location) -> Iterator[PositionedRow]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file."""
     with open_binary(path) as stream:
         yield from iter_json_lines_stream(stream, path)
 
 
-def iter_json_lines_stream(stream: BoundedReader, path: Path, first_line: int = 1) -> Iterator[PositionedRow]:
+def iter_json_lines_stream(stream: BoundedReader, path: Location, first_line: int = 1) -> Iterator[PositionedRow]:
     """The rows of JSON Lines read from ``stream``, numbered from ``first_line`` (a chunk of a
     file starts on a later line, see :mod:`.ranges`)."""
     return rows_of_lines(stream.lines(), path, first_line)
@@ -175,7 +176,7 @@ class JsonLinesBlocks:
     """A JSON Lines file read as blocks of whole lines, each parsed on its own (in another
     process, see :mod:`dbrestore.load.forked`) into exactly the rows :func:`iter_json_lines` reads."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Location):
         self.path = path
 
     def blocks(self, size: int) -> Iterator[tuple[int, bytes]]:
@@ -195,7 +196,7 @@ class JsonLinesBlocks:
         return rows_of_lines(io.BytesIO(block), self.path, first_line)  # lines as readline cuts them
 
 
-def rows_of_lines(lines: Iterable[bytes], path: Path, first_line: int) -> Iterator[PositionedRow]:
+def rows_of_lines(lines: Iterable[bytes], path: Location, first_line: int) -> Iterator[PositionedRow]:
     """Each non-blank line parsed (as ``json.loads``, at orjson's speed), numbered from ``first_line``."""
     check = RowCheck(path, numbers=False)
     deep_enough = 2 * check.max_depth if check.max_depth else float("inf")  # a shorter line cannot nest deeper
@@ -217,13 +218,13 @@ def rows_of_lines(lines: Iterable[bytes], path: Path, first_line: int) -> Iterat
         yield line_number, row
 
 
-def iter_json_array(path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+def iter_json_array(path: Location, prefix: str = "item") -> Iterator[PositionedRow]:
     """Yield ``(row_number, object)`` for each item of a JSON array (or of the array at ``prefix``)."""
     with open_binary(path) as stream:
         yield from iter_json_array_stream(stream, path, prefix)
 
 
-def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "item") -> Iterator[PositionedRow]:
+def iter_json_array_stream(stream: BoundedReader, path: Location, prefix: str = "item") -> Iterator[PositionedRow]:
     position = 0
     check = RowCheck(path)
     try:
@@ -249,14 +250,14 @@ def iter_json_array_stream(stream: BoundedReader, path: Path, prefix: str = "ite
         ) from exc
 
 
-def iter_rows(path: Path) -> Iterator[PositionedRow]:
+def iter_rows(path: Location) -> Iterator[PositionedRow]:
     """Rows of a ``.jsonl`` or ``.json`` data file (either optionally compressed)."""
     if is_json_lines_name(path):
         return iter_json_lines(path)
     return iter_json_array(path)
 
 
-def first_significant_byte(path: Path) -> bytes:
+def first_significant_byte(path: Location) -> bytes:
     """The first non-whitespace byte of a (possibly compressed) file, ``b""`` when empty."""
     with open_binary(path) as stream:
         while chunk := stream.read(4096):

@@ -7,12 +7,13 @@ Each line of a rejects file (``dbrestore.rejects``) holds ``model``, ``table``, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 
 from ..exceptions import BackupFormatError
+from ..storage import Location
 from .base import Backup, PositionedRow, TableData
 from .readers import is_json_lines_name, iter_json_lines, loads_line, open_binary
 
@@ -20,7 +21,7 @@ REJECT_KEYS = {"model", "table", "row", "reason"}
 KINDS = ("rejected", "skipped")
 
 
-def is_rejects_file(path: Path, first: bytes) -> bool:
+def is_rejects_file(path: Location, first: bytes) -> bool:
     """A JSON Lines file whose first line is a rejects record."""
     if first != b"{" or not is_json_lines_name(path):
         return False
@@ -33,7 +34,7 @@ def is_rejects_file(path: Path, first: bytes) -> bool:
     return isinstance(record, dict) and REJECT_KEYS <= set(record) and isinstance(record.get("row"), dict)
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
+def _records(path: Location) -> Iterator[tuple[int, dict]]:
     """The ``"kind": "rejected"`` records, each checked: a model label, a table name, a row object."""
     for line_number, record in iter_json_lines(path):
         kind = record.get("kind", "rejected")
@@ -59,18 +60,18 @@ def _record_problem(record: dict) -> str | None:
     return None
 
 
-def _rows_of(path: Path, model: str) -> Iterator[PositionedRow]:
+def _rows_of(path: Location, model: str) -> Iterator[PositionedRow]:
     for line_number, record in _records(path):
         if record["model"] == model:
             yield line_number, record["row"]
 
 
-def open_rejects_file(path: Path) -> Backup:
+def open_rejects_file(path: Location) -> Backup:
     models: dict[str, str] = {}
     for _, record in _records(path):
         models.setdefault(record["model"], record.get("table") or record["model"])
     tables = [
-        TableData(key=table, origin=path, open_rows=lambda model=model: _rows_of(path, model), model_label=model)
+        TableData(key=table, origin=path, open_rows=functools.partial(_rows_of, path, model), model_label=model)
         for model, table in models.items()
     ]
     return Backup(path=path, format="rejects", tables=tables)

@@ -133,7 +133,9 @@ class TaggedItem(models.Model):
 
 class Club(models.Model):
     name = models.CharField(max_length=50)
-    members = models.ManyToManyField("Member", through="Membership", related_name="clubs")
+    members: "models.ManyToManyField[Member, Membership]" = models.ManyToManyField(
+        "Member", through="Membership", related_name="clubs"
+    )
 
 
 class Member(models.Model):

@@ -7,9 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import IO
 
 import orjson
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from dbrestore.discovery import backup_root, human_size, list_backups, resolve_source
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
@@ -21,6 +22,7 @@ from dbrestore.progress import ConsoleProgress
 from dbrestore.report import PARTIAL, SUCCEEDED
 from dbrestore.resume import resumable_run
 from dbrestore.service import restore, resume, rollback_source
+from dbrestore.storage import Location, StoragePath
 
 EXIT_PARTIAL = 3
 NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
@@ -80,7 +82,7 @@ class Command(BaseCommand):
             if options["wait"]:
                 raise CommandError("--wait waits for a queued restore: use it with --async or --distribute")
             # tqdm needs the raw stream: Django's OutputWrapper adds a newline to every write.
-            progress = ConsoleProgress(self.stderr._out, verbosity=verbosity)
+            progress = ConsoleProgress(_stream(self.stderr), verbosity=verbosity)
             result = restore(source, listeners=[progress], requested_by=_who(), **restore_options)
         except DbRestoreError as exc:
             raise CommandError(str(exc)) from exc
@@ -98,7 +100,7 @@ class Command(BaseCommand):
         defaults = as_restore_options({**options, **self._defaults})
         given = {name: value for name, value in as_restore_options(options).items() if value != defaults[name]}
         given.pop("atomic", None)  # a resumed run is --no-atomic, said or not
-        progress = ConsoleProgress(self.stderr._out, verbosity=options["verbosity"])
+        progress = ConsoleProgress(_stream(self.stderr), verbosity=options["verbosity"])
         try:
             source = resolve_source(options["source"], storage=options["storage"]) if options["source"] else None
             if options["run_async"] or options["distribute"]:  # as the admin's Resume button: through RQ
@@ -132,7 +134,7 @@ class Command(BaseCommand):
             return
         from dbrestore.distribute import wait as wait_for
 
-        run = wait_for(run, self.stderr._out if verbosity >= 1 else io.StringIO())
+        run = wait_for(run, _stream(self.stderr) if verbosity >= 1 else io.StringIO())
         for error in run.errors if verbosity >= 1 else ():
             self.stdout.write(self.style.ERROR(f"error: {error}"))
         if run.status != SUCCEEDED:
@@ -146,7 +148,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _source(self, options) -> Path:
+    def _source(self, options) -> Location:
         """The backup to restore: a path, a name in BACKUP_DIR, --latest, --rollback, or a menu."""
         try:
             if options["rollback"] is not None:
@@ -164,7 +166,7 @@ class Command(BaseCommand):
             return self._menu(backups)
         raise CommandError(self.no_source_message)
 
-    def _menu(self, backups) -> Path:
+    def _menu(self, backups) -> Location:
         self._print_backups(backups, numbered=True)
         answer = self._ask(f"Restore which backup? [1-{len(backups)}, Enter to cancel]: ").strip()
         if not answer.isdigit() or not 1 <= int(answer) <= len(backups):
@@ -250,7 +252,13 @@ class Command(BaseCommand):
         )
 
 
-def _report_path(value: str | None, source: Path) -> Path | None:
+def _stream(wrapper: OutputWrapper) -> IO[str]:
+    """The stream a command's OutputWrapper writes to (its ``_out``, which the stubs do not declare)."""
+    stream: IO[str] = getattr(wrapper, "_out")  # noqa: B009  # typed by the stubs as a method
+    return stream
+
+
+def _report_path(value: str | None, source: Location) -> Path | None:
     """``--report-json``, checked before the restore: its folder exists and is writable, and it is
     not the backup (nor inside it)."""
     if not value:
@@ -263,6 +271,8 @@ def _report_path(value: str | None, source: Path) -> Path | None:
         raise CommandError(f"--report-json {value}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise CommandError(f"--report-json {value}: not writable")
+    if isinstance(source, StoragePath):  # a local file cannot be the stored backup
+        return path
     resolved, backup = path.resolve(), Path(source).expanduser().resolve()
     if resolved == backup or backup in resolved.parents:
         raise CommandError(f"--report-json {value}: would overwrite the backup being restored")
