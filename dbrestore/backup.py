@@ -28,11 +28,11 @@ from django.utils.encoding import is_protected_type
 
 from . import crypto, native
 from .convert import converts_as_django
-from .crypto import EncryptingWriter, check_recipients
+from .crypto import EncryptingWriter, Sink, check_recipients
 from .djangotypes import column_of
 from .exceptions import BackupWriteError, RestoreConfigError
 from .jsonvalues import encode_value
-from .layers import COMPRESSIONS, Sink, compressing
+from .layers import COMPRESSIONS, compressing
 from .plan import backup_models
 from .sources.directory import FORMAT_ID, MANIFEST_NAME
 from .storage import Location, StoragePath, StorageWriter, as_location

@@ -17,14 +17,11 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from . import conf
 from .exceptions import EncryptionError
 from .parsing import split_commas
-
-if TYPE_CHECKING:  # layers imports this module
-    from .layers import Sink
 
 SUFFIX = ".gpg"
 _CHUNK = 1024 * 1024
@@ -73,6 +70,16 @@ def check_recipients(recipients: list[str]) -> None:
                     f"no public key for GPG recipient {recipient!r} in the keyring "
                     f"({_stderr_line(stderr)}); import it or check GNUPGHOME"
                 )
+
+
+class Sink(Protocol):
+    """A writable binary stream: a file, a storage writer, a compressor, gpg."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _GpgPipe(io.RawIOBase):

@@ -14,9 +14,10 @@ import io
 import lzma
 from collections.abc import Callable
 from pathlib import PurePath
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from . import crypto
+from .crypto import Sink
 from .exceptions import MissingExtraError
 
 READ_BUFFER = 1024 * 1024
@@ -167,16 +168,6 @@ def open_layers(path: Any) -> tuple[IO[bytes], io.RawIOBase | None]:
         stream.close()
         raise
     return stream, compressed
-
-
-class Sink(Protocol):
-    """A writable binary stream: a file, a storage writer, a compressor, gpg."""
-
-    def write(self, data: bytes, /) -> int: ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class _ZstdSink(io.RawIOBase):

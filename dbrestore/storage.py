@@ -25,85 +25,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias, overload
 
-from . import conf
-from .exceptions import BackupNotFoundError, MissingExtraError, RestoreConfigError, StorageError
-from .exceptions import describe as describe_error
+from .exceptions import BackupNotFoundError, StorageError
+from .storage_backends import configured_alias, describe, get_storage, is_missing, is_s3, storage_faults
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SCHEME",
+    "Location",
+    "Source",
+    "StoragePath",
+    "StorageWriter",
+    "as_location",
+    "configured_alias",
+    "get_storage",
+    "is_s3",
+    "storage_root",
+]
 
 SCHEME = "storage://"
 READ_BUFFER = 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024  # bytes per multipart upload part (S3's minimum is 5 MB)
-
-
-def configured_alias(override: str | None = None) -> str | None:
-    """The storage alias backups live in: ``override`` (``--storage``), else
-    ``DBRESTORE["STORAGE"]``; None means the local ``BACKUP_DIR``."""
-    from django.conf import settings
-
-    alias = override or conf.get("STORAGE")
-    if not alias:
-        return None
-    if alias not in getattr(settings, "STORAGES", {}):
-        known = ", ".join(getattr(settings, "STORAGES", {})) or "none"
-        raise RestoreConfigError(f"unknown storage alias {alias!r} (settings.STORAGES has: {known})")
-    return alias
-
-
-def get_storage(alias: str):
-    from django.conf import settings
-    from django.core.files.storage import InvalidStorageError, storages
-
-    try:
-        return storages[alias]
-    except InvalidStorageError as exc:
-        backend = str(settings.STORAGES.get(alias, {}).get("BACKEND", ""))
-        if backend.startswith("storages.") and isinstance(exc.__cause__, ImportError):
-            raise MissingExtraError(f"the storage {alias!r} ({backend})", "s3", "django-storages and boto3") from None
-        raise RestoreConfigError(f"storage {alias!r}: {exc}") from None
-
-
-def is_s3(storage: Any) -> bool:
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # django-storages without boto3
-        return False
-    return isinstance(storage, S3Storage)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line reason for a storage fault."""
-    try:
-        from botocore.exceptions import ClientError
-    except ImportError:
-        ClientError = ()
-    if ClientError and isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if str(code) in ("404", "NoSuchKey", "NotFound"):
-            return "no such object"
-        if str(code) in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return f"access denied ({code})"
-        if str(code) == "NoSuchBucket":
-            return f"no such bucket ({error.get('BucketName') or '?'})"
-        return f"{code}: {error.get('Message') or exc}"
-    return describe_error(exc)
-
-
-def _storage_faults() -> tuple[type[BaseException], ...]:
-    faults: list[type[BaseException]] = [OSError]
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from urllib3.exceptions import HTTPError
-
-        faults += [BotoCoreError, ClientError, HTTPError]
-    except ImportError:
-        pass
-    return tuple(faults)
-
-
-def _is_missing(exc: BaseException) -> bool:
-    return isinstance(exc, FileNotFoundError) or describe(exc) == "no such object"
 
 
 @dataclass(frozen=True, order=True)  # ordered: a folder's objects are sorted, as Paths are
@@ -163,7 +105,7 @@ class StoragePath:
     def guarded(self, what: str, function, *args):
         try:
             return function(*args)
-        except _storage_faults() as exc:
+        except storage_faults() as exc:
             raise StorageError(f"{self}: cannot {what}: {describe(exc)}") from exc
 
     def is_file(self) -> bool:
@@ -239,7 +181,7 @@ class _StreamingBody(io.RawIOBase):
     def readinto(self, buffer) -> int:
         try:
             data = self._body.read(len(buffer))
-        except _storage_faults() as exc:
+        except storage_faults() as exc:
             raise OSError(f"connection to storage {self._path.alias!r} lost: {describe(exc)}") from exc
         buffer[: len(data)] = data
         return len(data)
@@ -263,8 +205,8 @@ def open_reader(path: StoragePath, buffering: int = READ_BUFFER) -> IO[bytes]:
             return io.BufferedReader(_StreamingBody(path, body), buffer_size=buffering)
         # Other storages: their own file object (FileSystemStorage's streams from disk).
         return io.BufferedReader(_StreamingBody(path, storage.open(path.key, "rb")), buffer_size=buffering)
-    except _storage_faults() as exc:
-        if _is_missing(exc):
+    except storage_faults() as exc:
+        if is_missing(exc):
             raise BackupNotFoundError(f"{path}: no such object in storage {path.alias!r}") from exc
         raise StorageError(f"{path}: cannot read: {describe(exc)}") from exc
 
@@ -323,7 +265,7 @@ class _S3MultipartWriter(io.RawIOBase):
         if self._upload is not None:
             try:
                 self._upload.abort()
-            except _storage_faults():
+            except storage_faults():
                 logger.warning("Could not abort the multipart upload of %s", self._path)
             self._upload = None
         self._buffer = bytearray()
@@ -379,7 +321,7 @@ class StorageWriter(io.BufferedIOBase):
     def write(self, data) -> int:
         try:
             return self._raw.write(data)
-        except _storage_faults() as exc:
+        except storage_faults() as exc:
             self.abort()
             raise StorageError(f"{self._path}: cannot write: {describe(exc)}") from exc
 
@@ -388,7 +330,7 @@ class StorageWriter(io.BufferedIOBase):
             return
         try:
             self._raw.close()
-        except _storage_faults() as exc:
+        except storage_faults() as exc:
             raise StorageError(f"{self._path}: cannot write: {describe(exc)}") from exc
         finally:
             super().close()
@@ -402,7 +344,7 @@ class StorageWriter(io.BufferedIOBase):
 def open_writer(path: StoragePath) -> StorageWriter:
     try:
         return StorageWriter(path)
-    except _storage_faults() as exc:
+    except storage_faults() as exc:
         raise StorageError(f"{path}: cannot write: {describe(exc)}") from exc
 
 

@@ -99,7 +99,7 @@ def _model_rows(path: Location, labels: frozenset[str], concrete_label: str) -> 
                 row[pk_name] = obj["pk"]
             else:
                 _composite_pk_values(model, obj, row, path, position)
-        bad = _bad_m2m(model, obj)
+        bad = obj.reason if obj.__class__ is UnreadableRow else _bad_m2m(model, obj)
         yield position, (UnreadableRow(row, bad) if bad else row)
 
 
@@ -128,8 +128,8 @@ def _m2m_owners(
             continue
         model = apps.get_model(label)
         values = obj.get("fields", {}).get(field.name)
-        if not isinstance(values, list) or _bad_m2m(model, obj):  # the object is rejected: see _model_rows
-            continue
+        if not isinstance(values, list) or obj.__class__ is UnreadableRow or _bad_m2m(model, obj):
+            continue  # the object is rejected: see _model_rows
         owner = obj.get("pk")
         if model._meta.concrete_model is not field.model:
             # loaddata drops it without a word (the child's instance has no value for the
