@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +13,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
+
+from dbrestore.sources.readers import loads_line
 
 ROOT = Path(__file__).resolve().parent.parent
 REALAPPS_SETTINGS = "restoreproject.settings_realapps"
@@ -215,3 +220,37 @@ def keyring(gpg_home, monkeypatch):
     """gpg (and so dbrestore) uses the throwaway keyring."""
     monkeypatch.setenv("GNUPGHOME", str(gpg_home))
     return gpg_home
+
+
+@pytest.fixture
+def restore_outcome(tmp_path):
+    """Run ``restore_backup PATH --noinput --no-safety-backup [ARGS]`` as a user would, and give
+    what the user sees: ``(exit status, message, JSON report, rejects file's records)`` (each
+    call its own report and rejects file)."""
+    calls = itertools.count(1)
+
+    def run(path, *args: str) -> tuple[int, str, dict, list[dict]]:
+        n = next(calls)
+        report, rejects = tmp_path / f"report-{n}.json", tmp_path / f"rejects-{n}.jsonl"
+        try:
+            call_command(
+                "restore_backup",
+                str(path),
+                "--noinput",
+                "--no-safety-backup",
+                "--report-json",
+                str(report),
+                "--rejects-file",
+                str(rejects),
+                *args,
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+            )
+            status, message = 0, ""
+        except CommandError as exc:
+            status, message = exc.returncode, str(exc)
+        reported = json.loads(report.read_text()) if report.exists() else {}
+        rejected = [loads_line(line) for line in rejects.read_bytes().splitlines()] if rejects.exists() else []
+        return status, message, reported, rejected
+
+    return run

@@ -6,58 +6,39 @@ traceback."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import MultipleObjectsReturned
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
-from dbrestore.sources.readers import loads_line
 from restoreproject.fidelity.models import NaturalManager, Person
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def restore(objects: list[dict], tmp_path: Path) -> tuple[int, str, dict, list[dict]]:
-    path, report, rejects = tmp_path / "fixture.json", tmp_path / "report.json", tmp_path / "rejects.jsonl"
+def fixture(objects: list[dict], tmp_path: Path) -> Path:
+    path = tmp_path / "fixture.json"
     path.write_text(json.dumps(objects))
-    try:
-        call_command(
-            "restore_backup",
-            str(path),
-            "--noinput",
-            "--no-safety-backup",
-            "--report-json",
-            str(report),
-            "--rejects-file",
-            str(rejects),
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
-        status, message = 0, ""
-    except CommandError as exc:
-        status, message = exc.returncode, str(exc)
-    rejected = [loads_line(line) for line in rejects.read_bytes().splitlines()] if rejects.exists() else []
-    return status, message, json.loads(report.read_text()) if report.exists() else {}, rejected
+    return path
 
 
-def test_a_permission_of_a_content_type_that_does_not_exist_is_a_reject(tmp_path):
-    status, message, report, rejects = restore(
-        [
-            {
-                "model": "auth.group",
-                "pk": 1,
-                "fields": {
-                    "name": "editors",
-                    "permissions": [["add_x", "noapp", "nomodel"], ["change_person", "fidelity", "person"]],
+def test_a_permission_of_a_content_type_that_does_not_exist_is_a_reject(tmp_path, restore_outcome):
+    status, message, report, rejects = restore_outcome(
+        fixture(
+            [
+                {
+                    "model": "auth.group",
+                    "pk": 1,
+                    "fields": {
+                        "name": "editors",
+                        "permissions": [["add_x", "noapp", "nomodel"], ["change_person", "fidelity", "person"]],
+                    },
                 },
-            },
-        ],
-        tmp_path,
+            ],
+            tmp_path,
+        )
     )
     assert status == 3, message
     assert list(Group.objects.get().permissions.values_list("codename", flat=True)) == ["change_person"]
@@ -79,39 +60,45 @@ def test_a_permission_of_a_content_type_that_does_not_exist_is_a_reject(tmp_path
         (KeyError("name"), "could not be looked up: KeyError"),
     ],
 )
-def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypatch, raised, reason):
+def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypatch, raised, reason, restore_outcome):
     def get_by_natural_key(self, name):
         if name == "ann":
             raise raised
         return self.get(name=name)
 
     monkeypatch.setattr(NaturalManager, "get_by_natural_key", get_by_natural_key)
-    status, message, _, rejects = restore(
-        [
-            {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
-            {"model": "fidelity.country", "pk": 1, "fields": {"name": "France", "capital": None}},
-            {"model": "fidelity.city", "pk": 1, "fields": {"name": "Paris", "country": ["France"]}},
-            {
-                "model": "fidelity.taggeditem",
-                "pk": 1,
-                "fields": {"content_type": ["fidelity", "person"], "object_id": 1, "tag": "t"},
-            },
-            {
-                "model": "admin.logentry",
-                "pk": 1,
-                "fields": {
-                    "action_time": "2020-01-02T03:04:05",
-                    "user": None,
-                    "content_type": ["fidelity", "person"],
-                    "object_id": "1",
-                    "object_repr": "x",
-                    "action_flag": 1,
-                    "change_message": "",
+    status, message, _, rejects = restore_outcome(
+        fixture(
+            [
+                {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
+                {"model": "fidelity.country", "pk": 1, "fields": {"name": "France", "capital": None}},
+                {"model": "fidelity.city", "pk": 1, "fields": {"name": "Paris", "country": ["France"]}},
+                {
+                    "model": "fidelity.taggeditem",
+                    "pk": 1,
+                    "fields": {"content_type": ["fidelity", "person"], "object_id": 1, "tag": "t"},
                 },
-            },
-            {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [["ann"], ["bob"]]}},
-        ],
-        tmp_path,
+                {
+                    "model": "admin.logentry",
+                    "pk": 1,
+                    "fields": {
+                        "action_time": "2020-01-02T03:04:05",
+                        "user": None,
+                        "content_type": ["fidelity", "person"],
+                        "object_id": "1",
+                        "object_repr": "x",
+                        "action_flag": 1,
+                        "change_message": "",
+                    },
+                },
+                {
+                    "model": "fidelity.member",
+                    "pk": 1,
+                    "fields": {"name": "m", "friends": [], "people": [["ann"], ["bob"]]},
+                },
+            ],
+            tmp_path,
+        )
     )
     assert status == 3, message
     assert [record["reason"] for record in rejects if reason in record["reason"]], rejects
@@ -119,13 +106,15 @@ def test_whatever_a_manager_raises_is_a_reject_naming_the_key(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("key", [["bob", "extra"], [], [["nested"]], [{"a": 1}]])
-def test_a_key_of_the_wrong_length_or_type_is_a_reject(tmp_path, key):
-    status, message, _, rejects = restore(
-        [
-            {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
-            {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [key, ["bob"]]}},
-        ],
-        tmp_path,
+def test_a_key_of_the_wrong_length_or_type_is_a_reject(tmp_path, key, restore_outcome):
+    status, message, _, rejects = restore_outcome(
+        fixture(
+            [
+                {"model": "fidelity.person", "pk": 1, "fields": {"name": "bob", "boss": None}},
+                {"model": "fidelity.member", "pk": 1, "fields": {"name": "m", "friends": [], "people": [key, ["bob"]]}},
+            ],
+            tmp_path,
+        )
     )
     assert status == 3, message
     [record] = rejects

@@ -5,14 +5,10 @@ reason that can be, never ``running``. And the rule for symbolic links in a back
 
 from __future__ import annotations
 
-import io
 import json
 import os
-from pathlib import Path
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import DataError
 
 from dbrestore.models import RestoreRun
@@ -22,40 +18,18 @@ from restoreproject.shop.models import Tag
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict]:
-    report = tmp_path / "report.json"
-    try:
-        call_command(
-            "restore_backup",
-            str(path),
-            "--noinput",
-            "--no-safety-backup",
-            "--report-json",
-            str(report),
-            "--rejects-file",
-            str(tmp_path / "rejects.jsonl"),
-            *args,
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
-        status, message = 0, ""
-    except CommandError as exc:
-        status, message = exc.returncode, str(exc)
-    return status, message, json.loads(report.read_text()) if report.exists() else {}
-
-
 def test_storable_text_escapes_and_bounds():
     assert storable_text("a\x00b\udc80c") == "a\\u0000b\\udc80c"
     assert storable_text("x" * 20, 10) == "xxxxxxx..."
     assert storable_json({"k\x00": ["\ud800", 1, None]}) == {"k\\u0000": ["\\ud800", 1, None]}
 
 
-def test_nul_and_lone_surrogates_in_a_column_name_reach_the_run_record(tmp_path):
+def test_nul_and_lone_surrogates_in_a_column_name_reach_the_run_record(tmp_path, restore_outcome):
     """The warning naming an unknown column holds the input's text: saved, escaped (PostgreSQL
     refused it before, and the run was left running)."""
     path = tmp_path / "shop_tag.jsonl"
     path.write_text(json.dumps({"id": 1, "name": "a", "bad\u0000key": 1, "lone\ud800": 2}) + "\n")
-    status, message, report = restore(path, tmp_path, "--mode", "append")
+    status, message, report, _ = restore_outcome(path, "--mode", "append")
     assert status == 0, message
     run = RestoreRun.objects.get()
     assert run.status == RestoreRun.Status.SUCCEEDED
@@ -64,19 +38,19 @@ def test_nul_and_lone_surrogates_in_a_column_name_reach_the_run_record(tmp_path)
     assert list(Tag.objects.values_list("name", flat=True)) == ["a"]
 
 
-def test_an_undecodable_file_name_reaches_the_run_record(tmp_path):
+def test_an_undecodable_file_name_reaches_the_run_record(tmp_path, restore_outcome):
     """A file name that is not UTF-8 (a lone surrogate in Python) in the source and the error."""
     directory = tmp_path / os.fsdecode(b"backup\xff")
     directory.mkdir()
     (directory / os.fsdecode(b"nomodel\xfe.jsonl")).write_text(json.dumps({"id": 1}) + "\n")
-    status, message, _ = restore(directory, tmp_path)
+    status, message, _, _ = restore_outcome(directory)
     assert status == 1 and "\n" not in message
     run = RestoreRun.objects.get()
     assert run.status == RestoreRun.Status.FAILED and run.finished_at is not None
     assert "backup\\udcff" in run.source and any("\\udcfe" in error for error in run.errors), run.errors
 
 
-def test_a_run_whose_record_cannot_be_saved_ends_failed_not_running(tmp_path, monkeypatch):
+def test_a_run_whose_record_cannot_be_saved_ends_failed_not_running(tmp_path, monkeypatch, restore_outcome):
     path = tmp_path / "shop_tag.jsonl"
     path.write_text(json.dumps({"id": 1, "name": "a"}) + "\n")
     save = RestoreRun.save
@@ -87,7 +61,7 @@ def test_a_run_whose_record_cannot_be_saved_ends_failed_not_running(tmp_path, mo
         return save(self, *args, **kwargs)
 
     monkeypatch.setattr(RestoreRun, "save", refuse_the_final_save)
-    status, message, _ = restore(path, tmp_path, "--mode", "append")
+    status, message, _, _ = restore_outcome(path, "--mode", "append")
     assert status == 1 and "the run's record could not be saved: DataError: unsupported Unicode escape" in message
     run = RestoreRun.objects.get()
     assert run.status == RestoreRun.Status.FAILED and run.finished_at is not None
@@ -98,7 +72,7 @@ def test_a_run_whose_record_cannot_be_saved_ends_failed_not_running(tmp_path, mo
 
 
 @pytest.mark.parametrize("manifest", [False, True], ids=["plain", "manifest"])
-def test_a_link_out_of_the_backup_directory_is_refused(tmp_path, manifest):
+def test_a_link_out_of_the_backup_directory_is_refused(tmp_path, manifest, restore_outcome):
     outside = tmp_path / "elsewhere" / "secret.jsonl"
     outside.parent.mkdir()
     outside.write_text(json.dumps({"id": 1, "name": "secret"}) + "\n")
@@ -114,14 +88,14 @@ def test_a_link_out_of_the_backup_directory_is_refused(tmp_path, manifest):
                 }
             )
         )
-    status, message, _ = restore(directory, tmp_path, "--mode", "append")
+    status, message, _, _ = restore_outcome(directory, "--mode", "append")
     assert status == 1 and "\n" not in message
     assert "outside the backup" in message, message
     assert not Tag.objects.exists()
 
 
 @pytest.mark.parametrize("manifest", [False, True], ids=["plain", "manifest"])
-def test_a_link_inside_the_backup_directory_is_followed_and_reported(tmp_path, manifest):
+def test_a_link_inside_the_backup_directory_is_followed_and_reported(tmp_path, manifest, restore_outcome):
     directory = tmp_path / "backup"
     directory.mkdir()
     (directory / "tags.data").write_text(json.dumps({"id": 1, "name": "linked"}) + "\n")
@@ -135,7 +109,7 @@ def test_a_link_inside_the_backup_directory_is_followed_and_reported(tmp_path, m
                 }
             )
         )
-    status, message, report = restore(directory, tmp_path, "--mode", "append")
+    status, message, report, _ = restore_outcome(directory, "--mode", "append")
     assert status == 0, message
     assert list(Tag.objects.values_list("name", flat=True)) == ["linked"]
     assert any(

@@ -5,7 +5,6 @@ and rows of excluded models are counted. Run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime
-import io
 import json
 from pathlib import Path
 
@@ -13,39 +12,11 @@ import orjson
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 
-from dbrestore.sources.readers import loads_line
 from restoreproject.fidelity.models import AllFields, Member, Person, Place, Restaurant, TaggedItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, list[dict]]:
-    """(exit status, message, JSON report, rejects) of ``restore_backup path``."""
-    report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(
-            "restore_backup",
-            str(path),
-            "--noinput",
-            "--no-safety-backup",
-            "--report-json",
-            str(report),
-            "--rejects-file",
-            str(rejects),
-            *args,
-            stdout=out,
-            stderr=err,
-        )
-        status, message = 0, ""
-    except CommandError as exc:
-        status, message = exc.returncode, str(exc)
-    reported = json.loads(report.read_text()) if report.exists() else {}
-    rejected = [loads_line(line) for line in rejects.read_bytes().splitlines()] if rejects.exists() else []
-    return status, message, reported, rejected
 
 
 def table_file(tmp_path: Path, rows: list[dict], suffix: str = "jsonl") -> Path:
@@ -58,10 +29,10 @@ def table_file(tmp_path: Path, rows: list[dict], suffix: str = "jsonl") -> Path:
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json"])
-def test_big_integers_in_json_are_kept_exact(tmp_path, suffix):
+def test_big_integers_in_json_are_kept_exact(tmp_path, suffix, restore_outcome):
     values = [2**53 + 1, 2**64 + 1, -(2**70), {"n": [2**100]}, 1e100, 0.1]
     path = table_file(tmp_path, [{"id": i, "data": value} for i, value in enumerate(values, 1)], suffix)
-    status, message, _, _ = restore(path, tmp_path)
+    status, message, _, _ = restore_outcome(path)
     assert status == 0, message
     restored = [row.data for row in AllFields.objects.order_by("id")]
     # What the ORM itself stores (PostgreSQL's jsonb writes 1e100 out as an integer; SQLite keeps the float).
@@ -74,7 +45,7 @@ def test_big_integers_in_json_are_kept_exact(tmp_path, suffix):
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json"])
-def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
+def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings, restore_outcome):
     settings.TIME_ZONE = "Asia/Kolkata"
     bad = [
         ("when", "0001-01-01T00:00:00+05:30", "outside the range"),
@@ -95,7 +66,7 @@ def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
     rows = [{"id": 1, "char": "good"}] + [{"id": i, field: value} for i, (field, value, _) in enumerate(bad, 2)]
     path = table_file(tmp_path, rows, suffix)
     path.write_text(path.read_text().replace('"__DEEP__"', "[" * 900 + "]" * 900))  # a deep value in a CharField
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert list(AllFields.objects.values_list("id", flat=True)) == [1], [r["reason"] for r in rejects]
     assert report["tables"]["fidelity.AllFields"]["rejected"] == len(bad)
@@ -105,7 +76,7 @@ def test_values_the_column_cannot_hold_are_rejected(tmp_path, suffix, settings):
 
 
 @pytest.mark.parametrize("layout", ["table", "dumpdata"])
-def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_mark(tmp_path, layout):
+def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_mark(tmp_path, layout, restore_outcome):
     """ijson reads ``\\ud800`` as ``?``: the reader marks the escape so that it is read as that
     code point, as json.loads reads it in JSON Lines, and the row is rejected (issue 26: the
     whole restore stopped before); a valid surrogate pair (an emoji) and an escaped backslash
@@ -126,7 +97,7 @@ def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_
             )
         )
     path.write_text(path.read_text().replace('\\ud83d\\ude00"}', '\\ud83d"}'))  # the second pair cut in half
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert dict(AllFields.objects.values_list("id", "text")) == {1: good["text"], 3: "after"}
     assert report["tables"]["fidelity.AllFields"]["rejected"] == 1
@@ -134,16 +105,16 @@ def test_lone_surrogate_escape_in_a_json_array_is_a_rejected_row_not_a_question_
     assert rejects[0]["row"]["text"] == "\ud83d"  # the lone surrogate itself, not "?"
 
 
-def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor):
+def test_sqlite_keeps_nul_in_text_postgresql_rejects_it(tmp_path, vendor, restore_outcome):
     path = table_file(tmp_path, [{"id": 1, "text": "a\u0000b"}])
-    status, _, _, rejects = restore(path, tmp_path)
+    status, _, _, rejects = restore_outcome(path)
     if vendor == "sqlite":
         assert status == 0 and AllFields.objects.get().text == "a\x00b"
     else:
         assert status == 3 and "NUL character" in rejects[0]["reason"] and not AllFields.objects.exists()
 
 
-def test_deep_json_in_json_lines_is_a_rejected_row(tmp_path):
+def test_deep_json_in_json_lines_is_a_rejected_row(tmp_path, restore_outcome):
     """Valid JSON too deep for the standard library's parser: the row is rejected, not the file
     (issue 26: this was a one-line error before)."""
     path = tmp_path / "fidelity_allfields.jsonl"
@@ -157,7 +128,7 @@ def test_deep_json_in_json_lines_is_a_rejected_row(tmp_path):
         + json.dumps({"id": 3})
         + "\n"
     )
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert sorted(AllFields.objects.values_list("id", flat=True)) == [1, 3]
     assert [r["position"] for r in rejects] == [2]
@@ -170,7 +141,7 @@ def fixture(tmp_path: Path, objects: list[dict]) -> Path:
     return path
 
 
-def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
+def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path, restore_outcome):
     path = fixture(
         tmp_path,
         [
@@ -183,7 +154,7 @@ def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
             {"model": "fidelity.person", "pk": 1, "fields": {"name": "ann", "boss": None}},
         ],
     )
-    status, message, report, _ = restore(path, tmp_path)
+    status, message, report, _ = restore_outcome(path)
     assert status == 0, message
     tables = report["tables"]
     for label in ("contenttypes.ContentType", "auth.Permission", "dbrestore.RestoreRun"):
@@ -192,7 +163,7 @@ def test_rows_of_excluded_models_are_counted_as_skipped(tmp_path):
     assert Person.objects.count() == 1 and not connection.introspection.table_names() == []
 
 
-def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
+def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path, restore_outcome):
     path = fixture(
         tmp_path,
         [
@@ -210,7 +181,7 @@ def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
             },
         ],
     )
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert list(TaggedItem.objects.values_list("tag", flat=True)) == ["ok"]
     assert "no contenttypes.ContentType with natural key ['nope', 'nothing']" in rejects[0]["reason"]
@@ -218,7 +189,7 @@ def test_a_natural_key_naming_no_content_type_is_a_reject(tmp_path):
     assert len(rejects) == 3
 
 
-def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
+def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path, restore_outcome):
     """loaddata fails the whole fixture; here the object is a counted reject with the reason,
     and the rest of the fixture, M2M lists included, is restored."""
     path = fixture(
@@ -229,7 +200,7 @@ def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
             {"model": "fidelity.member", "pk": 3, "fields": {"name": "o", "friends": [2], "people": {"a": 1}}},
         ],
     )
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert list(Member.objects.values_list("pk", flat=True)) == [2]
     assert [r["position"] for r in rejects if r["model"] == "fidelity.Member"] == [1, 3]
@@ -242,7 +213,7 @@ def test_an_m2m_value_that_is_not_a_list_rejects_its_object_only(tmp_path):
     )
 
 
-def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
+def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path, restore_outcome):
     """A multi-table child's object that gives its parent's M2M field (Django's own
     fixtures_regress/feature.json): loaddata drops that list without a word; the restore leaves
     what loaddata leaves and rejects the list's rows with the reason."""
@@ -254,7 +225,7 @@ def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
     call_command("loaddata", str(fixture(tmp_path, objects)), verbosity=0)
     assert not Place.objects.get(pk=5).labels.exists()  # the oracle: loaddata dropped it
     Place.objects.all().delete()
-    status, message, report, rejects = restore(fixture(tmp_path, objects), tmp_path)
+    status, message, report, rejects = restore_outcome(fixture(tmp_path, objects))
     assert status == 3, message
     assert Restaurant.objects.get(pk=5).serves_pizza and not Place.objects.get(pk=5).labels.exists()
     assert [r["position"] for r in rejects] == [3]
@@ -265,7 +236,7 @@ def test_a_childs_list_for_its_parents_m2m_is_rejected_not_dropped(tmp_path):
     assert report["tables"]["fidelity.Place_labels"]["rejected"] == 1
 
 
-def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):
+def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path, restore_outcome):
     path = fixture(
         tmp_path,
         [
@@ -277,7 +248,7 @@ def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):
             {"model": "fidelity.label", "fields": {"name": "cosy"}},
         ],
     )
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message  # the place's labels are counted rejects, the rest goes in
     assert [r["reason"] for r in rejects] == [
         "fidelity.place: many-to-many values of an object without pk need its natural key, which could not be "
@@ -291,7 +262,7 @@ def test_m2m_values_of_objects_known_by_natural_primary_key(tmp_path):
     assert list(Group.objects.get(name="editors").permissions.values_list("codename", flat=True)) == ["view_person"]
 
 
-def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path):
+def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path, restore_outcome):
     path = tmp_path / "shop_orderitem.jsonl"
     huge = 2**70
     path.write_bytes(
@@ -303,14 +274,14 @@ def test_integers_too_large_for_any_column_are_rejects_not_tracebacks(tmp_path):
         ).replace(b'"id":1', f'"id":{huge}'.encode())
         + f'{{"id": 2, "order_id": {huge}, "quantity": {huge}}}\n'.encode()
     )
-    status, message, report, rejects = restore(path, tmp_path)
+    status, message, report, rejects = restore_outcome(path)
     assert status == 3, message
     assert report["tables"]["shop.OrderItem"]["rejected"] == 2
     assert all("less than or equal to" in reject["reason"] for reject in rejects)
 
 
 @pytest.mark.parametrize("layout", ["directory", "table-file", "keyed-object"])
-def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_path, settings, layout):
+def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_path, settings, layout, restore_outcome):
     settings.TIME_ZONE = "Asia/Kolkata"
     row = {"id": 1, "when": "2021-03-04T05:06:07", "created": "2021-03-04T05:06:07+00:00"}
     if layout == "directory":
@@ -336,14 +307,14 @@ def test_naive_datetimes_are_read_in_the_current_time_zone_in_every_format(tmp_p
     else:
         path = tmp_path / "backup.json"
         path.write_text(json.dumps({"metadata": {}, "fidelity_allfields": [row]}))
-    status, message, _, _ = restore(path, tmp_path)
+    status, message, _, _ = restore_outcome(path)
     assert status == 0, message
     stored = AllFields.objects.get()
     assert stored.when.astimezone(datetime.UTC).isoformat() == "2021-03-03T23:36:07+00:00"
     assert stored.created.astimezone(datetime.UTC).isoformat() == "2021-03-04T05:06:07+00:00"
 
 
-def test_multi_table_inheritance_round_trip(tmp_path, run_command):
+def test_multi_table_inheritance_round_trip(tmp_path, run_command, restore_outcome):
     from restoreproject.fidelity.models import Pizzeria, Place
 
     Pizzeria.objects.create(name="Luigi", serves_pizza=True, oven="wood")
@@ -356,6 +327,6 @@ def test_multi_table_inheritance_round_trip(tmp_path, run_command):
         "fidelity.Place,fidelity.Restaurant,fidelity.Pizzeria",
     )
     Place.objects.all().delete()
-    status, message, _, _ = restore(tmp_path / "backup", tmp_path)
+    status, message, _, _ = restore_outcome(tmp_path / "backup")
     assert status == 0, message
     assert Pizzeria.objects.get().name == "Luigi" and Place.objects.count() == 2

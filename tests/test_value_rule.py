@@ -11,7 +11,6 @@ A short derandomised run is part of the suite; ``DBRESTORE_FUZZ_EXAMPLES=20000``
 from __future__ import annotations
 
 import decimal
-import io
 import json
 import os
 import re
@@ -19,14 +18,11 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbrestore.convert import converter_for
-from dbrestore.sources.readers import loads_line
 from restoreproject.fidelity.models import AllFields
 from restoreproject.shop.models import Customer, Order, OrderItem
 
@@ -174,30 +170,6 @@ def test_the_issues_examples_are_refused_by_the_converter(value, column, reason)
 # -- end to end
 
 
-def restore(path: Path, tmp_path: Path, *args: str) -> tuple[int, str, dict, list[dict]]:
-    report, rejects = tmp_path / "report.json", tmp_path / f"rejects-{len(list(tmp_path.iterdir()))}.jsonl"
-    try:
-        call_command(
-            "restore_backup",
-            str(path),
-            "--noinput",
-            "--no-safety-backup",
-            "--report-json",
-            str(report),
-            "--rejects-file",
-            str(rejects),
-            *args,
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
-        status, message = 0, ""
-    except CommandError as exc:
-        status, message = exc.returncode, str(exc)
-    reported = json.loads(report.read_text()) if report.exists() else {}
-    rejected = [loads_line(line) for line in rejects.read_bytes().splitlines()] if rejects.exists() else []
-    return status, message, reported, rejected
-
-
 def _customer(pk: int, **changes) -> dict:
     return {
         "id": pk,
@@ -276,14 +248,14 @@ def write_backup(directory: Path, suffix: str, extra: list[tuple[str, dict, str]
 @pytest.mark.parametrize("method", ["orm", "default", "forked"])
 @pytest.mark.parametrize("suffix", ["jsonl", "json"])
 def test_mangled_values_are_counted_rejects_and_come_back_with_the_same_reasons(
-    tmp_path, suffix, method, vendor, settings
+    tmp_path, suffix, method, vendor, settings, restore_outcome
 ):
     if method == "forked":
         if vendor != "postgresql" or suffix != "jsonl":
             pytest.skip("forked conversion: JSON Lines on PostgreSQL")
         settings.DBRESTORE = {**settings.DBRESTORE, "CONVERT_PROCESSES": 2, "CONVERT_MIN_ROWS": 0, "COPY_BATCH_SIZE": 2}
     args = ["--method", "orm"] if method == "orm" else []
-    status, message, report, rejects = restore(write_backup(tmp_path / "in", suffix, MANGLED), tmp_path, *args)
+    status, message, report, rejects = restore_outcome(write_backup(tmp_path / "in", suffix, MANGLED), *args)
     assert status == 3, message
     assert sorted(Customer.objects.values_list("id", flat=True)) == [1]
     assert list(OrderItem.objects.values_list("id", "quantity")) == [(1, 2)]
@@ -299,14 +271,14 @@ def test_mangled_values_are_counted_rejects_and_come_back_with_the_same_reasons(
     # The rejects file taken back in: the same rows, the same reasons.
     again = tmp_path / "again.jsonl"
     again.write_bytes(b"".join(json.dumps(record).encode() + b"\n" for record in rejects))
-    status, message, report, second = restore(again, tmp_path, "--mode", "append")
+    status, message, report, second = restore_outcome(again, "--mode", "append")
     assert status == 3, message
     assert sorted(record["reason"] for record in second) == reasons
     assert sorted(Customer.objects.values_list("id", flat=True)) == [1]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_spellings_django_reads_are_still_converted(tmp_path):
+def test_spellings_django_reads_are_still_converted(tmp_path, restore_outcome):
     """Only the spelling changes: 5 into a text column as "5", "5" into an integer column, "t" as
     True, a whole float as an integer, an ISO date with its offset."""
     rows = [
@@ -324,7 +296,7 @@ def test_spellings_django_reads_are_still_converted(tmp_path):
     ]
     path = tmp_path / "fidelity_allfields.jsonl"
     path.write_text("".join(json.dumps(row, default=int) + "\n" for row in rows))
-    status, message, _, rejects = restore(path, tmp_path)
+    status, message, _, rejects = restore_outcome(path)
     assert status == 0, (message, rejects)
     row = AllFields.objects.get()
     assert (row.char, row.integer, row.flag, row.big, row.positive, row.text, row.ratio) == (
@@ -348,10 +320,10 @@ def test_spellings_django_reads_are_still_converted(tmp_path):
         (0.5, "value must be either True or False"),
     ],
 )
-def test_a_boolean_from_anything_but_its_spellings_is_rejected(tmp_path, value, reason):
+def test_a_boolean_from_anything_but_its_spellings_is_rejected(tmp_path, value, reason, restore_outcome):
     path = tmp_path / "fidelity_allfields.jsonl"
     path.write_text(json.dumps({"id": 1, "flag": value}) + "\n" + json.dumps({"id": 2, "flag": 1}) + "\n")
-    status, _, _, rejects = restore(path, tmp_path)
+    status, _, _, rejects = restore_outcome(path)
     assert status == 3 and [r["position"] for r in rejects] == [1] and reason in rejects[0]["reason"]
     assert list(AllFields.objects.values_list("id", "flag")) == [(2, True)]
 
@@ -361,7 +333,7 @@ def test_the_order_fixture_is_valid():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_ip_address_django_would_not_check_is_rejected(tmp_path):
+def test_an_ip_address_django_would_not_check_is_rejected(tmp_path, restore_outcome):
     """Found by fuzz_restore: Django's to_python passes text without a colon unchecked, so
     "true" went to PostgreSQL's inet adapter (a ValueError traceback) or into SQLite as it was."""
     path = tmp_path / "fidelity_allfields.jsonl"
@@ -371,7 +343,7 @@ def test_an_ip_address_django_would_not_check_is_rejected(tmp_path):
             for row in [{"id": 1, "ip": "true"}, {"id": 2, "ip": 2.0}, {"id": 3, "ip": "10.0.0.1"}]
         )
     )
-    status, message, _, rejects = restore(path, tmp_path)
+    status, message, _, rejects = restore_outcome(path)
     assert status == 3, message
     assert [(r["position"], r["reason"].split(": ", 1)[1][:34]) for r in rejects] == [
         (1, "Enter a valid IPv4 or IPv6 address"),

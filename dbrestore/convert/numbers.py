@@ -56,6 +56,16 @@ def decimal_converter(field: models.DecimalField) -> Converter:
     exact = decimal.Context(prec=max_digits, traps=[decimal.Inexact, decimal.InvalidOperation])
     whole_digits = max_digits - places
 
+    def require_fit(number: decimal.Decimal) -> None:
+        try:
+            number.quantize(quantum, context=exact)
+        except decimal.Inexact:
+            raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
+        except decimal.InvalidOperation:
+            raise ValueError(
+                f"Ensure that there are no more than {whole_digits} digits before the decimal point."
+            ) from None
+
     def convert(value: Any) -> decimal.Decimal:
         if value.__class__ is str:
             try:
@@ -76,23 +86,8 @@ def decimal_converter(field: models.DecimalField) -> Converter:
         else:
             number = slow(value)
             if value.__class__ is float and number.is_finite():
-                # Django rounds a float to max_digits first: judge the digits the backup wrote.
-                try:
-                    Decimal(repr(value)).quantize(quantum, context=exact)
-                except decimal.Inexact:
-                    raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
-                except decimal.InvalidOperation:
-                    raise ValueError(
-                        f"Ensure that there are no more than {whole_digits} digits before the decimal point."
-                    ) from None
-        try:
-            number.quantize(quantum, context=exact)
-        except decimal.Inexact:
-            raise ValueError(f"Ensure that there are no more than {places} decimal places.") from None
-        except decimal.InvalidOperation:
-            raise ValueError(
-                f"Ensure that there are no more than {whole_digits} digits before the decimal point."
-            ) from None
+                require_fit(Decimal(repr(value)))  # Django rounds a float to max_digits first: judge what was written
+        require_fit(number)
         return number
 
     return convert
