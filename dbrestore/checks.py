@@ -24,7 +24,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         return [
             Error(
                 f"DBRESTORE must be a dict, not {type(user).__name__}.",
-                hint='Write DBRESTORE = {"BACKUP_DIR": BASE_DIR / "backups", ...}; see the README\'s "Settings".',
+                hint='Write DBRESTORE = {"BACKUP_DIR": BASE_DIR / "backups", ...}; see docs/settings.md.',
                 id="dbrestore.E001",
             )
         ]

@@ -1,5 +1,5 @@
-"""The value rule of issue 26, checked against its table in the README ("Values: stored, converted
-or rejected"): for each kind of column, hypothesis-generated values of each JSON kind must be
+"""The value rule of issue 26, checked against its table in ``docs/modes.md`` ("Values: stored,
+converted or rejected"): for each kind of column, hypothesis-generated values of each JSON kind must be
 stored as given, stored as Django converts them, or rejected, as the table says; and end to end,
 the issue's own examples (a list or an object in a text column, a fraction in an integer column
 or a foreign key) are counted rejects with the reason, on both databases, by every path, and a
@@ -37,9 +37,9 @@ FUZZ = settings(
 
 
 def readme_table() -> dict[tuple[str, str], str]:
-    """(value kind, column kind) -> "stored", "converted" or "rejected", from the README's table."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Values: stored, converted or rejected") :]
+    """(value kind, column kind) -> "stored", "converted" or "rejected", from the table in docs/modes.md."""
+    text = (ROOT / "docs" / "modes.md").read_text()
+    section = text[text.index("## Values: stored, converted or rejected") :]
     start = section.index("\n|") + 1
     lines = section[start : section.index("\n\n", start)].splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
@@ -76,7 +76,7 @@ VALUES = {
     "list": st.lists(st.one_of(st.integers(), st.text(max_size=3)), max_size=3),
     "object": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 }
-#: What a column cannot hold is rejected in any cell (the README's "Values the database cannot hold").
+#: What a column cannot hold is rejected in any cell (docs/modes.md, "Values the database cannot hold").
 LIMITS = (
     "longer than max_length",
     "not valid UTF-8",

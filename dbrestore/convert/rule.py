@@ -1,4 +1,4 @@
-"""The value rule: which backup values a column stores, stores converted, or rejects (README,
+"""The value rule: which backup values a column stores, stores converted, or rejects (docs/modes.md,
 "Values: stored, converted or rejected"), decided here only; and what kind of column a field is.
 
 Django's ``to_python`` calls ``str()`` and ``int()``: a list in a text column would be stored as
@@ -18,7 +18,7 @@ from django.db import models
 
 from ..djangotypes import value_field
 
-#: The column kinds of the value rule (README, "Values: stored, converted or rejected").
+#: The column kinds of the value rule (docs/modes.md, "Values: stored, converted or rejected").
 TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (
     "text",
     "integer",

@@ -2,7 +2,7 @@
 would: no traceback (every failure is one of dbrestore's one-line errors), no run left running,
 and counts that add up (per table inserted + skipped + rejected == total; the rejects file holds
 exactly the rejected rows). Outside CI (issue 26): ``python manage.py fuzz_restore --mutants
-10000`` (README, "Tests"). The seeds are the reader fuzz test's valid backups of every format
+10000`` (docs/development.md, "Tests"). The seeds are the reader fuzz test's valid backups of every format
 plus tables and fixtures over every kind of column; each mutant changes one file, at the byte
 level (bit flips, truncations, insertions of hostile tokens) or at the value level (a value
 replaced by a container, a fraction, a huge or deep number, NUL, a lone surrogate, a natural key
