@@ -108,7 +108,7 @@ def is_fixture(source: Source) -> bool:
     try:
         path = as_location(source)
         return path.is_file() and is_dumpdata(path, first_significant_byte(path))
-    except Exception:
+    except Exception:  # any trouble reading it: open_backup reports it, with the file named
         return False
 
 
