@@ -1,7 +1,9 @@
-"""The names this package's callers imported from ``dbrestore.engine`` before it was split:
+"""Deprecated (goes in the next release): the names callers imported from ``dbrestore.engine`` before it was split:
 the service is :mod:`dbrestore.service`, the options :mod:`dbrestore.options`, the safety steps
 :mod:`dbrestore.safety`, the load :mod:`dbrestore.loading`, the native path
 :mod:`dbrestore.native_restore`."""
+
+import warnings
 
 from .loading import reset_sequences
 from .options import METHODS, MODES, RestoreOptions
@@ -31,3 +33,10 @@ __all__ = [
     "rollback_source",
     "write_safety_backup",
 ]
+
+warnings.warn(
+    "dbrestore.engine is deprecated: import from dbrestore (restore, execute), dbrestore.service, dbrestore.options, "
+    "dbrestore.safety or dbrestore.loading",
+    DeprecationWarning,
+    stacklevel=2,
+)

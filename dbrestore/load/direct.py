@@ -1,6 +1,6 @@
 """The ORM path's multi-row INSERT built straight from converted values.
 
-Django's ``bulk_create`` (and :meth:`Inserter.insert <dbrestore.loader.Inserter.insert>`) needs a
+Django's ``bulk_create`` (and :meth:`Inserter.insert <dbrestore.load.insert.Inserter.insert>`) needs a
 model instance per row and its insert compiler, which builds a placeholder and a parameter list
 per value: most of the ORM path's time (py-spy: 46% in ``SQLInsertCompiler.as_sql``, 11% in
 model instances). :class:`DirectInsert` writes the statement that compiler writes, once per

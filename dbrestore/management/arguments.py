@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS
@@ -12,7 +13,22 @@ from dbrestore.options import METHODS, MODES
 from dbrestore.parsing import split_commas
 
 
+def _removed(replacement: str) -> type[argparse.Action]:
+    """An option that was removed: naming it says what to use instead (rather than argparse
+    taking it for an abbreviation of another option, as ``--force`` of ``--force-color``)."""
+
+    class Removed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None) -> None:
+            parser.error(f"{option_string} was removed: use {replacement} (see CHANGELOG.md)")
+
+    return Removed
+
+
 def add_restore_arguments(parser) -> None:
+    for removed, replacement in (("--force", "--noinput"), ("--no-indexes-after-load", "--keep-indexes")):
+        parser.add_argument(
+            removed, action=_removed(replacement), nargs=0, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     parser.add_argument(
         "source",
         nargs="?",
@@ -89,7 +105,6 @@ def add_restore_arguments(parser) -> None:
     parser.add_argument(
         "--noinput",
         "--no-input",
-        "--force",
         action="store_false",
         dest="interactive",
         help="Do not ask for confirmation before emptying tables.",
@@ -161,7 +176,6 @@ def add_restore_arguments(parser) -> None:
     )
     parser.add_argument(
         "--keep-indexes",
-        "--no-indexes-after-load",
         action="store_const",
         const=False,
         dest="indexes_after_load",
