@@ -10,7 +10,7 @@ import pytest
 from django.core.management.base import CommandError
 from django.db import connection
 
-from dbrestore import engine
+from dbrestore import service
 from dbrestore.models import RestoreRun
 from dbrestore.progress import BaseListener
 from restoreproject.shop.models import Customer, Order, OrderItem
@@ -132,11 +132,11 @@ def _readable_elsewhere(table: str) -> bool:
 def test_by_default_fks_between_restored_tables_go_during_the_load(sample_backup, run_command):
     backup = sample_backup(rows=300)
     watcher = SchemaDuringLoad()
-    engine.restore(backup, listeners=[watcher])
+    service.restore(backup, listeners=[watcher])
     assert watcher.foreign_keys["shop.OrderItem"] == []
     assert len(OrderItem.objects.all()) == manifest_rows(backup, "shop.OrderItem")
     kept = SchemaDuringLoad()
-    engine.restore(backup, listeners=[kept], indexes_after_load=False)
+    service.restore(backup, listeners=[kept], indexes_after_load=False)
     assert len(kept.foreign_keys["shop.OrderItem"]) == 2
     assert RestoreRun.objects.latest("pk").options["indexes_after_load"] is False
 
@@ -148,7 +148,7 @@ def test_small_tables_keep_their_indexes_and_fks(sample_backup, monkeypatch):
     backup = sample_backup(rows=300)
     monkeypatch.setattr(postload, "MIN_ROWS", manifest_rows(backup, "shop.OrderItem") + 1)
     watcher = SchemaDuringLoad()
-    result = engine.restore(backup, listeners=[watcher])
+    result = service.restore(backup, listeners=[watcher])
     assert result.status == "succeeded"
     assert len(watcher.foreign_keys["shop.OrderItem"]) == 2
     assert len(watcher.foreign_keys["shop.Order"]) == 2  # to Customer, both small
@@ -161,7 +161,7 @@ def test_fks_to_tables_outside_the_restore_stay_and_lock_nothing(sample_backup, 
     run_command("restore_backup", backup, "--noinput")
     fks_before = schema()["constraints"]
     watcher = SchemaDuringLoad()
-    result = engine.restore(backup, listeners=[watcher], only=["shop.OrderItem"])
+    result = service.restore(backup, listeners=[watcher], only=["shop.OrderItem"])
     assert result.status == "succeeded"
     assert len(watcher.foreign_keys["shop.OrderItem"]) == 2  # to Order and Product, both outside
     assert watcher.orders_readable == [True]
@@ -177,7 +177,7 @@ def test_an_orphan_into_an_outside_table_is_still_a_reject(sample_backup, run_co
     row = json.loads(lines[0])
     row["order_id"] = 987654
     data.write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n")
-    result = engine.restore(backup, only=["shop.OrderItem"], skip_checksum=True)
+    result = service.restore(backup, only=["shop.OrderItem"], skip_checksum=True)
     assert result.status == "partial"
     assert result.tables["shop.OrderItem"].rejected == 1
     assert not OrderItem.objects.filter(order_id=987654).exists()
