@@ -30,10 +30,7 @@ logger = logging.getLogger(__name__)
 
 def queue_restore(source: str | Path, *, requested_by: str = "", **options: Any) -> RestoreRun:
     """Create a queued RestoreRun and hand it to the RQ worker (``--async``, the admin)."""
-    opts = RestoreOptions(**options)
-    opts.resolve_mode(source)
-    opts.validate()
-    opts.make_paths_absolute()
+    opts = RestoreOptions.for_source(source, **options)
     check_queue()
     if opts.distribute and conf.get("SYNC_JOBS"):
         raise RestoreConfigError("--distribute needs RQ workers, and DBRESTORE['SYNC_JOBS'] runs jobs in-process")

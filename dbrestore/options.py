@@ -58,6 +58,16 @@ class RestoreOptions:
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
     convert_processes: int | None = None
 
+    @classmethod
+    def for_source(cls, source: Source, **options: Any) -> RestoreOptions:
+        """The checked options of a restore of ``source``: ``auto`` resolved against it, paths
+        made absolute. The command, the admin and the RQ job all start here."""
+        opts = cls(**options)
+        opts.resolve_mode(source)
+        opts.validate()
+        opts.make_paths_absolute()
+        return opts
+
     def resolve_mode(self, source: Source) -> None:
         """``auto``: a dumpdata fixture is merged, as ``loaddata`` loads it (rows upserted by
         primary key, nothing else deleted); every other backup replaces the tables it holds."""

@@ -48,9 +48,7 @@ def preview_restore(source: Source, **options: Any) -> Preview:
     the warnings it would give, found by the restore's own functions: the plan's findings, the
     outside references (the refusal the restore would raise, or the ``--cascade`` tables), and
     the columns the converter would drop or fill in, from the first row (or the manifest)."""
-    opts = RestoreOptions(**options)
-    opts.resolve_mode(source)
-    opts.validate()
+    opts = RestoreOptions.for_source(source, **options)
     backup = open_backup(source)
     plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
     warnings = plan_warnings(plan)

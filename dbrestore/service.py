@@ -59,10 +59,7 @@ def restore(
     Raises a :class:`~dbrestore.exceptions.DbRestoreError` for bad input or options (the run,
     when one was created, is marked failed with that message first).
     """
-    opts = RestoreOptions(**options)
-    opts.resolve_mode(source)
-    opts.validate()
-    opts.make_paths_absolute()
+    opts = RestoreOptions.for_source(source, **options)
     with locks.holding(opts.database) as lock:
         run = create_run(
             source=absolute(source),
