@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # importing them at run time would load Django's models before the app registry
-    from .locks import DatabaseLock
-    from .models import RestoreRun
-    from .progress import ProgressListener
-    from .report import RestoreResult
-    from .storage import StoragePath
+    from dbrestore.files.storage import StoragePath
+    from dbrestore.models import RestoreRun
+    from dbrestore.runs.locks import DatabaseLock
+    from dbrestore.runs.progress import ProgressListener
+    from dbrestore.runs.report import RestoreResult
 
 __version__ = "0.9.0"
 
@@ -31,7 +31,7 @@ def restore(
 ) -> RestoreResult:
     """Restore ``source`` (``options``: the fields of :class:`dbrestore.options.RestoreOptions`);
     see :func:`dbrestore.service.restore`."""
-    from .service import restore as _restore
+    from dbrestore.service import restore as _restore
 
     return _restore(source, requested_by=requested_by, listeners=listeners, **options)
 
@@ -40,6 +40,6 @@ def execute(
     run: RestoreRun, *, lock: DatabaseLock, listeners: Iterable[ProgressListener] = (), job_id: str | None = None
 ) -> RestoreResult:
     """Run an existing RestoreRun holding its database's lock; see :func:`dbrestore.service.execute`."""
-    from .service import execute as _execute
+    from dbrestore.service import execute as _execute
 
     return _execute(run, lock=lock, listeners=listeners, job_id=job_id)

@@ -8,4 +8,4 @@ class DbRestoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from dbrestore import checks  # noqa: F401  (registers the system checks)

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from . import conf
+from dbrestore import conf
 
 POSITIVE_INTEGERS = ("BATCH_SIZE", "COPY_BATCH_SIZE")
 

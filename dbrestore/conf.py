@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,9 @@ def run_database() -> str:
     """The database alias that holds the RestoreRun history."""
     alias: str = get("RUN_DATABASE")
     return alias
+
+
+def split_commas(values: Iterable[str]) -> list[str]:
+    """Every comma-separated item of ``values`` (``--only a,b --only c``; a setting's list), stripped,
+    empty ones left out."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]

@@ -15,15 +15,16 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import conf, locks
-from .conf import run_database
-from .exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
-from .models import RestoreRun
-from .options import RestoreOptions, absolute
-from .queue import cancel_job, check_queue, get_queue
-from .resume import refuse_resume, reopen
-from .runs import cancel_queued, create_run, mark_running, reap_dead_runs, request_cancel, settle
-from .service import execute
+from dbrestore import conf
+from dbrestore.chunked.resume import refuse_resume, reopen
+from dbrestore.conf import run_database
+from dbrestore.exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError
+from dbrestore.models import RestoreRun
+from dbrestore.options import RestoreOptions, absolute
+from dbrestore.runs import locks
+from dbrestore.runs.lifecycle import cancel_queued, create_run, mark_running, reap_dead_runs, request_cancel, settle
+from dbrestore.runs.queue import cancel_job, check_queue, get_queue
+from dbrestore.service import execute
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def run_restore(run_id: int) -> str:
 
 def _start_distributed(run: RestoreRun, lock: locks.DatabaseLock) -> None:
     """``--distribute``: prepare the run and enqueue its chunks, for any worker to run."""
-    from .distribute import start
+    from dbrestore.chunked.distribute import start
 
     mark_running(run)
     start(run, lock=lock)

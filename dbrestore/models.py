@@ -8,12 +8,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from . import report
-from .storable import StorableMixin, storable_fields
+from dbrestore.runs import report
+from dbrestore.runs.storable import StorableMixin, storable_fields
 
 
 class StorableQuerySet(models.QuerySet["RestoreRun"]):
-    """``update()`` with the values made storable (:mod:`dbrestore.storable`), as ``save()`` makes them."""
+    """``update()`` with the values made storable (:mod:`dbrestore.runs.storable`), as ``save()`` makes them."""
 
     def update(self, **kwargs: Any) -> int:
         return super().update(**storable_fields(self.model, kwargs))
@@ -108,7 +108,7 @@ class RestoreRun(StorableMixin, models.Model):
 
 
 class RestoreChunk(StorableMixin, models.Model):
-    """The checkpoint of one chunk of a ``--no-atomic`` restore (see :mod:`dbrestore.chunked`).
+    """The checkpoint of one chunk of a ``--no-atomic`` restore (see :mod:`dbrestore.chunked.restore`).
 
     Written in the RESTORE database (not the run history's), in the same transaction as the
     chunk's rows: a chunk is ``done`` exactly when its rows are committed, so a resume neither

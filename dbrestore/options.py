@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from . import conf
-from .exceptions import RestoreConfigError
-from .load.table import TableLoader
-from .sources import is_fixture
-from .storage import Source, StoragePath, as_location, configured_alias
+from dbrestore import conf
+from dbrestore.exceptions import RestoreConfigError
+from dbrestore.files.storage import Source, StoragePath, as_location, configured_alias
+from dbrestore.load.table import TableLoader
+from dbrestore.sources import is_fixture
 
 if TYPE_CHECKING:
-    from .load.copy import CopyTableLoader
-    from .sources import TableData
+    from dbrestore.load.copy import CopyTableLoader
+    from dbrestore.sources import TableData
 
 #: ``auto`` (the default) is resolved against the source by :meth:`RestoreOptions.resolve_mode`.
 MODES = ("auto", "replace", "merge", "append")
@@ -53,7 +53,9 @@ class RestoreOptions:
     chunk_bytes: int | None = (
         None  # --no-atomic: bytes per chunk of a JSON Lines file (default DBRESTORE["CHUNK_BYTES"])
     )
-    distribute: bool = False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.distribute)
+    distribute: bool = (
+        False  # --no-atomic: the chunks as RQ jobs, for any number of workers (dbrestore.chunked.distribute)
+    )
     # COPY in one transaction: forked processes that read and convert a big JSON Lines table's rows
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
     convert_processes: int | None = None
@@ -179,7 +181,7 @@ class RestoreOptions:
     def loader_class(self) -> type[TableLoader] | type[CopyTableLoader]:
         if not self.uses_copy():
             return TableLoader
-        from .load.copy import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
+        from dbrestore.load.copy import CopyTableLoader  # imported here: psycopg costs SQLite 45 ms of start-up
 
         return CopyTableLoader
 

@@ -17,20 +17,22 @@ from typing import Any
 
 from django.db.utils import DatabaseError
 
-from . import chunked, conf, locks, signals
-from . import resume as resume_rules
-from .chunk_loop import restore_chunked
-from .exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
-from .loading import load, restore_transaction
-from .models import RestoreRun
-from .native_restore import restore_native
-from .options import RestoreOptions, absolute
-from .plan import Plan, build_plan
-from .prepare import check_and_make_safe
-from .progress import Broadcast, ProgressListener
-from .rejects import RejectsFile, default_rejects_path
-from .report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
-from .runs import (
+from dbrestore import conf, signals
+from dbrestore.chunked import restore as chunked
+from dbrestore.chunked import resume as resume_rules
+from dbrestore.chunked.loop import restore_chunked
+from dbrestore.exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
+from dbrestore.files.storage import StoragePath, as_location
+from dbrestore.load.atomic import load, restore_transaction
+from dbrestore.load.rejects import RejectsFile, default_rejects_path
+from dbrestore.models import RestoreRun
+from dbrestore.native.formats import NATIVE_FORMATS
+from dbrestore.native.restore import restore_native
+from dbrestore.options import RestoreOptions, absolute
+from dbrestore.plan.build import Plan, build_plan
+from dbrestore.plan.prepare import check_and_make_safe
+from dbrestore.runs import locks
+from dbrestore.runs.lifecycle import (
     RunRecorder,
     create_run,
     describe_tables,
@@ -39,10 +41,10 @@ from .runs import (
     reap_dead_runs,
     tables_progress,
 )
-from .sources import Backup, open_backup, refuse_outputs
-from .sources.native import NATIVE_FORMATS
-from .storage import StoragePath, as_location
-from .watch import RunWatch
+from dbrestore.runs.progress import Broadcast, ProgressListener
+from dbrestore.runs.report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
+from dbrestore.runs.watch import RunWatch
+from dbrestore.sources import Backup, open_backup, refuse_outputs
 
 logger = logging.getLogger(__name__)
 

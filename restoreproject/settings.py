@@ -98,7 +98,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 _IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
 # django-rq's own admin entry would show its dashboard to every staff user; it is mounted in
-# urls.py instead, behind dbrestore's restore permission (dbrestore.dashboard).
+# urls.py instead, behind dbrestore's restore permission (dbrestore.admin.dashboard).
 RQ_SHOW_ADMIN_LINK = False
 
 RQ_QUEUES = {

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dbrestore.dashboard import rq_dashboard_urls
+from dbrestore.admin.dashboard import rq_dashboard_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -129,7 +129,7 @@ def redis_queue(settings):
     import redis
 
     settings.DBRESTORE = {**settings.DBRESTORE, "SYNC_JOBS": False}
-    from dbrestore.queue import get_queue
+    from dbrestore.runs.queue import get_queue
 
     queue = get_queue()
     try:

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from dbrestore.runs import active_run
+from dbrestore.runs.lifecycle import active_run
 from restoreproject.shop.models import Customer, OrderItem, Tag
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from dbrestore.backup import BackupWriter
+from dbrestore.backups.writer import BackupWriter
 from dbrestore.sources.directory import MANIFEST_NAME
 
 

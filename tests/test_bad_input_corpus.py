@@ -500,7 +500,7 @@ def test_rejects_with_big_integers_are_recorded(tmp_path, run_command, settings)
 
 
 def test_rejects_encoding_falls_back_for_what_orjson_refuses():
-    from dbrestore.rejects import dumps_record
+    from dbrestore.load.rejects import dumps_record
 
     line = dumps_record({"row": {"big": 2**70, "text": "a\udc80"}})
     assert json.loads(line) == {"row": {"big": 2**70, "text": "a\udc80"}}
@@ -603,7 +603,7 @@ def test_upload_of_a_keyed_object_restores_as_from_the_command_line(operator):
 
 
 def test_an_earlier_upload_is_listed_and_restored_as_its_file(operator, backup_dir):
-    from dbrestore.discovery import list_backups
+    from dbrestore.backups.catalog import list_backups
 
     folder = backup_dir / "upload-20260101T000000-abcd"
     folder.mkdir()

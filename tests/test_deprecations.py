@@ -1,8 +1,8 @@
-"""Old import paths keep working for one release, with a DeprecationWarning naming the new one."""
+"""A public import path that moved keeps working for one release, with a DeprecationWarning naming
+the new one; removed options name what to use instead."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 
@@ -11,19 +11,15 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize(
-    ("module", "name", "new_home"),
-    [
-        ("dbrestore.engine", "restore", "dbrestore.service"),
-        ("dbrestore.loader", "TableLoader", "dbrestore.load.table"),
-        ("dbrestore.copyload", "CopyTableLoader", "dbrestore.load.copy"),
-    ],
-)
-def test_old_import_paths_warn_and_still_work(module, name, new_home, monkeypatch):
-    monkeypatch.delitem(sys.modules, module, raising=False)
-    with pytest.warns(DeprecationWarning, match=f"{module} is deprecated: import from .*{new_home}"):
-        old = importlib.import_module(module)
-    assert getattr(old, name) is getattr(importlib.import_module(new_home), name)
+def test_the_dashboards_old_import_path_warns_and_still_works():
+    import dbrestore.dashboard as old
+    from dbrestore.admin import dashboard
+
+    with pytest.warns(DeprecationWarning, match="import it from dbrestore.admin.dashboard"):
+        urls = old.rq_dashboard_urls
+    assert urls is dashboard.rq_dashboard_urls
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dbrestore.convert.row_converter import RowConverter, build_instance
 from dbrestore.load.insert import Inserter
-from dbrestore.row_converter import RowConverter, build_instance
 from restoreproject.fidelity.models import AllFields, Counter, Pizzeria
 from restoreproject.shop.models import Customer, OrderItem
 

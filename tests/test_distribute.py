@@ -93,7 +93,7 @@ def queue_distributed(run_command, backup: Path) -> RestoreRun:
 def wait_for(run: RestoreRun, timeout: float = 60) -> RestoreRun:
     """The run at its end, looked at as ``--wait`` and ``restore_status`` look (which requeues
     the chunks of dead workers and fails a run nobody carries on)."""
-    from dbrestore.runs import settle
+    from dbrestore.runs.lifecycle import settle
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,7 +108,7 @@ def wait_for(run: RestoreRun, timeout: float = 60) -> RestoreRun:
 def rq_job(job_id: str):
     from rq.job import Job
 
-    from dbrestore.queue import get_queue
+    from dbrestore.runs.queue import get_queue
 
     return Job.fetch(job_id, connection=get_queue().connection)
 
@@ -153,7 +153,7 @@ def test_two_workers_restore_what_a_clean_restore_does(
     assert f"Restore #{run.pk}: succeeded, {run.rows_processed}/{run.rows_total} rows (100.0%)" in err
     assert table_checksums(run_command, tmp_path / "distributed") == clean
     assert_counts_add_up(run, backup)
-    from dbrestore.distribute import chunk_counts
+    from dbrestore.chunked.distribute import chunk_counts
 
     done, total = chunk_counts(run.pk)
     assert done == total > len(manifest(backup)["tables"])  # tables were split
@@ -162,7 +162,7 @@ def test_two_workers_restore_what_a_clean_restore_does(
 
 
 def _chunk_job_ids(run: RestoreRun) -> list[str]:
-    from dbrestore import fanout
+    from dbrestore.chunked import fanout
 
     return [job_id for job_id in fanout.run_job_ids(run.pk) if job_id.rsplit("-", 1)[-1][1:].isdigit()]
 
@@ -199,7 +199,7 @@ def _worker_blocked_in(run: RestoreRun, table: str, timeout: float = 60) -> tupl
     """A worker whose chunk of ``table`` (a model label) waits on a lock: its pid, the job's id."""
     from rq.worker import Worker
 
-    from dbrestore.queue import get_queue
+    from dbrestore.runs.queue import get_queue
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -243,7 +243,7 @@ def test_a_chunk_that_always_fails_fails_the_run_after_its_retries(
         for error in run.errors
     ), run.errors
     assert any(f"--resume {run.pk}" in error for error in run.errors)
-    from dbrestore import fanout
+    from dbrestore.chunked import fanout
 
     deadline = time.monotonic() + 30  # a chunk failing beside it may have been requeued: it does nothing
     while fanout.run_alive(run.pk, run.database)[0] and time.monotonic() < deadline:
@@ -272,7 +272,7 @@ def test_distribute_needs_no_atomic_and_postgres(sample_backup, run_command, ven
 
 
 def test_admin_form_refuses_distribute_in_one_transaction():
-    from dbrestore.forms import RestoreForm
+    from dbrestore.admin.forms import RestoreForm
 
     form = RestoreForm({"backup": "", "mode": "replace", "atomic": "on", "distribute": "on"})
     assert not form.is_valid()

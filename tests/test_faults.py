@@ -357,7 +357,7 @@ def test_status_follows_the_lock_not_the_clock(small_backup, run_command):
     moment the lock is free."""
     import datetime
 
-    from dbrestore.locks import lock_for
+    from dbrestore.runs.locks import lock_for
 
     old = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     run = RestoreRun.objects.create(

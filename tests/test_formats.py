@@ -143,7 +143,7 @@ def test_natural_key_to_a_missing_parent_is_a_reject(tmp_path, run_command):
 def test_only_conversions_that_may_query_wait_for_the_copy():
     """The COPY path converts rows while the COPY is open (the overlap that makes it fast), except
     where converting may query the database, which a connection in the middle of a COPY cannot."""
-    from dbrestore.row_converter import RowConverter
+    from dbrestore.convert.row_converter import RowConverter
     from restoreproject.shop.models import OrderItem
 
     assert not RowConverter(OrderItem, using="default").may_query_database  # fields without defaults

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbrestore.exceptions import DbRestoreError
-from dbrestore.plan import build_plan
+from dbrestore.plan.build import build_plan
 from dbrestore.sources import open_backup
 from dbrestore.sources.readers import open_binary
 

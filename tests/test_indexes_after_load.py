@@ -12,7 +12,7 @@ from django.db import connection
 
 from dbrestore import service
 from dbrestore.models import RestoreRun
-from dbrestore.progress import BaseListener
+from dbrestore.runs.progress import BaseListener
 from restoreproject.shop.models import Customer, Order, OrderItem
 from tests.backup_data import assert_table_matches, manifest
 from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def every_table_is_big(monkeypatch):
     """The sample tables are small: set aside every table's indexes, as for big ones."""
-    from dbrestore import postload
+    from dbrestore.load import indexes as postload
 
     monkeypatch.setattr(postload, "MIN_ROWS", 0)
 
@@ -143,7 +143,7 @@ def test_by_default_fks_between_restored_tables_go_during_the_load(sample_backup
 
 @pytest.mark.postgres
 def test_small_tables_keep_their_indexes_and_fks(sample_backup, monkeypatch):
-    from dbrestore import postload
+    from dbrestore.load import indexes as postload
 
     backup = sample_backup(rows=300)
     monkeypatch.setattr(postload, "MIN_ROWS", manifest_rows(backup, "shop.OrderItem") + 1)

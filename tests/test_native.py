@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from dbrestore.native import pg_environment
+from dbrestore.native.tools import pg_environment
 from restoreproject.shop.models import Customer, OrderItem, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)

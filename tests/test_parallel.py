@@ -8,8 +8,8 @@ import logging
 import pytest
 from django.core.management.base import CommandError
 
+from dbrestore.chunked.levels import load_levels
 from dbrestore.models import RestoreRun
-from dbrestore.parallel import load_levels
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Product, Tag
 from tests.backup_data import assert_table_matches, manifest
 from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbrestore.exceptions import UnknownTableError
-from dbrestore.plan import ModelIndex, order_parents_first
+from dbrestore.plan.build import ModelIndex, order_parents_first
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Product, Tag
 
 

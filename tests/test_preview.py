@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dbrestore.exceptions import OutsideReferenceError
-from dbrestore.preview import preview_restore
+from dbrestore.plan.preview import preview_restore
 from dbrestore.service import restore
 from restoreproject.shop.models import Category, Order
 

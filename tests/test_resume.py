@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from django.core.management.base import CommandError
 
+from dbrestore.chunked.reject_parts import postload_path
 from dbrestore.exceptions import RestoreCancelled
+from dbrestore.load.rejects import default_rejects_path
 from dbrestore.models import RestoreChunk, RestoreRun
-from dbrestore.parts import postload_path
-from dbrestore.progress import BaseListener
-from dbrestore.rejects import default_rejects_path
+from dbrestore.runs.progress import BaseListener
 from dbrestore.service import restore
 from dbrestore.sources import open_backup
 from dbrestore.sources.ranges import line_ranges, range_rows

@@ -330,8 +330,8 @@ def test_a_duration_is_written_as_dumpdata_writes_it_in_backups_and_rejects_and_
 
     from django.core.serializers.json import DjangoJSONEncoder
 
-    from dbrestore.backup import dumps_row
-    from dbrestore.rejects import dumps_record
+    from dbrestore.backups.writer import dumps_row
+    from dbrestore.load.rejects import dumps_record
     from restoreproject.fidelity.models import AllFields
 
     span = datetime.timedelta(days=-1, hours=2, seconds=3, microseconds=5)

@@ -12,7 +12,7 @@ import pytest
 from django.db import DataError
 
 from dbrestore.models import RestoreRun
-from dbrestore.storable import storable_json, storable_text
+from dbrestore.runs.storable import storable_json, storable_text
 from restoreproject.shop.models import Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)

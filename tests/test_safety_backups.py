@@ -39,7 +39,7 @@ def test_safety_backups_are_not_candidates(sample_backup, run_command, backup_di
     run_command("restore_backup", "--latest", "--noinput")
     assert RestoreRun.objects.latest("pk").source == str(backup_dir / "nightly")
 
-    from dbrestore.forms import RestoreForm
+    from dbrestore.admin.forms import RestoreForm
 
     choices = [value for value, _ in RestoreForm().fields["backup"].choices if value]
     assert choices == ["nightly"]

@@ -83,8 +83,8 @@ def test_restore_by_name_with_storage_option_and_zstd(s3, loaded, run_command, s
 
 
 def test_restore_streams_large_objects_through_multipart_upload(s3, run_command, monkeypatch):
-    from dbrestore import storage
-    from dbrestore.backup import BackupWriter
+    from dbrestore.backups.writer import BackupWriter
+    from dbrestore.files import storage
     from restoreproject.shop.sample import sample_tables
 
     monkeypatch.setattr(storage, "PART_SIZE", 5 * 1024 * 1024)  # S3's minimum part size

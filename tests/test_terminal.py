@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dbrestore import restore
-from dbrestore.progress import ConsoleProgress
+from dbrestore.runs.progress import ConsoleProgress
 from restoreproject.shop.models import Customer, Tag
 from tests.conftest import ROOT
 

@@ -12,19 +12,28 @@ the representable range in UTC, text that is not valid UTF-8, NUL characters whe
 cannot store them, JSON nested too deeply to write.
 
 Whole rows (a table's key layouts, natural keys, the compiled per-row functions) are
-:mod:`dbrestore.row_converter`.
+:mod:`dbrestore.convert.row_converter`.
 """
 
 from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
-from ..djangotypes import value_field
-from .base import VALUE_ERRORS, ConversionError, Converter, checked, django_converter
-from .moments import date_converter, datetime_converter, duration_converter
-from .numbers import decimal_converter, float_converter, integer_converter
-from .rule import BOOLEAN, INTEGER_TYPES, TEXT_TYPES, UUID, column_kind, converts_as_django, overrides, refusal
-from .text import MAX_JSON_DEPTH, binary_converter, ip_converter, json_value, text_converter
+from dbrestore.convert.base import VALUE_ERRORS, ConversionError, Converter, checked, django_converter
+from dbrestore.convert.fields import value_field
+from dbrestore.convert.moments import date_converter, datetime_converter, duration_converter
+from dbrestore.convert.numbers import decimal_converter, float_converter, integer_converter
+from dbrestore.convert.rule import (
+    BOOLEAN,
+    INTEGER_TYPES,
+    TEXT_TYPES,
+    UUID,
+    column_kind,
+    converts_as_django,
+    overrides,
+    refusal,
+)
+from dbrestore.convert.text import MAX_JSON_DEPTH, binary_converter, ip_converter, json_value, text_converter
 
 __all__ = [
     "VALUE_ERRORS",

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .rule import refusal
+from dbrestore.convert.rule import refusal
 
 Converter = Callable[[Any], Any]
 

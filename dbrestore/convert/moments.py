@@ -12,8 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.duration import duration_microseconds
 
-from .base import Converter, checked, django_converter
-from .rule import DATETIME, DURATION, refusal
+from dbrestore.convert.base import Converter, checked, django_converter
+from dbrestore.convert.rule import DATETIME, DURATION, refusal
 
 
 def datetime_converter(field: models.Field, vendor: str) -> Converter:

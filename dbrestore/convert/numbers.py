@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import models
 
-from .base import Converter, checked
-from .rule import DECIMAL, FLOAT, INTEGER
+from dbrestore.convert.base import Converter, checked
+from dbrestore.convert.rule import DECIMAL, FLOAT, INTEGER
 
 
 def integer_converter(field: models.Field, connection) -> Converter:

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import models
 
-from ..djangotypes import value_field
+from dbrestore.convert.fields import value_field
 
 #: The column kinds of the value rule (docs/modes.md, "Values: stored, converted or rejected").
 TEXT, INTEGER, FLOAT, DECIMAL, BOOLEAN, UUID, DURATION, DATETIME, IP, OTHER = (

@@ -11,8 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .base import Converter, django_converter
-from .rule import IP, TEXT, refusal
+from dbrestore.convert.base import Converter, django_converter
+from dbrestore.convert.rule import IP, TEXT, refusal
 
 
 def text_converter(field: models.Field, vendor: str) -> Converter:

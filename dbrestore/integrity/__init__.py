@@ -21,7 +21,7 @@ Every row deleted here is *withdrawn* in its table's :class:`~dbrestore.load.led
 :mod:`.edges`, the repairs after the load in :mod:`.repair`.
 """
 
-from .edges import (
+from dbrestore.integrity.edges import (
     ForeignKeyEdge,
     ParentCheck,
     check_constraints,
@@ -31,7 +31,7 @@ from .edges import (
     foreign_key_constraints,
     orphan_pks,
 )
-from .repair import (
+from dbrestore.integrity.repair import (
     apply_deferred_foreign_keys,
     apply_deferred_natural_keys,
     nullable_deferred_fields,

@@ -20,11 +20,11 @@ from typing import Any
 from django.db import DatabaseError, models
 from django.db.models import Exists, OuterRef
 
-from ..djangotypes import concrete_model
-from ..exceptions import RestoreAbortedError, first_line
-from ..load.ledger import Ledger
-from ..load.rows import PendingRow
-from ..plan import Plan
+from dbrestore.convert.fields import concrete_model
+from dbrestore.exceptions import RestoreAbortedError, first_line
+from dbrestore.load.ledger import Ledger
+from dbrestore.load.rows import PendingRow
+from dbrestore.plan.build import Plan
 
 ModelType = type[models.Model]
 

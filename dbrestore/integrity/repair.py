@@ -9,15 +9,15 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from ..convert import ConversionError
-from ..djangotypes import column_of, natural_key_manager
-from ..load.ledger import Ledger
-from ..plan import Plan, PlannedTable
-from ..rejects import RejectsFile
-from ..report import RestoreResult
-from ..row_converter import ByNaturalKey, RowConverter, find_by_natural_key
-from ..sources.base import batched
-from .edges import ForeignKeyEdge, ModelType, classify_foreign_keys, existing_values, orphan_pks
+from dbrestore.convert import ConversionError
+from dbrestore.convert.fields import column_of, natural_key_manager
+from dbrestore.convert.row_converter import ByNaturalKey, RowConverter, find_by_natural_key
+from dbrestore.integrity.edges import ForeignKeyEdge, ModelType, classify_foreign_keys, existing_values, orphan_pks
+from dbrestore.load.ledger import Ledger
+from dbrestore.load.rejects import RejectsFile
+from dbrestore.plan.build import Plan, PlannedTable
+from dbrestore.runs.report import RestoreResult
+from dbrestore.sources.base import batched
 
 _CHUNK = 500
 _UPDATE_ROWS = 1000  # rows per UPDATE ... FROM (VALUES ...): at most 1,000 x (1 + FKs) parameters

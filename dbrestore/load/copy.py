@@ -36,19 +36,19 @@ from django.db import DatabaseError, models
 from psycopg._copy_base import TextFormatter  # psycopg's own COPY formatter (version pinned)
 from psycopg.adapt import Transformer
 
-from .. import conf
-from ..convert import ConversionError
-from ..djangotypes import column_of
-from ..integrity import ForeignKeyEdge, checked_as_copied
-from ..report import TableResult
-from ..row_converter import RowConverter
-from ..sources import PositionedRow
-from ..sources.base import BlockSource, batched
-from .copy_text import ISO_WITH_OFFSET, copy_adapter
-from .forked import ordered_map
-from .insert import is_fatal
-from .rows import PendingRow
-from .table import TableLoader
+from dbrestore import conf
+from dbrestore.convert import ConversionError
+from dbrestore.convert.fields import column_of
+from dbrestore.convert.row_converter import RowConverter
+from dbrestore.integrity import ForeignKeyEdge, checked_as_copied
+from dbrestore.load.copy_text import ISO_WITH_OFFSET, copy_adapter
+from dbrestore.load.forked import ordered_map
+from dbrestore.load.insert import is_fatal
+from dbrestore.load.rows import PendingRow
+from dbrestore.load.table import TableLoader
+from dbrestore.runs.report import TableResult
+from dbrestore.sources import PositionedRow
+from dbrestore.sources.base import BlockSource, batched
 
 logger = logging.getLogger(__name__)
 #: Bytes of JSON Lines per ``COPY_BATCH_SIZE`` rows, for the blocks prepared in forked processes

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..convert import converts_as_django
+from dbrestore.convert import converts_as_django
 
 
 def copy_adapter(field, connection) -> Callable[[Any], Any] | None:

@@ -32,7 +32,7 @@ from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttrib
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
-from ..djangotypes import column_of, db_type_of
+from dbrestore.convert.fields import column_of, db_type_of
 
 #: Descriptors that hand back what was set: Django's own for plain fields and FK columns.
 _PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)

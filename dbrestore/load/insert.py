@@ -26,13 +26,13 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
-from ..djangotypes import column_of
-from ..exceptions import first_line
-from ..row_converter import build_instance
-from ..sources.base import batched
-from .direct import DirectInsert
-from .ledger import Ledger
-from .rows import PendingRow
+from dbrestore.convert.fields import column_of
+from dbrestore.convert.row_converter import build_instance
+from dbrestore.exceptions import first_line
+from dbrestore.load.direct import DirectInsert
+from dbrestore.load.ledger import Ledger
+from dbrestore.load.rows import PendingRow
+from dbrestore.sources.base import batched
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..rejects import RejectsFile
-from ..report import TableResult
-from .rows import PendingRow
+from dbrestore.load.rejects import RejectsFile
+from dbrestore.load.rows import PendingRow
+from dbrestore.runs.report import TableResult
 
 SKIPPED_REASON = "a row with this primary key or unique value is already there"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from django.db import models
 
-from ..convert import ConversionError
-from ..plan import PlannedTable
-from ..row_converter import RowConverter
-from ..sources.base import batched
+from dbrestore.convert import ConversionError
+from dbrestore.convert.row_converter import RowConverter
+from dbrestore.plan.build import PlannedTable
+from dbrestore.sources.base import batched
 
 _OWNERS_PER_DELETE = 1_000
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import models
 
-from ..row_converter import build_instance
+from dbrestore.convert.row_converter import build_instance
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """One table's load through the ORM: read -> convert -> check parents -> write, batch by batch.
 
-The pieces are composed, each in its room: :class:`~dbrestore.row_converter.RowConverter`
+The pieces are composed, each in its room: :class:`~dbrestore.convert.row_converter.RowConverter`
 (values as loaddata stores them), :class:`~dbrestore.integrity.ParentCheck` (rows whose parent
 is missing), :class:`~dbrestore.load.insert.FallbackChain` (the INSERTs), and the table's
 :class:`~dbrestore.load.ledger.Ledger`, where every row is counted once. The COPY path
@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 from django.db import models
 
-from ..convert import ConversionError
-from ..exceptions import RestoreCancelled
-from ..integrity import ForeignKeyEdge, ParentCheck
-from ..rejects import RejectsFile
-from ..report import TableResult
-from ..row_converter import ByNaturalKey, DeferredNaturalKey, RowConverter
-from ..sources import PositionedRow
-from ..sources.base import batched
-from .insert import FallbackChain, Inserter
-from .ledger import Ledger
-from .rows import PendingRow
+from dbrestore.convert import ConversionError
+from dbrestore.convert.row_converter import ByNaturalKey, DeferredNaturalKey, RowConverter
+from dbrestore.exceptions import RestoreCancelled
+from dbrestore.integrity import ForeignKeyEdge, ParentCheck
+from dbrestore.load.insert import FallbackChain, Inserter
+from dbrestore.load.ledger import Ledger
+from dbrestore.load.rejects import RejectsFile
+from dbrestore.load.rows import PendingRow
+from dbrestore.runs.report import TableResult
+from dbrestore.sources import PositionedRow
+from dbrestore.sources.base import batched
 
 
 class StopCheck(Protocol):

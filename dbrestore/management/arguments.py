@@ -9,8 +9,8 @@ from pathlib import Path
 from django.db import DEFAULT_DB_ALIAS
 
 from dbrestore import conf
+from dbrestore.conf import split_commas
 from dbrestore.options import METHODS, MODES
-from dbrestore.parsing import split_commas
 
 
 def _removed(replacement: str) -> type[argparse.Action]:

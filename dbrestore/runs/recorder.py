@@ -10,13 +10,13 @@ from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS, SINGLE
 from django.utils import timezone
 
-from .. import conf
-from ..conf import run_database
-from ..locks import DatabaseLock
-from ..models import RestoreRun
-from ..progress import BaseListener
-from ..report import RestoreResult, TableResult
-from ..storable import storable_fields
+from dbrestore import conf
+from dbrestore.conf import run_database
+from dbrestore.models import RestoreRun
+from dbrestore.runs.locks import DatabaseLock
+from dbrestore.runs.progress import BaseListener
+from dbrestore.runs.report import RestoreResult, TableResult
+from dbrestore.runs.storable import storable_fields
 
 
 def bounded(messages: list[str]) -> list[str]:
@@ -35,12 +35,12 @@ def tables_progress(result: RestoreResult, finished: set[str] | None = None) -> 
 
 class RunRecorder(BaseListener):
     """Copies progress onto a RestoreRun row at most every ``PROGRESS_INTERVAL`` seconds. A
-    listener only observes: whether the run may go on is :class:`~dbrestore.watch.RunWatch`'s question, asked by
+    listener only observes: whether the run may go on is :class:`~dbrestore.runs.watch.RunWatch`'s question, asked by
     the load loop.
 
     Without one transaction (``--no-atomic``, chunk by chunk) every batch is recorded at once,
     the chunk in flight included; once the run has ended, its counts are those of its done chunks
-    (:func:`dbrestore.checkpoints.settle_counts`).
+    (:func:`dbrestore.chunked.checkpoints.settle_counts`).
     """
 
     def __init__(

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError, describe
-from ..storage import Location, Source, StoragePath, as_location
-from .base import Backup, PositionedRow, Row, TableData
-from .bounds import require_regular_file
-from .directory import MANIFEST_NAME, file_table, open_directory, table_key
-from .dumpdata import is_dumpdata, open_dumpdata
-from .keyed import is_keyed_object, open_keyed_object
-from .native import detect_native_format
-from .readers import first_significant_byte, is_json_lines_name
-from .rejects import is_rejects_file, open_rejects_file
+from dbrestore.exceptions import BackupFormatError, BackupNotFoundError, DbRestoreError, describe
+from dbrestore.files.storage import Location, Source, StoragePath, as_location
+from dbrestore.native.formats import detect_native_format
+from dbrestore.sources.base import Backup, PositionedRow, Row, TableData
+from dbrestore.sources.bounds import require_regular_file
+from dbrestore.sources.directory import MANIFEST_NAME, file_table, open_directory, table_key
+from dbrestore.sources.dumpdata import is_dumpdata, open_dumpdata
+from dbrestore.sources.keyed import is_keyed_object, open_keyed_object
+from dbrestore.sources.readers import first_significant_byte, is_json_lines_name
+from dbrestore.sources.rejects import is_rejects_file, open_rejects_file
 
 __all__ = [
     "Backup",
@@ -50,12 +50,12 @@ FILE_FORMATS: list[tuple[Callable[[Location, bytes], bool], Callable[[Location],
 
 def _native(path: Location) -> Backup | None:
     """A PostgreSQL dump (or a dbrestore directory whose manifest points at one): no row streams,
-    the engine hands it to :mod:`dbrestore.native`."""
+    the engine hands it to :mod:`dbrestore.native.tools`."""
     if isinstance(path, StoragePath):
         _stored_native(path)
         return None
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        from .directory import read_manifest
+        from dbrestore.sources.directory import read_manifest
 
         native = read_manifest(path / MANIFEST_NAME).get("native")
         if isinstance(native, dict) and native.get("file"):
@@ -76,7 +76,7 @@ def _native(path: Location) -> Backup | None:
 
 def _stored_native(path: StoragePath) -> None:
     """pg_dump files are read by psql / pg_restore from a local path: not from a storage."""
-    from .directory import read_manifest
+    from dbrestore.sources.directory import read_manifest
 
     native = (path / MANIFEST_NAME).is_file() and read_manifest(path / MANIFEST_NAME).get("native")
     if native or path.name.endswith((".sql", ".sql.gz", ".dump", ".backup")):

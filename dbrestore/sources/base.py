@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from ..exceptions import BackupFormatError, DbRestoreError, describe
-from ..storage import Location, StoragePath
+from dbrestore.exceptions import BackupFormatError, DbRestoreError, describe
+from dbrestore.files.storage import Location, StoragePath
 
 Row = dict[str, Any]
 #: A row and its 1-based position in its file (line for JSON Lines, item for arrays).
@@ -20,7 +20,7 @@ class UnreadableRow(dict):
     ``MAX_NESTING``, a number of more than ``MAX_NUMBER_DIGITS`` digits or beyond a float's range,
     a dumpdata object whose M2M value is not a list.
     It holds what could be read (for the rejects file), and ``reason`` says what is wrong: the
-    converter rejects it with that reason (:meth:`dbrestore.row_converter.RowConverter.convert`),
+    converter rejects it with that reason (:meth:`dbrestore.convert.row_converter.RowConverter.convert`),
     the rest of the file goes on."""
 
     def __init__(self, row: Row, reason: str):

@@ -24,9 +24,9 @@ from typing import IO, Any
 
 import orjson
 
-from .. import conf
-from ..exceptions import BackupFormatError, InputTooLargeError
-from ..storage import Location, StoragePath
+from dbrestore import conf
+from dbrestore.exceptions import BackupFormatError, InputTooLargeError
+from dbrestore.files.storage import Location, StoragePath
 
 #: Inflation is only judged past this many decompressed bytes: small files never trip it.
 RATIO_FLOOR = 16 * 1024**2

@@ -10,12 +10,12 @@ from typing import Any
 
 import orjson
 
-from .. import conf
-from ..exceptions import BackupFormatError, InputTooLargeError
-from ..storage import Location, StoragePath
-from .base import Backup, TableData
-from .bounds import require_regular_file
-from .readers import (
+from dbrestore import conf
+from dbrestore.exceptions import BackupFormatError, InputTooLargeError
+from dbrestore.files.storage import Location, StoragePath
+from dbrestore.sources.base import Backup, TableData
+from dbrestore.sources.bounds import require_regular_file
+from dbrestore.sources.readers import (
     JSON_LINES_SUFFIXES,
     JsonLinesBlocks,
     data_suffix,
@@ -121,8 +121,8 @@ def _short(value: Any) -> str:
 def check_table_file(path: Location) -> None:
     """A data file in a directory holds one table's rows (a JSON array, or JSON Lines of
     objects): a keyed object, a dumpdata fixture or a rejects file there is an error, not a table."""
-    from .dumpdata import is_dumpdata
-    from .rejects import is_rejects_file
+    from dbrestore.sources.dumpdata import is_dumpdata
+    from dbrestore.sources.rejects import is_rejects_file
 
     require_regular_file(path)
     first = first_significant_byte(path)

@@ -22,12 +22,12 @@ import orjson
 from django.apps import apps
 from django.db import models
 
-from ..djangotypes import concrete_model, through_model
-from ..exceptions import BackupFormatError
-from ..storage import Location
-from .base import Backup, PositionedRow, TableData, UnreadableRow
-from .bounds import PARSER_BUFFER
-from .readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
+from dbrestore.convert.fields import concrete_model, through_model
+from dbrestore.exceptions import BackupFormatError
+from dbrestore.files.storage import Location
+from dbrestore.sources.base import Backup, PositionedRow, TableData, UnreadableRow
+from dbrestore.sources.bounds import PARSER_BUFFER
+from dbrestore.sources.readers import first_significant_byte, iter_json_array, iter_json_lines, loads_line, open_binary
 
 
 def _is_json_lines(path: Location) -> bool:

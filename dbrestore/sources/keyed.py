@@ -10,11 +10,11 @@ import functools
 
 import ijson
 
-from ..exceptions import BackupFormatError, first_line
-from ..storage import Location
-from .base import Backup, TableData
-from .bounds import PARSER_BUFFER
-from .readers import is_json_lines_name, iter_json_array, open_binary
+from dbrestore.exceptions import BackupFormatError, first_line
+from dbrestore.files.storage import Location
+from dbrestore.sources.base import Backup, TableData
+from dbrestore.sources.bounds import PARSER_BUFFER
+from dbrestore.sources.readers import is_json_lines_name, iter_json_array, open_binary
 
 METADATA_KEY = "metadata"
 

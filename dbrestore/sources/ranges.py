@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import layers
-from ..storage import StoragePath
-from .base import PositionedRow, TableData, guarded
-from .bounds import BoundedReader
-from .readers import is_json_lines_name, iter_json_lines_stream, iter_rows
+from dbrestore.files import layers
+from dbrestore.files.storage import StoragePath
+from dbrestore.sources.base import PositionedRow, TableData, guarded
+from dbrestore.sources.bounds import BoundedReader
+from dbrestore.sources.readers import is_json_lines_name, iter_json_lines_stream, iter_rows
 
 _BLOCK = 1024 * 1024
 

@@ -3,7 +3,7 @@
 Both read in constant memory: JSON arrays through ijson's C backend, one item at a time;
 JSON Lines line by line through orjson, every read bounded (:mod:`.bounds`). Errors name the
 file and the line or row. The bytes come through :func:`open_binary`, which peels compression
-and encryption (:mod:`dbrestore.layers`) off a local file or a stored object alike.
+and encryption (:mod:`dbrestore.files.layers`) off a local file or a stored object alike.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 import ijson
 import orjson
 
-from .. import conf, layers
-from ..exceptions import BackupFormatError, first_line
-from ..storage import Location, StoragePath
-from .base import PositionedRow, UnreadableRow, guarded
-from .bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
+from dbrestore import conf
+from dbrestore.exceptions import BackupFormatError, first_line
+from dbrestore.files import layers
+from dbrestore.files.storage import Location, StoragePath
+from dbrestore.sources.base import PositionedRow, UnreadableRow, guarded
+from dbrestore.sources.bounds import PARSER_BUFFER, BoundedReader, RowCheck, require_regular_file
 
 #: orjson reads integers beyond 64 bits as floats (rounded): lines with 20 digits in a row are
 #: parsed by the standard library instead, which keeps every integer exact (as loaddata does).

@@ -1,6 +1,6 @@
 """A rejects file as a backup: fix the rows in it, then restore it (``--mode append``).
 
-Each line of a rejects file (``dbrestore.rejects``) holds ``model``, ``table``, ``position``,
+Each line of a rejects file (``dbrestore.load.rejects``) holds ``model``, ``table``, ``position``,
 ``row`` and ``reason``. Read as a backup, it is one table per model, each streaming the
 ``row`` values of its ``"kind": "rejected"`` lines (``"skipped"`` lines were never lost).
 """
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import orjson
 
-from ..exceptions import BackupFormatError
-from ..storage import Location
-from .base import Backup, PositionedRow, TableData
-from .readers import is_json_lines_name, iter_json_lines, loads_line, open_binary
+from dbrestore.exceptions import BackupFormatError
+from dbrestore.files.storage import Location
+from dbrestore.sources.base import Backup, PositionedRow, TableData
+from dbrestore.sources.readers import is_json_lines_name, iter_json_lines, loads_line, open_binary
 
 REJECT_KEYS = {"model", "table", "row", "reason"}
 KINDS = ("rejected", "skipped")

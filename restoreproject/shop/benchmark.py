@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from dbrestore.backup import BackupWriter
+from dbrestore.backups.writer import BackupWriter
 from restoreproject.shop.models import OrderItem
 from restoreproject.shop.sample import order_items
 

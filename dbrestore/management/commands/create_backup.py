@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from dbrestore.backup import create_backup, create_native_backup, timestamped_directory
-from dbrestore.crypto import recipients_from
-from dbrestore.discovery import backup_root
+from dbrestore.backups.catalog import backup_root
+from dbrestore.backups.writer import create_backup, create_native_backup, timestamped_directory
+from dbrestore.conf import split_commas
 from dbrestore.exceptions import DbRestoreError
+from dbrestore.files.gpg import recipients_from
+from dbrestore.files.storage import StoragePath, as_location
 from dbrestore.options import check_database
-from dbrestore.parsing import split_commas
 from dbrestore.sources.directory import read_manifest
-from dbrestore.storage import StoragePath, as_location
 
 
 class Command(BaseCommand):

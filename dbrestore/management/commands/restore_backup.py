@@ -12,17 +12,17 @@ from typing import IO
 import orjson
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from dbrestore.discovery import backup_root, human_size, list_backups, resolve_source
+from dbrestore.backups.catalog import backup_root, human_size, list_backups, resolve_source
+from dbrestore.chunked.resume import resumable_run
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
+from dbrestore.files.storage import Location, StoragePath
 from dbrestore.jobs import queue_restore, queue_resume
 from dbrestore.management.arguments import add_restore_arguments, as_restore_options
 from dbrestore.options import check_database, resolved_mode
-from dbrestore.preview import preview_restore
-from dbrestore.progress import ConsoleProgress
-from dbrestore.report import PARTIAL, SUCCEEDED
-from dbrestore.resume import resumable_run
+from dbrestore.plan.preview import preview_restore
+from dbrestore.runs.progress import ConsoleProgress
+from dbrestore.runs.report import PARTIAL, SUCCEEDED
 from dbrestore.service import restore, resume, rollback_source
-from dbrestore.storage import Location, StoragePath
 
 EXIT_PARTIAL = 3
 NO_TERMINAL = "there is no terminal to confirm on: pass --noinput to restore without asking"
@@ -132,7 +132,7 @@ class Command(BaseCommand):
         self.stdout.write(str(run.pk))
         if not wait:
             return
-        from dbrestore.distribute import wait as wait_for
+        from dbrestore.chunked.distribute import wait as wait_for
 
         run = wait_for(run, _stream(self.stderr) if verbosity >= 1 else io.StringIO())
         for error in run.errors if verbosity >= 1 else ():

@@ -6,7 +6,7 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from dbrestore.models import RestoreRun
-from dbrestore.runs import progress_data
+from dbrestore.runs.lifecycle import progress_data
 
 
 class Command(BaseCommand):

@@ -16,9 +16,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from dbrestore.load.rejects import RejectsFile
 from dbrestore.load.table import TableLoader
-from dbrestore.rejects import RejectsFile
-from dbrestore.report import TableResult
+from dbrestore.runs.report import TableResult
 from restoreproject.shop.models import OrderItem
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dbrestore.backup import BackupWriter
+from dbrestore.backups.writer import BackupWriter
 from restoreproject.shop.sample import sample_tables
 
 
