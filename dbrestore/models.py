@@ -11,6 +11,23 @@ from django.utils.translation import gettext_lazy as _
 from dbrestore.runs import report
 from dbrestore.runs.storable import StorableMixin, storable_fields
 
+#: Each per-table count of ``RestoreRun.tables`` and the column that holds its sum over the tables.
+TOTAL_FIELDS = {
+    "total": "rows_processed",
+    "inserted": "rows_inserted",
+    "skipped": "rows_skipped",
+    "rejected": "rows_rejected",
+}
+
+
+def table_totals(tables: dict[str, Any]) -> dict[str, int]:
+    """The run's row counts, summed from its per-table entries. ``RestoreRun.tables`` is the one
+    store of counts; the ``rows_*`` columns hold these sums (for the changelist's columns and
+    sorting) and are only ever written from them."""
+    return {
+        column: sum(int(entry.get(count) or 0) for entry in tables.values()) for count, column in TOTAL_FIELDS.items()
+    }
+
 
 class StorableQuerySet(models.QuerySet["RestoreRun"]):
     """``update()`` with the values made storable (:mod:`dbrestore.runs.storable`), as ``save()`` makes them."""
@@ -79,6 +96,12 @@ class RestoreRun(StorableMixin, models.Model):
 
     def __str__(self) -> str:
         return f"Restore #{self.pk} ({self.get_status_display()}) of {self.source}"
+
+    def set_tables(self, tables: dict[str, Any]) -> None:
+        """Record the per-table entries and the totals summed from them (the caller saves)."""
+        self.tables = tables
+        for column, value in table_totals(tables).items():
+            setattr(self, column, value)
 
     @property
     def is_active(self) -> bool:

@@ -1,9 +1,10 @@
 """The restore service: one call used by the command, the admin and the RQ job.
 
-Data flows one way: source (``sources``) -> plan (``plan``) -> safety (``safety``) -> load
-(``loading``, ``loader``, ``convert``) -> integrity and verification -> report (``report``), with
-progress events along the way (``progress``) and the run's history in a RestoreRun row (``runs``).
-A PostgreSQL dump goes through ``native_restore`` instead of the load.
+Data flows one way: source (``sources``) -> plan (``plan``, with ``backups.safety``) -> convert
+and load (``convert``, ``load``; ``chunked`` for ``--no-atomic``) -> integrity and verification
+(``integrity``) -> report (``runs.report``), with progress events along the way
+(``runs.progress``) and the run's history in a RestoreRun row (``runs``). A PostgreSQL dump goes
+through ``native.restore`` instead of the load.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from dbrestore.chunked import resume as resume_rules
 from dbrestore.chunked.loop import restore_chunked
 from dbrestore.exceptions import DbRestoreError, RestoreAbortedError, RestoreCancelled, RestoreConfigError, first_line
 from dbrestore.files.storage import StoragePath, as_location
-from dbrestore.load.atomic import load, restore_transaction
+from dbrestore.load.atomic import LoadContext, load, restore_transaction
 from dbrestore.load.rejects import RejectsFile, default_rejects_path
 from dbrestore.models import RestoreRun
-from dbrestore.native.formats import NATIVE_FORMATS
 from dbrestore.native.restore import restore_native
 from dbrestore.options import RestoreOptions, absolute
-from dbrestore.plan.build import Plan, build_plan
+from dbrestore.plan.build import Plan
 from dbrestore.plan.prepare import check_and_make_safe
+from dbrestore.plan.recorded import recorded_options, recorded_restore
 from dbrestore.runs import locks
 from dbrestore.runs.lifecycle import (
     RunRecorder,
@@ -44,7 +45,7 @@ from dbrestore.runs.lifecycle import (
 from dbrestore.runs.progress import Broadcast, ProgressListener
 from dbrestore.runs.report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from dbrestore.runs.watch import RunWatch
-from dbrestore.sources import Backup, open_backup, refuse_outputs
+from dbrestore.sources import Backup, refuse_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ def execute(
 ) -> RestoreResult:
     """Run a RestoreRun (fresh, or queued by ``--async`` / the admin) to its end, holding
     ``lock``, the database's restore lock (``job_id``: the RQ job running it, watched)."""
-    opts = RestoreOptions(**run.options)
-    opts.validate()
+    opts = recorded_options(run)
     result = RestoreResult(
         run_id=run.pk,
         source=run.source,
@@ -104,17 +104,17 @@ def execute(
     plan: Plan | None = None
     mark_running(run)
     try:
-        backup = open_backup(run.source)
+        recorded = recorded_restore(run, opts)
+        backup, plan = recorded.backup, recorded.plan
         refuse_outputs(backup, [rejects.path])
         if opts.rejects_file:  # a typo in --rejects-file fails now, not at the first reject
             rejects.check_writable()
         run.source_format = backup.format
         result.warnings.extend(backup.notes)
-        if backup.format in NATIVE_FORMATS:
+        if plan is None:
             restore_native(run, backup, opts, result, progress, recorder, watch)
         else:
-            plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
-            _restore_rows(run, backup, plan, opts, result, rejects, progress, started, watch)
+            _restore_rows(run, backup, plan, opts, result, rejects, progress, watch)
         result.errors.extend(result.verification.get("mismatches", []))
         result.status = PARTIAL if result.rejected or not result.verification.get("ok", True) else SUCCEEDED
     except RestoreCancelled as exc:
@@ -183,18 +183,17 @@ def _restore_rows(
     result: RestoreResult,
     rejects: RejectsFile,
     progress: Broadcast,
-    started: float,
     watch: RunWatch,
 ) -> None:
     """A JSON backup: check it, make the restore safe, then load the rows (in one transaction,
-    or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`.chunked`)."""
+    or chunk by chunk with checkpoints: ``--no-atomic``, see :mod:`dbrestore.chunked`)."""
     try:
         if chunked.applies(opts):
             restore_chunked(run, backup, plan, opts, result, progress, watch)
             return
         small = check_and_make_safe(run, backup, plan, opts, result, progress)
         with restore_transaction(opts):
-            load(plan, opts, result, rejects, progress, started, truncate=not small, watch=watch)
+            load(LoadContext(plan, opts, result, rejects, progress, watch=watch, truncate=not small))
     except DatabaseError as exc:
         raise RestoreAbortedError(f"the database stopped the restore: {first_line(exc)}") from exc
 

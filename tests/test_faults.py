@@ -584,8 +584,9 @@ def test_no_atomic_failure_in_process_says_what_each_table_holds(tmp_path, run_c
     assert f"now {tags} rows of ? expected, incomplete" in out
 
 
-def test_admin_run_page_shows_a_dead_run_failed_with_what_each_table_holds(admin_client):
-    """A run left ``running`` by a killed process, its lock free: the page fails it and counts."""
+def test_admin_run_page_shows_a_dead_run_and_its_post_button_fails_it(admin_client):
+    """A run left ``running`` by a killed process, its lock free: the page (a GET) only says so;
+    the page's POST button fails it and counts what each table holds."""
     from django.urls import reverse
 
     Tag.objects.bulk_create([Tag(name=f"t{pk}") for pk in range(7)])
@@ -609,9 +610,17 @@ def test_admin_run_page_shows_a_dead_run_failed_with_what_each_table_holds(admin
             }
         },
     )
-    page = admin_client.get(reverse("admin:dbrestore_restorerun_change", args=[run.pk])).content.decode()
+    page_url = reverse("admin:dbrestore_restorerun_change", args=[run.pk])
+    page = admin_client.get(page_url).content.decode()
     run.refresh_from_db()
-    assert run.status == "failed"
+    assert run.status == "running"  # a GET writes nothing
+    assert "This restore seems to have stopped: the restoring process died" in page
+    progress = admin_client.get(reverse("admin:dbrestore_restorerun_progress", args=[run.pk])).json()
+    assert progress["status"] == "running" and "the restoring process died" in progress["seems_dead"]
+    response = admin_client.post(reverse("admin:dbrestore_restorerun_settle", args=[run.pk]), follow=True)
+    page = response.content.decode()
+    run.refresh_from_db()
+    assert run.status == "failed" and f"Restore #{run.pk} is failed." in page
     assert "the restoring process died (its database lock was released)" in page
     assert "<td>7 of 10</td><td>incomplete</td>" in page
     assert "shop.Tag: 7 rows now, 10 expected, incomplete" in page

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from dbrestore.admin import views as admin_views
 from dbrestore.admin.display import may_resume, rolled_back, table_rows, verification_rows
 from dbrestore.models import RestoreRun
-from dbrestore.runs.lifecycle import settle
+from dbrestore.runs.lifecycle import seems_dead
 
 SOURCE_CHARS = 40  # of a long source path, the history shows the end (the full path is its tooltip)
 
@@ -132,6 +132,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
             path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name=f"{prefix}_progress"),
             path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name=f"{prefix}_cancel"),
             path("<int:pk>/resume/", wrap(admin_views.resume_view(self)), name=f"{prefix}_resume"),
+            path("<int:pk>/settle/", wrap(admin_views.settle_view(self)), name=f"{prefix}_settle"),
             *super().get_urls(),
         ]
 
@@ -141,9 +142,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
-        if run is not None and run.is_active:
-            settle(run.database)  # a run whose process died shows failed, not running
-            run.refresh_from_db()
+        may_restore = self.has_restore_permission(request)
         tables = table_rows(run) if run else []
         extra_context = {
             **(extra_context or {}),
@@ -156,7 +155,11 @@ class RestoreRunAdmin(admin.ModelAdmin):
             "progress_url": reverse("admin:dbrestore_restorerun_progress_page", args=[object_id]) if run else None,
             "rq_job_url": admin_views.rq_job_url(run, request) if run else None,
             "resume_url": reverse("admin:dbrestore_restorerun_resume", args=[object_id])
-            if run and may_resume(run) and self.has_restore_permission(request)
+            if run and may_resume(run) and may_restore
+            else None,
+            "seems_dead": seems_dead(run) if run else None,
+            "settle_url": reverse("admin:dbrestore_restorerun_settle", args=[object_id])
+            if run and run.is_active and may_restore
             else None,
             "chunked": any("state" in table for table in tables),
         }

@@ -25,7 +25,7 @@ from dbrestore.files.storage import StoragePath
 from dbrestore.jobs import cancel_restore, queue_restore, queue_resume
 from dbrestore.models import RestoreRun
 from dbrestore.plan.preview import preview_restore
-from dbrestore.runs.lifecycle import progress_data
+from dbrestore.runs.lifecycle import progress_data, settle
 
 
 def _context(model_admin, request: HttpRequest, **extra):
@@ -224,3 +224,18 @@ def resume_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRespo
     model_admin.log_change(request, run, f"Resume of restore #{run.pk} queued")
     messages.success(request, f"Restore #{run.pk} resumes: its finished chunks are kept.")
     return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
+
+
+@_run_view(_require_restore, require_POST)
+def settle_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
+    """The run page's "Mark failed if dead" button: the runs of the run's database that nobody is
+    behind any more are failed (never a live one: it holds the database's lock)."""
+    if run.is_active:
+        settle(run.database)
+        run.refresh_from_db()
+    if run.is_active:
+        messages.info(request, f"Restore #{run.pk} is alive ({run.status}): nothing was changed.")
+    else:
+        messages.warning(request, f"Restore #{run.pk} is {run.status}.")
+        model_admin.log_change(request, run, f"Marked {run.status}: nobody was behind it any more")
+    return redirect("admin:dbrestore_restorerun_change", run.pk)

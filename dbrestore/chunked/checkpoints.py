@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dbrestore.chunked.chunks import Chunk
-from dbrestore.models import RestoreChunk
+from dbrestore.models import RestoreChunk, table_totals
 from dbrestore.runs.report import TableResult
 
 COUNTS = ("total", "inserted", "skipped", "rejected")
@@ -134,8 +134,8 @@ def overlay(run: Any, data: dict[str, Any]) -> None:
     tables = data.get("tables") or {}
     _apply(states, tables, counts=ended)
     if ended and states:
-        for name, key in zip(COUNTS, ("rows_done", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
-            data[key] = sum(entry.get(name, 0) for entry in tables.values())
+        totals = table_totals(tables)
+        data.update(rows_done=totals.pop("rows_processed"), **totals)
 
 
 def settle_counts(run: Any) -> None:
@@ -145,8 +145,7 @@ def settle_counts(run: Any) -> None:
         return
     states = table_states(run.pk, run.database)
     _apply(states, run.tables, counts=True)
-    for name, field in zip(COUNTS, ("rows_processed", "rows_inserted", "rows_skipped", "rows_rejected"), strict=True):
-        setattr(run, field, sum(entry.get(name, 0) for entry in run.tables.values()))
+    run.set_tables(run.tables)
 
 
 def _apply(states: dict[str, dict[str, int]], tables: dict[str, Any], *, counts: bool) -> None:

@@ -34,14 +34,11 @@ from dbrestore.chunked import restore as chunked
 from dbrestore.conf import run_database
 from dbrestore.exceptions import DbRestoreError, RestoreConfigError, RestoreQueueError, first_line
 from dbrestore.models import RestoreRun
-from dbrestore.native.formats import NATIVE_FORMATS
-from dbrestore.options import RestoreOptions
-from dbrestore.plan.build import build_plan
+from dbrestore.plan.recorded import recorded_options, recorded_restore
 from dbrestore.runs.lifecycle import RunRecorder, settle, tables_progress
 from dbrestore.runs.locks import DatabaseLock
 from dbrestore.runs.queue import get_queue
 from dbrestore.runs.report import RestoreResult
-from dbrestore.sources import open_backup
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +49,20 @@ _held: list[fanout.ChunkLock] = []  # the chunk lock of this process's last chun
 def start(run: RestoreRun, *, lock: DatabaseLock) -> None:
     """Prepare ``run`` in its first job, holding the database's ``lock`` (checks, safety backup,
     emptying, the chunk plan: done once, recorded for a resume), then enqueue its chunks."""
-    opts = RestoreOptions(**run.options)
-    opts.validate()
+    opts = recorded_options(run)
     result = RestoreResult(
         run_id=run.pk, source=run.source, database=opts.database, method="copy" if opts.uses_copy() else "orm"
     )
     recorder = RunRecorder(run, restore_database=opts.database, atomic=True, lock=lock)  # its own connection
     try:
-        backup = open_backup(run.source)
+        recorded = recorded_restore(run, opts)
+        backup, plan = recorded.backup, recorded.plan
         RestoreRun.objects.using(run_database()).filter(pk=run.pk).update(source_format=backup.format)
-        if backup.format in NATIVE_FORMATS:
+        if plan is None:
             raise RestoreConfigError(
                 f"--distribute loads JSON backups chunk by chunk; {run.source} is a PostgreSQL "
                 "dump, which pg_restore loads (--jobs N runs it in parallel)"
             )
-        plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
         levels = chunked.prepare_chunked_run(run, opts, backup, plan, result, recorder)
         recorder.write(tables=tables_progress(result), warnings=result.warnings, force=True)
         count = enqueue_levels(run.pk, levels)

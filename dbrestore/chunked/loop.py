@@ -1,5 +1,5 @@
 """A chunked restore run to its end by the restoring process: prepared, its chunks loaded level
-by level (here, or with ``--jobs N`` in N worker processes, see :mod:`.workers`), then the
+by level (here, or with ``--jobs N`` in N worker processes, see :mod:`.processes`), then the
 post-load steps. The progress events (table started, batches, table finished) come from here.
 """
 

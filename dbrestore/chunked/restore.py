@@ -36,15 +36,16 @@ from dbrestore.exceptions import RestoreConfigError
 from dbrestore.integrity import classify_foreign_keys, nullable_deferred_fields
 from dbrestore.load.m2m import clear_given_lists
 from dbrestore.load.rejects import RejectsFile, default_rejects_path
-from dbrestore.load.table import StopCheck, never_stop
-from dbrestore.models import RestoreRun
+from dbrestore.load.table import StopCheck, TableLoad, never_stop
+from dbrestore.models import RestoreRun, table_totals
 from dbrestore.options import RestoreOptions
-from dbrestore.plan.build import Plan, PlannedTable, build_plan
+from dbrestore.plan.build import Plan, PlannedTable
 from dbrestore.plan.prepare import check_and_make_safe, expected_rows, note_plan
+from dbrestore.plan.recorded import recorded_restore
 from dbrestore.runs.lifecycle import finish_run, tables_progress
 from dbrestore.runs.progress import BaseListener
 from dbrestore.runs.report import PARTIAL, SUCCEEDED, RestoreResult, TableResult
-from dbrestore.sources import Backup, open_backup
+from dbrestore.sources import Backup
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,9 @@ def open_run(run_id: int) -> ChunkedRun:
     key = (run_id, os.getpid())
     if key not in _open_runs:
         run = RestoreRun.objects.using(run_database()).get(pk=run_id)
-        opts = RestoreOptions(**run.options)
-        opts.validate()
-        backup = open_backup(run.source)
-        plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
-        _open_runs[key] = ChunkedRun(run, opts, backup, plan)
+        recorded = recorded_restore(run)
+        assert recorded.plan is not None  # a chunked run restores a JSON backup (checked before it started)
+        _open_runs[key] = ChunkedRun(run, recorded.options, recorded.backup, recorded.plan)
     return _open_runs[key]
 
 
@@ -225,19 +224,21 @@ def load_counted(
                 clear_given_lists(table, using)
             assert opts.batch_size is not None  # set by opts.validate()
             loader = opts.loader_class()(
-                table.model,
-                using=using,
-                batch_size=opts.batch_size,
-                result=counts,
-                rejects=rejects,
-                on_batch=on_batch,
-                mode=opts.mode,
-                fk_checks=settled,
-                settled_foreign_keys=settled,
-                nulled_fields=nullable_deferred_fields(deferred),
-                log_skipped=opts.log_skipped,
-                side_by_side=side_by_side,
-                should_stop=context.watch,
+                TableLoad(
+                    table.model,
+                    using=using,
+                    batch_size=opts.batch_size,
+                    result=counts,
+                    rejects=rejects,
+                    on_batch=on_batch,
+                    mode=opts.mode,
+                    fk_checks=settled,
+                    settled_foreign_keys=settled,
+                    nulled_fields=nullable_deferred_fields(deferred),
+                    log_skipped=opts.log_skipped,
+                    side_by_side=side_by_side,
+                    should_stop=context.watch,
+                )
             )
             loader.load(chunk.rows(table))
             rejects.close()
@@ -355,11 +356,4 @@ def refresh_run_counts(run_id: int) -> None:
             chunks_done=state["chunks_done"],
             state=checkpoints.describe_state(state),
         )
-    sums = {name: sum(state[name] for state in states.values()) for name in checkpoints.COUNTS}
-    runs.filter(pk=run_id).update(
-        tables=tables,
-        rows_processed=sums["total"],
-        rows_inserted=sums["inserted"],
-        rows_skipped=sums["skipped"],
-        rows_rejected=sums["rejected"],
-    )
+    runs.filter(pk=run_id).update(tables=tables, **table_totals(tables))

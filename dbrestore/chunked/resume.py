@@ -14,9 +14,8 @@ from dbrestore.chunked.restore import refuse_changed
 from dbrestore.exceptions import RestoreConfigError
 from dbrestore.models import RestoreRun
 from dbrestore.native.formats import NATIVE_FORMATS
-from dbrestore.options import RestoreOptions, absolute
-from dbrestore.plan.build import build_plan
-from dbrestore.sources import open_backup
+from dbrestore.options import absolute
+from dbrestore.plan.recorded import recorded_options, recorded_restore
 
 
 def resumable_run(run_id: int) -> RestoreRun:
@@ -46,16 +45,14 @@ def refuse_resume(run: RestoreRun, source: Any = None, given: dict[str, Any] | N
         raise refuse("it restored a PostgreSQL dump (pg_restore starts over): run it again")
     if source is not None and absolute(source) != run.source:
         raise refuse(f"it restored {run.source}, not {source}")
-    recorded = RestoreOptions(**options).as_json()
+    recorded = recorded_options(run).as_json()
     for name, value in (given or {}).items():
         if name in recorded and recorded[name] != value:
             raise refuse(f"the option {name}={value!r} differs from the run's ({recorded[name]!r})")
     if run.checkpoint.get("prepared"):
-        opts = RestoreOptions(**options)
-        plan = build_plan(
-            open_backup(run.source), only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown
-        )
-        refuse_changed(run, plan)
+        plan = recorded_restore(run).plan
+        if plan is not None:
+            refuse_changed(run, plan)
 
 
 def reopen(run: RestoreRun) -> None:

@@ -23,6 +23,7 @@ when it may query the database (natural keys), which a connection busy with a CO
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import sys
@@ -45,7 +46,7 @@ from dbrestore.load.copy_text import ISO_WITH_OFFSET, copy_adapter
 from dbrestore.load.forked import ordered_map
 from dbrestore.load.insert import is_fatal
 from dbrestore.load.rows import PendingRow
-from dbrestore.load.table import TableLoader
+from dbrestore.load.table import TableLoad, TableLoader
 from dbrestore.runs.report import TableResult
 from dbrestore.sources import PositionedRow
 from dbrestore.sources.base import BlockSource, batched
@@ -69,11 +70,11 @@ class CopyTableLoader:
     copied, one after the other.
     """
 
-    def __init__(self, model: type[models.Model], *, batch_size: int, side_by_side: int = 1, **kwargs: Any):
-        copy_batch_size = max(batch_size, int(conf.get("COPY_BATCH_SIZE")) // side_by_side)
-        self.table = TableLoader(model, batch_size=copy_batch_size, side_by_side=side_by_side, **kwargs)
-        self.table.chain.batch_size = batch_size  # the fallback writes --batch-size batches
-        self.model = model
+    def __init__(self, load: TableLoad):
+        copy_batch_size = max(load.batch_size, int(conf.get("COPY_BATCH_SIZE")) // load.side_by_side)
+        self.table = TableLoader(dataclasses.replace(load, batch_size=copy_batch_size))
+        self.table.chain.batch_size = load.batch_size  # the fallback writes --batch-size batches
+        self.model = load.model
         self.ledger = self.table.ledger
         self.chain = self.table.chain
         self.connection = self.table.inserter.connection

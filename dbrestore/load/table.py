@@ -13,7 +13,8 @@ which ``on_batch`` only informs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import models
@@ -42,8 +43,10 @@ def never_stop(force: bool = False) -> str | None:
     return None
 
 
-class TableLoader:
-    """Loads one table's rows in batches through the fallback chain, counting every row.
+@dataclass(frozen=True)
+class TableLoad:
+    """What one table's load is told: the one argument of :class:`TableLoader` and
+    :class:`~dbrestore.load.copy.CopyTableLoader`.
 
     ``fk_checks``: FKs whose parents are already complete, checked per batch.
     ``settled_foreign_keys``: FKs whose parents are already complete, left to the database
@@ -54,50 +57,57 @@ class TableLoader:
     ``should_stop``: asked before each batch; a reason stops the load with RestoreCancelled.
     """
 
-    def __init__(
-        self,
-        model: type[models.Model],
-        *,
-        using: str,
-        batch_size: int,
-        result: TableResult,
-        rejects: RejectsFile,
-        dry_run: bool = False,
-        on_batch: Callable[[TableResult], None] | None = None,
-        mode: str = "replace",
-        fk_checks: Iterable[ForeignKeyEdge] = (),
-        settled_foreign_keys: Iterable[ForeignKeyEdge] = (),
-        nulled_fields: Iterable[models.Field] = (),
-        log_skipped: bool = False,
-        side_by_side: int = 1,
-        should_stop: StopCheck = never_stop,
-    ):
-        if batch_size < 1:
+    model: type[models.Model]
+    using: str
+    batch_size: int
+    result: TableResult
+    rejects: RejectsFile
+    mode: str = "replace"
+    dry_run: bool = False
+    on_batch: Callable[[TableResult], None] | None = None
+    fk_checks: Sequence[ForeignKeyEdge] = ()
+    settled_foreign_keys: Sequence[ForeignKeyEdge] = ()
+    nulled_fields: Sequence[models.Field] = ()
+    log_skipped: bool = False
+    side_by_side: int = 1
+    should_stop: StopCheck = never_stop
+
+
+class TableLoader:
+    """Loads one table's rows in batches through the fallback chain, counting every row."""
+
+    def __init__(self, load: TableLoad):
+        if load.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        model, using = load.model, load.using
         self.model = model
         self.using = using
-        self.batch_size = batch_size
-        self.result = result
-        self.rejects = rejects
-        self.dry_run = dry_run
-        self.on_batch = on_batch or (lambda result: None)
-        self.should_stop = should_stop
+        self.batch_size = load.batch_size
+        self.result = load.result
+        self.rejects = load.rejects
+        self.dry_run = load.dry_run
+        self.on_batch = load.on_batch or (lambda result: None)
+        self.should_stop = load.should_stop
         # Forward natural keys are filled in after the load in replace and merge modes (a merged
         # row takes the fixture's values, as loaddata's save does); in append mode the row may be
         # one that was already there, and kept.
-        self.converter = RowConverter(model, using=using, defer_natural_keys=mode in ("replace", "merge"))
-        self.inserter = Inserter(model, using, merge=mode == "merge")
+        self.converter = RowConverter(model, using=using, defer_natural_keys=load.mode in ("replace", "merge"))
+        self.inserter = Inserter(model, using, merge=load.mode == "merge")
         self.ledger = Ledger(
-            model._meta.label, model._meta.db_table, result, rejects, log_skipped=log_skipped and mode != "merge"
+            model._meta.label,
+            model._meta.db_table,
+            load.result,
+            load.rejects,
+            log_skipped=load.log_skipped and load.mode != "merge",
         )
-        self.chain = FallbackChain(self.inserter, self.ledger, batch_size=batch_size)
+        self.chain = FallbackChain(self.inserter, self.ledger, batch_size=load.batch_size)
         self.parents = ParentCheck(self.converter.fields, using, self.ledger)
-        self.fk_checks = list(fk_checks)
-        self.settled_foreign_keys = list(settled_foreign_keys)
+        self.fk_checks = list(load.fk_checks)
+        self.settled_foreign_keys = list(load.settled_foreign_keys)
         #: FKs the database checked for every row of this load (no orphan sweep needed for them).
         self.checked_foreign_keys: list[ForeignKeyEdge] = []
-        self.nulled_indexes = [self.converter.fields.index(f) for f in nulled_fields]
-        self.side_by_side = side_by_side
+        self.nulled_indexes = [self.converter.fields.index(f) for f in load.nulled_fields]
+        self.side_by_side = load.side_by_side
         #: Rows loaded with NULL for a natural key not found yet: (position, row, pk, field, key).
         self.deferred_natural_keys: list[tuple[int, dict[str, Any], Any, models.Field, DeferredNaturalKey]] = []
 

@@ -12,7 +12,8 @@ from dbrestore.exceptions import OutsideReferenceError
 from dbrestore.files.storage import Source
 from dbrestore.load.atomic import drift_warnings
 from dbrestore.options import RestoreOptions
-from dbrestore.plan.build import build_plan, plan_warnings
+from dbrestore.plan.build import plan_warnings
+from dbrestore.plan.recorded import plan_for
 from dbrestore.sources import open_backup
 
 
@@ -50,7 +51,7 @@ def preview_restore(source: Source, **options: Any) -> Preview:
     the columns the converter would drop or fill in, from the first row (or the manifest)."""
     opts = RestoreOptions.for_source(source, **options)
     backup = open_backup(source)
-    plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
+    plan = plan_for(backup, opts)
     warnings = plan_warnings(plan)
     if replaces_rows(opts):
         try:

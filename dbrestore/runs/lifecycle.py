@@ -43,6 +43,7 @@ __all__ = [
     "reap_dead_runs",
     "record_safety_backup",
     "request_cancel",
+    "seems_dead",
     "settle",
     "tables_progress",
 ]
@@ -103,25 +104,41 @@ def reap_dead_runs(database: str) -> list[RestoreRun]:
     dead = []
     runs = RestoreRun.objects.using(run_database()).filter(database=database, status__in=RestoreRun.ACTIVE_STATUSES)
     for run in runs:
-        if run.status == RestoreRun.Status.RUNNING and run.options.get("distribute"):
-            alive, why = fanout.run_alive(run.pk, database)  # no process holds the lock between its jobs
+        reason = _why_dead(run, lock_free=True)
+        if reason is None:
+            continue
+        if run.options.get("distribute") and run.status == RestoreRun.Status.RUNNING:
             run.refresh_from_db()  # its last job (or a failure callback) may have ended it meanwhile
-            if alive or run.status != RestoreRun.Status.RUNNING:
+            if run.status != RestoreRun.Status.RUNNING:
                 continue
-            reason = f"the distributed restore has no live RQ job left ({why})"
             fanout.cancel_jobs(run.pk)  # what still waits behind a failed job would never run
-        elif run.status == RestoreRun.Status.RUNNING:
-            reason = "the restoring process died (its database lock was released)"
-        else:
-            job = queue.job_status(run)
-            if job is True:
-                continue
-            reason = (
-                f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); the restore never started"
-            )
         _fail(run, reason)
         dead.append(run)
     return dead
+
+
+def seems_dead(run: RestoreRun) -> str | None:
+    """Why nobody seems to be behind active ``run`` any more, found without writing or locking
+    anything (None: alive, or it cannot be told). Pages that only look show it; failing the run
+    is :func:`settle`'s job: the next restore's, a worker's, ``restore_status``'s, or the run
+    page's "Mark failed" button (a POST)."""
+    if not run.is_active or run.database not in connections:
+        return None
+    busy = lock_for(run.database).busy() if run.status == RestoreRun.Status.RUNNING else None
+    return _why_dead(run, lock_free=busy is False)
+
+
+def _why_dead(run: RestoreRun, *, lock_free: bool) -> str | None:
+    """``lock_free``: nobody holds the database's restore lock (the caller holds it, or saw it free)."""
+    if run.status == RestoreRun.Status.RUNNING and run.options.get("distribute"):
+        alive, why = fanout.run_alive(run.pk, run.database)  # no process holds the lock between its jobs
+        return None if alive else f"the distributed restore has no live RQ job left ({why})"
+    if run.status == RestoreRun.Status.RUNNING:
+        return "the restoring process died (its database lock was released)" if lock_free else None
+    job = queue.job_status(run)
+    if job is True:
+        return None
+    return f"its RQ job {run.job_id or '(none)'} is gone ({job or 'not on the queue'}); the restore never started"
 
 
 def _fail(run: RestoreRun, reason: str) -> None:
@@ -180,10 +197,8 @@ def active_run(database: str) -> RestoreRun | None:
 
 
 def progress_data(run: RestoreRun) -> dict[str, Any]:
-    """Where a run is: the admin's progress endpoint and ``restore_status --json``."""
-    if run.is_active:
-        settle(run.database)
-        run.refresh_from_db()
+    """Where a run is: the admin's progress endpoint and ``restore_status --json``. Only reads:
+    a run that seems dead says why in ``seems_dead`` (``restore_status`` settles it first)."""
     speed = run.rows_per_s if run.status == RestoreRun.Status.RUNNING else None
     remaining = max(run.rows_total - run.rows_processed, 0)
     data = {
@@ -203,6 +218,7 @@ def progress_data(run: RestoreRun) -> dict[str, Any]:
         "errors": run.errors,
         "warnings": run.warnings,
         "cancel_requested": run.cancel_requested,
+        "seems_dead": seems_dead(run),
     }
     checkpoints.overlay(run, data)
     return data
@@ -251,13 +267,9 @@ def finish_run(run: RestoreRun, result: RestoreResult, tables: dict[str, Any] | 
     run.finished_at = timezone.now()
     run.heartbeat_at = run.finished_at
     run.current_table = ""
-    run.tables = tables if tables is not None else tables_progress(result)
-    run.rows_processed = result.total
-    run.rows_inserted = result.inserted
-    run.rows_skipped = result.skipped
-    run.rows_rejected = result.rejected
+    run.set_tables(tables if tables is not None else tables_progress(result))
     if not run.rows_total:
-        run.rows_total = result.total
+        run.rows_total = run.rows_processed
     run.warnings = bounded(result.warnings)
     run.errors = bounded(result.errors)
     run.verification = result.verification

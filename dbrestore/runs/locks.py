@@ -182,6 +182,23 @@ class FileLock(DatabaseLock):
     def backend_pids(self) -> list[int]:
         return []
 
+    def busy(self) -> bool | None:
+        """Seen in ``/proc/locks`` (Linux) without taking the lock: a page that only looks must not
+        take it for a moment, or a restore starting at that moment would be refused."""
+        try:
+            stat = os.stat(self.path)
+            table = Path("/proc/locks").read_text()
+        except FileNotFoundError:
+            return False if not self.path.exists() else None
+        except OSError:
+            return None
+        # "1: FLOCK  ADVISORY  WRITE 4242 08:01:123456 0 EOF": device major:minor (hex), inode.
+        wanted = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+        return any(
+            len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == wanted
+            for fields in (line.split() for line in table.splitlines())
+        )
+
 
 def lock_for(database: str) -> DatabaseLock:
     """The restore lock of database alias ``database`` (not yet taken)."""

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dbrestore import conf
 from dbrestore.conf import run_database
-from dbrestore.models import RestoreRun
+from dbrestore.models import RestoreRun, table_totals
 from dbrestore.runs.locks import DatabaseLock
 from dbrestore.runs.progress import BaseListener
 from dbrestore.runs.report import RestoreResult, TableResult
@@ -82,20 +82,20 @@ class RunRecorder(BaseListener):
     # The listener events -------------------------------------------------------------
     def restore_started(self, result: RestoreResult, rows_expected: int | None) -> None:
         self._result = result
-        self.write(rows_total=rows_expected or 0, tables=self._tables(), force=True)
+        self.write(rows_total=rows_expected or 0, force=True)
 
     def table_started(self, table: TableResult) -> None:
-        self.write(current_table=table.label, tables=self._tables(), force=True)
+        self.write(current_table=table.label, force=True)
 
     def batch_done(self, table: TableResult) -> None:
-        self.write(current_table=table.label, tables=self._tables())
+        self.write(current_table=table.label)
 
     def table_finished(self, table: TableResult) -> None:
         self.finished.add(table.label)
         # Throttled like a batch (with --no-atomic every write goes through anyway): the next
         # table_started (forced) or finish_run writes it, and forced it would cost a small restore
         # two more round trips per table.
-        self.write(tables=self._tables())
+        self.write()
 
     # ---------------------------------------------------------------------------------
     def _tables(self) -> dict[str, Any]:
@@ -109,11 +109,10 @@ class RunRecorder(BaseListener):
             return
         self._last_flush = now
         if self._result is not None:
+            tables = self._tables()
             values.update(
-                rows_processed=self._result.total,
-                rows_inserted=self._result.inserted,
-                rows_skipped=self._result.skipped,
-                rows_rejected=self._result.rejected,
+                tables=tables,
+                **table_totals(tables),
                 warnings=bounded(self._result.warnings),
                 errors=bounded(self._result.errors),
             )

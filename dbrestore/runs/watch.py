@@ -1,6 +1,6 @@
 """Whether a restore may go on: asked by the load loop, never raised by a progress listener.
 
-The load loop (``loading``, ``load.table``, ``chunk_loop``, ``native_restore``) asks between
+The load loop (``load.atomic``, ``load.table``, ``chunked.loop``, ``native.restore``) asks between
 batches and as each table starts; the answer comes from the run's RestoreRun row (a cancel
 request), its RQ job (deleted from the dashboard) and its database lock (lost).
 """

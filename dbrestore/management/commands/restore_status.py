@@ -6,11 +6,14 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from dbrestore.models import RestoreRun
-from dbrestore.runs.lifecycle import progress_data
+from dbrestore.runs.lifecycle import progress_data, settle
 
 
 class Command(BaseCommand):
-    help = "Show the status and progress of a restore run (see restore_backup --async)."
+    help = (
+        "Show the status and progress of a restore run (see restore_backup --async). A run whose "
+        "process or RQ job is gone is marked failed, with the reason."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("run_id", type=int, help="The RestoreRun id printed by restore_backup.")
@@ -21,6 +24,9 @@ class Command(BaseCommand):
             run = RestoreRun.objects.get(pk=run_id)
         except RestoreRun.DoesNotExist:
             raise CommandError(f"no restore run #{run_id}") from None
+        if run.is_active:
+            settle(run.database)  # a run nobody is behind any more is failed now, with the reason
+            run.refresh_from_db()
         data = progress_data(run)
         # PostgreSQL's jsonb keeps its own key order; "position" is the restore's order.
         data["tables"] = dict(sorted((data["tables"] or {}).items(), key=lambda item: item[1].get("position", 0)))

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from dbrestore.load.rejects import RejectsFile
-from dbrestore.load.table import TableLoader
+from dbrestore.load.table import TableLoad, TableLoader
 from dbrestore.runs.report import TableResult
 from restoreproject.shop.models import OrderItem
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 for kind, bad_at in (("clean", None), ("one bad row", batch_size // 2)):
                     result = TableResult(label="shop.OrderItem", table=OrderItem._meta.db_table)
                     loader = TableLoader(
-                        OrderItem, using=database, batch_size=batch_size, result=result, rejects=rejects
+                        TableLoad(OrderItem, using=database, batch_size=batch_size, result=result, rejects=rejects)
                     )
                     batch = list(rows(start, batch_size, bad_at))
                     start += batch_size
