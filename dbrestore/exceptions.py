@@ -70,6 +70,11 @@ class OutsideReferenceError(RestoreConfigError):
     """Replace mode would empty a table that rows of a table outside the restore point to."""
 
 
+class SelectionConflictError(DbRestoreError):
+    """Rows of a ``--select`` restore conflict with the live database (a primary key or a unique
+    value taken since the backup); nothing was written."""
+
+
 class RestoreAbortedError(DbRestoreError):
     """The database refused a statement that the restore cannot do without (rolled back when atomic)."""
 

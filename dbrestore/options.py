@@ -59,6 +59,12 @@ class RestoreOptions:
     # COPY in one transaction: forked processes that read and convert a big JSON Lines table's rows
     # (dbrestore.load.forked). None: DBRESTORE["CONVERT_PROCESSES"]; 0 or 1: this process alone.
     convert_processes: int | None = None
+    # --select LABEL:LOOKUP (undelete): these rows, what they need and (select_children, down to
+    # select_depth levels) what belongs to them, upserted by primary key; nothing else is touched.
+    select: list[str] = field(default_factory=list)
+    select_depth: int | None = None
+    select_children: bool = True
+    overwrite: bool = False  # --select: rows whose primary key now holds other values are replaced
 
     @classmethod
     def for_source(cls, source: Source, **options: Any) -> RestoreOptions:
@@ -74,7 +80,7 @@ class RestoreOptions:
         """``auto``: a dumpdata fixture is merged, as ``loaddata`` loads it (rows upserted by
         primary key, nothing else deleted); every other backup replaces the tables it holds."""
         if self.mode == "auto":
-            self.mode = "merge" if is_fixture(source) else "replace"
+            self.mode = "merge" if self.select or is_fixture(source) else "replace"
 
     def validate(self) -> None:
         check_database(self.database)
@@ -113,6 +119,31 @@ class RestoreOptions:
         self.only, self.exclude = list(self.only or []), list(self.exclude or [])
         if self.distribute:
             self._check_distribute()
+        self._check_select()
+
+    def _check_select(self) -> None:
+        """``--select`` upserts chosen rows in one transaction; its lookups are checked now, before
+        anything is read."""
+        self.select = list(self.select or [])
+        if not self.select:
+            if self.overwrite or self.select_depth is not None or not self.select_children:
+                raise RestoreConfigError("--overwrite, --select-depth and --no-children work with --select")
+            return
+        from dbrestore.select.lookups import parse_selection  # the models are loaded by now
+
+        for text in self.select:
+            parse_selection(text)
+        if self.mode not in ("auto", "merge"):
+            raise RestoreConfigError(
+                f"--select upserts the chosen rows by primary key and touches nothing else: --mode {self.mode} "
+                "does not apply (leave --mode out)"
+            )
+        if not self.atomic or self.distribute or self.jobs > 1:
+            raise RestoreConfigError(
+                "--select restores its rows in one transaction: drop --no-atomic, --distribute, --jobs"
+            )
+        if self.select_depth is not None and self.select_depth < 0:
+            raise RestoreConfigError(f"--select-depth must be 0 or more (got {self.select_depth})")
 
     def _check_distribute(self) -> None:
         """``--distribute`` loads chunks in RQ workers, each committing its own."""

@@ -45,6 +45,7 @@ from dbrestore.runs.lifecycle import (
 from dbrestore.runs.progress import Broadcast, ProgressListener
 from dbrestore.runs.report import CANCELLED, FAILED, PARTIAL, SUCCEEDED, RestoreResult
 from dbrestore.runs.watch import RunWatch
+from dbrestore.select.restore import restore_selection
 from dbrestore.sources import Backup, refuse_outputs
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,13 @@ def execute(
         run.source_format = backup.format
         result.warnings.extend(backup.notes)
         if plan is None:
+            if opts.select:
+                raise RestoreConfigError(
+                    f"--select reads JSON backups; {run.source} is a PostgreSQL dump, which pg_restore restores whole"
+                )
             restore_native(run, backup, opts, result, progress, recorder, watch)
+        elif opts.select:
+            restore_selection(backup, plan, opts, result, progress)
         else:
             _restore_rows(run, backup, plan, opts, result, rejects, progress, watch)
         result.errors.extend(result.verification.get("mismatches", []))

@@ -63,3 +63,11 @@ def value_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
     """The field whose values ``field`` holds: a relation's target field (a foreign key's), else
     the field itself."""
     return field.target_field if isinstance(field, RelatedField) else field
+
+
+def target_model(field: models.ForeignKey[Any, Any]) -> type[models.Model]:
+    """The concrete model a foreign key points at (``related_model``: typed optional, and may
+    name a proxy)."""
+    related = field.related_model
+    assert isinstance(related, type), f"{field} points at no model"
+    return concrete_model(related)

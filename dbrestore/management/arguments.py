@@ -11,6 +11,7 @@ from django.db import DEFAULT_DB_ALIAS
 from dbrestore import conf
 from dbrestore.conf import split_commas
 from dbrestore.options import METHODS, MODES
+from dbrestore.select.lookups import HELP as SELECT_HELP
 
 
 def _removed(replacement: str) -> type[argparse.Action]:
@@ -251,6 +252,43 @@ def add_restore_arguments(parser) -> None:
         help="With --async or --distribute: wait for the run to end, showing its progress; exit "
         "status as without them.",
     )
+    _add_select_arguments(parser)
+
+
+def _add_select_arguments(parser) -> None:
+    group = parser.add_argument_group(
+        "undelete (--select)",
+        "Restore chosen rows, what they need and what belongs to them into the live database, upserted by "
+        "primary key; nothing else is touched. A preview (rows added, unchanged, conflicting) is shown and "
+        "confirmed first; --dry-run stops there. A row whose primary key or unique value is taken since the "
+        "backup is a conflict: nothing is written and the exit status is 1, unless --overwrite.",
+    )
+    group.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="LABEL:LOOKUP",
+        help=f"Rows to restore (repeatable): {SELECT_HELP}. Followed down to what Django's delete removes with "
+        "them (CASCADE children, M2M rows, generic relations, multi-table parents and children) and up to the "
+        "rows they point at that the database no longer holds.",
+    )
+    group.add_argument(
+        "--select-depth",
+        type=int,
+        metavar="N",
+        help="Follow what belongs to the selected rows N levels down (default: all the way).",
+    )
+    group.add_argument(
+        "--no-children",
+        action="store_false",
+        dest="select_children",
+        help="Restore the selected rows and what they need, not what belongs to them.",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace database rows whose primary key now holds other values with the backup's.",
+    )
 
 
 #: Command-line options handed to RestoreOptions under the same name, as they are.
@@ -274,6 +312,10 @@ _AS_GIVEN = (
     "chunk_bytes",
     "distribute",
     "convert_processes",
+    "select",
+    "select_depth",
+    "select_children",
+    "overwrite",
 )
 
 

@@ -57,6 +57,8 @@ class RestoreResult:
     rejects_file: str | None = None
     safety_backup: str | None = None
     verification: dict[str, Any] = field(default_factory=dict)
+    #: ``--select``: per table, the rows added, unchanged, conflicting and overwritten (with samples).
+    selection: dict[str, Any] | None = None
 
     def table(self, label: str, table: str, expected: int | None = None) -> TableResult:
         result = self.tables.get(label)
@@ -110,6 +112,7 @@ class RestoreResult:
             "rejects_file": self.rejects_file,
             "safety_backup": self.safety_backup,
             "verification": self.verification,
+            **({"selection": self.selection} if self.selection is not None else {}),
         }
 
     def render_lines(self) -> list[str]:

@@ -22,6 +22,7 @@ from dbrestore.options import check_database, resolved_mode
 from dbrestore.plan.preview import preview_restore
 from dbrestore.runs.progress import ConsoleProgress
 from dbrestore.runs.report import PARTIAL, SUCCEEDED
+from dbrestore.select.restore import preview_selection
 from dbrestore.service import restore, resume, rollback_source
 
 EXIT_PARTIAL = 3
@@ -70,12 +71,8 @@ class Command(BaseCommand):
         report_path = _report_path(options["report_json"], source)
         restore_options = as_restore_options(options)
         try:
-            if (
-                options["interactive"]
-                and not options["dry_run"]
-                and resolved_mode(source, options["mode"]) == "replace"
-            ):
-                self._confirm(source, restore_options)
+            if options["interactive"] and not options["dry_run"]:
+                self._ask_first(source, options, restore_options)
             if options["run_async"] or options["distribute"]:
                 self._queue(source, restore_options, verbosity, wait=options["wait"])
                 return
@@ -114,6 +111,9 @@ class Command(BaseCommand):
         self._exit_status(result)
 
     def _exit_status(self, result) -> None:
+        conflicts = sum(table["conflicts"] for table in (result.selection or {}).get("tables", {}).values())
+        if conflicts:  # a --dry-run's: the restore itself refuses to write any
+            raise CommandError(f"{conflicts} selected rows conflict with the database (shown above)")
         if result.status != SUCCEEDED:
             where = f"; rejected rows are in {result.rejects_file}" if result.rejects_file else ""
             raise CommandError(
@@ -200,7 +200,30 @@ class Command(BaseCommand):
                 f"{info.rows if info.rows is not None else '?':>10}"
             )
 
-    def _confirm(self, source: Path, restore_options: dict) -> None:
+    def _ask_first(self, source: Location, options: dict, restore_options: dict) -> None:
+        """The question before anything is written: what a replace empties, what a selection adds."""
+        if options["select"]:
+            self._confirm_selection(source, restore_options)
+        elif resolved_mode(source, options["mode"]) == "replace":
+            self._confirm(source, restore_options)
+
+    def _confirm_selection(self, source: Location, restore_options: dict) -> None:
+        if not sys.stdin.isatty():
+            raise CommandError(NO_TERMINAL)
+        outcome = preview_selection(source, **restore_options)
+        self.stdout.write(f"Restoring from {source} into database {restore_options['database']!r}:")
+        for line in outcome.lines():
+            self.stdout.write(f"  {line}")
+        if outcome.conflicts and not restore_options["overwrite"]:
+            raise CommandError(
+                f"{outcome.conflicts} selected rows conflict with the database (shown above); nothing was "
+                "written (--overwrite replaces rows whose primary key holds other values)"
+            )
+        added = sum(len(table.added) + len(table.conflicts) for table in outcome.tables)
+        if self._ask(f"Write these {added} rows? Type 'yes' to continue, or 'no' to cancel: ").strip() != "yes":
+            raise CommandError("Restore cancelled.")
+
+    def _confirm(self, source: Location, restore_options: dict) -> None:
         if not sys.stdin.isatty():
             raise CommandError(NO_TERMINAL)  # before reading the backup for the question
         preview = preview_restore(source, **restore_options)
@@ -242,6 +265,13 @@ class Command(BaseCommand):
             )
         for mismatch in verification.get("mismatches", []):
             self.stdout.write(self.style.ERROR(f"verification: {mismatch}"))
+        for label, table in (result.selection or {}).get("tables", {}).items():
+            self.stdout.write(
+                f"{label}: {table['added']} added, {table['unchanged']} unchanged (left as they are), "
+                f"{table['conflicts']} conflicting, {table['overwritten']} overwritten"
+            )
+            for conflict in table["samples"]["conflicts"]:
+                self.stdout.write(self.style.ERROR(f"  conflict pk {conflict['pk']!r}: {conflict['why']}"))
         style = self.style.SUCCESS if result.status == SUCCEEDED else self.style.WARNING
         verb = "Checked (dry run)" if result.dry_run else "Restored"
         self.stdout.write(
