@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dbrestore.admin import views as admin_views
 from dbrestore.admin.display import may_resume, rolled_back, table_rows, verification_rows
+from dbrestore.admin.undelete import undelete_view
 from dbrestore.models import RestoreRun
 from dbrestore.runs.lifecycle import seems_dead
 
@@ -72,6 +73,14 @@ class RestoreRunAdmin(admin.ModelAdmin):
     def short_source(self, run: RestoreRun):
         source = run.source
         shown = source if len(source) <= SOURCE_CHARS else "…" + source[-(SOURCE_CHARS - 1) :]
+        selected = (run.options or {}).get("select")
+        if selected:  # an undelete: which rows it brought back
+            return format_html(
+                '<span class="dbrestore-source" title="{}">{}</span> <span class="dbrestore-selection">{}</span>',
+                source,
+                shown,
+                ", ".join(selected),
+            )
         return format_html('<span class="dbrestore-source" title="{}">{}</span>', source, shown)
 
     @admin.display(description=_("options"))
@@ -128,6 +137,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
         return [
             path("restore/", wrap(admin_views.restore_view(self)), name=f"{prefix}_restore"),
             path("restore/confirm/", wrap(admin_views.confirm_view(self)), name=f"{prefix}_confirm"),
+            path("restore/objects/", wrap(undelete_view(self)), name=f"{prefix}_undelete"),
             path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name=f"{prefix}_progress_page"),
             path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name=f"{prefix}_progress"),
             path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name=f"{prefix}_cancel"),

@@ -26,7 +26,7 @@ MODE_HELP = {
 MODE_CHOICES = [(mode, format_lazy("{}: {}", mode, MODE_HELP[mode])) for mode in MODES]
 
 
-def _backup_choices():
+def backup_choices():
     choices = [("", _("— choose a backup —"))]
     try:
         backups = list_backups()
@@ -47,7 +47,7 @@ def _split(value: str) -> list[str]:
 
 
 class RestoreForm(forms.Form):
-    backup = forms.ChoiceField(label=_("Backup"), required=False, choices=_backup_choices)
+    backup = forms.ChoiceField(label=_("Backup"), required=False, choices=backup_choices)
     upload = forms.FileField(label=_("…or upload one"), required=False)
     mode = forms.ChoiceField(
         label=_("Mode"),

@@ -28,7 +28,7 @@ from dbrestore.plan.preview import preview_restore
 from dbrestore.runs.lifecycle import progress_data, settle
 
 
-def _context(model_admin, request: HttpRequest, **extra):
+def admin_context(model_admin, request: HttpRequest, **extra):
     return {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -37,7 +37,7 @@ def _context(model_admin, request: HttpRequest, **extra):
     }
 
 
-def _require_restore(model_admin, request: HttpRequest) -> None:
+def require_restore(model_admin, request: HttpRequest) -> None:
     if not model_admin.has_restore_permission(request):
         raise PermissionDenied
 
@@ -81,7 +81,7 @@ def discard_upload(source) -> None:
 
 def restore_view(model_admin):
     def view(request: HttpRequest) -> HttpResponse:
-        _require_restore(model_admin, request)
+        require_restore(model_admin, request)
         form = RestoreForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             source = None
@@ -105,7 +105,7 @@ def restore_view(model_admin):
                 return TemplateResponse(
                     request,
                     "admin/dbrestore/confirm.html",
-                    _context(
+                    admin_context(
                         model_admin,
                         request,
                         title="Confirm the restore",
@@ -117,7 +117,7 @@ def restore_view(model_admin):
         return TemplateResponse(
             request,
             "admin/dbrestore/restore.html",
-            _context(
+            admin_context(
                 model_admin,
                 request,
                 title="Restore a backup",
@@ -133,7 +133,7 @@ def restore_view(model_admin):
 def confirm_view(model_admin):
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
-        _require_restore(model_admin, request)
+        require_restore(model_admin, request)
         form = ConfirmForm(request.POST)
         if not form.is_valid():
             messages.error(
@@ -177,7 +177,7 @@ def progress_page(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRes
     return TemplateResponse(
         request,
         "admin/dbrestore/progress.html",
-        _context(
+        admin_context(
             model_admin,
             request,
             title=f"Restore #{run.pk}",
@@ -200,7 +200,7 @@ def progress_json(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRes
     return JsonResponse(data)
 
 
-@_run_view(_require_restore, require_POST)
+@_run_view(require_restore, require_POST)
 def cancel_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
     outcome = cancel_restore(run)
     if outcome == "cancelled":
@@ -213,7 +213,7 @@ def cancel_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRespo
     return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
 
 
-@_run_view(_require_restore, require_POST)
+@_run_view(require_restore, require_POST)
 def resume_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
     """The Resume button of a failed, cancelled or dead ``--no-atomic`` run: queued as an RQ job."""
     try:
@@ -226,7 +226,7 @@ def resume_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpRespo
     return redirect("admin:dbrestore_restorerun_progress_page", pk=run.pk)
 
 
-@_run_view(_require_restore, require_POST)
+@_run_view(require_restore, require_POST)
 def settle_view(model_admin, request: HttpRequest, run: RestoreRun) -> HttpResponse:
     """The run page's "Mark failed if dead" button: the runs of the run's database that nobody is
     behind any more are failed (never a live one: it holds the database's lock)."""

@@ -27,7 +27,7 @@ from restoreproject.shop.sample import order_items
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARENT_ROWS = 20_000  # sample rows restored first: the orders and products the items point to
-METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql")
+METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql", "read", "select")
 SLOW = ("loaddata", "naive")
 
 
@@ -138,6 +138,19 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
             "shop.OrderItem",
             late,
         ]
+    if method == "read":  # one streaming read of the whole backup: what --select is measured against
+        return [*manage, "restore_benchmark", "--read-backup", str(files["whole"])]
+    if method == "select":  # the customer deleted by prepare_undelete, back with its orders and items
+        return [
+            *manage,
+            "restore_backup",
+            str(files["whole"]),
+            "--select",
+            str(files["selection"]),
+            "--noinput",
+            "-v",
+            "0",
+        ]
     if method == "psql":
         cols = ", ".join(_columns())
         return [
@@ -212,3 +225,26 @@ def naive_load(fixture: Path) -> None:
     with open(fixture) as stream:
         for obj in serializers.deserialize("json", stream):
             OrderItem(**{f.attname: getattr(obj.object, f.attname) for f in OrderItem._meta.concrete_fields}).save()
+
+
+def prepare_undelete(whole: Path) -> str:
+    """The whole backup restored, then the customer with the most orders deleted (its orders and
+    their items cascade); the ``--select`` that brings it back."""
+    from django.core.management import call_command
+    from django.db.models import Count
+
+    from restoreproject.shop.models import Customer
+
+    call_command("restore_backup", str(whole), interactive=False, safety_backup=False, verbosity=0)
+    customer = Customer.objects.annotate(n=Count("orders")).order_by("-n", "pk").first()
+    assert customer is not None
+    selection = f"shop.Customer:pk={customer.pk}"
+    customer.delete()
+    return selection
+
+
+def read_backup(path: Path) -> int:
+    """Every row of every table of the backup, read as a restore reads it (no conversion)."""
+    from dbrestore.sources import open_backup
+
+    return sum(1 for table in open_backup(path).tables for _ in table.rows())

@@ -51,7 +51,12 @@ def test_a_deleted_page_comes_back_with_what_wagtail_deleted_with_it(corpus, dja
                 page.delete()
                 assert not any(model.objects.filter(pk__in=keys).exists() for model, keys in owned.items())
                 call_command(
-                    "restore_backup", str(corpus.backup), "--select", f"wagtailcore.Page:pk={pk}", "--noinput", verbosity=0
+                    "restore_backup",
+                    str(corpus.backup),
+                    "--select",
+                    f"wagtailcore.Page:pk={pk}",
+                    "--noinput",
+                    verbosity=0,
                 )
 
                 for model, rows in before.items():

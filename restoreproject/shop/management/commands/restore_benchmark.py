@@ -20,8 +20,10 @@ class Command(BaseCommand):
         "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
         "its own process (loaddata, naive per-row save(), dbrestore's orm and copy with --keep-indexes, "
         "copy_late_indexes (copy with --indexes-after-load), default (restore_backup with no flag but "
-        "--noinput), psql \\copy) and print rows/s, seconds and peak RSS. Uses the "
-        "configured database (PostgreSQL for copy and psql)."
+        "--noinput), psql \\copy; read: one streaming read of the whole backup; select: the customer with "
+        "the most orders deleted, then brought back by restore_backup --select) and print rows/s, seconds "
+        "and peak RSS (read and select: rows of the backup). Uses the configured database (PostgreSQL for "
+        "copy and psql)."
     )
 
     def add_arguments(self, parser):
@@ -36,10 +38,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", default=None, metavar="PATH", help="Also write the results as JSON.")
         parser.add_argument("--naive-load", default=None, help="(internal) run the naive method on this fixture.")
+        parser.add_argument("--read-backup", default=None, help="(internal) the read method: stream this backup.")
 
     def handle(self, *args, **options):
         if options["naive_load"]:
             benchmark.naive_load(Path(options["naive_load"]))
+            return
+        if options["read_backup"]:
+            self.stdout.write(str(benchmark.read_backup(Path(options["read_backup"]))))
             return
         methods = [m.strip() for m in options["methods"].split(",") if m.strip()]
         unknown = set(methods) - set(benchmark.METHODS)
@@ -70,6 +76,8 @@ class Command(BaseCommand):
             results = []
             for method in methods:
                 benchmark.empty_table()
+                if method == "select":
+                    files["selection"] = Path(benchmark.prepare_undelete(files["whole"]))
                 n = slow_rows if method in benchmark.SLOW else rows
                 seconds, rss, pss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
                 results.append(benchmark.Measurement(method, n, seconds, rss, pss))
