@@ -94,7 +94,7 @@ def sample_backup(tmp_path, run_command):
 @pytest.fixture
 def loaded(sample_backup, run_command):
     """The database holding a 300-row sample; returns its counts (``backup_data.shop_counts``)."""
-    from tests.backup_data import shop_counts
+    from tests.support.backup_data import shop_counts
 
     run_command("restore_backup", sample_backup(rows=300), "--noinput", "--no-safety-backup")
     return shop_counts()

@@ -83,8 +83,8 @@ TOKENS = [
 
 
 def _seeds() -> dict[str, dict[str, bytes]]:
-    from tests.fidelity_corpus import ALL_FIELDS
-    from tests.test_fuzz_readers import SEEDS, _jsonl
+    from tests.sources.test_fuzz_readers import SEEDS, _jsonl
+    from tests.support.fidelity_corpus import ALL_FIELDS
 
     seeds = dict(SEEDS)
     all_fields = [{"id": 1, **ALL_FIELDS}, {"id": 2, **ALL_FIELDS, "char": "two", "data": [1, 2]}]
@@ -163,7 +163,7 @@ def _values_mutated(data: bytes, name: str, rng: random.Random) -> bytes | None:
 
 
 def mutate(seeds: dict[str, dict[str, bytes]], rng: random.Random) -> tuple[str, dict[str, bytes], str]:
-    from tests.test_fuzz_readers import _compress
+    from tests.sources.test_fuzz_readers import _compress
 
     seed = rng.choice(sorted(seeds))
     files = dict(seeds[seed])
@@ -200,7 +200,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep", default="fuzz-failures", help="Where failing mutants are kept.")
 
     def handle(self, *args, mutants: int, seed: int, keep: str, **options):
-        from tests.test_fuzz_readers import _write_backup
+        from tests.sources.test_fuzz_readers import _write_backup
 
         rng = random.Random(seed)
         seeds = _seeds()

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 
 from restoreproject.shop.models import Category, Customer, Tag
-from tests.backup_data import manifest, read_rows
+from tests.support.backup_data import manifest, read_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

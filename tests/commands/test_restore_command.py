@@ -10,7 +10,7 @@ from django.db import connection
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Product, Tag
-from tests.backup_data import assert_table_matches, manifest
+from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

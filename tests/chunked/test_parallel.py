@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 from dbrestore.chunked.levels import load_levels
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Product, Tag
-from tests.backup_data import assert_table_matches, manifest
-from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

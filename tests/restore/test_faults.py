@@ -18,11 +18,11 @@ from django.db import connection
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
-from tests.backup_data import manifest
+from tests.support.backup_data import manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(args: list, env: dict, **kwargs) -> subprocess.Popen:

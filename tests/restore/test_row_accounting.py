@@ -263,7 +263,7 @@ def test_max_rejects_allows_up_to_n(bad_backup, run_command):
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "no-atomic"])
 def test_self_references_and_cycles_in_any_order(sample_backup, run_command, atomic):
-    from tests.backup_data import assert_table_matches, manifest
+    from tests.support.backup_data import assert_table_matches, manifest
 
     backup = sample_backup(rows=600)
     run_command("restore_backup", backup, "--noinput", "--batch-size", 25, *([] if atomic else ["--no-atomic"]))

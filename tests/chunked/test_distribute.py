@@ -16,8 +16,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from tests.backup_data import manifest
 from tests.conftest import ROOT
+from tests.support.backup_data import manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,8 +18,8 @@ from dbrestore.runs.progress import BaseListener
 from dbrestore.service import restore
 from dbrestore.sources import open_backup
 from dbrestore.sources.ranges import line_ranges, range_rows
-from tests.backup_data import assert_table_matches, manifest
-from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,7 +152,7 @@ def checksums(run_command, output: Path) -> dict[str, str]:
 def test_sigkill_midway_then_resume_gives_the_database_of_a_clean_restore(
     sample_backup, subprocess_env, run_command, tmp_path, jobs, vendor
 ):
-    from tests.test_faults import killed, start, table_counts, wait_for
+    from tests.restore.test_faults import killed, start, table_counts, wait_for
 
     if jobs > 1 and vendor != "postgresql":
         pytest.skip("--jobs N needs PostgreSQL")

@@ -18,7 +18,7 @@ from restoreproject.shop.models import Customer, OrderItem, Tag
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_restore(backup: Path, tmp_path: Path) -> subprocess.Popen:

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, OrderItem, Tag
-from tests.backup_data import shop_counts as counts
+from tests.support.backup_data import shop_counts as counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

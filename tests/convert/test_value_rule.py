@@ -26,7 +26,7 @@ from dbrestore.convert import converter_for
 from restoreproject.fidelity.models import AllFields
 from restoreproject.shop.models import Customer, Order, OrderItem
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from dbrestore.models import RestoreRun
 from dbrestore.signals import post_restore, pre_restore
 from restoreproject.shop.models import Customer, Order, Tag
-from tests.backup_data import manifest
+from tests.support.backup_data import manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from tests.fidelity_corpus import BAD, FIXTURES, MANGLED, SEEDED
+from tests.support.fidelity_corpus import BAD, FIXTURES, MANGLED, SEEDED
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

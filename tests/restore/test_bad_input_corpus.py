@@ -33,7 +33,7 @@ from django.urls import reverse
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Product, Tag
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,9 +12,9 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, OrderItem, Tag
-from tests.backup_data import manifest
-from tests.backup_data import shop_counts as counts
 from tests.conftest import GPG_RECIPIENT as RECIPIENT
+from tests.support.backup_data import manifest
+from tests.support.backup_data import shop_counts as counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

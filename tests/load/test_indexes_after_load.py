@@ -14,8 +14,8 @@ from dbrestore import service
 from dbrestore.models import RestoreRun
 from dbrestore.runs.progress import BaseListener
 from restoreproject.shop.models import Customer, Order, OrderItem
-from tests.backup_data import assert_table_matches, manifest
-from tests.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
+from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
