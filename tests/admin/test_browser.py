@@ -18,7 +18,7 @@ from django.db import connections
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

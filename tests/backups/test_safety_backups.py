@@ -11,7 +11,7 @@ import pytest
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,8 +16,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from tests.conftest import ROOT
 from tests.support.backup_data import manifest
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

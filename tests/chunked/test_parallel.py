@@ -11,7 +11,6 @@ from django.core.management.base import CommandError
 from dbrestore.chunked.levels import load_levels
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Product, Tag
-from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
 from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +47,7 @@ def test_jobs_restore_the_same_rows(sample_backup, run_command, tmp_path, caplog
 
 
 @pytest.mark.postgres
-def test_jobs_account_for_every_row_as_one_job_does(bad_backup, run_command, tmp_path):  # noqa: F811
+def test_jobs_account_for_every_row_as_one_job_does(bad_backup, run_command, tmp_path):
     counts = {}
     for jobs in (1, 2):
         path = tmp_path / f"report{jobs}.json"

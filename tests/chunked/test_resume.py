@@ -18,8 +18,8 @@ from dbrestore.runs.progress import BaseListener
 from dbrestore.service import restore
 from dbrestore.sources import open_backup
 from dbrestore.sources.ranges import line_ranges, range_rows
-from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
-from tests.support.backup_data import assert_table_matches, manifest
+from tests.support.backup_data import assert_table_matches, manifest, table_counts
+from tests.support.processes import killed, start, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ def test_ranges_cover_the_file_on_line_boundaries(sample_backup):
     assert rows == list(data.rows())  # the same rows, numbered by their line in the whole file
 
 
-def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_backup, run_command):  # noqa: F811
+def test_interrupted_restore_resumes_to_the_same_rows_counts_and_rejects(bad_backup, run_command):
     clean = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False)
     clean_counts, clean_rejects = counts(clean.run_id), rejects(clean.rejects_file)
 
@@ -152,8 +152,6 @@ def checksums(run_command, output: Path) -> dict[str, str]:
 def test_sigkill_midway_then_resume_gives_the_database_of_a_clean_restore(
     sample_backup, subprocess_env, run_command, tmp_path, jobs, vendor
 ):
-    from tests.restore.test_faults import killed, start, table_counts, wait_for
-
     if jobs > 1 and vendor != "postgresql":
         pytest.skip("--jobs N needs PostgreSQL")
     backup = sample_backup(rows=20000, name="kill")
@@ -207,7 +205,7 @@ class StopAtPhase(BaseListener):
             raise RestoreCancelled("interrupted by the test")
 
 
-def test_post_load_steps_interrupted_then_resumed_count_each_row_once(bad_backup, run_command):  # noqa: F811
+def test_post_load_steps_interrupted_then_resumed_count_each_row_once(bad_backup, run_command):
     """Killed after the FK fill-in rejected its orphans (deleted them): resumed, those steps run
     again and find nothing new; the counts and rejects equal those of a run never interrupted."""
     clean = restore(bad_backup, atomic=False, batch_size=2, chunk_bytes=600, safety_backup=False)

@@ -14,7 +14,7 @@ import pytest
 from dbrestore import restore
 from dbrestore.runs.progress import ConsoleProgress
 from restoreproject.shop.models import Customer, Tag
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from dbrestore.convert import converter_for
 from restoreproject.fidelity.models import AllFields
 from restoreproject.shop.models import Customer, Order, OrderItem
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -12,19 +12,18 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, OrderItem, Tag
-from tests.conftest import GPG_RECIPIENT as RECIPIENT
 from tests.support.backup_data import manifest
 from tests.support.backup_data import shop_counts as counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_encrypted_backup_round_trip(keyring, loaded, run_command, tmp_path):
+def test_encrypted_backup_round_trip(gpg_recipient, loaded, run_command, tmp_path):
     run_command("create_backup", "--output", tmp_path / "plain")
-    out, _ = run_command("create_backup", "--output", tmp_path / "enc", "--encrypt", RECIPIENT)
-    assert f"encrypted for {RECIPIENT}" in out
+    out, _ = run_command("create_backup", "--output", tmp_path / "enc", "--encrypt", gpg_recipient)
+    assert f"encrypted for {gpg_recipient}" in out
     data = manifest(tmp_path / "enc")
-    assert data["encryption"] == {"method": "gpg", "recipients": [RECIPIENT]}
+    assert data["encryption"] == {"method": "gpg", "recipients": [gpg_recipient]}
     files = {t["file"] for t in data["tables"]}
     assert "shop_customer.jsonl.gz.gpg" in files and set(os.listdir(tmp_path / "enc")) == files | {"manifest.json"}
     # sha256 of the plaintext: the same as the unencrypted backup's
@@ -38,12 +37,12 @@ def test_encrypted_backup_round_trip(keyring, loaded, run_command, tmp_path):
     assert counts() == loaded and not Customer.objects.filter(name="changed").exists()
     run = RestoreRun.objects.latest("pk")
     safety = manifest(Path(run.safety_backup))
-    assert safety["encryption"]["recipients"] == [RECIPIENT]  # the safety backup is encrypted too
+    assert safety["encryption"]["recipients"] == [gpg_recipient]  # the safety backup is encrypted too
     assert all(t["file"].endswith(".gpg") for t in safety["tables"])
 
 
-def test_recipients_from_settings_and_zstd(keyring, loaded, run_command, tmp_path, settings):
-    settings.DBRESTORE = {**settings.DBRESTORE, "GPG_RECIPIENTS": [RECIPIENT]}
+def test_recipients_from_settings_and_zstd(gpg_recipient, loaded, run_command, tmp_path, settings):
+    settings.DBRESTORE = {**settings.DBRESTORE, "GPG_RECIPIENTS": [gpg_recipient]}
     run_command("create_backup", "--output", tmp_path / "enc", "--compress", "zstd")
     assert "shop_order.jsonl.zst.gpg" in os.listdir(tmp_path / "enc")
     OrderItem.objects.all().delete()
@@ -59,8 +58,8 @@ def test_unknown_recipient_writes_nothing(keyring, loaded, run_command, tmp_path
 
 
 @pytest.fixture
-def encrypted(keyring, loaded, run_command, tmp_path):
-    run_command("create_backup", "--output", tmp_path / "enc", "--encrypt", RECIPIENT, "--no-compress")
+def encrypted(gpg_recipient, loaded, run_command, tmp_path):
+    run_command("create_backup", "--output", tmp_path / "enc", "--encrypt", gpg_recipient, "--no-compress")
     Tag.objects.create(name="kept")
     return tmp_path / "enc"
 
@@ -106,11 +105,11 @@ def test_truncated_encrypted_file_never_passes_as_a_short_table(encrypted, run_c
     assert RestoreRun.objects.latest("pk").status == "failed"
 
 
-def test_gpg_missing(encrypted, run_command, settings, tmp_path):
+def test_gpg_missing(encrypted, gpg_recipient, run_command, settings, tmp_path):
     settings.DBRESTORE = {**settings.DBRESTORE, "GPG_BINARY": str(tmp_path / "no-gpg-here")}
     fails_cleanly(run_command, encrypted, match="cannot run gpg")
     with pytest.raises(CommandError, match="cannot run gpg"):
-        run_command("create_backup", "--output", tmp_path / "x", "--encrypt", RECIPIENT)
+        run_command("create_backup", "--output", tmp_path / "x", "--encrypt", gpg_recipient)
 
 
 def test_zstd_backup_round_trip_and_truncation(loaded, run_command, tmp_path):

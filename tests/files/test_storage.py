@@ -197,11 +197,9 @@ def test_admin_restore_page_lists_stored_backups_and_uploads_into_storage(
     assert get(s3, uploaded[0].split("/")[1], "shop_tag.jsonl") == data
 
 
-def test_encrypted_zstd_backup_on_s3(s3, keyring, loaded, run_command):
-    from tests.conftest import GPG_RECIPIENT
-
+def test_encrypted_zstd_backup_on_s3(s3, gpg_recipient, loaded, run_command):
     run_command(
-        "create_backup", "--encrypt", GPG_RECIPIENT, "--compress", "zstd", "--output", "storage://backups/sealed"
+        "create_backup", "--encrypt", gpg_recipient, "--compress", "zstd", "--output", "storage://backups/sealed"
     )
     files = backup_keys(s3, "sealed")
     assert "shop_orderitem.jsonl.zst.gpg" in files

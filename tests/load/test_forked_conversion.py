@@ -18,10 +18,9 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
-from tests.conftest import run_worker
-from tests.restore.test_faults import children, killed, start_restore, table_counts, wait_for
-from tests.restore.test_row_accounting import customer, order, read_rejects, write_jsonl
-from tests.support.backup_data import assert_table_matches, manifest
+from tests.support.backup_data import assert_table_matches, manifest, read_rejects, table_counts
+from tests.support.processes import children, killed, run_worker, start_restore, wait_for
+from tests.support.shop_rows import customer, order, write_jsonl
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

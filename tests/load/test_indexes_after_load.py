@@ -14,7 +14,6 @@ from dbrestore import service
 from dbrestore.models import RestoreRun
 from dbrestore.runs.progress import BaseListener
 from restoreproject.shop.models import Customer, Order, OrderItem
-from tests.restore.test_row_accounting import bad_backup  # noqa: F401  (a fixture)
 from tests.support.backup_data import assert_table_matches, manifest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,7 +56,7 @@ def test_rows_indexes_and_constraints_come_back(sample_backup, run_command, tmp_
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("method", ["copy", "orm"])
-def test_orphans_are_still_rejects(bad_backup, run_command, tmp_path, method):  # noqa: F811
+def test_orphans_are_still_rejects(bad_backup, run_command, tmp_path, method):
     reports = {}
     for flags in (["--keep-indexes"], []):
         path = tmp_path / f"report{len(flags)}.json"

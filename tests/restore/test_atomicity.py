@@ -15,10 +15,9 @@ from django.db import connection
 from dbrestore.models import RestoreRun
 from dbrestore.runs.lifecycle import active_run
 from restoreproject.shop.models import Customer, OrderItem, Tag
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_restore(backup: Path, tmp_path: Path) -> subprocess.Popen:

@@ -32,8 +32,7 @@ from django.urls import reverse
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Product, Tag
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

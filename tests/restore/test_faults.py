@@ -18,59 +18,11 @@ from django.db import connection
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
-from tests.support.backup_data import manifest
+from tests.support.backup_data import manifest, table_counts
+from tests.support.paths import ROOT
+from tests.support.processes import children, killed, start, start_restore, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start(args: list, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
-def start_restore(backup: Path, env: dict, *flags) -> subprocess.Popen:
-    return start(["restore_backup", backup, "--noinput", "--batch-size", "50", *flags], env)
-
-
-def wait_for(
-    condition, what: str, timeout: float = 60, process: subprocess.Popen | None = None, interval: float = 0.05
-):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the process ended before {what}: {process.communicate()}")
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def killed(process: subprocess.Popen) -> None:
-    """SIGKILL ``process`` and wait until its database sessions are gone too: a COPY and COMMIT
-    it had sent before dying may still be committing on the server."""
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    if connection.vendor == "postgresql":
-        wait_for(lambda: not _other_sessions(), "the killed process's database sessions to end")
-
-
-def _other_sessions() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
-        return cursor.fetchone()[0]
 
 
 def loading(process: subprocess.Popen | None = None, *, rows: int = 1) -> RestoreRun:
@@ -104,27 +56,8 @@ def assert_new_restore_starts(run_command, backup: Path) -> None:
     assert Customer.objects.count() == manifest_rows(backup, "shop.Customer")
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def manifest_rows(backup: Path, model: str) -> int:
     return next(t["rows"] for t in manifest(backup)["tables"] if t["model"] == model)
-
-
-def table_counts() -> dict[str, int]:
-    from django.apps import apps
-
-    models = apps.get_app_config("shop").get_models(include_auto_created=True)
-    return {model._meta.label: model._base_manager.count() for model in models}
 
 
 @pytest.fixture

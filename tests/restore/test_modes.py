@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Category, Customer, Order, OrderItem, Tag
-from tests.support.backup_data import assert_table_matches, manifest, read_rows
+from tests.support.backup_data import assert_table_matches, manifest, read_rejects, read_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,8 +48,6 @@ def test_append_keeps_existing_rows_and_counts_conflicts(sample_backup, run_comm
 def test_append_without_atomic_leaves_existing_rows_foreign_keys_alone(sample_backup, run_command, tmp_path):
     """--no-atomic loads cycle FKs as NULL and fills them in afterwards, only where the row's
     FK columns are all still NULL: a row that was already there keeps its own values."""
-    from tests.support.backup_data import read_rows
-
     backup = sample_backup(rows=600)
     report(run_command, tmp_path, backup)
     linked = next(r for r in read_rows(backup / "shop_customer.jsonl") if r["last_order_id"] and r["referred_by_id"])
@@ -163,6 +161,4 @@ def test_replace_of_a_parent_alone_when_no_child_rows(tmp_path, run_command):
 
 def referred_by_rejected(run) -> int:
     """Customers referred by a rejected customer are rejected too."""
-    from tests.restore.test_row_accounting import read_rejects
-
     return sum(1 for r in read_rejects(run.rejects_file) if "referred_by_id" in r["reason"])

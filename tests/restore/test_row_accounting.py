@@ -3,153 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from django.core.management.base import CommandError
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Order, OrderItem, Product, Tag
+from tests.support.backup_data import assert_table_matches, manifest, read_rejects
+from tests.support.shop_rows import customer, write_jsonl
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def customer(pk: int, **overrides) -> dict:
-    row = {
-        "id": pk,
-        "email": f"c{pk}@example.com",
-        "name": f"C {pk}",
-        "external_id": f"00000000-0000-4000-8000-{pk:012d}",
-        "joined_at": "2024-03-01T12:00:00+00:00",
-        "birth_date": None,
-        "is_active": True,
-        "notes": "",
-        "referred_by_id": None,
-        "avatar": None,
-        "last_order_id": None,
-    }
-    return {**row, **overrides}
-
-
-def order(pk: int, customer_id: int, **overrides) -> dict:
-    row = {
-        "id": pk,
-        "number": f"10000000-0000-4000-8000-{pk:012d}",
-        "customer_id": customer_id,
-        "placed_at": "2024-03-02T00:00:00Z",
-        "status": "new",
-        "total": "10.00",
-        "gift_for_id": None,
-    }
-    return {**row, **overrides}
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
-@pytest.fixture
-def bad_backup(tmp_path) -> Path:
-    folder = tmp_path / "bad"
-    folder.mkdir()
-    write_jsonl(
-        folder / "shop_customer.jsonl",
-        [
-            customer(1),
-            customer(2, referred_by_id=1, last_order_id=1),
-            customer(3, joined_at="yesterday"),  # unparseable date
-            customer(4, name=None),  # NULL in NOT NULL
-            customer(5, name="x" * 300),  # too long for varchar(200)
-            customer(1, email="dup@example.com"),  # duplicate pk inside the backup
-            customer(7, email="c2@example.com"),  # unique violation
-            customer(8, referred_by_id=999),  # FK to a missing parent (self reference)
-            customer(9, external_id="not-a-uuid"),  # wrong type for a UUID column
-            customer(10, referred_by_id=13),  # forward self reference: fine
-            customer(11, last_order_id=77),  # FK cycle to a missing order
-            customer(12, is_active="perhaps"),  # wrong type for a boolean
-            customer(13),
-            customer(14, referred_by_id=11),  # its parent is rejected: so is it
-        ],
-    )
-    write_jsonl(
-        folder / "shop_order.jsonl",
-        [
-            order(1, 1),
-            order(2, 999),  # FK to a missing parent
-            order(3, 1, total="abc"),  # wrong type for a decimal
-            order(4, 8),  # its customer is rejected: so is it
-        ],
-    )
-    write_jsonl(folder / "shop_category.jsonl", [{"id": 1, "name": "root", "parent_id": None}])
-    write_jsonl(
-        folder / "shop_product.jsonl",
-        [
-            {
-                "id": 1,
-                "sku": "A",
-                "name": "a",
-                "price": "1.00",
-                "category_id": 1,
-                "attributes": {"k": [1, 2]},
-                "released_on": None,
-            },
-            {
-                "id": 2,
-                "sku": "B",
-                "name": "b",
-                "price": "1.00",
-                "category_id": 1,
-                "attributes": None,
-                "released_on": None,
-            },
-            {
-                "id": 3,
-                "sku": "C",
-                "name": "c",
-                "price": "1.00",
-                "category_id": 1,
-                "attributes": {},
-                "released_on": "2024-13-45",
-            },
-        ],
-    )
-    write_jsonl(
-        folder / "shop_orderitem.jsonl",
-        [
-            {
-                "id": 1,
-                "order_id": 1,
-                "product_id": 1,
-                "quantity": 2,
-                "unit_price": "1.50",
-                "added_at": "2024-03-02T00:00:00Z",
-                "is_gift": False,
-            },
-            {
-                "id": 2,
-                "order_id": 1,
-                "product_id": 1,
-                "quantity": "many",
-                "unit_price": "1.50",
-                "added_at": "2024-03-02T00:00:00Z",
-                "is_gift": False,
-            },
-            {
-                "id": 3,
-                "order_id": 1,
-                "product_id": 2,
-                "quantity": 1,
-                "unit_price": "1.50",
-                "added_at": "2024-03-02T00:00:00Z",
-                "is_gift": False,
-            },
-        ],
-    )
-    return folder
-
-
-def read_rejects(path: str) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 @pytest.mark.parametrize("method", ["auto", "orm"])
@@ -263,8 +126,6 @@ def test_max_rejects_allows_up_to_n(bad_backup, run_command):
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "no-atomic"])
 def test_self_references_and_cycles_in_any_order(sample_backup, run_command, atomic):
-    from tests.support.backup_data import assert_table_matches, manifest
-
     backup = sample_backup(rows=600)
     run_command("restore_backup", backup, "--noinput", "--batch-size", 25, *([] if atomic else ["--no-atomic"]))
     for entry in manifest(backup)["tables"]:

@@ -8,8 +8,8 @@ import pytest
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer, Tag
-from tests.conftest import run_worker
 from tests.support.backup_data import assert_table_matches, manifest
+from tests.support.processes import run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

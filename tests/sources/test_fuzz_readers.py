@@ -3,17 +3,14 @@ insertions, manifest type swaps) must end in rows or in one of dbrestore's own e
 another exception, a hang or unbounded memory.
 
 A short seeded run is part of the suite. The long run:
-``DBRESTORE_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/test_fuzz_readers.py -q -s``
+``DBRESTORE_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/sources/test_fuzz_readers.py -q -s``
 (prints how many inputs ended in rows and in errors, and the peak RSS).
 """
 
 from __future__ import annotations
 
-import bz2
 import collections
-import gzip
 import json
-import lzma
 import os
 import re
 import resource
@@ -30,120 +27,11 @@ from dbrestore.exceptions import DbRestoreError
 from dbrestore.plan.build import build_plan
 from dbrestore.sources import open_backup
 from dbrestore.sources.readers import open_binary
+from tests.support.fuzz_seeds import SEEDS, compress, write_backup
 
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "250"))
 LONG_RUN = "DBRESTORE_FUZZ_EXAMPLES" in os.environ
 
-TAGS = [{"id": i, "name": f"tag-{i}"} for i in range(1, 6)]
-CATEGORIES = [{"id": 1, "name": "Tools", "parent_id": None}, {"id": 2, "name": "Saws", "parent_id": 1}]
-PRODUCTS = [
-    {
-        "id": 1,
-        "sku": "S1",
-        "name": "Saw",
-        "price": "9.50",
-        "category_id": 2,
-        "attributes": {"a": [1, 2.5]},
-        "released_on": "2024-01-02",
-    }
-]
-
-
-def _jsonl(rows: list[dict]) -> bytes:
-    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
-
-
-def _manifest(files: dict[str, tuple[str, str, list[dict]]]) -> bytes:
-    import hashlib
-
-    tables = []
-    for name, (model, table, rows) in files.items():
-        data = _jsonl(rows) if ".jsonl" in name else json.dumps(rows).encode()
-        tables.append(
-            {
-                "model": model,
-                "table": table,
-                "file": name,
-                "rows": len(rows),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "columns": list(rows[0]),
-            }
-        )
-    return json.dumps(
-        {
-            "format": "dbrestore/1",
-            "created_at": "2026-01-01T00:00:00+00:00",
-            "migrations": {"shop": ["0001_initial"]},
-            "tables": tables,
-        },
-        indent=2,
-    ).encode()
-
-
-def _compress(name: str, data: bytes) -> bytes:
-    if name.endswith(".gz"):
-        return gzip.compress(data, mtime=0)
-    if name.endswith(".bz2"):
-        return bz2.compress(data)
-    if name.endswith(".xz"):
-        return lzma.compress(data)
-    return data
-
-
-def _seed_files() -> dict[str, dict[str, bytes]]:
-    """Valid backups, each as {relative path: uncompressed content}; the names say the compression."""
-    fixture = [{"model": "shop.tag", "pk": t["id"], "fields": {"name": t["name"]}} for t in TAGS] + [
-        {"model": "shop.category", "pk": 1, "fields": {"name": "Tools", "parent": None}},
-        {
-            "model": "shop.product",
-            "pk": 1,
-            "fields": {
-                "sku": "S1",
-                "name": "Saw",
-                "price": "9.50",
-                "category": 1,
-                "attributes": {},
-                "tags": [1, 2],
-                "released_on": None,
-            },
-        },
-    ]
-    directory = {
-        "shop_tag.jsonl": ("shop.Tag", "shop_tag", TAGS),
-        "shop_category.jsonl.gz": ("shop.Category", "shop_category", CATEGORIES),
-        "shop_product.json": ("shop.Product", "shop_product", PRODUCTS),
-    }
-    reject = {
-        "kind": "rejected",
-        "model": "shop.Tag",
-        "table": "shop_tag",
-        "position": 2,
-        "row": TAGS[1],
-        "reason": "duplicate",
-    }
-    return {
-        "dbrestore-directory": {
-            "manifest.json": _manifest(directory),
-            **{
-                name: (_jsonl(rows) if ".jsonl" in name else json.dumps(rows).encode())
-                for name, (_, _, rows) in directory.items()
-            },
-        },
-        "plain-directory": {"shop_tag.json": json.dumps(TAGS).encode(), "shop_category.jsonl.xz": _jsonl(CATEGORIES)},
-        "table-json": {"shop_tag.json": json.dumps(TAGS).encode()},
-        "table-jsonl-gz": {"shop_tag.jsonl.gz": _jsonl(TAGS)},
-        "table-jsonl-bz2": {"shop_product.jsonl.bz2": _jsonl(PRODUCTS)},
-        "keyed-object": {
-            "export.json": json.dumps({"metadata": {"v": 1}, "shop_tag": TAGS, "shop_category": CATEGORIES}).encode()
-        },
-        "keyed-object-xz": {"export.json.xz": json.dumps({"shop_product": PRODUCTS, "shop_tag": TAGS}).encode()},
-        "dumpdata-json": {"fixture.json": json.dumps(fixture).encode()},
-        "dumpdata-jsonl-gz": {"fixture.jsonl.gz": _jsonl(fixture)},
-        "rejects-file": {"restore-1-rejects.jsonl": _jsonl([reject, {**reject, "row": TAGS[2]}])},
-    }
-
-
-SEEDS = _seed_files()
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
@@ -166,7 +54,7 @@ def mutated_backup(draw) -> tuple[str, dict[str, bytes], str]:
         )
     )
     on_compressed = target.endswith((".gz", ".bz2", ".xz")) and draw(st.booleans())
-    stored = {name: _compress(name, data) for name, data in files.items()}
+    stored = {name: compress(name, data) for name, data in files.items()}
     data = bytearray(stored[target] if on_compressed else content)
     if kind == "swap":
         manifest = json.loads(content)
@@ -210,7 +98,7 @@ def mutated_backup(draw) -> tuple[str, dict[str, bytes], str]:
     else:
         start = draw(st.integers(0, len(data)))
         data[start : start + draw(st.integers(1, 16))] = draw(st.binary(min_size=1, max_size=16))
-    stored[target] = bytes(data) if on_compressed else _compress(target, bytes(data))
+    stored[target] = bytes(data) if on_compressed else compress(target, bytes(data))
     return seed, stored, f"{kind} {target}{' (compressed bytes)' if on_compressed else ''}"
 
 
@@ -253,20 +141,10 @@ PROCESS = psutil.Process()
 MiB = 1024**2
 
 
-def _write_backup(root: Path, seed: str, stored: dict[str, bytes]) -> Path:
-    if "directory" in seed:
-        for name, data in stored.items():
-            (root / name).write_bytes(data)
-        return root
-    ((name, data),) = stored.items()
-    (root / name).write_bytes(data)
-    return root / name
-
-
 @pytest.mark.parametrize("seed", sorted(SEEDS))
 def test_every_seed_is_a_valid_backup(seed, tmp_path):
-    stored = {name: _compress(name, data) for name, data in SEEDS[seed].items()}
-    assert read_everything(_write_backup(tmp_path, seed, stored)) > 0
+    stored = {name: compress(name, data) for name, data in SEEDS[seed].items()}
+    assert read_everything(write_backup(tmp_path, seed, stored)) > 0
 
 
 @settings(
@@ -280,7 +158,7 @@ def test_every_seed_is_a_valid_backup(seed, tmp_path):
 def test_mutated_backups_end_in_rows_or_a_dbrestore_error(case):
     seed, stored, what = case
     with tempfile.TemporaryDirectory(prefix="dbrestore-fuzz-") as folder:
-        path = _write_backup(Path(folder), seed, stored)
+        path = write_backup(Path(folder), seed, stored)
         started = time.process_time()  # CPU time: the machine may be busy
         try:
             read_everything(path)

@@ -1,4 +1,5 @@
-"""Reading a backup back in the tests, independently of dbrestore's own readers and converters."""
+"""Reading a backup, a rejects file and the shop's tables back in the tests, independently of
+dbrestore's own readers and converters."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         if ".jsonl" in path.suffixes:
             return [json.loads(line) for line in stream if line.strip()]
         return json.load(stream)
+
+
+def read_rejects(path: str | Path) -> list[dict]:
+    """The records of a rejects file (JSON Lines)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def expected_value(field, value: Any) -> Any:
@@ -77,3 +83,9 @@ def shop_counts() -> dict[str, int]:
         "items": OrderItem.objects.count(),
         "tags": Tag.objects.count(),
     }
+
+
+def table_counts() -> dict[str, int]:
+    """Rows of every table of the shop app now (M2M tables too), by model label."""
+    models = apps.get_app_config("shop").get_models(include_auto_created=True)
+    return {model._meta.label: model._base_manager.count() for model in models}

@@ -1,4 +1,4 @@
-"""The fixture corpus of the loaddata differential test (``test_loaddata_fidelity.py``).
+"""The fixture corpus of the loaddata differential test (``tests/restore/test_loaddata_fidelity.py``).
 
 Each fixture is a list of dumpdata objects over ``restoreproject.fidelity`` and django.contrib
 models, written as JSON, JSON Lines (with blank lines) or compressed. Between them they cover
