@@ -59,25 +59,6 @@ def test_append_without_atomic_leaves_existing_rows_foreign_keys_alone(sample_ba
     assert (mine.last_order_id, mine.referred_by_id) == (None, other.pk)
 
 
-@pytest.mark.parametrize("fill_in", ["_fill_in", "_fill_in_with_bulk_update"])
-def test_cycle_fk_fill_in_sets_only_columns_still_null(fill_in):
-    """Both ways of filling in --no-atomic's NULL-loaded FKs (UPDATE ... FROM (VALUES ...), and
-    bulk_update where the database has no UPDATE ... FROM) leave a non-NULL column alone."""
-    from django.utils import timezone
-
-    from dbrestore.integrity import edges, repair
-
-    first, second, third = (
-        Customer.objects.create(email=f"f{n}@example.com", name=f"F {n}", joined_at=timezone.now()) for n in range(3)
-    )
-    Customer.objects.filter(pk=third.pk).update(referred_by=first)
-    edge = edges.ForeignKeyEdge(Customer, Customer._meta.get_field("referred_by"), Customer)
-    items = [(second.pk, {edge: first.pk}), (third.pk, {edge: second.pk})]
-    getattr(repair, fill_in)(Customer, Customer.objects.using("default"), (edge,), items)
-    assert Customer.objects.get(pk=second.pk).referred_by_id == first.pk
-    assert Customer.objects.get(pk=third.pk).referred_by_id == first.pk  # was not NULL: kept
-
-
 def test_replace_without_atomic_twice_over_an_fk_cycle(sample_backup, run_command, tmp_path):
     """Customer and Order point at each other: emptying them table by table, each DELETE its own
     transaction, failed on SQLite after the first tables were already emptied."""
