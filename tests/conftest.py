@@ -1,4 +1,7 @@
-"""Shared fixtures. The suite runs once on SQLite and once on PostgreSQL (tests/run.sh)."""
+"""Fixtures shared by the whole suite, and what decides which tests run. The suite runs once on
+SQLite and once on PostgreSQL (tests/run.sh). A folder's own fixtures live in its own conftest.py
+(``tests/files/conftest.py``: S3 and GPG); plain helpers that are not fixtures live in
+``tests/support/``."""
 
 from __future__ import annotations
 
@@ -6,9 +9,6 @@ import io
 import itertools
 import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from dbrestore.sources.readers import loads_line
+from tests.support.backup_data import shop_counts
+from tests.support.paths import ROOT
+from tests.support.shop_rows import customer, order, write_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
 REALAPPS_SETTINGS = "restoreproject.settings_realapps"
 
 
@@ -94,8 +96,6 @@ def sample_backup(tmp_path, run_command):
 @pytest.fixture
 def loaded(sample_backup, run_command):
     """The database holding a 300-row sample; returns its counts (``backup_data.shop_counts``)."""
-    from tests.backup_data import shop_counts
-
     run_command("restore_backup", sample_backup(rows=300), "--noinput", "--no-safety-backup")
     return shop_counts()
 
@@ -142,86 +142,6 @@ def redis_queue(settings):
     return queue
 
 
-def run_worker(env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    """A real ``rqworker --burst`` process: runs what is queued, then exits."""
-    return subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "dbrestore", "--burst"],
-        cwd=ROOT,
-        env={**env, "DBRESTORE_SYNC_JOBS": "0"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    """A real moto S3 server process on 127.0.0.1 (a free port), for the whole session; its
-    endpoint URL. Fails (never skips) when it cannot start and CI is set."""
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = Path(sys.executable).parent / "moto_server"
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process = subprocess.Popen(
-            [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    except OSError as exc:
-        process, problem = None, f"cannot start {binary}: {exc}"
-    else:
-        problem = f"moto_server did not answer on {url} within 30 s"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                problem = None
-                break
-            except OSError:
-                time.sleep(0.2)
-    if problem:
-        if process is not None:
-            process.kill()
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
-GPG_RECIPIENT = "dbrestore-test@example.invalid"
-
-
-@pytest.fixture(scope="session")
-def gpg_home(tmp_path_factory) -> Iterator[Path]:
-    """A throwaway GnuPG keyring holding one key (``GPG_RECIPIENT``) without passphrase."""
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", GPG_RECIPIENT, "default", "default", "never"],
-        env={**os.environ, "GNUPGHOME": str(home)},
-        check=True,
-        capture_output=True,
-    )
-    yield home
-    # gpg starts an agent per keyring; it would outlive the suite.
-    subprocess.run(
-        ["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)}, check=False, capture_output=True
-    )
-
-
-@pytest.fixture
-def keyring(gpg_home, monkeypatch):
-    """gpg (and so dbrestore) uses the throwaway keyring."""
-    monkeypatch.setenv("GNUPGHOME", str(gpg_home))
-    return gpg_home
-
-
 @pytest.fixture
 def restore_outcome(tmp_path):
     """Run ``restore_backup PATH --noinput --no-safety-backup [ARGS]`` as a user would, and give
@@ -254,3 +174,105 @@ def restore_outcome(tmp_path):
         return status, message, reported, rejected
 
     return run
+
+
+@pytest.fixture
+def bad_backup(tmp_path) -> Path:
+    """A directory backup (JSON Lines) of the shop whose every kind of bad row is rejected with its
+    reason: unparseable values, NULLs, too long, duplicates, unique violations, orphans, FK cycles."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    write_jsonl(
+        folder / "shop_customer.jsonl",
+        [
+            customer(1),
+            customer(2, referred_by_id=1, last_order_id=1),
+            customer(3, joined_at="yesterday"),  # unparseable date
+            customer(4, name=None),  # NULL in NOT NULL
+            customer(5, name="x" * 300),  # too long for varchar(200)
+            customer(1, email="dup@example.com"),  # duplicate pk inside the backup
+            customer(7, email="c2@example.com"),  # unique violation
+            customer(8, referred_by_id=999),  # FK to a missing parent (self reference)
+            customer(9, external_id="not-a-uuid"),  # wrong type for a UUID column
+            customer(10, referred_by_id=13),  # forward self reference: fine
+            customer(11, last_order_id=77),  # FK cycle to a missing order
+            customer(12, is_active="perhaps"),  # wrong type for a boolean
+            customer(13),
+            customer(14, referred_by_id=11),  # its parent is rejected: so is it
+        ],
+    )
+    write_jsonl(
+        folder / "shop_order.jsonl",
+        [
+            order(1, 1),
+            order(2, 999),  # FK to a missing parent
+            order(3, 1, total="abc"),  # wrong type for a decimal
+            order(4, 8),  # its customer is rejected: so is it
+        ],
+    )
+    write_jsonl(folder / "shop_category.jsonl", [{"id": 1, "name": "root", "parent_id": None}])
+    write_jsonl(
+        folder / "shop_product.jsonl",
+        [
+            {
+                "id": 1,
+                "sku": "A",
+                "name": "a",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": {"k": [1, 2]},
+                "released_on": None,
+            },
+            {
+                "id": 2,
+                "sku": "B",
+                "name": "b",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": None,
+                "released_on": None,
+            },
+            {
+                "id": 3,
+                "sku": "C",
+                "name": "c",
+                "price": "1.00",
+                "category_id": 1,
+                "attributes": {},
+                "released_on": "2024-13-45",
+            },
+        ],
+    )
+    write_jsonl(
+        folder / "shop_orderitem.jsonl",
+        [
+            {
+                "id": 1,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": 2,
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+            {
+                "id": 2,
+                "order_id": 1,
+                "product_id": 1,
+                "quantity": "many",
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+            {
+                "id": 3,
+                "order_id": 1,
+                "product_id": 2,
+                "quantity": 1,
+                "unit_price": "1.50",
+                "added_at": "2024-03-02T00:00:00Z",
+                "is_gift": False,
+            },
+        ],
+    )
+    return folder

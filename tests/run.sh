@@ -23,8 +23,9 @@ if [ $# -eq 0 ]; then
   # blocks of a row or two: the assertions written for one process are the oracle for the children.
   echo "=== restore tests on PostgreSQL, rows converted in forked processes ==="
   DATABASE_URL="$PG_URL" DBRESTORE_SETTINGS_JSON='{"CONVERT_PROCESSES": 2, "CONVERT_MIN_ROWS": 0, "COPY_BATCH_SIZE": 20}' "$PY" -m pytest \
-    tests/test_row_accounting.py tests/test_atomicity.py tests/test_modes.py tests/test_bad_input_corpus.py \
-    tests/test_indexes_after_load.py tests/test_value_limits.py tests/test_formats.py tests/test_restore_command.py \
+    tests/restore/test_row_accounting.py tests/restore/test_atomicity.py tests/restore/test_modes.py \
+    tests/restore/test_bad_input_corpus.py tests/load/test_indexes_after_load.py tests/convert/test_value_limits.py \
+    tests/sources/test_formats.py tests/commands/test_restore_command.py \
     || status=1
   # The real-app corpus (tests/realapps/: Wagtail, taggit, modelcluster, treebeard, reversion,
   # guardian) under its own settings, on SQLite and on its own PostgreSQL database.

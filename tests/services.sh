@@ -30,17 +30,17 @@ if ! [ -x /usr/bin/chromium ]; then
   echo "Chromium is missing; installing Debian's chromium"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || {
-    echo "ERROR: could not install chromium (needed by tests/test_browser.py)" >&2
+    echo "ERROR: could not install chromium (needed by tests/admin/test_browser.py)" >&2
     exit 1
   }
 fi
 
-# GnuPG: the encryption tests (tests/test_encryption.py) run the real gpg binary.
+# GnuPG: the encryption tests (tests/files/test_encryption.py) run the real gpg binary.
 if ! command -v gpg >/dev/null; then
   echo "gpg is missing; installing Debian's gnupg"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq gnupg >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gnupg >/dev/null; } || {
-    echo "ERROR: could not install gnupg (needed by tests/test_encryption.py)" >&2
+    echo "ERROR: could not install gnupg (needed by tests/files/test_encryption.py)" >&2
     exit 1
   }
 fi

@@ -32,7 +32,7 @@ def copy_adapter(field, connection) -> Callable[[Any], Any] | None:
 #: A datetime written as ISO 8601 with its offset (or Z) and 0, 3 or 6 decimals, as
 #: create_backup and dumpdata write them. The converter has parsed it (``fromisoformat``) and
 #: checked its range; PostgreSQL reads the same instant from this text as from the datetime
-#: psycopg would format (tests/test_copy_format.py), so COPY takes the text: formatting a
+#: psycopg would format (tests/load/test_copy_format.py), so COPY takes the text: formatting a
 #: datetime costs psycopg 0.9 us, the check 0.25 us. Naive text is never copied as it is: it
 #: is read in TIME_ZONE by the converter, in the session's zone by the server.
 ISO_WITH_OFFSET = re.compile(

@@ -16,7 +16,7 @@ into ``""``, ImageField's reads the image for its dimension fields), a custom ``
 ``pre_init``/``post_init`` receiver. Models with any of those, other than the FileField case
 reproduced here, keep the instance path (:meth:`DirectInsert.for_model` returns None), as do
 composite primary keys and fields with their own placeholder SQL (GIS).
-tests/test_direct_insert.py stores the same rows both ways and compares them.
+tests/load/test_direct_insert.py stores the same rows both ways and compares them.
 """
 
 from __future__ import annotations

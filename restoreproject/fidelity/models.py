@@ -1,7 +1,7 @@
 """Models covering what Django's serializers can express: every built-in field type, abstract
 bases, multi-table inheritance over several levels, proxies, natural keys (forward references,
 cycles, self references, natural primary keys), a GenericForeignKey, M2M with and without a
-custom ``through``, and a composite primary key. ``tests/test_loaddata_fidelity.py`` loads
+custom ``through``, and a composite primary key. ``tests/restore/test_loaddata_fidelity.py`` loads
 fixtures of them through ``loaddata`` and ``restore_backup`` and compares the results."""
 
 import json

@@ -83,12 +83,12 @@ TOKENS = [
 
 
 def _seeds() -> dict[str, dict[str, bytes]]:
-    from tests.fidelity_corpus import ALL_FIELDS
-    from tests.test_fuzz_readers import SEEDS, _jsonl
+    from tests.support.fidelity_corpus import ALL_FIELDS
+    from tests.support.fuzz_seeds import SEEDS, jsonl
 
     seeds = dict(SEEDS)
     all_fields = [{"id": 1, **ALL_FIELDS}, {"id": 2, **ALL_FIELDS, "char": "two", "data": [1, 2]}]
-    seeds["all-fields-jsonl"] = {"fidelity_allfields.jsonl": _jsonl(all_fields)}
+    seeds["all-fields-jsonl"] = {"fidelity_allfields.jsonl": jsonl(all_fields)}
     seeds["all-fields-json"] = {"fidelity_allfields.json": json.dumps(all_fields).encode()}
     seeds["natural-keys"] = {
         "fixture.json": json.dumps(
@@ -109,7 +109,7 @@ def _seeds() -> dict[str, dict[str, bytes]]:
         ).encode()
     }
     seeds["customers-jsonl"] = {
-        "shop_customer.jsonl": _jsonl(
+        "shop_customer.jsonl": jsonl(
             [
                 {
                     "id": 1,
@@ -163,7 +163,7 @@ def _values_mutated(data: bytes, name: str, rng: random.Random) -> bytes | None:
 
 
 def mutate(seeds: dict[str, dict[str, bytes]], rng: random.Random) -> tuple[str, dict[str, bytes], str]:
-    from tests.test_fuzz_readers import _compress
+    from tests.support.fuzz_seeds import compress
 
     seed = rng.choice(sorted(seeds))
     files = dict(seeds[seed])
@@ -186,8 +186,8 @@ def mutate(seeds: dict[str, dict[str, bytes]], rng: random.Random) -> tuple[str,
     elif kind == "insert":
         position = rng.randint(0, len(data))
         data[position:position] = rng.choice(TOKENS) if rng.random() < 0.7 else rng.randbytes(rng.randint(1, 16))
-    stored = {name: _compress(name, content) for name, content in files.items()}
-    stored[target] = _compress(target, bytes(data))
+    stored = {name: compress(name, content) for name, content in files.items()}
+    stored[target] = compress(target, bytes(data))
     return seed, stored, f"{kind} {target}"
 
 
@@ -200,7 +200,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep", default="fuzz-failures", help="Where failing mutants are kept.")
 
     def handle(self, *args, mutants: int, seed: int, keep: str, **options):
-        from tests.test_fuzz_readers import _write_backup
+        from tests.support.fuzz_seeds import write_backup
 
         rng = random.Random(seed)
         seeds = _seeds()
@@ -214,7 +214,7 @@ class Command(BaseCommand):
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp) / "backup"
                 root.mkdir()
-                source = _write_backup(root, seed_name, stored)
+                source = write_backup(root, seed_name, stored)
                 problem, outcome = self._restore_one(source, Path(tmp))
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if problem:

@@ -1,0 +1,1 @@
+"""The test suite. Each folder mirrors a package of ``dbrestore/`` (see docs/development.md)."""

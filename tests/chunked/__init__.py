@@ -1,0 +1,1 @@
+"""``dbrestore.chunked``: ``--no-atomic`` chunks, checkpoints and ``--resume``, ``--jobs``, ``--distribute``."""

@@ -1,0 +1,1 @@
+"""``dbrestore.integrity``: foreign keys checked, deferred and repaired."""

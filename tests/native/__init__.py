@@ -1,0 +1,1 @@
+"""``dbrestore.native``: PostgreSQL native dumps through psql and pg_restore."""

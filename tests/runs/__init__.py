@@ -1,0 +1,1 @@
+"""``dbrestore.runs`` and ``dbrestore.jobs``: the run record, background restores through RQ."""

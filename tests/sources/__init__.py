@@ -1,0 +1,1 @@
+"""``dbrestore.sources``: the input formats and fuzzing the readers."""
