@@ -4,9 +4,9 @@ packages names every module of the app."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 APP = ROOT / "dbrestore"
 PAGE = (ROOT / "docs" / "architecture.md").read_text()
 

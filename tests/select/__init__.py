@@ -1,0 +1,1 @@
+"""Tests of dbrestore.select: undelete (restore_backup --select, the admin's Restore objects page)."""
