@@ -1,0 +1,129 @@
+"""The diff (``restore_backup --diff``, ``dbrestore.compare.compare``) against a real database:
+the sample restored, then known rows changed through the ORM."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from dbrestore.compare import compare
+from dbrestore.runs import locks
+from tests.compare.conftest import ADDED_COUNT, BACKUP_SPELLED, DELETED, SPELLED, UPDATED, checksums, rewrite_row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_diff_finds_exactly_the_rows_changed_through_the_orm(changed):
+    report = compare(changed.backup, samples=10)
+
+    items = report.tables["shop.OrderItem"]
+    assert (items.changed, items.added, items.removed) == (len(UPDATED), len(DELETED), ADDED_COUNT)
+    assert items.unchanged == 168 - len(UPDATED) - len(DELETED)  # the spelled rows among them
+    assert items.rejected == 0
+    assert sorted(row.pk for row in items.changed_rows) == UPDATED
+    for row in items.changed_rows:
+        assert set(row.fields) == {"quantity"}
+        old, new = row.fields["quantity"]
+        assert old == 1000 + row.pk and new != old
+    assert sorted(items.added_pks) == DELETED
+    assert sorted(items.removed_pks) == changed.added
+    assert SPELLED not in [row.pk for row in items.changed_rows]
+    assert BACKUP_SPELLED not in [row.pk for row in items.changed_rows]
+    for label, table in report.tables.items():  # nothing else differs
+        if label != "shop.OrderItem":
+            assert not table.differs, label
+
+
+@pytest.mark.parametrize("mode", ["merge", "append"])
+def test_merge_and_append_remove_nothing(changed, mode):
+    items = compare(changed.backup, mode=mode).tables["shop.OrderItem"]
+    assert (items.changed, items.added, items.removed) == (len(UPDATED), len(DELETED), 0)
+    assert items.removed_pks == []
+
+
+def test_the_database_is_left_byte_for_byte_as_it_was(changed, tmp_path, run_command):
+    before = checksums(tmp_path / "before")
+    run_command("restore_backup", changed.backup, "--diff", "--mode", "replace", "--cascade")
+    compare(changed.backup, mode="merge")
+    assert checksums(tmp_path / "after") == before
+
+
+def test_the_command_prints_the_table_and_the_samples_and_writes_the_json_report(changed, tmp_path, run_command):
+    report_path = tmp_path / "diff.json"
+    out, _ = run_command(
+        "restore_backup", changed.backup, "--diff", "--diff-samples", "2", "--report-json", report_path
+    )
+
+    line = next(line for line in out.splitlines() if line.startswith("shop.OrderItem "))
+    assert line.split()[1:5] == [str(len(DELETED)), str(len(UPDATED)), str(ADDED_COUNT), "158"]
+    assert f"changed pk {UPDATED[0]}: quantity: {1000 + UPDATED[0]} -> " in out
+    assert "nothing written: 3 added, 7 changed, 2 removed" in out
+    document = json.loads(report_path.read_text())
+    diff = document["tables"]["shop.OrderItem"]["diff"]
+    assert {key: diff[key] for key in ("added", "changed", "removed", "unchanged")} == {
+        "added": 3,
+        "changed": 7,
+        "removed": 2,
+        "unchanged": 158,
+    }
+    assert all(type(diff[key]) is int for key in ("added", "changed", "removed", "unchanged", "rejected"))
+    assert len(diff["samples"]["changed"]) == 2
+    assert diff["samples"]["changed"][0]["fields"]["quantity"]["old"] == 1000 + UPDATED[0]
+    assert diff["samples"]["removed"] == changed.added
+    assert document["totals"]["changed"] == 7 and document["mode"] == "replace"
+
+
+def test_a_backup_with_bad_rows_reports_them_as_the_restore_rejects_them(changed, restore_outcome):
+    rewrite_row(changed.backup, "shop_orderitem.jsonl", 7, lambda row: {"quantity": 2.5})
+    rewrite_row(changed.backup, "shop_orderitem.jsonl", 8, lambda row: {"added_at": "not a date"})
+    items = compare(changed.backup).tables["shop.OrderItem"]
+
+    assert items.rejected == 2
+    assert (items.changed, items.added) == (len(UPDATED), len(DELETED))  # counted apart
+    _, _, _, rejected = restore_outcome(changed.backup, "--dry-run")
+    assert {(r.pk, r.reason) for r in items.rejected_rows} == {(r["row"]["id"], r["reason"]) for r in rejected}
+    assert items.removed == ADDED_COUNT + 2  # replace: their rows in the database go, nothing comes back
+
+
+def test_a_backup_out_of_primary_key_order_is_compared_by_keys(changed, tmp_path):
+    rows = [json.loads(line) for line in (changed.backup / "shop_orderitem.jsonl").read_text().splitlines()]
+    single = tmp_path / "shop_orderitem.jsonl"
+    single.write_text("".join(json.dumps(row) + "\n" for row in reversed(rows)))
+
+    items = compare(single, batch_size=10).tables["shop.OrderItem"]
+    assert (items.changed, items.added, items.removed, items.unchanged) == (7, 3, 2, 158)
+    assert items.removed_pks == [] and "not in primary-key order" in items.notes[0]
+
+
+def test_bad_input_is_refused_with_the_restores_own_error(changed, tmp_path):
+    def refusal(*args: str) -> str:
+        with pytest.raises(CommandError) as caught:
+            call_command("restore_backup", *args, stdout=io.StringIO(), stderr=io.StringIO())
+        return str(caught.value)
+
+    damaged = changed.backup / "shop_tag.jsonl"
+    damaged.write_text(damaged.read_text().replace("1", "2", 1))
+    missing = str(tmp_path / "nowhere")
+    unknown = tmp_path / "no_such_model.jsonl"
+    unknown.write_text('{"id": 1}\n')
+    for args in ([str(changed.backup)], [missing], [str(unknown)], [str(changed.backup), "--only", "nothing"]):
+        restore_error = refusal(*args, "--noinput", "--no-safety-backup")
+        assert refusal(*args, "--diff") == restore_error
+        assert "\n" not in restore_error
+
+
+def test_the_diff_takes_no_restore_lock(changed):
+    with locks.holding("default"):  # a restore running
+        report = compare(changed.backup)
+    assert report.tables["shop.OrderItem"].changed == len(UPDATED)
+
+
+def test_refused_combinations(changed, run_command):
+    with pytest.raises(CommandError, match="drop --async"):
+        run_command("restore_backup", changed.backup, "--diff", "--async")
+    with pytest.raises(CommandError, match="--diff-samples must be 0 or more"):
+        run_command("restore_backup", changed.backup, "--diff", "--diff-samples", "-1")
