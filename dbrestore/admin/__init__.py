@@ -128,6 +128,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
         return [
             path("restore/", wrap(admin_views.restore_view(self)), name=f"{prefix}_restore"),
             path("restore/confirm/", wrap(admin_views.confirm_view(self)), name=f"{prefix}_confirm"),
+            path("restore/compare/", wrap(admin_views.compare_view(self)), name=f"{prefix}_compare"),
             path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name=f"{prefix}_progress_page"),
             path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name=f"{prefix}_progress"),
             path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name=f"{prefix}_cancel"),
