@@ -92,3 +92,68 @@ def checksums(directory: Path) -> dict[str, str]:
     create_backup(directory, compress=False)
     manifest = json.loads((directory / "manifest.json").read_text())
     return {entry["model"]: entry["sha256"] for entry in manifest["tables"]}
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Playwright (as tests/test_browser.py drives it)."""
+    import os
+
+    from django.db import connections
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; tests/services.sh does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+            connections.close_all()  # the ORM's connections opened while Playwright's loop ran
+
+
+@pytest.fixture
+def admin_server(subprocess_env, backup_dir):
+    """``manage.py runserver`` on this test database, in a process of its own; its URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**subprocess_env(), "DBRESTORE_BACKUP_DIR": str(backup_dir), "DJANGO_DEBUG": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/admin/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

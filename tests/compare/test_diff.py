@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -127,3 +128,25 @@ def test_refused_combinations(changed, run_command):
         run_command("restore_backup", changed.backup, "--diff", "--async")
     with pytest.raises(CommandError, match="--diff-samples must be 0 or more"):
         run_command("restore_backup", changed.backup, "--diff", "--diff-samples", "-1")
+
+
+def test_outside_rows_a_replace_would_affect_are_reported(changed):
+    from restoreproject.shop.models import Order, OrderItem
+
+    order = Order.objects.get(pk=1)
+    order.pk, order.number = None, uuid.uuid4()
+    order.save()  # an order the backup does not hold, with an item pointing to it
+    item = OrderItem.objects.get(pk=1)
+    item.pk, item.order = None, order
+    item.save()
+
+    report = compare(changed.backup, only=["shop.Order"])
+    assert report.tables["shop.Order"].removed == 1 and report.tables["shop.Order"].removed_pks == [order.pk]
+    [effect] = report.outside
+    assert (effect.label, effect.field, effect.target, effect.rows) == ("shop.OrderItem", "order", "shop.Order", 1)
+    assert effect.example_pk == item.pk and not effect.emptied
+
+    cascaded = compare(changed.backup, only=["shop.Order"], cascade=True)
+    assert cascaded.outside == []
+    emptied = cascaded.tables["shop.OrderItem"]
+    assert emptied.removed == OrderItem.objects.count() and "--cascade" in emptied.notes[0]
