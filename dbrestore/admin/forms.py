@@ -58,7 +58,9 @@ class FormRow:
         return isinstance(self.field.field.widget, forms.CheckboxInput)
 
     def label_tag(self) -> str:
-        return self.field.label_tag(attrs={"class": "vCheckboxLabel"} if self.is_checkbox else None)
+        if self.is_checkbox:  # as the admin's: after the box, without a colon
+            return self.field.label_tag(attrs={"class": "vCheckboxLabel"}, label_suffix="")
+        return self.field.label_tag()
 
 
 class RestoreForm(forms.Form):
@@ -84,7 +86,7 @@ class RestoreForm(forms.Form):
         label=_("Mode"),
         choices=MODE_CHOICES,
         initial="auto",
-        widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}),
+        widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices radiolist"}),
         help_text=_("What becomes of the rows in the database now: the next pages show it, before anything changes."),
     )
     batch_size = forms.IntegerField(

@@ -35,6 +35,12 @@ def test_compare_before_confirming_in_a_browser(browser, admin_server, changed, 
     page.click("input[name=check]")
 
     page.wait_for_selector("text=Yes, start the restore")
+    compare_box, start_box = (
+        page.locator("input[name=compare]").bounding_box(),
+        page.locator("input[name=start]").bounding_box(),
+    )
+    assert compare_box["y"] < start_box["y"]  # the comparison comes before the confirm button
+    page.screenshot(path=str(OUTPUT / "restore-confirm.png"), full_page=True)
     page.click("input[name=compare]")
     page.wait_for_selector("#diff-tables")
     cells = page.locator("#diff-shoporderitem td").all_inner_texts()
