@@ -14,15 +14,14 @@ for a table a restore is writing gives up after ``LOCK_TIMEOUT`` and says so).
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, models
 
 from dbrestore import conf
 from dbrestore.backups.safety import prepare_outside_references
+from dbrestore.compare.reading import patient_reads
 from dbrestore.compare.report import DiffReport, OutsideEffect
 from dbrestore.compare.table import TableComparison, Watcher
 from dbrestore.exceptions import RestoreAbortedError, RestoreConfigError, first_line
@@ -34,8 +33,6 @@ from dbrestore.options import RestoreOptions, absolute
 from dbrestore.plan.build import Plan, build_plan, plan_warnings
 from dbrestore.sources import open_backup
 
-#: How long a read waits for a table lock (a restore's TRUNCATE) before the diff gives up.
-LOCK_TIMEOUT = "5s"
 DEFAULT_SAMPLES = 5
 
 
@@ -64,7 +61,7 @@ def compare(source: Source, *, samples: int = DEFAULT_SAMPLES, **options: Any) -
     report.warnings.extend(migration_drift(backup, opts.database))
     report.warnings.extend(_running_restores(opts.database))
     try:
-        with _patient_reads(opts.database):
+        with patient_reads(opts.database):
             if opts.mode == "replace":
                 report.warnings.extend(prepare_outside_references(plan, opts))  # refuses as the restore does
             _compare_tables(plan, opts, report)
@@ -125,25 +122,6 @@ def _running_restores(database: str) -> list[str]:
         "with the rows committed before it"
         for run in runs.order_by("created_at")[:3]
     ]
-
-
-@contextlib.contextmanager
-def _patient_reads(using: str) -> Iterator[None]:
-    """On PostgreSQL, reads give up after ``LOCK_TIMEOUT`` instead of waiting on a table a
-    restore holds (its TRUNCATE); the session's own setting is put back after."""
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('lock_timeout')")
-        before = cursor.fetchone()[0]
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [LOCK_TIMEOUT])
-    try:
-        yield
-    finally:
-        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [before])
 
 
 def _read_failed(exc: DatabaseError) -> str:

@@ -15,11 +15,12 @@ A backup found out of order while read by ranges is compared again by keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.db import models, transaction
 
+from dbrestore.compare.reading import ReadAhead
 from dbrestore.compare.report import ChangedRow, RejectedRow, TableDiff, same
 from dbrestore.convert import ConversionError
 from dbrestore.convert.row_converter import DeferredNaturalKey, RowConverter
@@ -29,6 +30,9 @@ from dbrestore.sources.base import batched
 
 #: Backup rows compared per database query.
 BATCH_ROWS = 5_000
+#: A range query reads at most this many batches of database rows at once (a sparse backup's
+#: range holds more: they are streamed).
+READ_AHEAD = 4
 #: Primary key types whose order is the same in Python and in the database (ranges are exact).
 _RANGED = {
     "AutoField",
@@ -114,32 +118,57 @@ class TableComparison:
     # -- the two ways -------------------------------------------------------------------------
 
     def _by_ranges(self) -> None:
-        pk_index = self.converter.pk_index
-        assert pk_index is not None  # (ranged: a single-column key)
+        """Batch after batch, the database's rows of the batch's key range are read while the
+        next batch is read and converted (:class:`ReadAhead`), then merged with it."""
         low = None  # the last key of the batch before: this batch's range starts after it
-        for batch in batched(self.planned.data.rows(), self.batch_rows):
-            keyed = self._converted(batch)
-            if not keyed:
-                continue
-            keys = list(keyed)
-            if any(a >= b for a, b in zip(keys, keys[1:], strict=False)) or (low is not None and keys[0] <= low):
-                raise OutOfOrder
-            in_range = self.manager.filter(pk__lte=keys[-1])
-            if low is not None:
-                in_range = in_range.filter(pk__gt=low)
-            with transaction.atomic(using=self.using):  # a read: its locks last as long as this batch
-                for stored in self._stored(in_range.order_by("pk")):
-                    values = keyed.pop(stored[pk_index], None)
-                    if values is None:
-                        self._removed(stored[pk_index])
-                    else:
-                        self._compare(values, stored)
-            self._added(keyed)
-            low = keys[-1]
+        pending: tuple[dict[Any, list[Any]], Any, Callable[[], list[tuple]]] | None = None
+        with ReadAhead(self.using) as ahead:
+            for batch in batched(self.planned.data.rows(), self.batch_rows):
+                keyed = self._converted(batch)
+                if not keyed:
+                    continue
+                keys = list(keyed)
+                if any(a >= b for a, b in zip(keys, keys[1:], strict=False)) or (low is not None and keys[0] <= low):
+                    raise OutOfOrder
+                stored = ahead.submit(self._range, low, keys[-1])
+                if pending is not None:
+                    self._merge(*pending)
+                pending, low = (keyed, keys[-1], stored), keys[-1]
+            if pending is not None:
+                self._merge(*pending)
         rest = self.manager.all() if low is None else self.manager.filter(pk__gt=low)
         self._flush_removed()
         if self.removes:
             self._removed_after(rest, low)
+
+    def _range(self, low: Any, high: Any) -> list[tuple]:
+        """The database's rows with keys after ``low`` up to ``high``, in key order: at most
+        ``READ_AHEAD`` batches of them (:meth:`_merge` reads on from the last one)."""
+        rows = self.manager.filter(pk__lte=high)
+        if low is not None:
+            rows = rows.filter(pk__gt=low)
+        return list(rows.order_by("pk").values_list(*self.names)[: self.batch_rows * READ_AHEAD])
+
+    def _merge(self, keyed: dict[Any, list[Any]], high: Any, stored: Callable[[], list[tuple]]) -> None:
+        pk_index = self.converter.pk_index
+        assert pk_index is not None  # (ranged: a single-column key)
+        rows = stored()
+        self._merge_rows(keyed, rows)
+        if len(rows) == self.batch_rows * READ_AHEAD:  # a sparse backup: the rest of its range, streamed
+            rest = self.manager.filter(pk__gt=rows[-1][pk_index], pk__lte=high).order_by("pk")
+            with transaction.atomic(using=self.using):  # a read: its locks last as long as this batch
+                self._merge_rows(keyed, self._stored(rest))
+        self._added(keyed)
+
+    def _merge_rows(self, keyed: dict[Any, list[Any]], rows: Iterable[tuple]) -> None:
+        pk_index = self.converter.pk_index
+        assert pk_index is not None
+        for stored in rows:
+            values = keyed.pop(stored[pk_index], None)
+            if values is None:
+                self._removed(stored[pk_index])
+            else:
+                self._compare(values, stored)
 
     def _by_keys(self) -> None:
         pk_index = self.converter.pk_index
