@@ -22,6 +22,7 @@ from django.db import models, transaction
 
 from dbrestore.compare.reading import ReadAhead
 from dbrestore.compare.report import ChangedRow, RejectedRow, TableDiff, same
+from dbrestore.compare.unkeyed import owners_rows, stored_by_unique, unique_positions
 from dbrestore.convert import ConversionError
 from dbrestore.convert.row_converter import DeferredNaturalKey, RowConverter
 from dbrestore.plan.build import PlannedTable
@@ -84,6 +85,9 @@ class TableComparison:
         self.manager = model._base_manager.using(using)
         pk = model._meta.pk
         self.ranged = pk.concrete and self.converter.pk_index is not None and pk.get_internal_type() in _RANGED
+        #: Rows without a key are found by this unique set of columns where the rows stay (merge, append).
+        self.unique = None if self.removes else unique_positions(model, self.names)
+        self.matched_unkeyed = 0
         self.watchers = list(watchers)
         #: Per watcher: [rows pointing to removed rows, an example pk of them].
         self.pointing: dict[Watcher, list[Any]] = {watcher: [0, None] for watcher in self.watchers}
@@ -100,6 +104,13 @@ class TableComparison:
         return self._noted()
 
     def _noted(self) -> TableDiff:
+        given = owners_rows(self.planned, self.converter, self.using) if self.merges else None
+        if given is not None:  # a fixture's lists, set exactly: what its owners hold beyond them goes
+            self.diff.removed = max(0, given - self.matched_unkeyed)
+            if self.diff.removed:
+                self.diff.notes.append(
+                    "a merge sets each object's list exactly: removed rows are counted, without samples"
+                )
         if self.repeated:
             self.diff.notes.append(
                 f"{self.repeated} rows repeat the primary key of a row before them: compared once "
@@ -208,6 +219,7 @@ class TableComparison:
         convert, pk_of = converter.convert, converter.pk_of
         identify = converter.identify if converter.identifies_by_natural_key else None
         keyed: dict[Any, list[Any]] = {}
+        unkeyed: list[list[Any]] = []
         for position, row in batch:
             try:
                 values = convert(row)
@@ -219,14 +231,34 @@ class TableComparison:
                 continue
             key = pk_of(values)
             if key is None or (isinstance(key, tuple) and None in key):
-                diff.added += 1
+                if self.unique is None:
+                    diff.added += 1
+                else:
+                    unkeyed.append(values)
                 continue
             if key in keyed:  # the restore keeps the first (merge: the last) of rows with one key
                 self.repeated += 1
                 if not self.merges:
                     continue
             keyed[key] = values
+        if unkeyed:
+            self._match_unkeyed(unkeyed)
         return keyed
+
+    def _match_unkeyed(self, rows: list[list[Any]]) -> None:
+        """Rows without a key, compared with the database's row holding their unique values
+        (the key aside), or added."""
+        assert self.unique is not None and self.converter.pk_index is not None
+        pk_index, positions = self.converter.pk_index, self.unique
+        found = stored_by_unique(self.manager, self.names, positions, rows)
+        for values in rows:
+            stored = found.pop(tuple(values[i] for i in positions), None)
+            if stored is None:
+                self.diff.added += 1
+                continue
+            values[pk_index] = stored[pk_index]
+            self.matched_unkeyed += 1
+            self._compare(values, stored)
 
     def _raw_pk(self, row: dict[str, Any]) -> Any:
         pk = self.model._meta.pk

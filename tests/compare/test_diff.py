@@ -150,3 +150,19 @@ def test_outside_rows_a_replace_would_affect_are_reported(changed):
     assert cascaded.outside == []
     emptied = cascaded.tables["shop.OrderItem"]
     assert emptied.removed == OrderItem.objects.count() and "--cascade" in emptied.notes[0]
+
+
+def test_a_fixtures_lists_are_matched_by_their_pair_and_set_exactly_in_a_merge(changed, tmp_path):
+    from restoreproject.shop.models import Product, Tag
+
+    fixture = tmp_path / "shop.json"
+    call_command("dumpdata", "shop.product", "shop.tag", output=str(fixture), stdout=io.StringIO())
+    assert compare(fixture).tables["shop.Product_tags"].unchanged == 24  # auto: merged, as loaddata does
+    first, second = Product.objects.get(pk=1), Product.objects.get(pk=2)
+    given = second.tags.count()
+    first.tags.add(Tag.objects.exclude(pk__in=first.tags.all()).first())
+    second.tags.clear()
+
+    tags = compare(fixture).tables["shop.Product_tags"]
+    assert (tags.added, tags.removed, tags.unchanged) == (given, 1, 24 - given)
+    assert "list exactly" in tags.notes[0]
