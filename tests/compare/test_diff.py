@@ -166,3 +166,37 @@ def test_a_fixtures_lists_are_matched_by_their_pair_and_set_exactly_in_a_merge(c
     tags = compare(fixture).tables["shop.Product_tags"]
     assert (tags.added, tags.removed, tags.unchanged) == (given, 1, 24 - given)
     assert "list exactly" in tags.notes[0]
+
+
+def test_a_running_restore_is_named_and_not_waited_for(changed):
+    from dbrestore.models import RestoreRun
+
+    run = RestoreRun.objects.create(source="/elsewhere", status="running", database="default")
+    report = compare(changed.backup)
+    assert any(f"restore #{run.pk} of /elsewhere is running" in warning for warning in report.warnings)
+
+
+@pytest.mark.postgres
+def test_a_table_a_restore_is_writing_is_not_waited_for(changed):
+    """A restore's TRUNCATE holds its table: the diff gives up after its lock timeout, saying so,
+    instead of queueing behind it (and holding up whatever queues behind the diff)."""
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    from dbrestore.compare.reading import LOCK_TIMEOUT
+
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"]
+    ) as restoring:
+        restoring.execute("LOCK TABLE shop_orderitem IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with pytest.raises(CommandError, match="a restore is writing the tables now"):
+            call_command("restore_backup", str(changed.backup), "--diff", stdout=io.StringIO())
+        assert time.monotonic() - started < int(LOCK_TIMEOUT.removesuffix("s")) + 10
+        restoring.rollback()
+    with connection.cursor() as cursor:  # the session's own lock timeout is put back
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        assert cursor.fetchone()[0] == "0"
