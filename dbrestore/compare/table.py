@@ -124,7 +124,7 @@ class TableComparison:
         d.added_pks, d.changed_rows, d.removed_pks, d.rejected_rows = [], [], [], []
         self.pointing = {watcher: [0, None] for watcher in self.watchers}
         self._removed_keys = []
-        self.repeated = 0
+        self.repeated = self.matched_unkeyed = 0
 
     # -- the two ways -------------------------------------------------------------------------
 
