@@ -56,6 +56,10 @@ def compare(source: Source, *, samples: int = DEFAULT_SAMPLES, **options: Any) -
     report.warnings.extend(backup.notes)
     plan = build_plan(backup, only=opts.only, exclude=opts.exclude, ignore_unknown=opts.ignore_unknown)
     report.warnings.extend(plan_warnings(plan))
+    report.warnings.extend(
+        f"{table.data.origin}: {table.label} is excluded (--exclude or DBRESTORE['EXCLUDE']): not compared"
+        for table in plan.excluded
+    )
     if not opts.skip_checksum:
         verify_checksums(plan)
     report.warnings.extend(migration_drift(backup, opts.database))

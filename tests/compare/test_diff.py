@@ -200,3 +200,9 @@ def test_a_table_a_restore_is_writing_is_not_waited_for(changed):
     with connection.cursor() as cursor:  # the session's own lock timeout is put back
         cursor.execute("SELECT current_setting('lock_timeout')")
         assert cursor.fetchone()[0] == "0"
+
+
+def test_excluded_tables_are_named_not_compared(changed):
+    report = compare(changed.backup, exclude=["shop.OrderItem"])
+    assert "shop.OrderItem" not in report.tables
+    assert any("shop.OrderItem is excluded" in warning for warning in report.warnings)
