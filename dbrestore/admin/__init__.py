@@ -138,6 +138,7 @@ class RestoreRunAdmin(admin.ModelAdmin):
             path("restore/", wrap(admin_views.restore_view(self)), name=f"{prefix}_restore"),
             path("restore/confirm/", wrap(admin_views.confirm_view(self)), name=f"{prefix}_confirm"),
             path("restore/objects/", wrap(undelete_view(self)), name=f"{prefix}_undelete"),
+            path("restore/compare/", wrap(admin_views.compare_view(self)), name=f"{prefix}_compare"),
             path("<int:pk>/progress/", wrap(admin_views.progress_page(self)), name=f"{prefix}_progress_page"),
             path("<int:pk>/progress.json", wrap(admin_views.progress_json(self)), name=f"{prefix}_progress"),
             path("<int:pk>/cancel/", wrap(admin_views.cancel_view(self)), name=f"{prefix}_cancel"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,64 @@ def _split(value: str) -> list[str]:
     return split_commas([value.replace("\n", ",")])
 
 
+@dataclass
+class FormRow:
+    """One field laid out as the admin's fieldsets lay it out (a checkbox before its label)."""
+
+    field: forms.BoundField
+
+    @property
+    def is_checkbox(self) -> bool:
+        return isinstance(self.field.field.widget, forms.CheckboxInput)
+
+    def label_tag(self) -> str:
+        if self.is_checkbox:  # as the admin's: after the box, without a colon
+            return self.field.label_tag(attrs={"class": "vCheckboxLabel"}, label_suffix="")
+        return self.field.label_tag()
+
+
 class RestoreForm(forms.Form):
-    backup = forms.ChoiceField(label=_("Backup"), required=False, choices=backup_choices)
-    upload = forms.FileField(label=_("…or upload one"), required=False)
+    #: The fieldsets of the page, as a ModelAdmin declares them: (title, field names).
+    fieldsets = [
+        (_("Backup"), ["backup", "upload"]),
+        (_("What to restore"), ["mode", "only", "exclude"]),
+        (_("How"), ["atomic", "distribute", "batch_size"]),
+    ]
+
+    backup = forms.ChoiceField(
+        label=_("Backup"),
+        required=False,
+        choices=backup_choices,
+        help_text=_("A backup in the backup directory (or the configured storage), newest first."),
+    )
+    upload = forms.FileField(
+        label=_("…or upload one"),
+        required=False,
+        help_text=_("A backup file from this computer: JSON, JSON Lines or a dumpdata fixture (maybe compressed)."),
+    )
     mode = forms.ChoiceField(
         label=_("Mode"),
         choices=MODE_CHOICES,
         initial="auto",
-        widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices"}),
+        widget=forms.RadioSelect(attrs={"class": "dbrestore-mode-choices radiolist"}),
+        help_text=_("What becomes of the rows in the database now: the next pages show it, before anything changes."),
     )
-    batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=100_000, required=False)
-    atomic = forms.BooleanField(label=_("One transaction (all or nothing)"), required=False, initial=True)
+    batch_size = forms.IntegerField(
+        label=_("Batch size"),
+        min_value=1,
+        max_value=100_000,
+        required=False,
+        help_text=_("Rows per INSERT; empty: DBRESTORE['BATCH_SIZE']."),
+    )
+    atomic = forms.BooleanField(
+        label=_("One transaction (all or nothing)"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "On any failure the database is left as it was. Untick to commit chunk by chunk, each with a "
+            "checkpoint: an interrupted restore can then be resumed."
+        ),
+    )
     distribute = forms.BooleanField(
         label=_("Spread over the RQ workers"),
         required=False,
@@ -68,7 +116,15 @@ class RestoreForm(forms.Form):
     only = forms.CharField(
         label=_("Only these tables"), required=False, help_text=_("Model labels or table names, comma-separated.")
     )
-    exclude = forms.CharField(label=_("Exclude these tables"), required=False)
+    exclude = forms.CharField(
+        label=_("Exclude these tables"),
+        required=False,
+        help_text=_("Model labels or table names, comma-separated: their rows are counted as skipped."),
+    )
+
+    def laid_out(self) -> list[tuple[str, list[FormRow]]]:
+        """The fieldsets with their bound fields, for the template."""
+        return [(str(title), [FormRow(self[name]) for name in names]) for title, names in self.fieldsets]
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")

@@ -1,6 +1,7 @@
 """The admin's custom views: Restore (choose), confirm (a dry run's findings, then start),
-live progress (a page and its JSON) and cancel. Each checks its permission itself; the ones
-that change state take POST only. The work is done by the service layer (engine, preview)."""
+compare (the diff with the database, then the same confirmation), live progress (a page and
+its JSON) and cancel. Each checks its permission itself; the ones that change state take POST
+only. The work is done by the service layer (engine, preview, compare)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dbrestore.admin.dashboard import can_use_dashboard
 from dbrestore.admin.display import rolled_back, rows_now
 from dbrestore.admin.forms import ConfirmForm, RestoreForm
 from dbrestore.backups.catalog import backup_name, backup_root
+from dbrestore.compare import compare
 from dbrestore.exceptions import DbRestoreError
 from dbrestore.files.storage import StoragePath
 from dbrestore.jobs import cancel_restore, queue_restore, queue_resume
@@ -124,6 +126,42 @@ def restore_view(model_admin):
                 form=form,
                 backup_dir=_backup_root_text(),
                 max_upload=conf.get("MAX_UPLOAD_SIZE"),
+            ),
+        )
+
+    return view
+
+
+def compare_view(model_admin):
+    """ "Compare with the database": the backup and the options of the confirmation step (a GET:
+    it reads only), the diff per table with its samples, then the same confirmation."""
+
+    @never_cache
+    def view(request: HttpRequest) -> HttpResponse:
+        require_restore(model_admin, request)
+        form = ConfirmForm(request.GET)
+        if not form.is_valid():
+            messages.error(
+                request,
+                "The backup could not be compared: "
+                + "; ".join(str(message) for errors in form.errors.values() for message in errors),
+            )
+            return redirect("admin:dbrestore_restorerun_restore")
+        try:
+            report = compare(form.path, **form.restore_options())
+        except DbRestoreError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:dbrestore_restorerun_restore")
+        return TemplateResponse(
+            request,
+            "admin/dbrestore/compare.html",
+            admin_context(
+                model_admin,
+                request,
+                title="Compare the backup with the database",
+                report=report,
+                tables=list(report.tables.values()),
+                form=form,
             ),
         )
 

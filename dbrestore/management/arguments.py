@@ -233,6 +233,23 @@ def add_restore_arguments(parser) -> None:
     )
     parser.add_argument("--report-json", default=None, metavar="PATH", help="Also write the report as JSON to PATH.")
     parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="Write nothing: compare the backup with the database as this restore (with these "
+        "options and mode) would see it, and report per table the rows it would add (key not in "
+        "the database), change (stored values differ, compared as the restore would store them; "
+        "the fields named), remove (replace: rows the backup lacks, and outside rows affected; "
+        "merge and append: none) and leave unchanged, and the rows it would reject, with the "
+        'reason. With --report-json, each table gets a "diff" object. Takes no lock.',
+    )
+    parser.add_argument(
+        "--diff-samples",
+        type=int,
+        default=5,
+        metavar="N",
+        help="With --diff: up to N example primary keys of each kind per table (default 5; 0 for none).",
+    )
+    parser.add_argument(
         "--async",
         action="store_true",
         dest="run_async",

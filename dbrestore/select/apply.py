@@ -14,11 +14,10 @@ from typing import Any
 
 from django.db import IntegrityError, connections, models, transaction
 
+from dbrestore.compare.report import plain_pk, same, shown
 from dbrestore.convert.fields import column_of
 from dbrestore.exceptions import SelectionConflictError, first_line
 from dbrestore.select.walk import Collection, Picked
-
-SHOWN = 40  # characters of a value shown in a conflict
 
 
 @dataclass
@@ -43,10 +42,10 @@ class TableOutcome:
             "conflicts": len(self.conflicts),
             "overwritten": len(self.overwritten),
             "samples": {
-                "added": [_plain(pk) for pk in self.added[:samples]],
-                "unchanged": [_plain(pk) for pk in self.unchanged[:samples]],
-                "conflicts": [{"pk": _plain(pk), "why": why} for pk, why in self.conflicts[:samples]],
-                "overwritten": [_plain(pk) for pk in self.overwritten[:samples]],
+                "added": [plain_pk(pk) for pk in self.added[:samples]],
+                "unchanged": [plain_pk(pk) for pk in self.unchanged[:samples]],
+                "conflicts": [{"pk": plain_pk(pk), "why": why} for pk, why in self.conflicts[:samples]],
+                "overwritten": [plain_pk(pk) for pk in self.overwritten[:samples]],
             },
         }
 
@@ -149,30 +148,18 @@ def _database_rows(model: type[models.Model], keys: list[Any], using: str) -> di
 
 
 def _differences(fields: list[models.Field], now: tuple, backup: list[Any]) -> str:
-    changed = [
-        f"{f.name}: {_short(old)} -> {_short(new)}"
+    """The fields whose stored value differs from the backup's, compared and shown as the diff
+    compares and shows them (:mod:`dbrestore.compare.report`)."""
+    return "; ".join(
+        f"{f.name}: {shown(old)!r} -> {shown(new)!r}"
         for f, old, new in zip(fields, now, backup, strict=True)
-        if _normal(old) != _normal(new)
-    ]
-    return "; ".join(changed)
-
-
-def _normal(value: Any) -> Any:
-    return bytes(value) if isinstance(value, memoryview) else value
-
-
-def _short(value: Any) -> str:
-    text = repr(_normal(value))
-    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+        if not same(old, new)
+    )
 
 
 def _sample(keys: list[Any], samples: int) -> str:
     shown = ", ".join(repr(pk) for pk in keys[:samples])
     return shown + (f" and {len(keys) - samples} more" if len(keys) > samples else "")
-
-
-def _plain(pk: Any) -> Any:
-    return pk if isinstance(pk, int | str) else str(pk)
 
 
 def _insert(model: type[models.Model], picked: Picked, using: str) -> str | None:

@@ -27,7 +27,7 @@ from restoreproject.shop.sample import order_items
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARENT_ROWS = 20_000  # sample rows restored first: the orders and products the items point to
-METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql", "read", "select")
+METHODS = ("loaddata", "naive", "orm", "copy", "copy_late_indexes", "default", "psql", "diff", "read", "select")
 SLOW = ("loaddata", "naive")
 
 
@@ -122,6 +122,8 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
         return [*manage, "restore_benchmark", "--naive-load", str(files["fixture"])]
     if method == "default":  # as a user types it, on the whole backup: these rows and their parents
         return [*manage, "restore_backup", str(files["whole"]), "--noinput"]
+    if method == "diff":  # the whole backup against the database holding it (see load_for_diff): all compared
+        return [*manage, "restore_backup", str(files["whole"]), "--diff", "-v", "0"]
     if method in ("orm", "copy", "copy_late_indexes"):
         late = "--indexes-after-load" if method == "copy_late_indexes" else "--keep-indexes"
         return [
@@ -162,6 +164,13 @@ def command_for(method: str, files: dict[str, Path], env_url: str) -> list[str]:
             f"\\copy {OrderItem._meta.db_table} ({cols}) FROM '{files['csv']}' WITH (FORMAT csv)",
         ]
     raise ValueError(method)
+
+
+def load_for_diff(files: dict[str, Path]) -> None:
+    """Before ``diff`` (not timed): the whole backup restored, so that every row is compared
+    with a row of the database, the diff's slowest case."""
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    run_child([*manage, "restore_backup", str(files["whole"]), "--noinput", "--no-safety-backup", "-v", "0"])
 
 
 def database_url() -> str:

@@ -27,6 +27,9 @@ def test_benchmark_measures_every_method(run_command, tmp_path, monkeypatch):
         "copy_late_indexes",
         "default",
         "psql",
+        "diff",
+        "read",
+        "select",
     }
     for method, figures in data["methods"].items():
         assert figures["rows"] == (40 if method in ("loaddata", "naive") else 400)

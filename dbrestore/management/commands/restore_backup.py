@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from dbrestore.backups.catalog import backup_root, human_size, list_backups, resolve_source
 from dbrestore.chunked.resume import resumable_run
+from dbrestore.compare import compare
 from dbrestore.exceptions import BackupNotFoundError, DbRestoreError
 from dbrestore.files.storage import Location, StoragePath
 from dbrestore.jobs import queue_restore, queue_resume
@@ -70,6 +71,8 @@ class Command(BaseCommand):
         source = self._source(options)
         report_path = _report_path(options["report_json"], source)
         restore_options = as_restore_options(options)
+        if options["diff"]:
+            return self._diff(source, restore_options, options, report_path)
         try:
             if options["interactive"] and not options["dry_run"]:
                 self._ask_first(source, options, restore_options)
@@ -94,6 +97,8 @@ class Command(BaseCommand):
 
     def _resume(self, options) -> None:
         """``--resume RUN_ID``: the options given (those not left at their defaults) must be the run's."""
+        if options["diff"]:
+            raise CommandError("--diff compares a backup with the database: it does not go with --resume")
         defaults = as_restore_options({**options, **self._defaults})
         given = {name: value for name, value in as_restore_options(options).items() if value != defaults[name]}
         given.pop("atomic", None)  # a resumed run is --no-atomic, said or not
@@ -109,6 +114,31 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self._print_report(result, options["verbosity"])
         self._exit_status(result)
+
+    def _diff(self, source: Location, restore_options: dict, options: dict, report_path: Path | None) -> None:
+        """``--diff``: compare and print (:func:`dbrestore.compare.compare`); nothing is written."""
+        for flag in ("run_async", "distribute", "wait"):
+            if options[flag]:
+                raise CommandError(f"--diff writes nothing and runs here: drop --{flag.removeprefix('run_')}")
+        try:
+            report = compare(source, samples=options["diff_samples"], **restore_options)
+        except DbRestoreError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["verbosity"] >= 1:
+            for warning in report.warnings:
+                self.stdout.write(self.style.WARNING(f"warning: {warning}"))
+            for line in [*report.render_lines(), *report.sample_lines()]:
+                self.stdout.write(line)
+            totals = report.totals
+            self.stdout.write(
+                (self.style.WARNING if report.differs else self.style.SUCCESS)(
+                    f"Compared in {report.seconds:.2f}s ({report.mode} mode), nothing written: "
+                    f"{totals['added']} added, {totals['changed']} changed, {totals['removed']} removed, "
+                    f"{totals['unchanged']} unchanged, {totals['rejected']} rejected"
+                )
+            )
+        if report_path is not None:
+            _write_report(report, report_path, what=f"the diff of {report.source}")
 
     def _exit_status(self, result) -> None:
         conflicts = sum(table["conflicts"] for table in (result.selection or {}).get("tables", {}).values())
@@ -318,7 +348,7 @@ def _who() -> str:
         return "command line"
 
 
-def _write_report(result, path: Path) -> None:
+def _write_report(result, path: Path, what: str = "") -> None:
     try:
         report = result.as_dict()
         try:
@@ -327,7 +357,5 @@ def _write_report(result, path: Path) -> None:
             data = json.dumps(report, indent=2, default=str).encode()
         path.write_bytes(data)
     except OSError as exc:
-        raise CommandError(
-            f"restore #{result.run_id} ended {result.status}, but the report could not be "
-            f"written to {path}: {exc.strerror or exc}"
-        ) from exc
+        done = what or f"restore #{result.run_id} ended {result.status}"
+        raise CommandError(f"{done}, but the report could not be written to {path}: {exc.strerror or exc}") from exc

@@ -20,10 +20,11 @@ class Command(BaseCommand):
         "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
         "its own process (loaddata, naive per-row save(), dbrestore's orm and copy with --keep-indexes, "
         "copy_late_indexes (copy with --indexes-after-load), default (restore_backup with no flag but "
-        "--noinput), psql \\copy; read: one streaming read of the whole backup; select: the customer with "
-        "the most orders deleted, then brought back by restore_backup --select) and print rows/s, seconds "
-        "and peak RSS (read and select: rows of the backup). Uses the configured database (PostgreSQL for "
-        "copy and psql)."
+        "--noinput), psql \\copy, diff (restore_backup --diff of the same whole backup against the "
+        "database holding it, loaded first and not timed), read (one streaming read of the whole backup), "
+        "select (the customer with the most orders deleted, then brought back by restore_backup --select)) "
+        "and print rows/s, seconds and peak RSS (diff, read and select: rows of the backup). Uses the "
+        "configured database (PostgreSQL for copy and psql)."
     )
 
     def add_arguments(self, parser):
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                 benchmark.empty_table()
                 if method == "select":
                     files["selection"] = Path(benchmark.prepare_undelete(files["whole"]))
+                if method == "diff":
+                    benchmark.load_for_diff(files)
                 n = slow_rows if method in benchmark.SLOW else rows
                 seconds, rss, pss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
                 results.append(benchmark.Measurement(method, n, seconds, rss, pss))
