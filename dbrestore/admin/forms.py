@@ -63,8 +63,18 @@ class FormRow:
         return self.field.label_tag()
 
 
-class RestoreForm(forms.Form):
+class LaidOutForm(forms.Form):
+    """A form shown in the admin's aligned fieldsets (``admin/dbrestore/fieldsets.html``)."""
+
     #: The fieldsets of the page, as a ModelAdmin declares them: (title, field names).
+    fieldsets: list[tuple[Any, list[str]]] = []
+
+    def laid_out(self) -> list[tuple[str, list[FormRow]]]:
+        """The fieldsets with their bound fields, for the template."""
+        return [(str(title), [FormRow(self[name]) for name in names]) for title, names in self.fieldsets]
+
+
+class RestoreForm(LaidOutForm):
     fieldsets = [
         (_("Backup"), ["backup", "upload"]),
         (_("What to restore"), ["mode", "only", "exclude"]),
@@ -121,10 +131,6 @@ class RestoreForm(forms.Form):
         required=False,
         help_text=_("Model labels or table names, comma-separated: their rows are counted as skipped."),
     )
-
-    def laid_out(self) -> list[tuple[str, list[FormRow]]]:
-        """The fieldsets with their bound fields, for the template."""
-        return [(str(title), [FormRow(self[name]) for name in names]) for title, names in self.fieldsets]
 
     def clean_upload(self):
         upload = self.cleaned_data.get("upload")

@@ -15,7 +15,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from dbrestore.admin.forms import backup_choices
+from dbrestore.admin.forms import LaidOutForm, backup_choices
 from dbrestore.admin.views import admin_context, require_restore
 from dbrestore.backups.catalog import resolve_source
 from dbrestore.exceptions import DbRestoreError
@@ -33,7 +33,9 @@ def _model_choices() -> list[tuple[str, Any]]:
     )
 
 
-class UndeleteForm(forms.Form):
+class UndeleteForm(LaidOutForm):
+    fieldsets = [(_("Rows to bring back"), ["backup", "model", "lookup"]), (_("How"), ["children", "overwrite"])]
+
     backup = forms.ChoiceField(label=_("Backup"), choices=backup_choices)
     model = forms.ChoiceField(label=_("Model"), choices=_model_choices)
     lookup = forms.CharField(
