@@ -9,12 +9,17 @@ import io
 import itertools
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, connections
 
 from dbrestore.sources.readers import loads_line
 from tests.support.backup_data import shop_counts
@@ -276,3 +281,73 @@ def bad_backup(tmp_path) -> Path:
         ],
     )
     return folder
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium through Playwright (missing: a failure under CI, else a skip)."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; tests/services.sh does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+            # Connections the ORM opened while Playwright's loop ran belong to that context.
+            connections.close_all()
+
+
+@pytest.fixture
+def web_server_at(subprocess_env, backup_dir):
+    """Start ``manage.py runserver`` on this test database in a process of its own, with extra
+    environment variables (``web_server_at(DBRESTORE_SYNC_JOBS="0")``); returns its URL. Stopped
+    at the end of the test."""
+    servers = []
+
+    def start(**extra_env: str) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**subprocess_env(), "DBRESTORE_BACKUP_DIR": str(backup_dir), "DJANGO_DEBUG": "1", **extra_env}
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/admin/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        return url
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=10)

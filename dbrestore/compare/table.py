@@ -25,6 +25,7 @@ from dbrestore.compare.report import ChangedRow, RejectedRow, TableDiff, same
 from dbrestore.compare.unkeyed import owners_rows, stored_by_unique, unique_positions
 from dbrestore.convert import ConversionError
 from dbrestore.convert.row_converter import DeferredNaturalKey, RowConverter
+from dbrestore.convert.rule import INTEGER_TYPES
 from dbrestore.plan.build import PlannedTable
 from dbrestore.sources import PositionedRow
 from dbrestore.sources.base import batched
@@ -35,18 +36,7 @@ BATCH_ROWS = 5_000
 #: range holds more: they are streamed).
 READ_AHEAD = 4
 #: Primary key types whose order is the same in Python and in the database (ranges are exact).
-_RANGED = {
-    "AutoField",
-    "BigAutoField",
-    "SmallAutoField",
-    "IntegerField",
-    "BigIntegerField",
-    "SmallIntegerField",
-    "PositiveIntegerField",
-    "PositiveBigIntegerField",
-    "PositiveSmallIntegerField",
-    "UUIDField",
-}
+_RANGED = INTEGER_TYPES | {"UUIDField"}
 
 #: An FK from a model outside the backup into this table: (that model, the FK).
 Watcher = tuple[type[models.Model], models.ForeignKey[Any, Any]]

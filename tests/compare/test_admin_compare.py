@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import OrderItem
-from tests.compare.conftest import ADDED_COUNT, DELETED, UPDATED, checksums
+from tests.support.diff_changes import ADDED_COUNT, DELETED, UPDATED, checksums
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

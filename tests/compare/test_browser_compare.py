@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from dbrestore.models import RestoreRun
-from tests.compare.conftest import DELETED, UPDATED
-from tests.conftest import ROOT
+from tests.support.diff_changes import DELETED, UPDATED
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 OUTPUT = ROOT / "test-output"

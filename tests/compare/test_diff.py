@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from dbrestore.compare import compare
 from dbrestore.runs import locks
-from tests.compare.conftest import ADDED_COUNT, BACKUP_SPELLED, DELETED, SPELLED, UPDATED, checksums, rewrite_row
+from tests.support.diff_changes import ADDED_COUNT, BACKUP_SPELLED, DELETED, SPELLED, UPDATED, checksums, rewrite_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -27,7 +27,7 @@ from dbrestore.exceptions import DbRestoreError
 from dbrestore.plan.build import build_plan
 from dbrestore.sources import open_backup
 from dbrestore.sources.readers import open_binary
-from tests.support.fuzz_seeds import SEEDS, compress, write_backup
+from tests.support.fuzz_seeds import SEEDS, TOKENS, compress, write_backup
 
 EXAMPLES = int(os.environ.get("DBRESTORE_FUZZ_EXAMPLES", "250"))
 LONG_RUN = "DBRESTORE_FUZZ_EXAMPLES" in os.environ
@@ -72,28 +72,7 @@ def mutated_backup(draw) -> tuple[str, dict[str, bytes], str]:
         del data[draw(st.integers(0, len(data))) :]
     elif kind == "insert":
         position = draw(st.integers(0, len(data)))
-        inserted = draw(
-            st.sampled_from(
-                [
-                    b"{",
-                    b"}",
-                    b"[",
-                    b"]",
-                    b",",
-                    b'"',
-                    b"\n",
-                    b"\\",
-                    b"1e2000000",
-                    b"1" * 5000,
-                    b"\x00",
-                    b"\xff\xfe",
-                    b'{"model": 1}',
-                    b"null",
-                    b"-0.0e-9",
-                ]
-            )
-            | st.binary(max_size=16)
-        )
+        inserted = draw(st.sampled_from(TOKENS) | st.binary(max_size=16))
         data[position:position] = inserted
     else:
         start = draw(st.integers(0, len(data)))

@@ -130,3 +130,26 @@ def write_backup(root: Path, seed: str, stored: dict[str, bytes]) -> Path:
     ((name, data),) = stored.items()
     (root / name).write_bytes(data)
     return root / name
+
+
+#: Bytes worth inserting into a backup file: JSON's structure, huge numbers, NUL, bad UTF-8 and
+#: surrogate escapes (hypothesis's readers' test and ``manage.py fuzz_restore`` draw from them).
+TOKENS = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b'"',
+    b"\n",
+    b"\\",
+    b"1e2000000",
+    b"1" * 5000,
+    b"\x00",
+    b"\xff\xfe",
+    b'{"model": 1}',
+    b"null",
+    b"\\ud800",
+    b"\\u0000",
+    b"-0.0e-9",
+]

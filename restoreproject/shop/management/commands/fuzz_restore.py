@@ -62,24 +62,6 @@ HOSTILE = [
     b'"inf"',
     b'"\\ud83d\\ude00"',
 ]
-TOKENS = [
-    b"{",
-    b"}",
-    b"[",
-    b"]",
-    b",",
-    b'"',
-    b"\n",
-    b"\\",
-    b"1e2000000",
-    b"1" * 5000,
-    b"\x00",
-    b"\xff\xfe",
-    b'{"model": 1}',
-    b"null",
-    b"\\ud800",
-    b"\\u0000",
-]
 
 
 def _seeds() -> dict[str, dict[str, bytes]]:
@@ -163,7 +145,7 @@ def _values_mutated(data: bytes, name: str, rng: random.Random) -> bytes | None:
 
 
 def mutate(seeds: dict[str, dict[str, bytes]], rng: random.Random) -> tuple[str, dict[str, bytes], str]:
-    from tests.support.fuzz_seeds import compress
+    from tests.support.fuzz_seeds import TOKENS, compress
 
     seed = rng.choice(sorted(seeds))
     files = dict(seeds[seed])
