@@ -27,7 +27,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 
 from dbrestore.backups.safety import empty_tables
-from dbrestore.chunked import checkpoints
+from dbrestore.chunked import aside, checkpoints
 from dbrestore.chunked import reject_parts as parts
 from dbrestore.chunked.chunks import Chunk, chunk_bytes, plan_chunks
 from dbrestore.chunked.finish import post_load
@@ -112,6 +112,7 @@ def prepare_chunked_run(
     if opts.mode == "replace":
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
         empty_tables(plan, opts.database, truncate=not small)
+    aside.set_aside_for_run(run, opts, plan)
     levels = plan_chunks(plan, chunk_bytes(opts.chunk_bytes))
     checkpoints.record_planned(run.pk, levels, opts.database)
     run.checkpoint = {

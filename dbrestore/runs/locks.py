@@ -204,9 +204,12 @@ def lock_for(database: str) -> DatabaseLock:
 def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLock]:
     """Hold the restore lock of ``database`` for the block, or raise :class:`RestoreLockedError`.
 
-    While the lock is busy and no queued or running restore of the database is on record, it
-    is retried for up to ``wait`` seconds (``LOCK_WAIT``): someone may be only looking (the
-    progress page checks liveness by taking the lock for a moment) or be about to record a run.
+    A busy lock is retried for up to ``wait`` seconds (``LOCK_WAIT``), whether or not a run is on
+    record: someone may be only looking (the progress page checks liveness by taking the lock
+    for a moment), be about to record a run, or be gone. A process killed with SIGKILL leaves
+    its session to the server, which ends it (and drops the lock) once it reads the closed
+    socket: a moment later, so ``--resume`` right after the kill waits for it instead of
+    refusing. A live holder keeps its session, so two live restores still never run at once.
     """
     from dbrestore import conf
 
@@ -214,10 +217,9 @@ def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLoc
     lock = lock_for(database)
     deadline = time.monotonic() + wait
     while not lock.acquire():
-        holder = _holder(database)
-        if holder is not None or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             lock.release()  # the connection or descriptor opened to try
-            raise RestoreLockedError(locked_message(database, holder))
+            raise RestoreLockedError(locked_message(database, _holder(database)))
         time.sleep(POLL_SECONDS)
     try:
         yield lock

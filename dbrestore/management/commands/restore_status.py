@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
+from dbrestore.chunked import aside
 from dbrestore.models import RestoreRun
 from dbrestore.runs.lifecycle import progress_data
 
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         except RestoreRun.DoesNotExist:
             raise CommandError(f"no restore run #{run_id}") from None
         data = progress_data(run)
+        data["set_aside"] = aside.describe(run)
         # PostgreSQL's jsonb keeps its own key order; "position" is the restore's order.
         data["tables"] = dict(sorted((data["tables"] or {}).items(), key=lambda item: item[1].get("position", 0)))
         if options["json"]:
@@ -41,6 +43,9 @@ class Command(BaseCommand):
             )
         for message in data["errors"]:
             self.stdout.write(self.style.ERROR(f"  error: {message}"))
+        set_aside = aside.describe(run)
+        if set_aside:
+            self.stdout.write((self.style.NOTICE if run.is_active else self.style.WARNING)(f"  indexes: {set_aside}"))
 
 
 def _chunks(table: dict) -> str:
