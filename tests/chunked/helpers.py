@@ -46,7 +46,11 @@ def clean_restore(run_command, backup: Path, path: Path) -> dict[str, tuple[int,
 
 def start(args: list, env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", *map(str, args)], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        [sys.executable, "manage.py", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
 
 
