@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from restoreproject.shop import benchmark
+from restoreproject.shop import benchmark_chunked as chunked
 from restoreproject.shop.models import Order, Product
 
 
@@ -20,8 +21,10 @@ class Command(BaseCommand):
         "Generate --rows OrderItem rows once, then load them into the emptied table by each method in "
         "its own process (loaddata, naive per-row save(), dbrestore's orm and copy with --keep-indexes, "
         "copy_late_indexes (copy with --indexes-after-load), default (restore_backup with no flag but "
-        "--noinput), psql \\copy) and print rows/s, seconds and peak RSS. Uses the "
-        "configured database (PostgreSQL for copy and psql)."
+        "--noinput), psql \\copy) and print rows/s, seconds and peak RSS. Named in --methods only: "
+        "no_atomic, no_atomic_1chunk, jobs2, distribute2 (two real rqworker processes) and pg_restore "
+        "(a pg_dump -Fc of the same tables into an empty database). Uses the configured database "
+        "(PostgreSQL for copy, psql and the chunked methods)."
     )
 
     def add_arguments(self, parser):
@@ -32,7 +35,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--methods",
             default=",".join(benchmark.METHODS),
-            help=f"Comma-separated, from {', '.join(benchmark.METHODS)}.",
+            help=f"Comma-separated, from {', '.join(benchmark.METHODS + chunked.CHUNKED)} "
+            f"(default: {', '.join(benchmark.METHODS)}).",
+        )
+        parser.add_argument(
+            "--breakdown",
+            action="store_true",
+            help="Also time the phases of default and no_atomic (-v 3) and pg_restore's sections, once each.",
         )
         parser.add_argument("--json", default=None, metavar="PATH", help="Also write the results as JSON.")
         parser.add_argument("--naive-load", default=None, help="(internal) run the naive method on this fixture.")
@@ -42,11 +51,13 @@ class Command(BaseCommand):
             benchmark.naive_load(Path(options["naive_load"]))
             return
         methods = [m.strip() for m in options["methods"].split(",") if m.strip()]
-        unknown = set(methods) - set(benchmark.METHODS)
+        unknown = set(methods) - set(benchmark.METHODS + chunked.CHUNKED)
         if unknown:
             raise CommandError(f"unknown methods: {', '.join(sorted(unknown))}")
-        if connection.vendor != "postgresql" and {"copy", "copy_late_indexes", "psql"} & set(methods):
-            raise CommandError("copy, copy_late_indexes and psql need PostgreSQL (set DATABASE_URL)")
+        if connection.vendor != "postgresql" and {"copy", "copy_late_indexes", "psql", *chunked.CHUNKED} & set(methods):
+            raise CommandError(
+                "copy, copy_late_indexes, psql and the chunked methods need PostgreSQL (set DATABASE_URL)"
+            )
         rows = options["rows"]
         slow_rows = min(rows, options["slow_rows"] or 100_000)
         with tempfile.TemporaryDirectory(prefix="dbrestore-bench-") as tmp:
@@ -67,16 +78,19 @@ class Command(BaseCommand):
                 verbosity=0,
             )
             files = benchmark.prepare(workdir, rows, slow_rows, (Order.objects.count(), Product.objects.count()))
+            if "pg_restore" in methods or options["breakdown"]:
+                files["dump"] = chunked.make_dump(files, workdir)
             results = []
             for method in methods:
                 benchmark.empty_table()
                 n = slow_rows if method in benchmark.SLOW else rows
-                seconds, rss, pss = benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
+                seconds, rss, pss = self._measure(method, files)
                 results.append(benchmark.Measurement(method, n, seconds, rss, pss))
                 self.stdout.write(
                     f"{method:<9} {n:>10} rows {seconds:>8.2f} s {n / seconds:>10.0f} rows/s {rss:>7.1f} MB"
                     f" {pss:>7.1f} MB all"
                 )
+            breakdown = self._breakdown(files) if options["breakdown"] else None
             benchmark.empty_table()
         self._print(results)
         if options["json"]:
@@ -95,10 +109,36 @@ class Command(BaseCommand):
                             }
                             for m in results
                         },
+                        **({"breakdown": breakdown} if breakdown else {}),
                     },
                     indent=2,
                 )
             )
+
+    def _measure(self, method: str, files: dict[str, Path]) -> tuple[float, float, float]:
+        """(seconds, peak RSS MB, peak PSS MB of all): for distribute2 the peak RSS is the
+        highest of the command and the two workers' processes (each work horse)."""
+        if method == "distribute2":
+            with chunked.rq_workers(2) as workers, chunked.PeakRSS(workers) as peak:
+                seconds, rss, pss = benchmark.run_child(chunked.command_for(method, files))
+            return seconds, max(rss, peak.mb), pss
+        if method == "pg_restore":
+            with chunked.empty_database():
+                return benchmark.run_child(chunked.command_for(method, files))
+        if method in chunked.CHUNKED:
+            return benchmark.run_child(chunked.command_for(method, files))
+        return benchmark.run_child(benchmark.command_for(method, files, benchmark.database_url()))
+
+    def _breakdown(self, files: dict[str, Path]) -> dict:
+        """Where the time goes: the phases of default and no_atomic, pg_restore's sections."""
+        found = {
+            "default": chunked.restore_phases(benchmark.command_for("default", files, "")),
+            "no_atomic": chunked.restore_phases(chunked.command_for("no_atomic", files)),
+            "pg_restore": chunked.pg_restore_sections(files["dump"]),
+        }
+        for name, phases in found.items():
+            self.stdout.write(f"{name}: " + ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in phases.items()))
+        return found
 
     def _print(self, results) -> None:
         self.stdout.write(
