@@ -199,11 +199,17 @@ def load_chunk(run_id: int, chunk: Chunk | dict[str, Any]) -> dict[str, int] | N
 
 
 def load_counted(
-    context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener, side_by_side: int = 1
+    context: ChunkedRun,
+    chunk: Chunk,
+    table_result: TableResult,
+    listener: BaseListener,
+    side_by_side: int = 1,
+    processes: int = 1,
 ) -> dict[str, int] | None:
     """Load ``chunk`` in one transaction with its checkpoint, counting into ``table_result``
     (put back as it was when the chunk rolls back: a commit is never counted twice or lost).
-    ``side_by_side``: loads sharing this process's memory budget."""
+    ``side_by_side``: loads sharing this process's memory budget; ``processes``: forked
+    processes converting its rows (COPY path, JSON Lines)."""
     opts, using = context.opts, context.using
     table = context.tables[chunk.table]
     settled, deferred = context.foreign_keys[table.model]
@@ -240,7 +246,14 @@ def load_counted(
                 side_by_side=side_by_side,
                 should_stop=context.watch,
             )
-            loader.load(chunk.rows(table))
+            blocks = chunk.blocks(table) if processes > 1 else None
+            if blocks is not None:  # only on the COPY path (see conversion_processes)
+                from dbrestore.load.copy import CopyTableLoader
+
+                assert isinstance(loader, CopyTableLoader)
+                loader.load(chunk.rows(table), blocks=blocks, processes=processes)
+            else:
+                loader.load(chunk.rows(table))
             rejects.close()
             part.publish(rejects.used)
             checkpoints.mark_done(checkpoint, counts, _details(loader), using)
