@@ -66,7 +66,7 @@ def check_indexes_set_aside(app_configs: Any = None, databases: Any = None, **kw
         if described:
             found.append(
                 Warning(
-                    f"Restore #{run.pk} of database {run.database!r} ended {run.status} with {described}.",
+                    f"Restore #{run.pk} of database {run.database!r} ended {run.status}: {described}.",
                     hint=f"Resume it (restore_backup --resume {run.pk}) or run manage.py restore_indexes {run.pk}.",
                     id="dbrestore.W004",
                 )

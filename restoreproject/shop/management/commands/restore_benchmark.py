@@ -9,8 +9,9 @@ from pathlib import Path
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 
+from dbrestore.checks import check_indexes_set_aside
 from restoreproject.shop import benchmark
 from restoreproject.shop import benchmark_chunked as chunked
 from restoreproject.shop.models import Order, Product
@@ -58,6 +59,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "copy, copy_late_indexes, psql and the chunked methods need PostgreSQL (set DATABASE_URL)"
             )
+        set_aside = [message.msg for message in check_indexes_set_aside(databases=[DEFAULT_DB_ALIAS])]
+        if set_aside:  # the methods would load a schema without them: figures of another schema
+            raise CommandError(" ".join(set_aside))
         rows = options["rows"]
         slow_rows = min(rows, options["slow_rows"] or 100_000)
         with tempfile.TemporaryDirectory(prefix="dbrestore-bench-") as tmp:
