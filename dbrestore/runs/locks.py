@@ -201,15 +201,16 @@ def lock_for(database: str) -> DatabaseLock:
 
 
 @contextlib.contextmanager
-def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLock]:
+def holding(database: str, *, wait: float | None = None, resuming: int | None = None) -> Iterator[DatabaseLock]:
     """Hold the restore lock of ``database`` for the block, or raise :class:`RestoreLockedError`.
 
-    A busy lock is retried for up to ``wait`` seconds (``LOCK_WAIT``), whether or not a run is on
-    record: someone may be only looking (the progress page checks liveness by taking the lock
-    for a moment), be about to record a run, or be gone. A process killed with SIGKILL leaves
-    its session to the server, which ends it (and drops the lock) once it reads the closed
-    socket: a moment later, so ``--resume`` right after the kill waits for it instead of
-    refusing. A live holder keeps its session, so two live restores still never run at once.
+    While the lock is busy it is retried for up to ``wait`` seconds (``LOCK_WAIT``) when no
+    queued or running restore of the database is on record (someone may be only looking: the
+    progress page checks liveness by taking the lock for a moment; or be about to record a run),
+    and when the one on record is run ``resuming``, which the caller takes for dead (``--resume``
+    right after a SIGKILL: the server ends the killed process's session, and drops its lock,
+    a moment after the process died, once it reads the closed socket). Any other run on record
+    is alive as far as anyone can tell: refused at once, so two live restores never run at once.
     """
     from dbrestore import conf
 
@@ -217,9 +218,10 @@ def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLoc
     lock = lock_for(database)
     deadline = time.monotonic() + wait
     while not lock.acquire():
-        if time.monotonic() >= deadline:
+        holder = _holder(database)
+        if (holder is not None and holder.pk != resuming) or time.monotonic() >= deadline:
             lock.release()  # the connection or descriptor opened to try
-            raise RestoreLockedError(locked_message(database, _holder(database)))
+            raise RestoreLockedError(locked_message(database, holder))
         time.sleep(POLL_SECONDS)
     try:
         yield lock

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"no restore run #{run_id}")
         try:
-            with locks.holding(run.database):  # no restore of that database runs meanwhile
+            with locks.holding(run.database, resuming=run.pk):  # no restore of that database runs meanwhile
                 reap_dead_runs(run.database)
                 run.refresh_from_db()
                 if run.is_active:
