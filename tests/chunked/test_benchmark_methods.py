@@ -29,7 +29,7 @@ def test_chunked_methods_and_pg_restore_are_measured(run_command, tmp_path, monk
 def test_the_benchmark_refuses_a_schema_without_its_indexes(run_command):
     from django.core.management.base import CommandError
 
-    RestoreRun.objects.create(
+    fake = RestoreRun.objects.create(
         source="/x",
         database="default",
         status="failed",
@@ -37,3 +37,4 @@ def test_the_benchmark_refuses_a_schema_without_its_indexes(run_command):
     )
     with pytest.raises(CommandError, match="dbrestore.W004|are set aside"):
         run_command("restore_benchmark", "--rows", 10, "--methods", "no_atomic")
+    fake.delete()  # its record names no real index
