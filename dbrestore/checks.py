@@ -40,6 +40,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
     ]
 
 
+@register(Tags.database)
+def check_indexes_set_aside(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    """A chunked restore that ended (failed, cancelled, died) with indexes and FK constraints
+    set aside: its database lacks them until it is resumed or ``restore_indexes`` runs
+    (``manage.py check --database ALIAS``, and ``migrate``)."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from dbrestore.chunked import aside
+    from dbrestore.models import RestoreRun
+
+    try:
+        runs = list(
+            RestoreRun.objects.using(conf.run_database())
+            .filter(database__in=list(databases), checkpoint__has_key=aside.KEY)
+            .exclude(status__in=RestoreRun.ACTIVE_STATUSES)
+        )
+    except DatabaseError:  # no history table yet (before migrate)
+        return []
+    found = []
+    for run in runs:
+        described = aside.describe(run)
+        if described:
+            found.append(
+                Warning(
+                    f"Restore #{run.pk} of database {run.database!r} ended {run.status}: {described}.",
+                    hint=f"Resume it (restore_backup --resume {run.pk}) or run manage.py restore_indexes {run.pk}.",
+                    id="dbrestore.W004",
+                )
+            )
+    return found
+
+
 def _unknown_keys(user: dict) -> list:
     found = []
     for key in user:

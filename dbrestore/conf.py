@@ -35,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
         "auth.Permission",
     ],
     "PROGRESS_INTERVAL": 1.0,  # seconds between progress writes to RestoreRun
-    "LOCK_WAIT": 1.0,  # seconds a restore waits for a busy database lock when no restore is on record
+    "SET_ASIDE_MIN_ROWS": None,  # rows a table needs for its indexes and FKs to be built after the load (None: 5,000)
+    "LOCK_WAIT": 1.0,  # seconds a busy database lock is retried: no run on record, or --resume of a killed one
     "MAX_UPLOAD_SIZE": 2 * 1024**3,  # bytes accepted by the admin upload
     "UPLOAD_EXTENSIONS": [
         ".json",

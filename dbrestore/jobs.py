@@ -59,7 +59,7 @@ def queue_resume(
     """Queue the resume of failed, cancelled or dead ``--no-atomic`` run ``run`` (the admin's
     Resume button): refused as ``restore_backup --resume`` refuses; the same run goes on."""
     check_queue()
-    with locks.holding(run.database):
+    with locks.holding(run.database, resuming=run.pk):
         reap_dead_runs(run.database)  # the run itself, when its process died
         run.refresh_from_db()
         refuse_resume(run, source, options)

@@ -105,9 +105,10 @@ class RestoreOptions:
         elif self.indexes_after_load:
             if connections[self.database].vendor != "postgresql":
                 raise RestoreConfigError("--indexes-after-load needs PostgreSQL")
-            if self.mode != "replace" or not self.atomic:
+            if self.mode != "replace" and self.atomic:
                 raise RestoreConfigError(
-                    "--indexes-after-load works in replace mode, in one transaction (not with --no-atomic)"
+                    "--indexes-after-load works in replace mode in one transaction; in merge and append "
+                    "mode only with --no-atomic (the unique indexes stay, for the conflicts)"
                 )
         configured_alias(self.storage)  # an unknown --storage alias fails here, before a run is made
         if self.chunk_bytes is not None and self.chunk_bytes < 1:
@@ -176,11 +177,11 @@ class RestoreOptions:
             )
 
     def _indexes_after_load_fits(self) -> bool:
-        """The default: PostgreSQL, replace mode, one transaction, rows actually written."""
+        """The default: PostgreSQL, rows actually written, in replace mode in one transaction
+        or chunk by chunk (``--no-atomic``: any mode, see :mod:`dbrestore.chunked.aside`)."""
         return (
             connections[self.database].vendor == "postgresql"
-            and self.mode == "replace"
-            and self.atomic
+            and (self.mode == "replace" or not self.atomic)
             and not self.dry_run
         )
 

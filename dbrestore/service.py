@@ -163,7 +163,7 @@ def resume(
     chunks are skipped, the others loaded, then the post-load steps run. ``source`` and
     ``options``, when given, must be the run's; so must the backup and the target database."""
     run = resume_rules.resumable_run(run_id)
-    with locks.holding(run.database) as lock:
+    with locks.holding(run.database, resuming=run.pk) as lock:  # its killed session may be ending
         reap_dead_runs(run.database)  # the run itself, if its process died
         run.refresh_from_db()
         resume_rules.refuse_resume(run, source, options)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from dbrestore import conf
 from dbrestore.chunked.levels import load_levels
 from dbrestore.integrity import classify_foreign_keys
+from dbrestore.options import RestoreOptions, default_convert_processes
 from dbrestore.plan.build import Plan, PlannedTable
-from dbrestore.sources.base import PositionedRow
-from dbrestore.sources.ranges import line_ranges, range_rows
+from dbrestore.sources.base import BlockSource, PositionedRow
+from dbrestore.sources.ranges import RangeBlocks, line_ranges, range_rows
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,30 @@ class Chunk:
 
     def rows(self, table: PlannedTable) -> Iterator[PositionedRow]:
         return range_rows(table.data, self.start, self.end, self.first_line)
+
+    def blocks(self, table: PlannedTable) -> BlockSource | None:
+        """The chunk's rows as blocks of whole lines (JSON Lines only), for forked conversion."""
+        data = table.data
+        if data.blocks is None:
+            return None
+        if self.start == 0 and self.end is None:
+            return data.blocks
+        return (
+            RangeBlocks(Path(data.origin), self.start, self.end, self.first_line)
+            if isinstance(data.origin, Path)
+            else None
+        )
+
+
+def conversion_processes(opts: RestoreOptions, table: PlannedTable) -> int:
+    """Processes converting a chunk's rows when the restoring process loads it (1: itself):
+    as in one transaction (:meth:`RestoreOptions.conversion_processes`), the COPY path forks
+    ``--convert-processes`` children for a JSON Lines table of ``CONVERT_MIN_ROWS`` rows or more.
+    ``--jobs N`` workers and ``--distribute`` jobs convert their chunk themselves."""
+    processes = default_convert_processes() if opts.convert_processes is None else opts.convert_processes
+    if processes <= 1 or not opts.uses_copy() or table.data.blocks is None:
+        return 1
+    return processes if table.data.at_least_rows(int(conf.get("CONVERT_MIN_ROWS"))) else 1
 
 
 def chunk_bytes(value: int | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from django.db import connections
 
-from dbrestore.chunked import checkpoints
+from dbrestore.chunked import aside, checkpoints
 from dbrestore.chunked import reject_parts as parts
 from dbrestore.convert.row_converter import DeferredNaturalKey
 from dbrestore.integrity import apply_deferred_foreign_keys, apply_deferred_natural_keys, check_constraints
@@ -43,6 +43,7 @@ def post_load(context: Any, result: RestoreResult, progress: BaseListener) -> No
         apply_deferred_natural_keys(_natural_keys(context.tables, done, using), using, result, rejects)
         progress.phase_started("checking foreign keys")
         apply_deferred_foreign_keys(plan, using, opts.batch_size, result, rejects)
+        aside.put_back(context, result, rejects, progress)
         check_constraints(plan, connections[using])
         reset_sequences(plan, using)
     finally:

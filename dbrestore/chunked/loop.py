@@ -10,7 +10,7 @@ import logging
 import time
 
 from dbrestore.chunked.checkpoints import done_rows
-from dbrestore.chunked.chunks import Chunk
+from dbrestore.chunked.chunks import Chunk, conversion_processes
 from dbrestore.chunked.processes import Workers
 from dbrestore.chunked.restore import ChunkedRun, add, complete, load_chunk, load_counted, prepare_chunked_run
 from dbrestore.exceptions import RestoreCancelled
@@ -52,7 +52,8 @@ def restore_chunked(
             todo = [chunk for chunk in level if (chunk.table, chunk.index) not in done]
             if workers is None:
                 for chunk in todo:
-                    load_counted(context, chunk, tracker.started(chunk), progress)
+                    processes = conversion_processes(opts, context.tables[chunk.table])
+                    load_counted(context, chunk, tracker.started(chunk), progress, processes=processes)
                     tracker.chunk_done(chunk)
                 continue
             if len({chunk.table for chunk in todo}) > 1 or len(todo) > 1:

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 
 from dbrestore.backups.safety import empty_tables
-from dbrestore.chunked import checkpoints
+from dbrestore.chunked import aside, checkpoints
 from dbrestore.chunked import reject_parts as parts
 from dbrestore.chunked.chunks import Chunk, chunk_bytes, plan_chunks
 from dbrestore.chunked.finish import post_load
@@ -111,6 +111,7 @@ def prepare_chunked_run(
     if opts.mode == "replace":
         progress.phase_started(f"emptying {len(plan.models_to_empty)} tables")
         empty_tables(plan, opts.database, truncate=not small)
+    aside.set_aside_for_run(run, opts, plan)
     levels = plan_chunks(plan, chunk_bytes(opts.chunk_bytes))
     checkpoints.record_planned(run.pk, levels, opts.database)
     run.checkpoint = {
@@ -197,11 +198,17 @@ def load_chunk(run_id: int, chunk: Chunk | dict[str, Any]) -> dict[str, int] | N
 
 
 def load_counted(
-    context: ChunkedRun, chunk: Chunk, table_result: TableResult, listener: BaseListener, side_by_side: int = 1
+    context: ChunkedRun,
+    chunk: Chunk,
+    table_result: TableResult,
+    listener: BaseListener,
+    side_by_side: int = 1,
+    processes: int = 1,
 ) -> dict[str, int] | None:
     """Load ``chunk`` in one transaction with its checkpoint, counting into ``table_result``
     (put back as it was when the chunk rolls back: a commit is never counted twice or lost).
-    ``side_by_side``: loads sharing this process's memory budget."""
+    ``side_by_side``: loads sharing this process's memory budget; ``processes``: forked
+    processes converting its rows (COPY path, JSON Lines)."""
     opts, using = context.opts, context.using
     table = context.tables[chunk.table]
     settled, deferred = context.foreign_keys[table.model]
@@ -240,7 +247,14 @@ def load_counted(
                     should_stop=context.watch,
                 )
             )
-            loader.load(chunk.rows(table))
+            blocks = chunk.blocks(table) if processes > 1 else None
+            if blocks is not None:  # only on the COPY path (see conversion_processes)
+                from dbrestore.load.copy import CopyTableLoader
+
+                assert isinstance(loader, CopyTableLoader)
+                loader.load(chunk.rows(table), blocks=blocks, processes=processes)
+            else:
+                loader.load(chunk.rows(table))
             rejects.close()
             part.publish(rejects.used)
             checkpoints.mark_done(checkpoint, counts, _details(loader), using)

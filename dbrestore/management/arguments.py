@@ -170,9 +170,10 @@ def add_restore_arguments(parser) -> None:
         action="store_const",
         const=True,
         default=None,
-        help="PostgreSQL, replace mode, one transaction (the default there): drop the restored "
-        "tables' non-unique indexes and the FK constraints between them, load, then build "
-        "them again (one pass each, as pg_restore does). Given explicitly, fail where it "
+        help="PostgreSQL, replace mode in one transaction, or any mode with --no-atomic (the "
+        "default there): drop the restored tables' non-unique indexes and the FK constraints "
+        "between them (replace mode), load, then build them again (one pass each, as pg_restore "
+        "does; chunked runs record them on the run first). Given explicitly, fail where it "
         "cannot be used.",
     )
     parser.add_argument(

@@ -218,12 +218,16 @@ def lock_for(database: str) -> DatabaseLock:
 
 
 @contextlib.contextmanager
-def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLock]:
+def holding(database: str, *, wait: float | None = None, resuming: int | None = None) -> Iterator[DatabaseLock]:
     """Hold the restore lock of ``database`` for the block, or raise :class:`RestoreLockedError`.
 
-    While the lock is busy and no queued or running restore of the database is on record, it
-    is retried for up to ``wait`` seconds (``LOCK_WAIT``): someone may be only looking (the
-    progress page checks liveness by taking the lock for a moment) or be about to record a run.
+    While the lock is busy it is retried for up to ``wait`` seconds (``LOCK_WAIT``) when no
+    queued or running restore of the database is on record (someone may be only looking: the
+    progress page checks liveness by taking the lock for a moment; or be about to record a run),
+    and when the one on record is run ``resuming``, which the caller takes for dead (``--resume``
+    right after a SIGKILL: the server ends the killed process's session, and drops its lock,
+    a moment after the process died, once it reads the closed socket). Any other run on record
+    is alive as far as anyone can tell: refused at once, so two live restores never run at once.
     """
     from dbrestore import conf
 
@@ -232,7 +236,7 @@ def holding(database: str, *, wait: float | None = None) -> Iterator[DatabaseLoc
     deadline = time.monotonic() + wait
     while not lock.acquire():
         holder = _holder(database)
-        if holder is not None or time.monotonic() >= deadline:
+        if (holder is not None and holder.pk != resuming) or time.monotonic() >= deadline:
             lock.release()  # the connection or descriptor opened to try
             raise RestoreLockedError(locked_message(database, holder))
         time.sleep(POLL_SECONDS)

@@ -20,7 +20,7 @@ from dbrestore.files import layers
 from dbrestore.files.storage import StoragePath
 from dbrestore.sources.base import PositionedRow, TableData, guarded
 from dbrestore.sources.bounds import BoundedReader
-from dbrestore.sources.readers import is_json_lines_name, iter_json_lines_stream, iter_rows
+from dbrestore.sources.readers import JsonLinesBlocks, is_json_lines_name, iter_json_lines_stream, iter_rows
 
 _BLOCK = 1024 * 1024
 
@@ -115,6 +115,25 @@ def _range_rows(path: Path, start: int, end: int | None, first_line: int) -> Ite
     stream = BoundedReader(io.BufferedReader(_Range(path, start, end), buffer_size=_BLOCK), path)
     with stream:
         yield from iter_json_lines_stream(stream, path, first_line)
+
+
+class RangeBlocks(JsonLinesBlocks):
+    """One range of a JSON Lines file as blocks of whole lines (a chunk's rows converted in
+    forked processes, see :mod:`dbrestore.load.forked`)."""
+
+    def __init__(self, path: Path, start: int, end: int | None, first_line: int):
+        super().__init__(path)
+        self.start, self.end, self.first_line = start, end, first_line
+
+    def blocks(self, size: int) -> Iterator[tuple[int, bytes]]:
+        assert isinstance(self.path, Path)
+        first_line = self.first_line
+        with BoundedReader(
+            io.BufferedReader(_Range(self.path, self.start, self.end), buffer_size=_BLOCK), self.path
+        ) as stream:
+            for block in stream.line_blocks(size):
+                yield first_line, block
+                first_line += block.count(b"\n")
 
 
 def range_rows(data: TableData, start: int, end: int | None, first_line: int) -> Iterator[PositionedRow]:

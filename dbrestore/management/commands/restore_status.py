@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
+from dbrestore.chunked import aside
 from dbrestore.models import RestoreRun
 from dbrestore.runs.lifecycle import progress_data, settle
 
@@ -28,6 +29,7 @@ class Command(BaseCommand):
             settle(run.database)  # a run nobody is behind any more is failed now, with the reason
             run.refresh_from_db()
         data = progress_data(run)
+        data["set_aside"] = aside.describe(run)
         # PostgreSQL's jsonb keeps its own key order; "position" is the restore's order.
         data["tables"] = dict(sorted((data["tables"] or {}).items(), key=lambda item: item[1].get("position", 0)))
         if options["json"]:
@@ -47,6 +49,9 @@ class Command(BaseCommand):
             )
         for message in data["errors"]:
             self.stdout.write(self.style.ERROR(f"  error: {message}"))
+        set_aside = aside.describe(run)
+        if set_aside:
+            self.stdout.write((self.style.NOTICE if run.is_active else self.style.WARNING)(f"  indexes: {set_aside}"))
 
 
 def _chunks(table: dict) -> str:
