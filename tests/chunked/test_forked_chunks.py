@@ -9,7 +9,7 @@ import pytest
 
 from dbrestore.models import RestoreChunk, RestoreRun
 from dbrestore.service import restore
-from tests.chunked.helpers import clean_restore, table_checksums
+from tests.support.chunked_runs import clean_restore, table_checksums
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from tests.chunked.helpers import (
+from tests.support.chunked_runs import (
     ROOT,
     SMALL_TABLES_TOO,
     clean_restore,

@@ -17,7 +17,7 @@ from dbrestore.load.indexes import IndexRebuildError
 from dbrestore.models import RestoreRun
 from dbrestore.runs.progress import BaseListener
 from dbrestore.service import restore
-from tests.chunked.helpers import SMALL_TABLES_TOO, clean_restore, schema, set_aside_now, table_checksums
+from tests.support.chunked_runs import SMALL_TABLES_TOO, clean_restore, schema, set_aside_now, table_checksums
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

@@ -1,5 +1,5 @@
-"""What the chunked tests share: the schema and the table checksums to compare with a clean restore,
-real restore processes to kill, and waiting for them."""
+"""What the chunked tests (``tests/chunked/``) share: the schema and the table checksums to
+compare with a clean restore, real restore processes to kill, and waiting for them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from django.db import connection
 
 from dbrestore.models import RestoreRun
-from tests.backup_data import manifest
+from tests.support.backup_data import manifest
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SMALL_TABLES_TOO = {"SET_ASIDE_MIN_ROWS": 0}  # the sample's tables are small: set aside as for big ones
 
 
