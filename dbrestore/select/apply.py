@@ -158,8 +158,8 @@ def _differences(fields: list[models.Field], now: tuple, backup: list[Any]) -> s
 
 
 def _sample(keys: list[Any], samples: int) -> str:
-    shown = ", ".join(repr(pk) for pk in keys[:samples])
-    return shown + (f" and {len(keys) - samples} more" if len(keys) > samples else "")
+    listed = ", ".join(repr(pk) for pk in keys[:samples])
+    return listed + (f" and {len(keys) - samples} more" if len(keys) > samples else "")
 
 
 def _insert(model: type[models.Model], picked: Picked, using: str) -> str | None:
