@@ -17,6 +17,7 @@ from django.db import connection
 
 from dbrestore.models import RestoreRun
 from tests.support.backup_data import manifest
+from tests.support.chunked_runs import clean_restore, table_checksums
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,20 +70,6 @@ def kill_tree(pid: int) -> None:
 @pytest.fixture
 def chunk_settings(settings):
     settings.DBRESTORE = {**settings.DBRESTORE, **WORKER_SETTINGS}
-
-
-def table_checksums(run_command, path: Path) -> dict[str, tuple[int, str]]:
-    """``create_backup`` of the database now: rows and sha256 per table."""
-    run_command("create_backup", "--output", path, "--no-compress")
-    return {entry["table"]: (entry["rows"], entry["sha256"]) for entry in manifest(path)["tables"]}
-
-
-def clean_restore(run_command, backup: Path, path: Path) -> dict[str, tuple[int, str]]:
-    """The checksums of ``backup`` restored the plain way; the database emptied again."""
-    run_command("restore_backup", backup, "--noinput", "--no-safety-backup")
-    checksums = table_checksums(run_command, path)
-    run_command("flush", "--noinput")
-    return checksums
 
 
 def queue_distributed(run_command, backup: Path) -> RestoreRun:

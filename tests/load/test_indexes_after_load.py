@@ -15,6 +15,7 @@ from dbrestore.models import RestoreRun
 from dbrestore.runs.progress import BaseListener
 from restoreproject.shop.models import Customer, Order, OrderItem
 from tests.support.backup_data import assert_table_matches, manifest
+from tests.support.chunked_runs import schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,19 +26,6 @@ def every_table_is_big(monkeypatch):
     from dbrestore.load import indexes as postload
 
     monkeypatch.setattr(postload, "MIN_ROWS", 0)
-
-
-def schema() -> dict[str, list[str]]:
-    """Every index and constraint definition of the demo app's tables."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'shop_%%' ORDER BY 1")
-        indexes = cursor.fetchall()
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
-            "WHERE conrelid::regclass::text LIKE 'shop_%%' ORDER BY 1, 2"
-        )
-        constraints = cursor.fetchall()
-    return {"indexes": indexes, "constraints": constraints}
 
 
 @pytest.mark.postgres
