@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -38,9 +39,14 @@ def run(*args, cwd: Path, env: dict, timeout: int = 120) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Built from a copy of the sources: setuptools writes ``build/`` and ``*.egg-info`` beside
+    them, which would collide with the other database's pass running at the same time."""
     out = tmp_path_factory.mktemp("wheel")
+    sources = tmp_path_factory.mktemp("sources") / "dbrestore"
+    left_out = (".*", "build", "dist", "site", "backups", "test-output", "*.egg-info", "*.sqlite3", "__pycache__")
+    shutil.copytree(ROOT, sources, ignore=shutil.ignore_patterns(*left_out))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run(sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", out, cwd=out, env=env, timeout=300)
+    run(sys.executable, "-m", "pip", "wheel", sources, "--no-deps", "-q", "-w", out, cwd=out, env=env, timeout=300)
     (path,) = out.glob("dbrestore-*.whl")
     return path
 
