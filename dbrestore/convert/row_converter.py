@@ -8,7 +8,7 @@ the per-row work is a loop over precompiled functions. Rows may be keyed by attn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,20 @@ class DeferredNaturalKey:
         self.reason = reason
 
 
+class NaturalKeyNotFound(ValueError):
+    """No row of ``model`` with natural key ``key`` in the database (nor among ``also``)."""
+
+    def __init__(self, model: type[models.Model], key: tuple, message: str):
+        super().__init__(message)
+        self.model = model
+        self.key = key
+
+
+#: Rows known by natural key besides the database's: model -> natural key -> an instance holding
+#: the row (the undelete's walk finds them in the backup).
+KnownNaturalKeys = Mapping[type[models.Model], Mapping[tuple, models.Model]]
+
+
 @dataclass(frozen=True)
 class ByNaturalKey:
     """A row the database numbered, known by its own natural key until it is found again."""
@@ -49,7 +63,8 @@ def find_by_natural_key(field: models.ForeignKey[Any, Any], key: list[Any], usin
     try:
         return getattr(manager.get_by_natural_key(*key), field.target_field.attname)
     except ObjectDoesNotExist as exc:  # the parent's, or another model's its manager looks up
-        raise ValueError(f"no {parent._meta.label} with natural key {key!r}{_missing(exc, parent)}") from exc
+        message = f"no {parent._meta.label} with natural key {key!r}{_missing(exc, parent)}"
+        raise NaturalKeyNotFound(parent, tuple(key), message) from exc
     except MultipleObjectsReturned as exc:
         raise ValueError(f"more than one {parent._meta.label} with natural key {key!r}") from exc
     except (TypeError, ValidationError) as exc:  # a key of the wrong length or type
@@ -71,13 +86,20 @@ def _missing(exc: Exception, parent: type[models.Model]) -> str:
 
 
 def natural_key_converter(
-    field: models.ForeignKey[Any, Any], base: Converter, using: str, *, defer: bool = False
+    field: models.ForeignKey[Any, Any],
+    base: Converter,
+    using: str,
+    *,
+    defer: bool = False,
+    also: KnownNaturalKeys | None = None,
 ) -> Converter:
     """An FK converter that also takes a natural key (a list, as ``dumpdata --natural-foreign``
-    writes) and finds the parent's key in the database; plain values go through ``base``.
-    With ``defer``, a key not found in a nullable column becomes a :class:`DeferredNaturalKey`."""
+    writes) and finds the parent's key in the database, or else among ``also``; plain values go
+    through ``base``. With ``defer``, a key not found in a nullable column becomes a
+    :class:`DeferredNaturalKey`."""
     cache: dict[tuple, Any] = {}
     defer = defer and field.null
+    parent, target = field.remote_field.model, field.target_field.attname
 
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
@@ -93,6 +115,9 @@ def natural_key_converter(
             try:
                 cache[key] = find_by_natural_key(field, value, using)
             except ValueError as exc:
+                known = also.get(parent, {}).get(key) if also is not None else None
+                if known is not None:
+                    return getattr(known, target)
                 if defer:
                     return DeferredNaturalKey(value, str(exc))
                 raise
@@ -134,7 +159,14 @@ class RowConverter:
     :class:`DeferredNaturalKey` (the loader fills it in after the load).
     """
 
-    def __init__(self, model: type[models.Model], using: str | None = None, *, defer_natural_keys: bool = False):
+    def __init__(
+        self,
+        model: type[models.Model],
+        using: str | None = None,
+        *,
+        defer_natural_keys: bool = False,
+        known_natural_keys: KnownNaturalKeys | None = None,
+    ):
         self.model = model
         #: The model's own table's columns: a multi-table child's parents have rows of their own.
         self.fields = list(model._meta.local_concrete_fields)
@@ -162,7 +194,7 @@ class RowConverter:
                 # A concrete relation is a ForeignKey (a ForeignObject has no column of its own).
                 if isinstance(f, models.ForeignKey) and _has_natural_keys(f.remote_field.model):
                     self._converters[position] = natural_key_converter(
-                        f, self._converters[position], using, defer=defer_natural_keys
+                        f, self._converters[position], using, defer=defer_natural_keys, also=known_natural_keys
                     )
                     self.may_query_database = True
                     if f.null and defer_natural_keys:
@@ -228,6 +260,18 @@ class RowConverter:
             ) from exc
         values[pk_index] = self.model._meta.pk.to_python(found.pk)
         return key
+
+    def convert_leniently(self, row: dict[str, Any]) -> list[Any]:
+        """Values for the fields ``row`` holds that convert, None for the others: enough to make
+        the natural key of a row that cannot be converted whole yet."""
+        values: list[Any] = [None] * len(self.fields)
+        for key, position, convert in self._layout(tuple(row))[0]:
+            if row[key] is not None:
+                try:
+                    values[position] = convert(row[key])
+                except VALUE_ERRORS:
+                    pass
+        return values
 
     def value(self, key: str, raw: Any) -> Any:
         """One backup value for the field ``key`` names, converted as in a row (a natural key

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connections, models, transaction
 from dbrestore.compare.report import plain_pk, same, shown
 from dbrestore.convert.fields import column_of
 from dbrestore.exceptions import SelectionConflictError, first_line
-from dbrestore.select.walk import Collection, Picked
+from dbrestore.select.walk import Collection, Picked, ThroughPair
 
 
 @dataclass
@@ -86,9 +86,13 @@ def compare(collection: Collection, using: str) -> SelectionOutcome:
     tables = []
     for table, rows in collection.picked():
         outcome = TableOutcome(table.label, table.db_table, why={pk: picked.why for pk, picked in rows.items()})
-        existing = _database_rows(table.model, list(rows), using)
+        existing = _database_rows(table.model, [pk for pk in rows if not isinstance(pk, ThroughPair)], using)
+        pairs = _database_pairs(table.model, [pk for pk in rows if isinstance(pk, ThroughPair)], using)
         fields = list(table.model._meta.local_concrete_fields)
         for pk, picked in rows.items():
+            if isinstance(pk, ThroughPair):
+                (outcome.unchanged if pk in pairs else outcome.added).append(pk)
+                continue
             now = existing.get(pk)
             if now is None:
                 outcome.added.append(pk)
@@ -147,6 +151,21 @@ def _database_rows(model: type[models.Model], keys: list[Any], using: str) -> di
     return found
 
 
+def _database_pairs(through: type[models.Model], pairs: list[ThroughPair], using: str) -> set[ThroughPair]:
+    """The M2M rows linking these pairs that the database holds."""
+    if not pairs:
+        return set()
+    source, target = (f.attname for f in through._meta.local_concrete_fields if not f.primary_key)
+    found: set[ThroughPair] = set()
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        queryset = through._base_manager.using(using).filter(
+            **{f"{source}__in": {p.source for p in chunk}, f"{target}__in": {p.target for p in chunk}}
+        )
+        found.update(ThroughPair(*row) for row in queryset.values_list(source, target))
+    return found & set(pairs)
+
+
 def _differences(fields: list[models.Field], now: tuple, backup: list[Any]) -> str:
     """The fields whose stored value differs from the backup's, compared and shown as the diff
     compares and shows them (:mod:`dbrestore.compare.report`)."""
@@ -167,8 +186,13 @@ def _insert(model: type[models.Model], picked: Picked, using: str) -> str | None
     refusal as the conflict's reason."""
     connection = connections[using]
     qn = connection.ops.quote_name
-    fields = list(model._meta.local_concrete_fields)
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, picked.values, strict=True)]
+    given = [
+        (f, value)
+        for f, value in zip(model._meta.local_concrete_fields, picked.values, strict=True)
+        if value is not None or not f.primary_key  # a ThroughPair's id: the database numbers it
+    ]
+    fields = [f for f, _ in given]
+    params = [f.get_db_prep_save(value, connection) for f, value in given]
     sql = (
         f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(column_of(f)) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"

@@ -30,15 +30,16 @@ def find(plan: Plan, opts: RestoreOptions) -> tuple[Collection, SelectionOutcome
     that matches nothing, or rows it needs that cannot be had, are refused in one line."""
     selections = [parse_selection(text) for text in opts.select]
     collection = collect(plan, selections, using=opts.database, depth=opts.select_depth, children=opts.select_children)
+    if collection.problems:
+        label, where, why = collection.problems[0]
+        count = len(collection.problems)
+        raise RestoreConfigError(
+            f"{count} {'row' if count == 1 else 'rows'} the selection needs cannot be restored, nothing was "
+            f"written; first: {label} {where}: {why}"
+        )
     if not collection.total:
         given = ", ".join(repr(text) for text in opts.select)
         raise RestoreConfigError(f"--select {given}: no row of the backup matches; nothing was restored")
-    if collection.problems:
-        label, where, why = collection.problems[0]
-        raise RestoreConfigError(
-            f"{len(collection.problems)} rows the selection needs cannot be restored, nothing was written; "
-            f"first: {label} {where}: {why}"
-        )
     return collection, compare(collection, opts.database)
 
 

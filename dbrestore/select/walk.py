@@ -5,6 +5,11 @@ Down from the selected rows to what Django's delete would have removed with them
 rows, multi-table-inheritance children and parents), then up to what every picked row needs (its
 foreign keys and MTI parents), read from the backup only where the database no longer holds it.
 
+Foreign keys written as natural keys (``dumpdata --natural-foreign``) are followed too: a key
+the database no longer holds is looked for in the backup (one pass over the parent's table for
+all the keys wanted at that point), and a row that points at a picked row by its natural key
+belongs to it as one that points by primary key does.
+
 Each pass reads only the tables it needs, one table once per level of the graph, and keeps only
 the picked rows and the keys of the frontier: memory follows the selection, not the backup.
 """
@@ -15,7 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
@@ -23,7 +28,12 @@ from django.db import models
 
 from dbrestore.convert import ConversionError
 from dbrestore.convert.fields import column_of, target_model
-from dbrestore.convert.row_converter import RowConverter
+from dbrestore.convert.row_converter import (
+    DeferredNaturalKey,
+    NaturalKeyNotFound,
+    RowConverter,
+    build_instance,
+)
 from dbrestore.exceptions import RestoreConfigError
 from dbrestore.plan.build import Plan, PlannedTable
 from dbrestore.select.lookups import Selection
@@ -63,6 +73,26 @@ class Collection:
         return sum(len(rows) for rows in self.rows.values())
 
 
+class ThroughPair(NamedTuple):
+    """The key of an auto-created many-to-many row the backup holds without its own id (a dumpdata
+    fixture's M2M list): the two rows it links. The database numbers it when it is added."""
+
+    source: Any
+    target: Any
+
+
+@dataclass
+class Waiting:
+    """A wanted row that names, by natural key, a row neither the database nor the walk has yet."""
+
+    model: Model
+    position: Any
+    row: dict[str, Any]
+    why: str
+    missing: NaturalKeyNotFound
+    joins_frontier: bool  # a row the walk's test wanted (not one found for a natural key)
+
+
 class Walk:
     def __init__(self, plan: Plan, using: str):
         self.plan = plan
@@ -70,33 +100,150 @@ class Walk:
         self.tables = {table.model: table for table in plan.tables}
         self.converters: dict[Model, RowConverter] = {}
         self.found = Collection(plan)
+        #: Picked rows of models with natural keys, by their natural key and by primary key.
+        self.by_natural_key: dict[Model, dict[tuple, models.Model]] = defaultdict(dict)
+        self.natural_keys: dict[Model, dict[Any, tuple]] = defaultdict(dict)
+        #: Natural keys to look for in the backup (key -> the row that needs it), those looked for.
+        self.wanted: dict[Model, dict[tuple, str]] = defaultdict(dict)
+        self.searched: set[tuple[Model, tuple]] = set()
+        self.waiting: list[Waiting] = []
+        #: Nullable natural-key FKs of picked rows, filled in once the walk has found their rows.
+        self.deferred: list[tuple[Model, Any, int, models.ForeignKey, DeferredNaturalKey]] = []
 
     def converter(self, model: Model) -> RowConverter:
         if model not in self.converters:
-            self.converters[model] = RowConverter(model, using=self.using)
+            self.converters[model] = RowConverter(
+                model, using=self.using, defer_natural_keys=True, known_natural_keys=self.by_natural_key
+            )
         return self.converters[model]
 
     def read(self, model: Model, test: RowTest) -> list[Any]:
-        """One pass over ``model``'s table: the rows ``test`` wants are picked; their keys returned."""
+        """One pass over ``model``'s table: the rows ``test`` wants are picked; their keys returned
+        (with those of ``model`` that natural keys found in the backup let in)."""
         table = self.tables.get(model)
         if table is None:
             return []
         self.found.passes += 1
-        converter, picked, new = self.converter(model), self.found.rows[model], []
+        converter, new = self.converter(model), []
         for position, row in table.data.rows():
             why = test(converter, row)
-            if why is None:
-                continue
-            try:
-                values = converter.convert(row)
-            except ConversionError as exc:
-                self.found.problems.append((table.label, f"{table.data.origin} row {position}", str(exc)))
-                continue
-            pk = converter.pk_of(values)
-            if pk not in picked:
-                picked[pk] = Picked(values, why, position)
-                new.append(pk)
+            if why is not None:
+                pk = self.take(model, position, row, why)
+                if pk is not None:
+                    new.append(pk)
+        new.extend(self.follow_natural_keys().get(model, []))
         return new
+
+    def take(self, model: Model, position: Any, row: dict[str, Any], why: str, *, joins_frontier: bool = True) -> Any:
+        """Pick one wanted row; its primary key, or None when it was picked already, waits for a
+        natural key or cannot be converted (a problem)."""
+        converter, table = self.converter(model), self.tables[model]
+        try:
+            values = converter.convert(row)
+        except ConversionError as exc:
+            if isinstance(exc.__cause__, NaturalKeyNotFound):
+                missing = exc.__cause__
+                if (missing.model, missing.key) not in self.searched:
+                    where = f"{table.label} {table.data.origin} row {position}"
+                    self.wanted[missing.model].setdefault(missing.key, where)
+                self.waiting.append(Waiting(model, position, row, why, missing, joins_frontier))
+            else:
+                self.found.problems.append((table.label, f"{table.data.origin} row {position}", str(exc)))
+            return None
+        pk = converter.pk_of(values)
+        if pk is None and model._meta.auto_created:  # a dumpdata M2M row: the pair is its identity
+            pk = ThroughPair(*(v for f, v in zip(converter.fields, values, strict=True) if not f.primary_key))
+        elif pk is None:
+            reason = "the row has no primary key (a --natural-primary backup?): --select restores rows by primary key"
+            self.found.problems.append((table.label, f"{table.data.origin} row {position}", reason))
+            return None
+        picked = self.found.rows[model]
+        if pk in picked:
+            return None
+        for index, deferred in converter.take_deferred(values):
+            fk = converter.fields[index]
+            assert isinstance(fk, models.ForeignKey)  # only natural-key FKs are deferred
+            self.deferred.append((model, pk, index, fk, deferred))
+            target = target_model(fk)
+            if (target, tuple(deferred.key)) not in self.searched:
+                self.wanted[target].setdefault(tuple(deferred.key), f"{table.label} {pk}")
+        picked[pk] = Picked(values, why, position)
+        key = self.natural_key_of(model, values)
+        if key is not None:
+            self.natural_keys[model][pk] = key
+            self.by_natural_key[model][key] = build_instance(model, values)
+        return pk
+
+    def natural_key_of(self, model: Model, values: list[Any]) -> tuple | None:
+        """The row's natural key by the model's own ``natural_key()``; None for a model without
+        one, or a row it cannot be made for."""
+        if not hasattr(model, "natural_key"):
+            return None
+        obj: Any = build_instance(model, [None if isinstance(v, DeferredNaturalKey) else v for v in values])
+        obj._state.db = self.using
+        try:
+            return tuple(obj.natural_key())
+        except Exception:  # the project's method, on a row that may lack what it reads
+            return None
+
+    def follow_natural_keys(self) -> dict[Model, list[Any]]:
+        """Look in the backup for the natural keys wanted, and pick the rows that waited for them,
+        until nothing more comes in; the keys of the rows picked that join the frontier, by model."""
+        picked: dict[Model, list[Any]] = defaultdict(list)
+        progress = True
+        while progress:
+            progress = False
+            wanted, self.wanted = self.wanted, defaultdict(dict)
+            for model, keys in wanted.items():
+                progress = bool(self._search(model, keys)) or progress
+            waiting, self.waiting = self.waiting, []
+            for row in waiting:
+                pk = self.take(row.model, row.position, row.row, row.why, joins_frontier=row.joins_frontier)
+                if pk is not None:
+                    progress = True
+                    if row.joins_frontier:
+                        picked[row.model].append(pk)
+            progress = progress or bool(self.wanted)
+        return picked
+
+    def _search(self, model: Model, keys: dict[tuple, str]) -> list[Any]:
+        """One pass over ``model``'s table for the rows with these natural keys."""
+        keys = {key: why for key, why in keys.items() if key not in self.by_natural_key[model]}
+        self.searched.update((model, key) for key in keys)
+        table = self.tables.get(model)
+        if not keys or table is None or not hasattr(model, "natural_key"):
+            return []
+        self.found.passes += 1
+        converter, new = self.converter(model), []
+        for position, row in table.data.rows():
+            if row.__class__ is not dict:
+                continue
+            key = self.natural_key_of(model, converter.convert_leniently(row))
+            if key in keys:
+                pk = self.take(model, position, row, f"needed by {keys[key]}", joins_frontier=False)
+                if pk is not None:
+                    new.append(pk)
+        return new
+
+    def finish(self) -> None:
+        """Fill in the deferred natural keys; rows still waiting, or keys found nowhere, are problems."""
+        self.follow_natural_keys()
+        for model, pk, index, fk, deferred in self.deferred:
+            known = self.by_natural_key[target_model(fk)].get(tuple(deferred.key))
+            if known is None:
+                label = self.tables[model].label
+                self.found.problems.append((label, f"pk {pk!r}", _found_nowhere(target_model(fk), deferred.key)))
+            else:
+                self.found.rows[model][pk].values[index] = getattr(known, fk.target_field.attname)
+        for row in self.waiting:
+            table = self.tables[row.model]
+            where = f"{table.data.origin} row {row.position}"
+            self.found.problems.append((table.label, where, _found_nowhere(row.missing.model, row.missing.key)))
+
+
+def _found_nowhere(model: Model, key: Iterable[Any]) -> str:
+    label = model._meta.label
+    return f"it needs the {label} with natural key {list(key)!r}, which neither the database nor the backup holds"
 
 
 def collect(
@@ -115,6 +262,7 @@ def collect(
         frontier = _down(walk, _with_parents(walk, frontier))
         level += 1
     _up(walk)
+    walk.finish()
     return walk.found
 
 
@@ -177,7 +325,8 @@ def _down(walk: Walk, frontier: dict[Model, set[Any]]) -> dict[Model, set[Any]]:
                 continue
             target = target_model(fk)
             if target in frontier and fk.target_field.primary_key:
-                tests[child].append(_column_in(fk, frontier[target], f"belongs to {target._meta.label}"))
+                natural = {walk.natural_keys[target][pk] for pk in frontier[target] if pk in walk.natural_keys[target]}
+                tests[child].append(_column_in(fk, frontier[target], natural, f"belongs to {target._meta.label}"))
     for model, keys in frontier.items():
         for relation in model._meta.private_fields:
             if isinstance(relation, GenericRelation) and relation.related_model in walk.tables:
@@ -188,12 +337,18 @@ def _down(walk: Walk, frontier: dict[Model, set[Any]]) -> dict[Model, set[Any]]:
     return {model: keys for model, keys in new.items() if keys}
 
 
-def _column_in(fk: models.ForeignKey, keys: set[Any], why: str) -> RowTest:
+def _column_in(fk: models.ForeignKey, keys: set[Any], natural: set[tuple], why: str) -> RowTest:
+    """Rows whose ``fk`` names one of ``keys``, or one of the ``natural`` keys of those rows."""
     names = tuple(dict.fromkeys((fk.name, fk.attname, column_of(fk))))
 
     def test(converter: RowConverter, row: dict[str, Any]) -> str | None:
         for name in names:
             value = row.get(name)
+            if isinstance(value, list):  # a natural key, whose row may be gone from the database
+                try:
+                    return why if tuple(value) in natural else None
+                except TypeError:
+                    return None
             if value is not None:
                 try:
                     return why if converter.value(fk.name, value) in keys else None
