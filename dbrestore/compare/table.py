@@ -42,6 +42,34 @@ _RANGED = INTEGER_TYPES | {"UUIDField"}
 Watcher = tuple[type[models.Model], models.ForeignKey[Any, Any]]
 
 
+def differing(names: list[str], stored: tuple, values: list[Any]) -> dict[str, tuple[Any, Any]]:
+    """The fields whose stored value differs from the value the restore would store, as
+    ``{name: (old, new)}``: the one test of "the same row" that the diff and the undelete's preview
+    share. A natural key not found yet is no difference (nothing can be told)."""
+    if tuple(values) == stored:
+        return {}
+    return {
+        names[i]: (old, new)
+        for i, (old, new) in enumerate(zip(stored, values, strict=True))
+        if new.__class__ is not DeferredNaturalKey and not same(old, new)
+    }
+
+
+def stored_by_keys(converter: RowConverter, keys: list[Any], *, using: str) -> dict[Any, tuple]:
+    """The database's rows with these primary keys (any number: queried in batches), as the ORM
+    reads them, by key."""
+    manager = converter.model._base_manager.using(using)
+    names = [f.attname for f in converter.fields]
+    pk_index = converter.pk_index
+    found: dict[Any, tuple] = {}
+    for start in range(0, len(keys), BATCH_ROWS):
+        rows = manager.filter(pk__in=keys[start : start + BATCH_ROWS]).values_list(*names)
+        with transaction.atomic(using=using):  # a read: its locks last as long as this batch
+            for stored in rows.iterator(chunk_size=BATCH_ROWS):
+                found[stored[pk_index] if pk_index is not None else converter.pk_of(list(stored))] = stored
+    return found
+
+
 class OutOfOrder(Exception):
     """The backup's rows are not in ascending primary-key order: compared by keys instead."""
 
@@ -172,20 +200,17 @@ class TableComparison:
                 self._compare(values, stored)
 
     def _by_keys(self) -> None:
-        pk_index = self.converter.pk_index
         matched = 0
         rows_before = self.manager.count()
         for batch in batched(self.planned.data.rows(), self.batch_rows):
             keyed = self._converted(batch)
             if not keyed:
                 continue
-            with transaction.atomic(using=self.using):
-                for stored in self._stored(self.manager.filter(pk__in=list(keyed))):
-                    key = stored[pk_index] if pk_index is not None else self.converter.pk_of(list(stored))
-                    values = keyed.pop(key, None)
-                    if values is not None:
-                        matched += 1
-                        self._compare(values, stored)
+            for key, stored in stored_by_keys(self.converter, list(keyed), using=self.using).items():
+                values = keyed.pop(key, None)
+                if values is not None:
+                    matched += 1
+                    self._compare(values, stored)
             self._added(keyed)
         if self.removes:
             self.diff.removed = max(0, rows_before - matched)
@@ -259,15 +284,8 @@ class TableComparison:
 
     def _compare(self, values: list[Any], stored: tuple) -> None:
         diff = self.diff
-        if tuple(values) == stored:
-            diff.unchanged += 1
-            return
-        fields = {
-            self.names[i]: (old, new)
-            for i, (old, new) in enumerate(zip(stored, values, strict=True))
-            if new.__class__ is not DeferredNaturalKey and not same(old, new)
-        }
-        if not fields:  # NaN, or a natural key not found yet: the same as far as can be told
+        fields = differing(self.names, stored, values)
+        if not fields:
             diff.unchanged += 1
             return
         diff.changed += 1

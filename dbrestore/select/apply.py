@@ -14,8 +14,10 @@ from typing import Any
 
 from django.db import IntegrityError, connections, models, transaction
 
-from dbrestore.compare.report import plain_pk, same, shown
+from dbrestore.compare.report import ChangedRow, plain_pk
+from dbrestore.compare.table import differing, stored_by_keys
 from dbrestore.convert.fields import column_of
+from dbrestore.convert.row_converter import RowConverter
 from dbrestore.exceptions import SelectionConflictError, first_line
 from dbrestore.select.walk import Collection, Picked, ThroughPair
 
@@ -86,9 +88,10 @@ def compare(collection: Collection, using: str) -> SelectionOutcome:
     tables = []
     for table, rows in collection.picked():
         outcome = TableOutcome(table.label, table.db_table, why={pk: picked.why for pk, picked in rows.items()})
-        existing = _database_rows(table.model, [pk for pk in rows if not isinstance(pk, ThroughPair)], using)
+        converter = RowConverter(table.model)
+        existing = stored_by_keys(converter, [pk for pk in rows if not isinstance(pk, ThroughPair)], using=using)
         pairs = _database_pairs(table.model, [pk for pk in rows if isinstance(pk, ThroughPair)], using)
-        fields = list(table.model._meta.local_concrete_fields)
+        names = [f.name for f in converter.fields]
         for pk, picked in rows.items():
             if isinstance(pk, ThroughPair):
                 (outcome.unchanged if pk in pairs else outcome.added).append(pk)
@@ -97,9 +100,9 @@ def compare(collection: Collection, using: str) -> SelectionOutcome:
             if now is None:
                 outcome.added.append(pk)
                 continue
-            differ = _differences(fields, now, picked.values)
+            differ = differing(names, now, picked.values)
             if differ:
-                outcome.conflicts.append((pk, differ))
+                outcome.conflicts.append((pk, ChangedRow(pk, differ).describe()))
             else:
                 outcome.unchanged.append(pk)
         tables.append(outcome)
@@ -140,17 +143,6 @@ def _conflict_message(outcome: SelectionOutcome, overwrite: bool) -> str:
     )
 
 
-def _database_rows(model: type[models.Model], keys: list[Any], using: str) -> dict[Any, tuple]:
-    fields = [f.attname for f in model._meta.local_concrete_fields]
-    pk_name = model._meta.pk.attname
-    found: dict[Any, tuple] = {}
-    for start in range(0, len(keys), 500):
-        queryset = model._base_manager.using(using).filter(pk__in=keys[start : start + 500])
-        for values in queryset.values_list(*fields):
-            found[values[fields.index(pk_name)]] = values
-    return found
-
-
 def _database_pairs(through: type[models.Model], pairs: list[ThroughPair], using: str) -> set[ThroughPair]:
     """The M2M rows linking these pairs that the database holds."""
     if not pairs:
@@ -164,16 +156,6 @@ def _database_pairs(through: type[models.Model], pairs: list[ThroughPair], using
         )
         found.update(ThroughPair(*row) for row in queryset.values_list(source, target))
     return found & set(pairs)
-
-
-def _differences(fields: list[models.Field], now: tuple, backup: list[Any]) -> str:
-    """The fields whose stored value differs from the backup's, compared and shown as the diff
-    compares and shows them (:mod:`dbrestore.compare.report`)."""
-    return "; ".join(
-        f"{f.name}: {shown(old)!r} -> {shown(new)!r}"
-        for f, old, new in zip(fields, now, backup, strict=True)
-        if not same(old, new)
-    )
 
 
 def _sample(keys: list[Any], samples: int) -> str:
