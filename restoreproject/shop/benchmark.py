@@ -173,12 +173,13 @@ def load_for_diff(files: dict[str, Path]) -> None:
     run_child([*manage, "restore_backup", str(files["whole"]), "--noinput", "--no-safety-backup", "-v", "0"])
 
 
-def database_url() -> str:
-    """The URL of the database this process uses (the test database under pytest, too)."""
+def database_url(name: str | None = None) -> str:
+    """The URL of the database this process uses (the test database under pytest, too), or of
+    the database ``name`` on the same PostgreSQL server."""
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"
-    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{name or s['NAME']}"
 
 
 def run_child(argv: list[str]) -> tuple[float, float, float]:

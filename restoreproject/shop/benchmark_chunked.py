@@ -26,7 +26,8 @@ from pathlib import Path
 import psutil
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from restoreproject.shop.benchmark import ROOT, database_url
+
 CHUNKED = ("no_atomic", "no_atomic_1chunk", "jobs2", "distribute2", "pg_restore")
 _FLAGS = {
     "no_atomic": ["--no-atomic"],
@@ -50,17 +51,14 @@ def command_for(method: str, files: dict[str, Path]) -> list[str]:
     ]
 
 
-def _url(name: str | None = None) -> str:
-    s = connection.settings_dict
-    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{name or s['NAME']}"
-
-
 def pg_restore_url() -> str:
-    return _url(f"{connection.settings_dict['NAME']}_pgrestore")
+    return database_url(f"{connection.settings_dict['NAME']}_pgrestore")
 
 
 def _admin(sql: str) -> None:
-    subprocess.run(["psql", _url("postgres"), "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+    subprocess.run(
+        ["psql", database_url("postgres"), "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True
+    )
 
 
 @contextlib.contextmanager
@@ -77,7 +75,7 @@ def empty_database() -> Iterator[None]:
 
 def make_dump(files: dict[str, Path], workdir: Path) -> Path:
     """Restore the whole backup the default way (not timed), then ``pg_dump -Fc`` its tables."""
-    env = {**os.environ, "DATABASE_URL": _url()}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "restore_backup", str(files["whole"]), "--noinput", "-v", "0"],
         check=True,
@@ -87,7 +85,9 @@ def make_dump(files: dict[str, Path], workdir: Path) -> Path:
     tables = [entry["table"] for entry in json.loads((files["whole"] / "manifest.json").read_text())["tables"]]
     dump = workdir / "tables.dump"
     subprocess.run(
-        ["pg_dump", "-Fc", "-f", str(dump), *[f"--table={table}" for table in tables], _url()], check=True, env=env
+        ["pg_dump", "-Fc", "-f", str(dump), *[f"--table={table}" for table in tables], database_url()],
+        check=True,
+        env=env,
     )
     return dump
 
@@ -110,7 +110,7 @@ PHASE = re.compile(r"^\s+\((?P<phase>.+): (?P<seconds>[0-9.]+)s\)$")
 
 def restore_phases(argv: list[str]) -> dict[str, float]:
     """Seconds of each phase of a restore (``-v 3`` prints them), the tables' load as 'loading'."""
-    env = {**os.environ, "DATABASE_URL": _url()}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     done = subprocess.run([*argv, "-v", "3"], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     out = done.stdout + done.stderr
     phases: dict[str, float] = {}
@@ -123,9 +123,9 @@ def restore_phases(argv: list[str]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def rq_workers(count: int) -> Iterator[list[psutil.Process]]:
-    """``count`` real ``rqworker dbrestore`` processes on this database, killed after."""
-    env = {**os.environ, "DATABASE_URL": _url(), "DBRESTORE_SYNC_JOBS": "0"}
+def rq_workers(count: int, **env_vars: str) -> Iterator[list[psutil.Process]]:
+    """``count`` real ``rqworker dbrestore`` processes on this database (with ``env_vars``), killed after."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "DBRESTORE_SYNC_JOBS": "0", **env_vars}
     processes = [
         subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "rqworker", "dbrestore"],

@@ -43,8 +43,12 @@ def wheel(tmp_path_factory) -> Path:
     them, which would collide with the other database's pass running at the same time."""
     out = tmp_path_factory.mktemp("wheel")
     sources = tmp_path_factory.mktemp("sources") / "dbrestore"
-    left_out = (".*", "build", "dist", "site", "backups", "test-output", "*.egg-info", "*.sqlite3", "__pycache__")
-    shutil.copytree(ROOT, sources, ignore=shutil.ignore_patterns(*left_out))
+    local = shutil.ignore_patterns(".*", "build", "dist", "site", "backups", "test-output", "*.egg-info", "*.sqlite3")
+
+    def left_out(folder: str, names: list[str]) -> set[str]:  # the checkout's own, at its top only
+        return {"__pycache__", *(local(folder, names) if Path(folder) == ROOT else ())} & set(names)
+
+    shutil.copytree(ROOT, sources, ignore=left_out)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run(sys.executable, "-m", "pip", "wheel", sources, "--no-deps", "-q", "-w", out, cwd=out, env=env, timeout=300)
     (path,) = out.glob("dbrestore-*.whl")

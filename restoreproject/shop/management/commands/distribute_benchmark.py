@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from restoreproject.shop.benchmark import ROOT, database_url, run_child
+from restoreproject.shop.benchmark_chunked import rq_workers
 
 
 class Command(BaseCommand):
@@ -98,46 +99,29 @@ def _distributed(backup: Path, count: int) -> dict:
     included) and the peak RSS of each worker, counting its work horses."""
     import psutil
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "DBRESTORE_SYNC_JOBS": "0",
-        "DBRESTORE_SETTINGS_JSON": json.dumps(
-            {k: v for k, v in settings.DBRESTORE.items() if k in ("CHUNK_BYTES", "DISTRIBUTE_RETRIES")}
-        ),
-    }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "rqworker", "dbrestore"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
-    time.sleep(3)  # Django set up in each: not the restore's time
-    peaks = [0] * count
-    started = time.perf_counter()
-    command = subprocess.Popen(
-        _restore(backup, "--no-atomic", "--distribute", "--wait"),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    settings_json = json.dumps(
+        {k: v for k, v in settings.DBRESTORE.items() if k in ("CHUNK_BYTES", "DISTRIBUTE_RETRIES")}
     )
-    while command.poll() is None:
-        for index, worker in enumerate(workers):
-            try:
-                tree = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
-                peaks[index] = max(peaks[index], *(process.memory_info().rss for process in tree))
-            except psutil.Error:
-                pass
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    for worker in workers:
-        worker.terminate()
-        worker.wait(timeout=30)
+    peaks = [0] * count
+    with rq_workers(count, DBRESTORE_SETTINGS_JSON=settings_json) as workers:
+        time.sleep(1)  # Django set up in each: not the restore's time
+        started = time.perf_counter()
+        command = subprocess.Popen(
+            _restore(backup, "--no-atomic", "--distribute", "--wait"),
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url(), "DBRESTORE_SETTINGS_JSON": settings_json},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        while command.poll() is None:
+            for index, worker in enumerate(workers):
+                try:
+                    tree = [worker, *worker.children(recursive=True)]
+                    peaks[index] = max(peaks[index], *(process.memory_info().rss for process in tree))
+                except psutil.Error:
+                    pass
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
     if command.returncode != 0:
         raise CommandError(f"the distributed restore failed: {command.stderr.read().decode()[-500:]}")
     return {"seconds": seconds, "peak_rss_mb": [peak / 1024 / 1024 for peak in peaks]}
