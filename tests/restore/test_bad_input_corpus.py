@@ -32,6 +32,7 @@ from django.urls import reverse
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Product, Tag
+from tests.support.fuzz_seeds import dumpdata_fixture
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -562,24 +563,7 @@ def _confirm_and_run(client, response) -> RestoreRun:
 
 
 def test_upload_of_a_dumpdata_fixture_restores_as_from_the_command_line(operator, tmp_path, run_command):
-    fixture = [
-        {"model": "shop.tag", "pk": 1, "fields": {"name": "red"}},
-        {"model": "shop.tag", "pk": 2, "fields": {"name": "blue"}},
-        {"model": "shop.category", "pk": 1, "fields": {"name": "Tools", "parent": None}},
-        {
-            "model": "shop.product",
-            "pk": 1,
-            "fields": {
-                "sku": "S1",
-                "name": "Saw",
-                "price": "9.50",
-                "category": 1,
-                "attributes": {},
-                "tags": [1, 2],
-                "released_on": None,
-            },
-        },
-    ]
+    fixture = dumpdata_fixture([{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}])
     response = _upload(operator, "fixture.json", json.dumps(fixture).encode())
     run = _confirm_and_run(operator, response)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.errors

@@ -10,6 +10,7 @@ import hashlib
 import json
 import lzma
 from pathlib import Path
+from typing import Any
 
 TAGS = [{"id": i, "name": f"tag-{i}"} for i in range(1, 6)]
 CATEGORIES = [{"id": 1, "name": "Tools", "parent_id": None}, {"id": 2, "name": "Saws", "parent_id": 1}]
@@ -65,9 +66,9 @@ def compress(name: str, data: bytes) -> bytes:
     return data
 
 
-def seed_files() -> dict[str, dict[str, bytes]]:
-    """Valid backups, each as {relative path: uncompressed content}; the names say the compression."""
-    fixture = [{"model": "shop.tag", "pk": t["id"], "fields": {"name": t["name"]}} for t in TAGS] + [
+def dumpdata_fixture(tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A dumpdata fixture: these tags (ids 1 and 2 among them), a category and a product tagged 1 and 2."""
+    return [{"model": "shop.tag", "pk": t["id"], "fields": {"name": t["name"]}} for t in tags] + [
         {"model": "shop.category", "pk": 1, "fields": {"name": "Tools", "parent": None}},
         {
             "model": "shop.product",
@@ -83,6 +84,11 @@ def seed_files() -> dict[str, dict[str, bytes]]:
             },
         },
     ]
+
+
+def seed_files() -> dict[str, dict[str, bytes]]:
+    """Valid backups, each as {relative path: uncompressed content}; the names say the compression."""
+    fixture = dumpdata_fixture(TAGS)
     directory = {
         "shop_tag.jsonl": ("shop.Tag", "shop_tag", TAGS),
         "shop_category.jsonl.gz": ("shop.Category", "shop_category", CATEGORIES),
