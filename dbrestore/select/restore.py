@@ -20,8 +20,9 @@ from dbrestore.plan.recorded import plan_for
 from dbrestore.runs.progress import BaseListener
 from dbrestore.runs.report import RestoreResult
 from dbrestore.select.apply import SelectionOutcome, compare, write
+from dbrestore.select.graph import collect
 from dbrestore.select.lookups import parse_selection
-from dbrestore.select.walk import Collection, collect
+from dbrestore.select.walk import Collection
 from dbrestore.sources import Backup, open_backup
 
 
