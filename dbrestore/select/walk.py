@@ -124,41 +124,43 @@ class Walk:
         """Pick one wanted row; its primary key, or None when it was picked already, waits for a
         natural key or cannot be converted (a problem)."""
         converter, table = self.converter(model), self.tables[model]
+        where = f"{table.data.origin} row {position}"
         try:
             values = converter.convert(row)
         except ConversionError as exc:
             if isinstance(exc.__cause__, NaturalKeyNotFound):
-                missing = exc.__cause__
-                if (missing.model, missing.key) not in self.searched:
-                    where = f"{table.label} {table.data.origin} row {position}"
-                    self.wanted[missing.model].setdefault(missing.key, where)
-                self.waiting.append(Waiting(model, position, row, why, missing, joins_frontier))
+                self._want(exc.__cause__.model, exc.__cause__.key, f"{table.label} {where}")
+                self.waiting.append(Waiting(model, position, row, why, exc.__cause__, joins_frontier))
             else:
-                self.found.problems.append((table.label, f"{table.data.origin} row {position}", str(exc)))
+                self.found.problems.append((table.label, where, str(exc)))
             return None
         pk = converter.pk_of(values)
         if pk is None and model._meta.auto_created:  # a dumpdata M2M row: the pair is its identity
             pk = ThroughPair(*(v for f, v in zip(converter.fields, values, strict=True) if not f.primary_key))
         elif pk is None:
             reason = "the row has no primary key (a --natural-primary backup?): --select restores rows by primary key"
-            self.found.problems.append((table.label, f"{table.data.origin} row {position}", reason))
+            self.found.problems.append((table.label, where, reason))
             return None
-        picked = self.found.rows[model]
-        if pk in picked:
+        if pk in self.found.rows[model]:
             return None
         for index, deferred in converter.take_deferred(values):
             fk = converter.fields[index]
             assert isinstance(fk, models.ForeignKey)  # only natural-key FKs are deferred
             self.deferred.append((model, pk, index, fk, deferred))
-            target = target_model(fk)
-            if (target, tuple(deferred.key)) not in self.searched:
-                self.wanted[target].setdefault(tuple(deferred.key), f"{table.label} {pk}")
-        picked[pk] = Picked(values, why, position)
-        key = self.natural_key_of(model, values)
+            self._want(target_model(fk), tuple(deferred.key), f"{table.label} {pk}")
+        self._pick(model, pk, Picked(values, why, position))
+        return pk
+
+    def _want(self, model: Model, key: tuple, needed_by: str) -> None:
+        if (model, key) not in self.searched:
+            self.wanted[model].setdefault(key, needed_by)
+
+    def _pick(self, model: Model, pk: Any, picked: Picked) -> None:
+        self.found.rows[model][pk] = picked
+        key = self.natural_key_of(model, picked.values)
         if key is not None:
             self.natural_keys[model][pk] = key
-            self.by_natural_key[model][key] = build_instance(model, values)
-        return pk
+            self.by_natural_key[model][key] = build_instance(model, picked.values)
 
     def natural_key_of(self, model: Model, values: list[Any]) -> tuple | None:
         """The row's natural key by the model's own ``natural_key()``; None for a model without
