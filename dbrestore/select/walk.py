@@ -66,6 +66,9 @@ class ThroughPair(NamedTuple):
     source: Any
     target: Any
 
+    def __repr__(self) -> str:  # in the preview's samples: the two keys it links
+        return f"({self.source!r}, {self.target!r})"
+
 
 @dataclass
 class Waiting:
