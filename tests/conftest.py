@@ -337,6 +337,37 @@ def browser():
 
 
 @pytest.fixture
+def operator(client):
+    """The test client logged in as a staff user who may run restores and see runs (no superuser)."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="run_restore"), Permission.objects.get(codename="view_restorerun")
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_page(browser):
+    """``admin_page(server, next_path, height=1000)``: a browser page logged into the admin of the
+    server at ``server`` as a new superuser, at ``next_path``."""
+    from django.contrib.auth.models import User
+
+    def open_page(server: str, next_path: str, height: int = 1000):
+        User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+        page = browser.new_page(viewport={"width": 1280, "height": height})
+        page.goto(f"{server}/admin/login/?next={next_path}")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "secret-pw")
+        page.click("input[type=submit]")
+        return page
+
+    return open_page
+
+
+@pytest.fixture
 def web_server_at(subprocess_env, backup_dir):
     """Start ``manage.py runserver`` on this test database in a process of its own, with extra
     environment variables (``web_server_at(DBRESTORE_SYNC_JOBS="0")``); returns its URL. Stopped

@@ -28,16 +28,6 @@ def staff(client):
     return client
 
 
-@pytest.fixture
-def operator(client):
-    user = User.objects.create_user("operator", password="pw", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(codename="run_restore"), Permission.objects.get(codename="view_restorerun")
-    )
-    client.force_login(user)
-    return client
-
-
 def urls(run):
     return {
         ("GET", reverse("admin:dbrestore_restorerun_changelist")),

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import User
 
 from dbrestore.models import RestoreRun
 from restoreproject.shop.models import Customer
@@ -26,16 +25,10 @@ def web_server(web_server_at):
 
 
 def test_restore_from_the_admin_in_a_browser(
-    browser, web_server, redis_queue, sample_backup, backup_dir, subprocess_env
+    admin_page, web_server, redis_queue, sample_backup, backup_dir, subprocess_env
 ):
     shutil.copytree(sample_backup(rows=2000), backup_dir / "nightly")
-    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-
-    page.goto(f"{web_server}/admin/login/?next=/admin/dbrestore/restorerun/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "secret-pw")
-    page.click("input[type=submit]")
+    page = admin_page(web_server, "/admin/dbrestore/restorerun/")
     page.click("text=Restore a backup")
 
     page.select_option("#id_backup", "nightly")
@@ -78,7 +71,7 @@ def no_overlap(page, first: str, second: str) -> bool:
     )
 
 
-def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, backup_dir, run_command, tmp_path):
+def test_admin_pages_as_people_expect_them(admin_page, web_server, sample_backup, backup_dir, run_command, tmp_path):
     """Issue 13.7, each point in the browser, with screenshots in test-output/."""
     from django.core.management.base import CommandError
 
@@ -111,13 +104,8 @@ def test_admin_pages_as_people_expect_them(browser, web_server, sample_backup, b
     assert failed.status == "failed" and failed.tables["shop.Tag"]["inserted"] == 500
     assert sorted(Tag.objects.values_list("name", flat=True)) == ["kept-0", "kept-1", "kept-2"]
 
-    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
     OUTPUT.mkdir(exist_ok=True)
-    page.goto(f"{web_server}/admin/login/?next=/admin/dbrestore/restorerun/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "secret-pw")
-    page.click("input[type=submit]")
+    page = admin_page(web_server, "/admin/dbrestore/restorerun/", height=900)
 
     # History at 1280 px: Duration, Rows and Rows/s on screen despite the long source; times with seconds.
     page.wait_for_selector("#result_list")

@@ -18,16 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def operator(client):
-    user = User.objects.create_user("operator", password="pw", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(codename="run_restore"), Permission.objects.get(codename="view_restorerun")
-    )
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def nightly(changed, backup_dir):
     shutil.copytree(changed.backup, backup_dir / "nightly")
     return "nightly"

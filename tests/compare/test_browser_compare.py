@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from django.contrib.auth.models import User
 
 from dbrestore.models import RestoreRun
 from tests.support.diff_changes import DELETED, UPDATED
@@ -16,14 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OUTPUT = ROOT / "test-output"
 
 
-def test_compare_before_confirming_in_a_browser(browser, admin_server, changed, backup_dir):
+def test_compare_before_confirming_in_a_browser(admin_page, admin_server, changed, backup_dir):
     shutil.copytree(changed.backup, backup_dir / "nightly")
-    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(f"{admin_server}/admin/login/?next=/admin/dbrestore/restorerun/restore/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "secret-pw")
-    page.click("input[type=submit]")
+    page = admin_page(admin_server, "/admin/dbrestore/restorerun/restore/")
 
     page.wait_for_selector("#restore-form")
     assert page.locator("#restore-form fieldset.module.aligned").count() == 3
